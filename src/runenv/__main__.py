@@ -1,0 +1,5 @@
+"""`python -m runenv`."""
+
+from runenv.cli import main
+
+raise SystemExit(main())

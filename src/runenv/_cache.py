@@ -1,0 +1,119 @@
+"""Caches and build targets written so that nothing half-done is ever trusted.
+
+Every entry is produced in a temporary path beside its final place, under a file lock, and
+renamed into place only when complete (the `.provisioned` habit): a killed or concurrent
+writer leaves at most a stray temp path, which later runs ignore and sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+from filelock import FileLock
+
+CACHE_ENV = "RUNENV_CACHE_DIR"
+TMP_PREFIX = ".tmp-"
+
+
+def default_cache_root() -> Path:
+    """`$RUNENV_CACHE_DIR`, else the user cache dir for runenv."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("runenv"))
+
+
+@dataclass(frozen=True)
+class Cache:
+    """The cache root and its sections. `ephemeral()` gives a throwaway one (`--refresh`)."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> Cache:
+        return cls(default_cache_root())
+
+    @classmethod
+    @contextlib.contextmanager
+    def ephemeral(cls) -> Iterator[Cache]:
+        base = default_cache_root() / "ephemeral"
+        base.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+        try:
+            yield cls(path)
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def section(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def blob_path(self, section: str, sha256: str, filename: str) -> Path:
+        """Where a content-addressed file lives: `<section>/<sha[:2]>/<sha>/<filename>`."""
+        return self.section(section) / sha256[:2] / sha256 / filename
+
+
+def lock_for(path: Path) -> FileLock:
+    """The lock that guards writing `path` (a sibling `.lock` file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.with_name(path.name + ".lock")))
+
+
+@contextlib.contextmanager
+def staged_file(target: Path) -> Iterator[Path]:
+    """Yield a temp path beside `target`; on success it replaces `target` atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_dir(target: Path) -> Iterator[Path]:
+    """Yield an empty temp dir beside `target`; on success it takes `target`'s place.
+
+    The old `target`, if any, is first renamed aside and then removed, so at every instant
+    `target` is either absent, the old complete tree, or the new complete tree.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists() or target.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + target.name + ".old.", dir=target.parent))
+            target.replace(old / target.name)
+            tmp.replace(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.replace(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sweep_stale(target: Path) -> None:
+    """Remove the temp paths that killed writers of `target` left beside it.
+
+    Call it while holding `lock_for(target)`: then no live writer of `target` owns them.
+    """
+    if not target.parent.is_dir():
+        return
+    prefix = TMP_PREFIX + target.name + "."
+    for child in target.parent.iterdir():
+        if not child.name.startswith(prefix):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)

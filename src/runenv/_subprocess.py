@@ -1,0 +1,87 @@
+"""Every command runenv runs goes through `run`: logged, bounded in time, its output kept.
+
+On failure the error carries the tail of the output and, when a log file is in use, its path,
+so the user sees why without scrolling through a whole build log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from runenv.errors import SubprocessError
+
+logger = logging.getLogger(__name__)
+
+TAIL_LINES = 25
+
+
+def run(
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    what: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    log_file: Path | None = None,
+) -> str:
+    """Run `cmd`, return its combined stdout and stderr; raise `SubprocessError` on failure.
+
+    `what` says in a few words what the command does, for the error message.
+    """
+    argv = [os.fspath(c) for c in cmd]
+    shown = shlex.join(argv)
+    logger.debug("running: %s", shown)
+    full_env = {**os.environ, **env} if env is not None else None
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = _text(exc.output)
+        _log(log_file, shown, out, f"timed out after {timeout:g}s")
+        raise SubprocessError(
+            f"{what}: timed out after {timeout:g}s (build.timeout){_where(log_file)}"
+        ) from None
+    except OSError as exc:
+        raise SubprocessError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from None
+    _log(log_file, shown, proc.stdout, f"exit code {proc.returncode}")
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.rstrip().splitlines()[-TAIL_LINES:])
+        raise SubprocessError(
+            f"{what}: failed with exit code {proc.returncode}{_where(log_file)}\n{tail}"
+        )
+    return proc.stdout
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _where(log_file: Path | None) -> str:
+    return f" (full log: {log_file})" if log_file else ""
+
+
+def _log(log_file: Path | None, shown: str, output: str, status: str) -> None:
+    logger.debug("%s -> %s", shown, status)
+    if log_file is None:
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a", encoding="utf-8") as fh:
+        fh.write(f"$ {shown}\n{output}{'' if output.endswith(chr(10)) or not output else chr(10)}")
+        fh.write(f"[{status}]\n\n")

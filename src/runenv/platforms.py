@@ -1,0 +1,174 @@
+"""The five target platforms: their PBS triple, uv platform, wheel tags and tree layout.
+
+Everything that differs between operating systems lives here, so that the rest of runenv asks
+the platform model instead of testing `sys.platform`.
+"""
+
+from __future__ import annotations
+
+import platform as _platform
+import sys
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import PurePosixPath
+
+from packaging import tags
+
+from runenv.errors import UsageError
+
+
+class Platform(StrEnum):
+    """A platform key, `{os}-{arch}`, as the reference README names them."""
+
+    LINUX_X64 = "linux-x64"
+    LINUX_AARCH64 = "linux-aarch64"
+    MACOSX_X64 = "macosx-x64"
+    MACOSX_AARCH64 = "macosx-aarch64"
+    WINDOWS_X64 = "windows-x64"
+
+    @property
+    def info(self) -> PlatformInfo:
+        return _INFO[self]
+
+    @classmethod
+    def parse(cls, value: str) -> Platform:
+        """The platform for a key; `host` means the machine runenv runs on."""
+        if value == "host":
+            return host_platform()
+        try:
+            return cls(value)
+        except ValueError:
+            known = ", ".join(p.value for p in cls)
+            raise UsageError(f"unknown platform {value!r}: use one of {known}, or host") from None
+
+
+ALL_PLATFORMS: tuple[Platform, ...] = tuple(Platform)
+
+# Oldest glibc and macOS a runtime must run on, unless a variant says otherwise.
+# PBS itself is built for glibc 2.17 and macOS 10.9 (x86_64) / 11.0 (arm64).
+DEFAULT_GLIBC = (2, 17)
+DEFAULT_MACOS = {Platform.MACOSX_X64: (10, 9), Platform.MACOSX_AARCH64: (11, 0)}
+
+
+@dataclass(frozen=True)
+class PlatformInfo:
+    """What runenv needs to know about one platform."""
+
+    key: str
+    os: str  # "linux" | "macos" | "windows", as pbs-installer spells it
+    arch: str  # "x86_64" | "aarch64", as pbs-installer spells it
+    pbs_triple: str
+    uv_platform: str  # uv's --python-platform value
+    github_runner: str  # a GitHub-hosted runner that is native for this platform
+
+    @property
+    def is_windows(self) -> bool:
+        return self.os == "windows"
+
+    def interpreter(self, py: str) -> PurePosixPath:
+        """The interpreter's path inside a runtime tree, for Python `py` ("X.Y" or "X.Y.Z")."""
+        return PurePosixPath("python.exe") if self.is_windows else PurePosixPath("bin/python3")
+
+    def site_packages(self, py: str) -> PurePosixPath:
+        if self.is_windows:
+            return PurePosixPath("Lib/site-packages")
+        return PurePosixPath(f"lib/python{_xy(py)}/site-packages")
+
+    def scripts_dir(self) -> PurePosixPath:
+        return PurePosixPath("Scripts" if self.is_windows else "bin")
+
+    def include_dir(self, py: str) -> PurePosixPath:
+        return PurePosixPath("Include" if self.is_windows else f"include/python{_xy(py)}")
+
+    def scheme(self, py: str) -> dict[str, str]:
+        """The install scheme (sysconfig names) relative to the runtime root."""
+        site = str(self.site_packages(py))
+        return {
+            "purelib": site,
+            "platlib": site,
+            "headers": str(self.include_dir(py)),
+            "scripts": str(self.scripts_dir()),
+            "data": ".",
+        }
+
+    def platform_tags(
+        self, glibc: tuple[int, int] = DEFAULT_GLIBC, macos: tuple[int, int] | None = None
+    ) -> list[str]:
+        """Platform tags of wheels that run here, best first (no bare `linux_*`: not portable)."""
+        if self.os == "linux":
+            return [
+                f"manylinux_2_{minor}_{self.arch}" for minor in range(glibc[1], 16, -1)
+            ] + [f"manylinux2014_{self.arch}"]
+        if self.os == "macos":
+            arch = "arm64" if self.arch == "aarch64" else "x86_64"
+            floor = macos or DEFAULT_MACOS[Platform(self.key)]
+            return list(tags.mac_platforms(floor, arch))
+        return ["win_amd64"]
+
+    def wheel_tags(
+        self,
+        py: str,
+        glibc: tuple[int, int] = DEFAULT_GLIBC,
+        macos: tuple[int, int] | None = None,
+    ) -> list[tags.Tag]:
+        """Every wheel tag this platform accepts for CPython `py`, best first."""
+        major, minor = (int(p) for p in _xy(py).split("."))
+        plats = self.platform_tags(glibc, macos)
+        return [
+            *tags.cpython_tags((major, minor), platforms=plats),
+            *tags.compatible_tags((major, minor), f"cp{major}{minor}", plats),
+        ]
+
+
+def _xy(py: str) -> str:
+    return ".".join(py.split(".")[:2])
+
+
+_INFO: dict[Platform, PlatformInfo] = {
+    Platform.LINUX_X64: PlatformInfo(
+        "linux-x64", "linux", "x86_64", "x86_64-unknown-linux-gnu",
+        "x86_64-manylinux_2_17", "ubuntu-24.04",
+    ),
+    Platform.LINUX_AARCH64: PlatformInfo(
+        "linux-aarch64", "linux", "aarch64", "aarch64-unknown-linux-gnu",
+        "aarch64-manylinux_2_17", "ubuntu-24.04-arm",
+    ),
+    Platform.MACOSX_X64: PlatformInfo(
+        "macosx-x64", "macos", "x86_64", "x86_64-apple-darwin",
+        "x86_64-apple-darwin", "macos-13",
+    ),
+    Platform.MACOSX_AARCH64: PlatformInfo(
+        "macosx-aarch64", "macos", "aarch64", "aarch64-apple-darwin",
+        "aarch64-apple-darwin", "macos-14",
+    ),
+    Platform.WINDOWS_X64: PlatformInfo(
+        "windows-x64", "windows", "x86_64", "x86_64-pc-windows-msvc",
+        "x86_64-pc-windows-msvc", "windows-2022",
+    ),
+}
+
+_HOST_OS = {"linux": "linux", "darwin": "macos", "win32": "windows"}
+_HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def host_platform() -> Platform:
+    """The platform key of the machine runenv runs on."""
+    os_name = _HOST_OS.get(sys.platform)
+    arch = _HOST_ARCH.get(_platform.machine().lower())
+    for plat, info in _INFO.items():
+        if info.os == os_name and info.arch == arch:
+            return plat
+    raise UsageError(
+        f"this machine ({sys.platform}, {_platform.machine()}) is not one of runenv's platforms"
+    )
+
+
+def parse_platforms(values: list[str] | None, allowed: tuple[Platform, ...]) -> list[Platform]:
+    """Platforms from `--platform` values (`KEY`, `host`, `all`); none given means host."""
+    if not values:
+        return [host_platform()]
+    result: list[Platform] = []
+    for value in values:
+        chosen = list(allowed) if value == "all" else [Platform.parse(value)]
+        result.extend(p for p in chosen if p not in result)
+    return result
