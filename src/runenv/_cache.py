@@ -91,7 +91,9 @@ def staged_dir(target: Path) -> Iterator[Path]:
     try:
         yield tmp
         if target.exists() or target.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + target.name + ".old.", dir=target.parent))
+            old = Path(
+                tempfile.mkdtemp(prefix=TMP_PREFIX + target.name + ".old.", dir=target.parent)
+            )
             target.replace(old / target.name)
             tmp.replace(target)
             shutil.rmtree(old, ignore_errors=True)

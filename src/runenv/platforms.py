@@ -44,9 +44,11 @@ class Platform(StrEnum):
 
 ALL_PLATFORMS: tuple[Platform, ...] = tuple(Platform)
 
-# Oldest glibc and macOS a runtime must run on, unless a variant says otherwise.
-# PBS itself is built for glibc 2.17 and macOS 10.9 (x86_64) / 11.0 (arm64).
-DEFAULT_GLIBC = (2, 17)
+# Oldest glibc and macOS a runtime must run on, unless a variant says otherwise (`[check]`).
+# PBS itself runs on glibc 2.17, but current wheels (torch 2.7 among them) are manylinux_2_28
+# only, and glibc 2.28 (Debian 10, RHEL 8, Ubuntu 18.10) is the floor most projects now ship.
+# macOS: PBS's own minimums, 10.9 (x86_64) and 11.0 (arm64).
+DEFAULT_GLIBC = (2, 28)
 DEFAULT_MACOS = {Platform.MACOSX_X64: (10, 9), Platform.MACOSX_AARCH64: (11, 0)}
 
 
@@ -58,12 +60,18 @@ class PlatformInfo:
     os: str  # "linux" | "macos" | "windows", as pbs-installer spells it
     arch: str  # "x86_64" | "aarch64", as pbs-installer spells it
     pbs_triple: str
-    uv_platform: str  # uv's --python-platform value
+    uv_target: str  # uv's --python-platform value for macOS and Windows
     github_runner: str  # a GitHub-hosted runner that is native for this platform
 
     @property
     def is_windows(self) -> bool:
         return self.os == "windows"
+
+    def uv_platform(self, glibc: tuple[int, int] = DEFAULT_GLIBC) -> str:
+        """uv's `--python-platform` here (on Linux: the manylinux floor to resolve for)."""
+        if self.os == "linux":
+            return f"{self.arch}-manylinux_{glibc[0]}_{glibc[1]}"
+        return self.uv_target
 
     def interpreter(self, py: str) -> PurePosixPath:
         """The interpreter's path inside a runtime tree, for Python `py` ("X.Y" or "X.Y.Z")."""
@@ -96,9 +104,9 @@ class PlatformInfo:
     ) -> list[str]:
         """Platform tags of wheels that run here, best first (no bare `linux_*`: not portable)."""
         if self.os == "linux":
-            return [
-                f"manylinux_2_{minor}_{self.arch}" for minor in range(glibc[1], 16, -1)
-            ] + [f"manylinux2014_{self.arch}"]
+            return [f"manylinux_2_{minor}_{self.arch}" for minor in range(glibc[1], 16, -1)] + [
+                f"manylinux2014_{self.arch}"
+            ]
         if self.os == "macos":
             arch = "arm64" if self.arch == "aarch64" else "x86_64"
             floor = macos or DEFAULT_MACOS[Platform(self.key)]
@@ -126,24 +134,44 @@ def _xy(py: str) -> str:
 
 _INFO: dict[Platform, PlatformInfo] = {
     Platform.LINUX_X64: PlatformInfo(
-        "linux-x64", "linux", "x86_64", "x86_64-unknown-linux-gnu",
-        "x86_64-manylinux_2_17", "ubuntu-24.04",
+        "linux-x64",
+        "linux",
+        "x86_64",
+        "x86_64-unknown-linux-gnu",
+        "x86_64-unknown-linux-gnu",
+        "ubuntu-24.04",
     ),
     Platform.LINUX_AARCH64: PlatformInfo(
-        "linux-aarch64", "linux", "aarch64", "aarch64-unknown-linux-gnu",
-        "aarch64-manylinux_2_17", "ubuntu-24.04-arm",
+        "linux-aarch64",
+        "linux",
+        "aarch64",
+        "aarch64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "ubuntu-24.04-arm",
     ),
     Platform.MACOSX_X64: PlatformInfo(
-        "macosx-x64", "macos", "x86_64", "x86_64-apple-darwin",
-        "x86_64-apple-darwin", "macos-13",
+        "macosx-x64",
+        "macos",
+        "x86_64",
+        "x86_64-apple-darwin",
+        "x86_64-apple-darwin",
+        "macos-13",
     ),
     Platform.MACOSX_AARCH64: PlatformInfo(
-        "macosx-aarch64", "macos", "aarch64", "aarch64-apple-darwin",
-        "aarch64-apple-darwin", "macos-14",
+        "macosx-aarch64",
+        "macos",
+        "aarch64",
+        "aarch64-apple-darwin",
+        "aarch64-apple-darwin",
+        "macos-14",
     ),
     Platform.WINDOWS_X64: PlatformInfo(
-        "windows-x64", "windows", "x86_64", "x86_64-pc-windows-msvc",
-        "x86_64-pc-windows-msvc", "windows-2022",
+        "windows-x64",
+        "windows",
+        "x86_64",
+        "x86_64-pc-windows-msvc",
+        "x86_64-pc-windows-msvc",
+        "windows-2022",
     ),
 }
 

@@ -1,0 +1,479 @@
+"""Read, validate and merge `shared-config.toml` and `versions/<variant>/config.toml`.
+
+Each file is validated on its own first, so an error names the file it is in; then the layers
+(shared, the `extends` chain, the variant) are merged by the rules of DESIGN.md and validated
+once more as a whole. `config.json` in the reference system's JSON format is accepted in place of
+`config.toml` (one of the two per place).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from deepmerge import Merger
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from runenv.errors import ConfigError, UsageError
+from runenv.platforms import ALL_PLATFORMS, Platform
+
+SHARED_NAMES = ("shared-config.toml", "shared-config.json")
+VARIANT_NAMES = ("config.toml", "config.json")
+VERSIONS_DIR = "versions"
+
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+_VARIANT_RE = re.compile(r"^(?P<version>\d+\.\d+\.\d+)?(?:[-_.]?[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+SITE_PACKAGES_PLACEHOLDERS = ("{site-packages}", "<site-packages>")
+
+
+# --- value checks: each raises ValueError with the message the user sees -----------------
+
+
+def _requirement(value: str) -> str:
+    try:
+        req = Requirement(value)
+    except InvalidRequirement as exc:
+        raise ValueError(f"malformed requirement {value!r}: {exc}") from None
+    if req.url:
+        raise ValueError(f"requirement {value!r}: direct URL requirements cannot be locked")
+    return value
+
+
+def _python_version(value: str) -> str:
+    if not _VERSION_RE.match(value):
+        raise ValueError(f"{value!r} is not a Python version of the form X.Y.Z")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def _location(value: str) -> str:
+    """A URL (http, https, file) or a plain directory path."""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise ValueError(f"{value!r} is not a valid URL")
+    if len(parts.scheme) > 1 and parts.scheme not in ("http", "https", "file"):
+        raise ValueError(f"{value!r}: only http, https and file URLs or a directory path")
+    return value
+
+
+def _sha256(value: str) -> str:
+    if not _SHA256_RE.match(value):
+        raise ValueError(f"{value!r} is not a sha256 (64 lowercase hex digits)")
+    return value
+
+
+def _override(value: str) -> str:
+    """An override is a version (`2.1.3`, meaning `==2.1.3`) or a specifier (`>=2,<3`)."""
+    try:
+        SpecifierSet(_override_spec(value))
+    except InvalidSpecifier:
+        raise ValueError(f"{value!r} is neither a version nor a version specifier") from None
+    return value
+
+
+def _override_spec(value: str) -> str:
+    value = value.strip()
+    return value if value[:1] in "<>=!~" else f"=={value}"
+
+
+def _relative_path(value: str) -> str:
+    if not value or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
+        raise ValueError(f"{value!r} must be a relative path")
+    normal = PurePosixPath(value.replace("\\", "/"))
+    depth = 0
+    for part in normal.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            raise ValueError(f"{value!r} leaves the folder it is relative to")
+    return value
+
+
+RequirementStr = Annotated[str, AfterValidator(_requirement)]
+PythonVersion = Annotated[str, AfterValidator(_python_version)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Location = Annotated[str, AfterValidator(_location)]
+Sha256 = Annotated[str, AfterValidator(_sha256)]
+OverrideStr = Annotated[str, AfterValidator(_override)]
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
+
+
+# --- the models --------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class CopyFile(_Model):
+    """Copy `from` (relative to the variant folder) to `to` (relative to the runtime root)."""
+
+    from_: RelativePath = Field(alias="from")
+    to: RelativePath
+
+
+class PlatformSpecific(_Model):
+    dependencies: list[RequirementStr] = []
+    copyFiles: list[CopyFile] = []
+
+
+class Packages(_Model):
+    dependencies: list[RequirementStr] | None = None
+    overrides: dict[str, OverrideStr] = {}
+    skip: dict[str, dict[Platform, str]] = {}
+    forceSource: dict[str, dict[Platform, str]] = {}
+    copyFiles: list[CopyFile] = []
+    platformSpecific: dict[Platform, PlatformSpecific] = {}
+
+
+class Registries(_Model):
+    additional: list[HttpUrl] = []
+
+
+class Build(_Model):
+    enableLogging: bool = True
+    parallelDownloads: bool = True
+    timeout: int = Field(default=300, ge=1, le=86_400)
+
+
+class PythonArchive(_Model):
+    """A pinned interpreter archive for one platform (an in-house build)."""
+
+    url: Location | None = None
+    path: str | None = None
+    sha256: Sha256
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PythonArchive:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give exactly one of url or path")
+        return self
+
+
+class PythonSection(_Model):
+    version: PythonVersion | None = None
+    mirror: Location | None = None
+    archives: dict[Platform, PythonArchive] = {}
+
+
+class Runtime(_Model):
+    env: dict[str, str] = {}
+
+
+class Check(_Model):
+    """Settings of the check stage (runenv's addition)."""
+
+    allowImportFailures: dict[str, str] = {}
+    glibc: str = Field(default="2.28", pattern=r"^2\.(1[7-9]|[2-9]\d)$")  # manylinux floor
+    macos: dict[Platform, str] = {}
+
+
+class Config(_Model):
+    """One config file, or the merge of several."""
+
+    extends: str | None = None
+    platforms: list[Platform] | None = None
+    python: PythonSection = PythonSection()
+    registries: Registries = Registries()
+    packages: Packages = Packages()
+    build: Build = Build()
+    runtime: Runtime = Runtime()
+    check: Check = Check()
+
+    @model_validator(mode="after")
+    def _platforms_not_empty(self) -> Config:
+        if self.platforms is not None and not self.platforms:
+            raise ValueError("platforms: must name at least one platform")
+        return self
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One config file as read: where it is, the folder its relative paths start from, its data."""
+
+    path: Path
+    base: Path
+    data: dict[str, Any]
+    model: Config
+
+
+@dataclass(frozen=True)
+class ResolvedCopy:
+    """A `copyFiles` entry with its source made absolute; `to` may still hold a placeholder."""
+
+    source: Path
+    to: str
+    declared_in: Path
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """The merged, validated configuration of one variant."""
+
+    project: Path
+    variant: str
+    python_version: str
+    config: Config
+    layers: tuple[Layer, ...]
+    copy_files: tuple[ResolvedCopy, ...]
+    platform_copy_files: Mapping[Platform, tuple[ResolvedCopy, ...]]
+
+    @property
+    def platforms(self) -> tuple[Platform, ...]:
+        return tuple(self.config.platforms) if self.config.platforms else ALL_PLATFORMS
+
+    @property
+    def folder(self) -> Path:
+        return self.project / VERSIONS_DIR / self.variant
+
+
+def find_project(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` that holds `versions/`."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / VERSIONS_DIR).is_dir():
+            return folder
+    raise UsageError(
+        f"no {VERSIONS_DIR}/ folder in {here} or above: run runenv in a runenv project "
+        "or pass --project DIR"
+    )
+
+
+def list_variants(project: Path) -> list[str]:
+    """Every folder under `versions/`, sorted."""
+    root = project / VERSIONS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _display(project: Path, path: Path) -> str:
+    try:
+        return path.relative_to(project).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _pick_file(project: Path, folder: Path, names: tuple[str, ...]) -> Path | None:
+    found = [folder / n for n in names if (folder / n).is_file()]
+    if len(found) > 1:
+        shown = " and ".join(_display(project, p) for p in found)
+        raise ConfigError(shown, None, "both exist: keep one of the two")
+    return found[0] if found else None
+
+
+def _read(project: Path, path: Path) -> dict[str, Any]:
+    shown = _display(project, path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(shown, None, f"cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(shown, None, "not UTF-8 text") from None
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                shown, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(shown, None, f"invalid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(shown, None, "the top level must be a table (an object)")
+    return data
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if item == "[key]":
+            continue
+        parts.append(f"[{item}]" if isinstance(item, int) else str(item))
+    return ".".join(parts).replace(".[", "[")
+
+
+def _first_error(shown: str, exc: ValidationError) -> ConfigError:
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "enum":
+        known = ", ".join(p.value for p in Platform)
+        message = f"unknown platform key {err['input']!r} (use one of {known})"
+    elif kind == "missing":
+        message = "missing required key"
+    elif kind == "value_error":
+        message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+    else:
+        message = f"{err['msg'][:1].lower()}{err['msg'][1:]} (got {err['input']!r})"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ConfigError(shown, _loc(loc) or None, message + more)
+
+
+def _validate(shown: str, data: Mapping[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(shown, exc) from None
+
+
+def load_layer(project: Path, path: Path, base: Path) -> Layer:
+    data = _read(project, path)
+    return Layer(path, base, data, _validate(_display(project, path), data))
+
+
+def _variant_layers(project: Path, variant: str, chain: tuple[str, ...] = ()) -> list[Layer]:
+    """The variant's own file, preceded by the files of the variants it extends."""
+    folder = project / VERSIONS_DIR / variant
+    path = _pick_file(project, folder, VARIANT_NAMES)
+    if path is None:
+        shown = _display(project, folder)
+        raise ConfigError(shown, None, "no config.toml or config.json: run `runenv new`")
+    layer = load_layer(project, path, folder)
+    parent = layer.model.extends
+    if parent is None:
+        return [layer]
+    shown = _display(project, path)
+    if parent in (*chain, variant):
+        cycle = " -> ".join((*chain, variant, parent))
+        raise ConfigError(shown, "extends", f"cycle: {cycle}")
+    if not (project / VERSIONS_DIR / parent).is_dir():
+        raise ConfigError(shown, "extends", f"no variant {parent!r} under {VERSIONS_DIR}/")
+    return [*_variant_layers(project, parent, (*chain, variant)), layer]
+
+
+# --- merging -----------------------------------------------------------------------------
+
+
+def _merge_lists(config: Merger, path: list[str], base: list[Any], nxt: list[Any]) -> list[Any]:
+    if path == ["packages", "dependencies"]:
+        return list(nxt)
+    if path == ["registries", "additional"]:
+        return list(dict.fromkeys([*base, *nxt]))
+    if path == ["platforms"]:
+        return list(nxt)
+    return [*base, *nxt]
+
+
+_MERGER = Merger([(list, _merge_lists), (dict, "merge")], ["override"], ["override"])
+
+
+def merge_layers(layers: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge raw config dicts, first to last, by DESIGN.md's rules (later wins)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        data = {k: v for k, v in layer.items() if k != "extends"}
+        merged = _MERGER.merge(merged, json.loads(json.dumps(data)))
+    return merged
+
+
+def _resolve_copies(
+    project: Path, layer: Layer
+) -> tuple[list[ResolvedCopy], dict[Platform, list[ResolvedCopy]]]:
+    shown = _display(project, layer.path)
+
+    def one(entry: CopyFile, key: str) -> ResolvedCopy:
+        source = (layer.base / entry.from_).resolve()
+        if not source.is_relative_to(layer.base.resolve()):
+            raise ConfigError(shown, f"{key}.from", f"{entry.from_!r} leaves the variant folder")
+        if not source.exists():
+            raise ConfigError(shown, f"{key}.from", f"{_display(project, source)} does not exist")
+        return ResolvedCopy(source, entry.to, layer.path)
+
+    common = [
+        one(c, f"packages.copyFiles[{i}]") for i, c in enumerate(layer.model.packages.copyFiles)
+    ]
+    per: dict[Platform, list[ResolvedCopy]] = {}
+    for plat, spec in layer.model.packages.platformSpecific.items():
+        per[plat] = [
+            one(c, f"packages.platformSpecific.{plat.value}.copyFiles[{i}]")
+            for i, c in enumerate(spec.copyFiles)
+        ]
+    return common, per
+
+
+def variant_python_version(variant: str, config: Config) -> str | None:
+    """`python.version`, else the variant name's leading X.Y.Z."""
+    if config.python.version:
+        return config.python.version
+    match = _VARIANT_RE.match(variant)
+    return match.group("version") if match and match.group("version") else None
+
+
+def load_variant(project: Path, variant: str) -> VariantConfig:
+    """Read, validate and merge every layer of `variant`."""
+    folder = project / VERSIONS_DIR / variant
+    if not folder.is_dir():
+        known = ", ".join(list_variants(project)) or "none"
+        raise UsageError(f"unknown variant {variant!r} (known: {known}); create it with runenv new")
+    layers: list[Layer] = []
+    shared = _pick_file(project, project, SHARED_NAMES)
+    if shared is not None:
+        layer = load_layer(project, shared, folder)
+        if layer.model.extends is not None:
+            raise ConfigError(_display(project, shared), "extends", "only variant files may extend")
+        layers.append(layer)
+    layers.extend(_variant_layers(project, variant))
+    merged = merge_layers([layer.data for layer in layers])
+    config = _validate(_display(project, layers[-1].path) + " (merged)", merged)
+
+    version = variant_python_version(variant, config)
+    if version is None:
+        raise ConfigError(
+            _display(project, layers[-1].path),
+            "python.version",
+            f"variant {variant!r} does not start with X.Y.Z: set python.version",
+        )
+    copies: list[ResolvedCopy] = []
+    per_platform: dict[Platform, list[ResolvedCopy]] = {}
+    for layer in layers:
+        common, per = _resolve_copies(project, layer)
+        copies.extend(common)
+        for plat, items in per.items():
+            per_platform.setdefault(plat, []).extend(items)
+    return VariantConfig(
+        project=project,
+        variant=variant,
+        python_version=version,
+        config=config,
+        layers=tuple(layers),
+        copy_files=tuple(copies),
+        platform_copy_files={p: tuple(v) for p, v in per_platform.items()},
+    )
+
+
+def override_spec(value: str) -> str:
+    """The specifier an `overrides` value stands for."""
+    return _override_spec(value)
