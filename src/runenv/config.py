@@ -49,7 +49,8 @@ def _requirement(value: str) -> str:
     try:
         req = Requirement(value)
     except InvalidRequirement as exc:
-        raise ValueError(f"malformed requirement {value!r}: {exc}") from None
+        reason = str(exc).splitlines()[0]  # packaging adds lines that point at the column
+        raise ValueError(f"malformed requirement {value!r}: {reason}") from None
     if req.url:
         raise ValueError(f"requirement {value!r}: direct URL requirements cannot be locked")
     return value
@@ -110,6 +111,12 @@ def _relative_path(value: str) -> str:
     return value
 
 
+def _glibc(value: str) -> str:
+    if not re.match(r"^2\.\d+$", value) or int(value.split(".")[1]) < 17:
+        raise ValueError(f"{value!r} is not a glibc version of 2.17 or newer, like 2.28")
+    return value
+
+
 RequirementStr = Annotated[str, AfterValidator(_requirement)]
 PythonVersion = Annotated[str, AfterValidator(_python_version)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
@@ -117,6 +124,7 @@ Location = Annotated[str, AfterValidator(_location)]
 Sha256 = Annotated[str, AfterValidator(_sha256)]
 OverrideStr = Annotated[str, AfterValidator(_override)]
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
+Glibc = Annotated[str, AfterValidator(_glibc)]
 
 
 # --- the models --------------------------------------------------------------------------
@@ -185,7 +193,7 @@ class Check(_Model):
     """Settings of the check stage (runenv's addition)."""
 
     allowImportFailures: dict[str, str] = {}
-    glibc: str = Field(default="2.28", pattern=r"^2\.(1[7-9]|[2-9]\d)$")  # manylinux floor
+    glibc: Glibc = "2.28"  # the manylinux floor Linux wheels must fit
     macos: dict[Platform, str] = {}
 
 
