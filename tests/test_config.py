@@ -490,13 +490,13 @@ def test_extends_cycle_is_an_error(tmp_path: Path) -> None:
 
 def test_shared_config_may_not_extend(tmp_path: Path) -> None:
     root = project(tmp_path, 'extends = "3.12.10"\n', **{"3.12.10": ""})
-    with pytest.raises(ConfigError, match="shared-config.toml: extends: only variant files"):
+    with pytest.raises(ConfigError, match=r"shared-config\.toml: extends: only variant files"):
         load_variant(root, "3.12.10")
 
 
 def test_variant_without_version_needs_python_version(tmp_path: Path) -> None:
     root = project(tmp_path, None, custom="")
-    with pytest.raises(ConfigError, match="python.version: variant 'custom' does not start"):
+    with pytest.raises(ConfigError, match=r"python\.version: variant 'custom' does not start"):
         load_variant(root, "custom")
     write(root / "versions" / "custom" / "config.toml", '[python]\nversion = "3.11.7"\n')
     assert load_variant(root, "custom").python_version == "3.11.7"
