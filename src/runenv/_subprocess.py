@@ -25,18 +25,23 @@ def run(
     *,
     what: str,
     cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     timeout: float | None = None,
     log_file: Path | None = None,
 ) -> str:
     """Run `cmd`, return its combined stdout and stderr; raise `SubprocessError` on failure.
 
-    `what` says in a few words what the command does, for the error message.
+    `what` says in a few words what the command does, for the error message. `env` is added
+    to the environment; a None value removes that variable.
     """
     argv = [os.fspath(c) for c in cmd]
     shown = shlex.join(argv)
     logger.debug("running: %s", shown)
-    full_env = {**os.environ, **env} if env is not None else None
+    full_env = None
+    if env is not None:
+        full_env = {**os.environ, **{k: v for k, v in env.items() if v is not None}}
+        for key in (k for k, v in env.items() if v is None):
+            full_env.pop(key, None)
     try:
         proc = subprocess.run(
             argv,
