@@ -90,18 +90,26 @@ def staged_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent))
     try:
         yield tmp
-        if target.exists() or target.is_symlink():
-            old = Path(
-                tempfile.mkdtemp(prefix=TMP_PREFIX + target.name + ".old.", dir=target.parent)
-            )
-            target.replace(old / target.name)
-            tmp.replace(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.replace(target)
+        replace_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(src: Path, target: Path) -> None:
+    """Move the complete tree `src` to `target` (same filesystem), replacing any old one.
+
+    The old tree is first renamed aside, then removed: at every instant `target` is absent,
+    the old complete tree, or the new complete tree.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() or target.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + target.name + ".old.", dir=target.parent))
+        target.replace(old / target.name)
+        src.replace(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        src.replace(target)
 
 
 def sweep_stale(target: Path) -> None:

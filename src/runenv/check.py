@@ -1,0 +1,93 @@
+"""Stage 7 (native builds): import every top-level module with the runtime's own interpreter.
+
+The tree is checked at a path other than the one it was built in, so a runtime that only works
+where it was built fails here rather than on a user's machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from runenv._subprocess import run
+from runenv.errors import CheckError
+
+# One process imports everything (fast); each failure is caught and reported by name.
+_IMPORT_SCRIPT = """
+import importlib, json, sys
+failures = {}
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except BaseException as exc:
+        failures[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+print("RUNENV-CHECK " + json.dumps({"prefix": sys.prefix, "failures": failures}))
+"""
+
+_SKIP_SUFFIXES = (".dist-info", ".data", ".egg-info", ".pth", ".pyc", ".txt", ".typed")
+_EXTENSION_SUFFIXES = (".so", ".pyd")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    prefix: str
+    imported: tuple[str, ...]
+    accepted_failures: dict[str, str]
+
+
+def top_level_modules(site_packages: Path) -> list[str]:
+    """Importable top-level names in site-packages: packages, modules, extension modules."""
+    names: set[str] = set()
+    for entry in site_packages.iterdir():
+        name = entry.name
+        if name.startswith(("_", ".")) or name.endswith(_SKIP_SUFFIXES) or name == "__pycache__":
+            continue
+        if entry.is_dir():
+            if (entry / "__init__.py").exists() or any(entry.glob("__init__.*")):
+                names.add(name)
+        elif name.endswith(".py"):
+            names.add(name[:-3])
+        elif name.endswith(_EXTENSION_SUFFIXES):
+            names.add(name.split(".")[0])
+    return sorted(n for n in names if n.isidentifier())
+
+
+def import_check(
+    root: Path,
+    interpreter: Path,
+    modules: Iterable[str],
+    allowed: Mapping[str, str],
+    *,
+    timeout: float,
+    log_file: Path | None = None,
+) -> CheckResult:
+    """Import `modules` with `interpreter`; fail naming each module that does not import."""
+    names = sorted(set(modules))
+    out = run(
+        [interpreter, "-I", "-c", _IMPORT_SCRIPT, *names],
+        what=f"import check of {root}",
+        cwd=root,
+        timeout=timeout,
+        log_file=log_file,
+    )
+    line = next((ln for ln in out.splitlines() if ln.startswith("RUNENV-CHECK ")), None)
+    if line is None:
+        raise CheckError(f"import check: the interpreter printed no result:\n{out[-2000:]}")
+    result = json.loads(line.removeprefix("RUNENV-CHECK "))
+    prefix = str(result["prefix"])
+    if Path(prefix).resolve() != root.resolve():
+        raise CheckError(
+            f"import check: the runtime at {root} reports sys.prefix {prefix}: not relocatable"
+        )
+    failures: dict[str, str] = result["failures"]
+    refused = {m: err for m, err in failures.items() if m not in allowed}
+    if refused:
+        shown = "; ".join(f"{m}: {err}" for m, err in sorted(refused.items()))
+        raise CheckError(
+            f"import check failed for {len(refused)} module(s): {shown} "
+            "(accept a known failure with [check] allowImportFailures = { module = \"why\" })"
+        )
+    accepted = {m: allowed[m] for m in failures}
+    return CheckResult(prefix, tuple(n for n in names if n not in failures), accepted)
