@@ -1,0 +1,174 @@
+"""Safe extraction of PBS-style tar archives.
+
+Every entry is checked before anything is written, and the error names the entry at fault:
+absolute paths, `..` components, device and other special files, entries that would be written
+through a symlink, symlinks whose target leaves the tree and hard links to anything but a regular
+file inside the tree are refused. Extraction goes into a staged directory that takes the
+destination's place only when complete, so a refused or broken archive leaves nothing behind.
+Exec bits and in-tree symlinks (`bin/python3 -> python3.12`) are kept. tarfile's own `data`
+filter runs as a second line of defence where this Python has it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import posixpath
+import tarfile
+from pathlib import Path, PurePosixPath
+
+from runenv._cache import staged_dir
+from runenv.errors import RunenvError, UnsafeArchiveError
+
+PBS_TOP = "python"
+
+
+def extract_tar(archive: Path, dest: Path, *, strip: str | None = PBS_TOP) -> Path:
+    """Extract `archive` (.tar, .tar.gz, .tar.bz2, .tar.xz) into `dest` and return `dest`.
+
+    With `strip`, every entry must sit under that top folder (PBS archives hold `python/`),
+    which is removed from the extracted paths. `dest` is replaced as a whole, atomically.
+    Raises UnsafeArchiveError naming the offending entry, RunenvError if unreadable.
+    """
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            entries = tar.getmembers()
+            members = plan_members(entries, strip=strip, archive=archive.name)
+            with staged_dir(dest) as tmp:
+                _extract(tar, members, tmp)
+                check_links(tmp, archive=archive.name)
+                tmp.chmod(_root_mode(entries, strip))  # mkdtemp made it 0700
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        if isinstance(exc, tarfile.FilterError):  # our checks should have caught it first
+            raise UnsafeArchiveError(f"{archive.name}: refused: {exc}") from None
+        raise RunenvError(f"{archive.name}: cannot extract: {exc}") from None
+    return dest
+
+
+def _root_mode(members: list[tarfile.TarInfo], strip: str | None) -> int:
+    """The tree root's mode: the top folder's, readable and searchable by its owner."""
+    for member in members:
+        if strip is not None and member.isdir() and member.name.strip("/") in (strip, f"./{strip}"):
+            return (member.mode & 0o755) | 0o700
+    return 0o755
+
+
+def _extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: Path) -> None:
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, members=members, filter="data")
+    else:  # pragma: no cover - Python < 3.11.4
+        tar.extractall(dest, members=members)
+
+
+def _clean_name(name: str, archive: str) -> PurePosixPath:
+    """The entry's path with `.` parts dropped; refuses absolute paths and `..`."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
+        raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: absolute or non-POSIX path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: '..' leaves the tree")
+    return PurePosixPath(*parts) if parts else PurePosixPath()
+
+
+def _inside(path: str) -> bool:
+    """Whether a normalised relative POSIX path stays inside the tree."""
+    return path == "." or not (path == ".." or path.startswith("../") or path.startswith("/"))
+
+
+def plan_members(
+    members: list[tarfile.TarInfo], *, strip: str | None = PBS_TOP, archive: str = "archive"
+) -> list[tarfile.TarInfo]:
+    """Check every entry and return them renamed for extraction (top folder stripped).
+
+    Raises UnsafeArchiveError naming the first entry that could write or point outside.
+    """
+    planned: list[tarfile.TarInfo] = []
+    kinds: dict[PurePosixPath, str] = {}
+    for member in members:
+        rel = _clean_name(member.name, archive)
+        if strip is not None:
+            if not rel.parts or rel.parts[0] != strip:
+                raise UnsafeArchiveError(
+                    f"{archive}: refused entry {member.name!r}: not under the top folder {strip}/"
+                )
+            rel = PurePosixPath(*rel.parts[1:])
+        if not rel.parts:  # the top folder itself
+            if not member.isdir():
+                raise UnsafeArchiveError(f"{archive}: refused entry {member.name!r}: not a folder")
+            continue
+        for parent in list(rel.parents)[:-1]:
+            if kinds.get(parent) == "symlink":
+                raise UnsafeArchiveError(
+                    f"{archive}: refused entry {member.name!r}: it would be written through "
+                    f"the symlink {parent}"
+                )
+        if kinds.get(rel) == "symlink":
+            raise UnsafeArchiveError(
+                f"{archive}: refused entry {member.name!r}: it would replace the symlink {rel}"
+            )
+        if member.issym():
+            target = member.linkname
+            if not target or target.startswith("/") or "\\" in target or \
+                    (len(target) > 1 and target[1] == ":"):
+                raise UnsafeArchiveError(
+                    f"{archive}: refused symlink {member.name!r} -> {target!r}: absolute target"
+                )
+            resolved = posixpath.normpath(posixpath.join(str(rel.parent), target))
+            if not _inside(resolved):
+                raise UnsafeArchiveError(
+                    f"{archive}: refused symlink {member.name!r} -> {target!r}: leaves the tree"
+                )
+            kind = "symlink"
+        elif member.islnk():
+            try:
+                link = _clean_name(member.linkname, archive)
+            except UnsafeArchiveError:
+                raise UnsafeArchiveError(
+                    f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
+                    "leaves the tree"
+                ) from None
+            if strip is not None:
+                if not link.parts or link.parts[0] != strip:
+                    raise UnsafeArchiveError(
+                        f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
+                        "leaves the tree"
+                    )
+                link = PurePosixPath(*link.parts[1:])
+            if kinds.get(link) != "file":
+                raise UnsafeArchiveError(
+                    f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
+                    "not a regular file extracted before it"
+                )
+            member = copy.copy(member)
+            member.linkname = str(link)
+            kind = "file"
+        elif member.isreg():
+            kind = "file"
+        elif member.isdir():
+            kind = "dir"
+        else:
+            raise UnsafeArchiveError(
+                f"{archive}: refused entry {member.name!r}: device, fifo or other special file"
+            )
+        member = copy.copy(member)  # the archive's own index keeps the original names
+        member.name = str(rel)
+        kinds[rel] = kind
+        planned.append(member)
+    return planned
+
+
+def check_links(root: Path, *, archive: str = "archive") -> None:
+    """Refuse a tree with a symlink that, followed through the others, resolves outside `root`."""
+    real_root = Path(os.path.realpath(root))
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            resolved = Path(os.path.realpath(path))
+            if resolved != real_root and real_root not in resolved.parents:
+                entry = path.relative_to(root).as_posix()
+                raise UnsafeArchiveError(
+                    f"{archive}: refused symlink {entry!r} -> {str(path.readlink())!r}: "
+                    "resolves outside the tree"
+                )
