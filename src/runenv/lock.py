@@ -1,0 +1,437 @@
+"""Lock one platform's dependencies with uv into `versions/<variant>/pylock.<platform>.toml`.
+
+uv resolves for a foreign platform with markers evaluated for that platform (pip's `--platform`
+does not), and writes PEP 751 locks with a sha256 for every file. runenv adds a
+`[tool.runenv]` table holding the hash of everything that decided the lock, so a build can tell
+a lock that still matches its configuration from a stale one without resolving again.
+
+Index choice: the variant's additional registries are passed as `--index` and the default
+registry as `--default-index`, with uv's `first-index` strategy. uv gives `--index` entries
+priority over the default, so a package an additional registry serves (e.g. `cudf-cu12` on
+pypi.nvidia.com) comes only from that registry, and a same-named upload to PyPI can never win
+(dependency confusion); packages it does not serve come from the default. This differs from
+pip's `--extra-index-url`, which takes the best version across all registries
+(`unsafe-best-match`); that mode is never used here, so a registry that serves a package only
+partially fails the lock with uv's explanation instead of silently mixing sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import tomli_w
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from runenv._cache import Cache, staged_file
+from runenv._subprocess import run
+from runenv.errors import LockError, SubprocessError, UsageError
+from runenv.platforms import DEFAULT_GLIBC, DEFAULT_MACOS, Platform
+
+# Bump when what runenv writes into a lock, or how it resolves, changes meaning: every
+# existing lock then counts as stale.
+LOCK_FORMAT_VERSION = 1
+PYPI_SIMPLE = "https://pypi.org/simple"
+TOOL_TABLE = "runenv"
+
+# uv settings from the user's environment that may stay: transport and credentials only.
+# Everything else under UV_* (indexes, constraints, exclude-newer, ...) would change the
+# resolution behind the configuration's back, so it is removed.
+_KEEP_UV_ENV = frozenset({
+    "UV_HTTP_TIMEOUT", "UV_HTTP_RETRIES", "UV_REQUEST_TIMEOUT", "UV_NATIVE_TLS",
+    "UV_INSECURE_HOST", "UV_KEYRING_PROVIDER", "UV_CONCURRENT_DOWNLOADS",
+})
+_KEEP_UV_ENV_RE = re.compile(r"UV_INDEX_.+_(USERNAME|PASSWORD)")
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    """Everything that decides a lock: change any of it and the lock must be redone."""
+
+    requirements: tuple[str, ...]  # after overrides and skips, e.g. ("pandas==2.2.3",)
+    python_version: str  # "3.12.10"
+    platform: Platform
+    indexes: tuple[str, ...]  # additional index URLs, in priority order
+    default_index: str | None = None  # None: PyPI
+    skipped: tuple[str, ...] = ()  # package names skipped on this platform
+    constraints: tuple[str, ...] = ()  # pins for packages pulled in indirectly (overrides)
+    glibc: tuple[int, int] = DEFAULT_GLIBC  # Linux: the manylinux floor to resolve for
+    macos: tuple[int, int] | None = None  # macOS: the minimum to resolve for (None: default)
+
+    @property
+    def floor(self) -> tuple[int, int] | None:
+        """The OS floor that decides which wheels fit: glibc on Linux, macOS on macOS."""
+        info = self.platform.info
+        if info.os == "linux":
+            return self.glibc
+        if info.os == "macos":
+            return self.macos or DEFAULT_MACOS[self.platform]
+        return None
+
+    def inputs_hash(self) -> str:
+        """sha256 of a canonical JSON of the request and the lock-format version."""
+        floor = self.floor
+        doc = {
+            "lock-format": LOCK_FORMAT_VERSION,
+            "requirements": sorted(str(_requirement(r)) for r in self.requirements),
+            "constraints": sorted(str(_requirement(r)) for r in self.constraints),
+            "python-version": self.python_version,
+            "platform": str(self.platform),
+            "floor": list(floor) if floor else None,
+            "indexes": list(self.indexes),
+            "default-index": self.default_index or PYPI_SIMPLE,
+            "skipped": sorted({canonicalize_name(s) for s in self.skipped}),
+        }
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class LockedFile:
+    """One file of a locked package: where it is and what its bytes hash to."""
+
+    url: str  # an http(s) URL, or an absolute path for a PEP 751 `path` entry
+    filename: str
+    sha256: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """A pinned package with the files the lock allows for it."""
+
+    name: str
+    version: str
+    wheels: tuple[LockedFile, ...]
+    sdist: LockedFile | None
+    index: str | None = None
+    marker: str | None = None
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A parsed lock. `inputs_hash` is None for a lock runenv did not write."""
+
+    packages: tuple[LockedPackage, ...]
+    requires_python: str | None = None
+    inputs_hash: str | None = None
+    platform: str | None = None
+    python_version: str | None = None
+
+    def package(self, name: str) -> LockedPackage | None:
+        """The locked package called `name` (any spelling), if any."""
+        want = canonicalize_name(name)
+        return next((p for p in self.packages if canonicalize_name(p.name) == want), None)
+
+
+def lock_path(variant_dir: Path, platform: Platform) -> Path:
+    """Where a variant's lock for `platform` lives."""
+    return variant_dir / f"pylock.{platform}.toml"
+
+
+def lock(
+    request: LockRequest,
+    path: Path,
+    *,
+    cache: Cache,
+    timeout: float,
+    log_file: Path | None = None,
+    offline: bool = False,
+) -> Lock:
+    """Resolve `request` with uv and write the lock to `path` atomically; return it.
+
+    Raises LockError when uv cannot resolve (with uv's explanation), when a file lacks a
+    sha256, or when a skipped package is still required by another one.
+    """
+    for req in (*request.requirements, *request.constraints):
+        _requirement(req)
+    label = f"{path.parent.name} for {request.platform} (Python {request.python_version})"
+    with tempfile.TemporaryDirectory(prefix="runenv-lock-") as tmp_name:
+        tmp = Path(tmp_name)
+        reqs = tmp / "requirements.in"
+        reqs.write_text("".join(r + "\n" for r in request.requirements), encoding="utf-8")
+        base: list[str] = []
+        if request.constraints:
+            constraints = tmp / "constraints.txt"
+            constraints.write_text("".join(r + "\n" for r in request.constraints), "utf-8")
+            base = ["--constraints", str(constraints)]
+        out = tmp / "pylock.toml"
+        _compile(request, reqs, out, [*base, "--format", "pylock.toml"], label,
+                 cache=cache, timeout=timeout, log_file=log_file, offline=offline)
+        text = out.read_text(encoding="utf-8")
+        parsed = _parse(_loads(text, path), path)
+        if request.skipped:
+            _check_skipped(request, parsed, reqs, base, tmp, label,
+                           cache=cache, timeout=timeout, log_file=log_file, offline=offline)
+    meta = {
+        "inputs-hash": request.inputs_hash(),
+        "platform": str(request.platform),
+        "python-version": request.python_version,
+        "lock-format": LOCK_FORMAT_VERSION,
+    }
+    if request.floor:
+        meta["glibc" if request.platform.info.os == "linux" else "macos"] = _dotted(request.floor)
+    final = text.rstrip("\n") + "\n\n" + tomli_w.dumps({"tool": {TOOL_TABLE: meta}})
+    with staged_file(path) as staged:
+        staged.write_text(final, encoding="utf-8")
+    return _parse(_loads(final, path), path)
+
+
+def read_lock(path: Path) -> Lock:
+    """Parse a PEP 751 lock; LockError if unreadable, malformed, or a file lacks a sha256."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LockError(f"{path}: no such lock; run `runenv lock`") from None
+    except OSError as exc:
+        raise LockError(f"{path}: cannot read the lock: {exc.strerror or exc}") from None
+    return _parse(_loads(text, path), path)
+
+
+def is_fresh(path: Path, request: LockRequest) -> bool:
+    """True when `path` is a valid lock that runenv wrote for exactly this request."""
+    try:
+        existing = read_lock(path)
+    except (LockError, UsageError):
+        return False
+    return existing.inputs_hash == request.inputs_hash()
+
+
+# --------------------------------------------------------------------------- uv
+
+
+def _uv() -> list[str]:
+    try:
+        from uv import find_uv_bin
+
+        return [find_uv_bin()]
+    except (ImportError, FileNotFoundError):
+        return [sys.executable, "-m", "uv"]
+
+
+def _dotted(version: tuple[int, int]) -> str:
+    return ".".join(map(str, version))
+
+
+def _uv_env(request: LockRequest, cache: Cache) -> dict[str, str | None]:
+    env: dict[str, str | None] = {
+        key: None
+        for key in os.environ
+        if key.startswith("UV_") and key not in _KEEP_UV_ENV and not _KEEP_UV_ENV_RE.fullmatch(key)
+    }
+    env["UV_CACHE_DIR"] = str(cache.section("uv"))
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["UV_NO_PROGRESS"] = "1"
+    # uv reads the macOS minimum from here (its default is a recent macOS, not the floor).
+    macos = request.floor if request.platform.info.os == "macos" else None
+    env["MACOSX_DEPLOYMENT_TARGET"] = _dotted(macos) if macos else None
+    return env
+
+
+def _compile(
+    request: LockRequest,
+    reqs: Path,
+    out: Path,
+    extra: list[str],
+    label: str,
+    *,
+    cache: Cache,
+    timeout: float,
+    log_file: Path | None,
+    offline: bool,
+) -> None:
+    cmd: list[str] = [
+        *_uv(), "pip", "compile", str(reqs), "-o", str(out), *extra,
+        "--python-platform", request.platform.info.uv_platform(request.glibc),
+        "--python-version", request.python_version,
+        # An interpreter only for building sdists' metadata; never download one.
+        "--python", sys.executable, "--no-python-downloads",
+        "--no-config", "--no-header", "--quiet",
+        "--default-index", request.default_index or PYPI_SIMPLE,
+        "--index-strategy", "first-index",
+    ]
+    for url in request.indexes:
+        cmd += ["--index", url]
+    if offline:
+        cmd.append("--offline")
+    try:
+        run(cmd, what=f"uv lock of {label}", env=_uv_env(request, cache), timeout=timeout,
+            log_file=log_file)
+    except SubprocessError as exc:
+        raise _uv_failure(exc, label) from None
+
+
+def _uv_failure(exc: SubprocessError, label: str) -> LockError:
+    head, _, tail = str(exc).partition("\n")
+    if "timed out" in head:
+        return LockError(f"cannot lock {label}: uv {head.split(': ', 1)[-1]}")
+    lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
+    errors = [line.strip()[len("error:"):].strip() for line in lines
+              if line.strip().startswith("error:")]
+    causes = [line.strip()[len("cause:"):].strip() for line in lines
+              if line.strip().startswith("cause:")]
+    summary = errors[0] if errors else (lines[-1].strip() if lines else head)
+    if causes:
+        summary = f"{summary}: {causes[0]}"
+    where = head[head.find(" (full log:"):] if " (full log:" in head else ""
+    body = "\n".join(lines)
+    return LockError(f"cannot lock {label}: {summary}{where}" + (f"\n{body}" if body else ""))
+
+
+_VIA = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==\S+\s+#\s*via\s+(?P<via>.+)$"
+)
+
+
+def _check_skipped(
+    request: LockRequest,
+    parsed: Lock,
+    reqs: Path,
+    base: list[str],
+    tmp: Path,
+    label: str,
+    *,
+    cache: Cache,
+    timeout: float,
+    log_file: Path | None,
+    offline: bool,
+) -> None:
+    """LockError naming each skipped package the resolution still contains, and its users."""
+    skipped = {canonicalize_name(s) for s in request.skipped}
+    present = [p for p in parsed.packages if canonicalize_name(p.name) in skipped]
+    if not present:
+        return
+    # The lock has no dependency graph: ask uv again (from its warm cache) for `# via` notes.
+    out = tmp / "requirements.txt"
+    extra = [*base, "--format", "requirements.txt", "--annotation-style", "line"]
+    _compile(request, reqs, out, extra, label,
+             cache=cache, timeout=timeout, log_file=log_file, offline=offline)
+    users: dict[str, list[str]] = {}
+    for line in out.read_text(encoding="utf-8").splitlines():
+        match = _VIA.match(line.strip())
+        if match:
+            via = [v.strip() for v in match.group("via").split(",")]
+            users[canonicalize_name(match.group("name"))] = via
+    versions = {canonicalize_name(p.name): p.version for p in parsed.packages}
+    problems = []
+    for pkg in present:
+        names = []
+        for user in users.get(canonicalize_name(pkg.name), []):
+            if user.startswith(("-r ", "-c ")):
+                names.append("the variant's dependencies")
+            elif user:
+                version = versions.get(canonicalize_name(user))
+                names.append(f"{user}=={version}" if version else user)
+        by = ", ".join(names) or "another locked package"
+        problems.append(f"{pkg.name} is skipped on {request.platform} but required by {by}")
+    raise LockError(
+        f"cannot lock {label}: " + "; ".join(problems)
+        + " (remove the skip, or skip what requires it too)"
+    )
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _requirement(text: str) -> Requirement:
+    try:
+        return Requirement(text)
+    except InvalidRequirement as exc:
+        raise UsageError(f"invalid requirement {text!r}: {exc}") from None
+
+
+def _loads(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LockError(f"{path}: not a valid TOML lock: {exc}") from None
+
+
+def _parse(doc: Mapping[str, Any], path: Path) -> Lock:
+    packages: list[LockedPackage] = []
+    entries = doc.get("packages", [])
+    if not isinstance(entries, list):
+        raise LockError(f"{path}: `packages` is not an array of tables")
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise LockError(f"{path}: a package entry has no name")
+        packages.append(_package(entry, path))
+    tool = doc.get("tool", {}).get(TOOL_TABLE, {})
+    tool = tool if isinstance(tool, dict) else {}
+    return Lock(
+        packages=tuple(packages),
+        requires_python=_opt_str(doc.get("requires-python")),
+        inputs_hash=_opt_str(tool.get("inputs-hash")),
+        platform=_opt_str(tool.get("platform")),
+        python_version=_opt_str(tool.get("python-version")),
+    )
+
+
+def _package(entry: dict[str, Any], path: Path) -> LockedPackage:
+    name: str = entry["name"]
+    version = _opt_str(entry.get("version")) or ""
+    who = f"{name} {version}".strip()
+    for unsupported in ("vcs", "directory"):
+        if unsupported in entry:
+            raise LockError(
+                f"{path}: {who} comes from a {unsupported}; runenv installs only locked "
+                "files with hashes (wheels, sdists, archives)"
+            )
+    wheels = [_file(w, path, who) for w in entry.get("wheels", [])]
+    sdist = _file(entry["sdist"], path, who) if "sdist" in entry else None
+    if "archive" in entry:
+        archive = _file(entry["archive"], path, who)
+        if archive.filename.endswith(".whl"):
+            wheels.append(archive)
+        else:
+            sdist = archive
+    if not wheels and sdist is None:
+        raise LockError(f"{path}: {who} has no wheel and no sdist in the lock")
+    return LockedPackage(
+        name=name,
+        version=version,
+        wheels=tuple(wheels),
+        sdist=sdist,
+        index=_opt_str(entry.get("index")),
+        marker=_opt_str(entry.get("marker")),
+    )
+
+
+def _file(data: Any, path: Path, who: str) -> LockedFile:
+    if not isinstance(data, dict):
+        raise LockError(f"{path}: {who}: a file entry is not a table")
+    url = _opt_str(data.get("url"))
+    local = _opt_str(data.get("path"))
+    if url is not None:
+        default_name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    elif local is not None:  # relative to the lock's directory (PEP 751)
+        url = str((path.parent / local).resolve())
+        default_name = Path(local).name
+    else:
+        raise LockError(f"{path}: {who}: a file entry has neither url nor path")
+    filename = _opt_str(data.get("name")) or default_name
+    hashes = data.get("hashes", {})
+    sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise LockError(
+            f"{path}: {who}: {filename} has no sha256 in the lock; runenv installs only "
+            "verified files (does the index publish hashes?)"
+        )
+    size = data.get("size")
+    return LockedFile(url=url, filename=filename, sha256=sha256.lower(),
+                      size=size if isinstance(size, int) else None)
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,541 @@
+"""A real package index on disk for tests, served over loopback HTTP as a PEP 503 simple index.
+
+`build_index(root)` writes, once per directory (a `.complete` marker guards reuse):
+
+- rtpure 1.0: `py3-none-any` wheel; console script `rtpure-hello` (prints `RTPURE_HELLO`), a
+  data file `share/rtpure/hello.txt`; requires `rtdep>=1` and `rtwin>=1; sys_platform == "win32"`.
+- rtdep 1.0: `py3-none-any` wheel (`rtdep.VALUE == "rtdep 1.0"`).
+- rtdep 2.0: `py3-none-any` wheel with `Requires-Python: >=3.99`: never chosen, which proves
+  `data-requires-python` is honoured.
+- rtwin 1.0: `py3-none-any` wheel, pulled in only for Windows targets (the marker above).
+- rtnative 1.0: five `cpXY-cpXY-<plat>` wheels (below) and an sdist building the same extension.
+- rtsrconly 1.0: sdist only (setuptools, a C extension); `rtsrconly.hello()` returns
+  `SRCONLY_HELLO`.
+- setuptools, wheel: `py3-none-any` wheels repacked from this interpreter's installed copies (or
+  its `ensurepip` bundle), so isolated source builds work offline; `Index.has_setuptools` says
+  whether one was found.
+
+`cpXY` is the running interpreter's version (the test runtime is a copy of it). The rtnative
+wheels each hold `rtnative/__init__.py` (`from rtnative._native import answer`) and one
+extension file:
+
+- `manylinux_2_17_x86_64` (the host): a real C extension compiled here with gcc against this
+  interpreter's headers; `rtnative.answer()` returns 42.
+- `manylinux_2_17_aarch64`: `_native.cpython-XY-aarch64-linux-gnu.so`, a bare ELF64 header,
+  little-endian, `e_machine = EM_AARCH64` (183), `ET_DYN`.
+- `macosx_10_9_x86_64` / `macosx_11_0_arm64`: `_native.cpython-XY-darwin.so`, a bare Mach-O 64
+  header (`MH_MAGIC_64`, `MH_BUNDLE`, cputype `CPU_TYPE_X86_64` / `CPU_TYPE_ARM64`).
+- `win_amd64`: `_native.cpXY-win_amd64.pyd`, a DOS stub + `PE\\0\\0` + COFF header with
+  `Machine = IMAGE_FILE_MACHINE_AMD64`, DLL characteristics, and an empty PE32+ optional header.
+
+The placeholders are not loadable; they exist for audits that read binary headers
+(`elf_header`, `macho_header`, `macho_fat`, `pe_header` build more of them, e.g. to plant a
+wrong-architecture file). The sdists' `pyproject.toml` carry static `[project]` metadata, so uv
+resolves them without building anything.
+
+`IndexServer(root)` (a `support.http.LoopbackServer`) serves it: `.index_url` is
+`http://127.0.0.1:PORT/simple`, `hits(filename)` counts requests for a file, `tamper(filename,
+data)` serves other bytes for it; every fault of `LoopbackServer` works too.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html
+import importlib.metadata
+import io
+import shutil
+import struct
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import traceback
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import Parser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+
+from .http import LoopbackServer, _Handler, wrong_bytes
+
+INDEX_VERSION = "1"  # bump when the contents change, so stale session dirs are rebuilt
+PY = f"{sys.version_info.major}{sys.version_info.minor}"
+CP = f"cp{PY}"
+RTPURE_HELLO = "hello from rtpure-hello"
+SRCONLY_HELLO = "rtsrconly built from source"
+ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+SDIST_MTIME = 1577836800  # 2020-01-01
+
+# Platform key -> (wheel platform tag, extension file name) for rtnative.
+RTNATIVE_PLATFORMS: dict[str, tuple[str, str]] = {
+    "linux-x64": ("manylinux_2_17_x86_64", str(sysconfig.get_config_var("EXT_SUFFIX"))),
+    "linux-aarch64": ("manylinux_2_17_aarch64", f".cpython-{PY}-aarch64-linux-gnu.so"),
+    "macosx-x64": ("macosx_10_9_x86_64", f".cpython-{PY}-darwin.so"),
+    "macosx-aarch64": ("macosx_11_0_arm64", f".cpython-{PY}-darwin.so"),
+    "windows-x64": ("win_amd64", f".{CP}-win_amd64.pyd"),
+}
+
+
+# --------------------------------------------------------------------------- binary headers
+
+EM_X86_64 = 62
+EM_AARCH64 = 183
+CPU_TYPE_X86_64 = 0x01000007
+CPU_TYPE_ARM64 = 0x0100000C
+IMAGE_FILE_MACHINE_AMD64 = 0x8664
+IMAGE_FILE_MACHINE_ARM64 = 0xAA64
+
+
+def elf_header(machine: int = EM_AARCH64) -> bytes:
+    """A 64-byte ELF64 little-endian `ET_DYN` header for `machine` (no sections)."""
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    return struct.pack("<16sHHIQQQIHHHHHH", ident, 3, machine, 1, 0, 0, 0, 0, 64, 56, 0, 64, 0, 0)
+
+
+def macho_header(cputype: int = CPU_TYPE_ARM64) -> bytes:
+    """A 32-byte Mach-O 64 `MH_BUNDLE` header for `cputype` (no load commands)."""
+    subtype = 3 if cputype == CPU_TYPE_X86_64 else 0
+    return struct.pack("<IiiIIIII", 0xFEEDFACF, cputype, subtype, 8, 0, 0, 0, 0)
+
+
+def macho_fat(cputypes: Iterable[int]) -> bytes:
+    """A universal (fat) Mach-O holding one `macho_header` slice per cputype."""
+    types = list(cputypes)
+    offset = 8 + 20 * len(types)
+    offset = (offset + 15) // 16 * 16
+    arches, slices = b"", b""
+    for cputype in types:
+        body = macho_header(cputype)
+        subtype = 3 if cputype == CPU_TYPE_X86_64 else 0
+        arches += struct.pack(">iiIII", cputype, subtype, offset + len(slices), len(body), 4)
+        slices += body
+    head = struct.pack(">II", 0xCAFEBABE, len(types)) + arches
+    return head.ljust(offset, b"\0") + slices
+
+
+def pe_header(machine: int = IMAGE_FILE_MACHINE_AMD64) -> bytes:
+    """A DOS stub + PE signature + COFF header (DLL) + empty PE32+ optional header."""
+    dos = b"MZ" + bytes(0x3A) + struct.pack("<I", 64)
+    coff = struct.pack("<HHIIIHH", machine, 0, 0, 0, 0, 240, 0x2022)
+    optional = struct.pack("<H", 0x20B).ljust(240, b"\0")
+    return dos + b"PE\0\0" + coff + optional
+
+
+# --------------------------------------------------------------------------- sources
+
+NATIVE_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
+
+static PyMethodDef methods[] = {
+    {"answer", answer, METH_NOARGS, "The answer."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+"""
+
+SRCONLY_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static PyObject *hello(PyObject *self, PyObject *args) {
+    return PyUnicode_FromString("%s");
+}
+
+static PyMethodDef methods[] = {
+    {"hello", hello, METH_NOARGS, "Say hello."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_impl", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__impl(void) { return PyModule_Create(&module); }
+""" .replace("%s", SRCONLY_HELLO)
+
+
+def _metadata(name: str, version: str, *, requires: Iterable[str] = (),
+              requires_python: str | None = None, summary: str = "") -> str:
+    lines = ["Metadata-Version: 2.2", f"Name: {name}", f"Version: {version}"]
+    if summary:
+        lines.append(f"Summary: {summary}")
+    if requires_python:
+        lines.append(f"Requires-Python: {requires_python}")
+    lines += [f"Requires-Dist: {req}" for req in requires]
+    return "\n".join(lines) + "\n"
+
+
+def _pyproject(name: str, version: str, requires: Iterable[str] = ()) -> str:
+    deps = ", ".join(f'"{r}"' for r in requires)
+    return (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\ndependencies = [{deps}]\n'
+        'requires-python = ">=3.8"\n\n'
+        f'[tool.setuptools]\npackages = ["{name}"]\n'
+    )
+
+
+# --------------------------------------------------------------------------- archive writers
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return "sha256=" + digest.decode()
+
+
+def write_wheel(
+    out_dir: Path,
+    name: str,
+    version: str,
+    tag: str,
+    files: Mapping[str, bytes],
+    *,
+    metadata: str,
+    entry_points: str | None = None,
+    purelib: bool = True,
+) -> Path:
+    """Write a valid wheel (sorted entries, fixed dates, RECORD with hashes); return its path.
+
+    `files` maps archive paths (e.g. `pkg/__init__.py`, `pkg-1.0.data/data/share/x`) to bytes.
+    """
+    dist = f"{name}-{version}"
+    info = f"{dist}.dist-info"
+    members = dict(files)
+    members[f"{info}/METADATA"] = metadata.encode()
+    members[f"{info}/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: runenv-tests\n"
+        f"Root-Is-Purelib: {'true' if purelib else 'false'}\nTag: {tag}\n"
+    ).encode()
+    if entry_points:
+        members[f"{info}/entry_points.txt"] = entry_points.encode()
+    record_name = f"{info}/RECORD"
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for path in sorted(members):
+        writer.writerow([path, _record_hash(members[path]), len(members[path])])
+    writer.writerow([record_name, "", ""])
+    members[record_name] = buf.getvalue().encode()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{dist}-{tag}.whl"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(members, key=lambda p: (p.startswith(info), p)):
+            zi = zipfile.ZipInfo(path, ZIP_DATE)
+            zi.external_attr = (0o755 if path.endswith((".so", ".pyd")) else 0o644) << 16
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(zi, members[path])
+    return target
+
+
+def write_sdist(out_dir: Path, name: str, version: str, files: Mapping[str, bytes]) -> Path:
+    """Write `name-version.tar.gz` with `files` under `name-version/` (fixed mtimes, no owners)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = f"{name}-{version}"
+    target = out_dir / f"{base}.tar.gz"
+    with tarfile.open(target, "w:gz", format=tarfile.PAX_FORMAT) as tf:
+        for path in sorted(files):
+            data = files[path]
+            ti = tarfile.TarInfo(f"{base}/{path}")
+            ti.size, ti.mtime, ti.mode = len(data), SDIST_MTIME, 0o644
+            tf.addfile(ti, io.BytesIO(data))
+    return target
+
+
+def compile_extension(source: str, module: str, out: Path) -> Path:
+    """Compile a one-file C extension for the running interpreter with gcc."""
+    include = sysconfig.get_path("include")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / f"{module}.c"
+        src.write_text(source)
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-O1", f"-I{include}", str(src), "-o", str(out)],
+            check=True, capture_output=True,
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- the packages
+
+
+def _build_packages(files: Path, work: Path) -> None:
+    deps = ["rtdep>=1", 'rtwin>=1; sys_platform == "win32"']
+    write_wheel(
+        files, "rtpure", "1.0", "py3-none-any",
+        {
+            "rtpure/__init__.py": b'VALUE = "rtpure 1.0"\n',
+            "rtpure/cli.py": (
+                f"def main() -> None:\n    print({RTPURE_HELLO!r})\n"
+            ).encode(),
+            "rtpure-1.0.data/data/share/rtpure/hello.txt": b"hello data\n",
+        },
+        metadata=_metadata("rtpure", "1.0", requires=deps, requires_python=">=3.8",
+                           summary="pure package with a console script"),
+        entry_points="[console_scripts]\nrtpure-hello = rtpure.cli:main\n",
+    )
+    write_wheel(
+        files, "rtdep", "1.0", "py3-none-any",
+        {"rtdep/__init__.py": b'VALUE = "rtdep 1.0"\n'},
+        metadata=_metadata("rtdep", "1.0", requires_python=">=3.8"),
+    )
+    write_wheel(
+        files, "rtdep", "2.0", "py3-none-any",
+        {"rtdep/__init__.py": b'VALUE = "rtdep 2.0"\n'},
+        metadata=_metadata("rtdep", "2.0", requires_python=">=3.99"),
+    )
+    write_wheel(
+        files, "rtwin", "1.0", "py3-none-any",
+        {"rtwin/__init__.py": b'VALUE = "rtwin 1.0"\n'},
+        metadata=_metadata("rtwin", "1.0"),
+    )
+
+    native_init = b"from rtnative._native import answer\n\n__all__ = ['answer']\n"
+    native_meta = _metadata("rtnative", "1.0", requires_python=">=3.8")
+    host_so = compile_extension(NATIVE_C, "_native", work / "rtnative_native.so")
+    placeholders = {
+        "linux-aarch64": elf_header(EM_AARCH64),
+        "macosx-x64": macho_header(CPU_TYPE_X86_64),
+        "macosx-aarch64": macho_header(CPU_TYPE_ARM64),
+        "windows-x64": pe_header(IMAGE_FILE_MACHINE_AMD64),
+    }
+    for key, (plat, suffix) in RTNATIVE_PLATFORMS.items():
+        binary = host_so.read_bytes() if key == "linux-x64" else placeholders[key]
+        write_wheel(
+            files, "rtnative", "1.0", f"{CP}-{CP}-{plat}",
+            {"rtnative/__init__.py": native_init, f"rtnative/_native{suffix}": binary},
+            metadata=native_meta, purelib=False,
+        )
+    setup_native = (
+        "from setuptools import Extension, setup\n\n"
+        'setup(ext_modules=[Extension("rtnative._native", ["rtnative/_native.c"])])\n'
+    )
+    write_sdist(files, "rtnative", "1.0", {
+        "PKG-INFO": native_meta.encode(),
+        "pyproject.toml": _pyproject("rtnative", "1.0").encode(),
+        "setup.py": setup_native.encode(),
+        "rtnative/__init__.py": native_init,
+        "rtnative/_native.c": NATIVE_C.encode(),
+    })
+
+    setup_src = (
+        "from setuptools import Extension, setup\n\n"
+        'setup(ext_modules=[Extension("rtsrconly._impl", ["rtsrconly/_impl.c"])])\n'
+    )
+    write_sdist(files, "rtsrconly", "1.0", {
+        "PKG-INFO": _metadata("rtsrconly", "1.0", requires_python=">=3.8").encode(),
+        "pyproject.toml": _pyproject("rtsrconly", "1.0").encode(),
+        "setup.py": setup_src.encode(),
+        "rtsrconly/__init__.py": b"from rtsrconly._impl import hello\n\n__all__ = ['hello']\n",
+        "rtsrconly/_impl.c": SRCONLY_C.encode(),
+    })
+
+
+def repack_installed(name: str, out_dir: Path) -> Path | None:
+    """Rebuild a `py3-none-any` wheel from an installed pure distribution; None if impossible.
+
+    Used to serve setuptools (and wheel) offline: only the files inside site-packages are
+    kept (scripts are regenerated from entry points by installers); caches and installer
+    records are dropped.
+    """
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    wheel_meta = dist.read_text("WHEEL") or ""
+    if "Root-Is-Purelib: true" not in wheel_meta or dist.files is None:
+        return None
+    canon = canonicalize_name(dist.metadata["Name"]).replace("-", "_")
+    info = f"{canon}-{dist.version}.dist-info"
+    members: dict[str, bytes] = {}
+    skip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "METADATA", "WHEEL",
+            "entry_points.txt"}
+    for f in dist.files:
+        rel = str(f).replace("\\", "/")
+        if rel.startswith("..") or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue
+        parts = rel.split("/")
+        if parts[0].endswith(".dist-info"):
+            if parts[-1] in skip:
+                continue
+            rel = "/".join([info, *parts[1:]])
+        path = Path(str(f.locate()))
+        if not path.is_file():
+            return None
+        members[rel] = path.read_bytes()
+    return write_wheel(
+        out_dir, canon, dist.version, "py3-none-any", members,
+        metadata=dist.read_text("METADATA") or "",
+        entry_points=dist.read_text("entry_points.txt"),
+    )
+
+
+def _bundled_wheel(name: str, out_dir: Path) -> Path | None:
+    bundled = Path(sysconfig.get_path("stdlib")) / "ensurepip" / "_bundled"
+    for whl in sorted(bundled.glob(f"{name}-*.whl")):
+        return Path(shutil.copy2(whl, out_dir / whl.name))
+    return None
+
+
+# --------------------------------------------------------------------------- the index
+
+
+@dataclass(frozen=True)
+class Index:
+    """A built index: `files/` holds the distributions, `simple/` the PEP 503 pages."""
+
+    root: Path
+
+    @property
+    def files(self) -> Path:
+        return self.root / "files"
+
+    @property
+    def has_setuptools(self) -> bool:
+        return any(self.files.glob("setuptools-*.whl"))
+
+    def path(self, filename: str) -> Path:
+        return self.files / filename
+
+    def sha256(self, filename: str) -> str:
+        return hashlib.sha256(self.path(filename).read_bytes()).hexdigest()
+
+
+def build_index(root: Path) -> Index:
+    """Build the test index under `root` (reused when already complete); return it."""
+    marker = root / ".complete"
+    if marker.is_file() and marker.read_text() == INDEX_VERSION:
+        return Index(root)
+    if root.exists():
+        shutil.rmtree(root)
+    stage = root.with_name(root.name + ".tmp")
+    shutil.rmtree(stage, ignore_errors=True)
+    files = stage / "files"
+    files.mkdir(parents=True)
+    _build_packages(files, stage / "work")
+    for name in ("setuptools", "wheel"):
+        repack_installed(name, files) or _bundled_wheel(name, files)
+    shutil.rmtree(stage / "work", ignore_errors=True)
+    write_simple_pages(stage)
+    (stage / ".complete").write_text(INDEX_VERSION)
+    stage.replace(root)
+    return Index(root)
+
+
+def _file_project(filename: str) -> str:
+    if filename.endswith(".whl"):
+        return canonicalize_name(parse_wheel_filename(filename)[0])
+    return canonicalize_name(parse_sdist_filename(filename)[0])
+
+
+def _requires_python(path: Path) -> str | None:
+    text: str | None = None
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            text = zf.read(name).decode()
+    else:
+        with tarfile.open(path) as tf:
+            member = next((m for m in tf.getmembers() if m.name.endswith("/PKG-INFO")), None)
+            fh = tf.extractfile(member) if member else None
+            text = fh.read().decode() if fh else None
+    if text is None:
+        return None
+    msg: Message = Parser().parsestr(text, headersonly=True)
+    return msg.get("Requires-Python")
+
+
+def write_simple_pages(root: Path) -> None:
+    """(Re)write `simple/` for every file in `root/files` (sha256 fragments, requires-python)."""
+    simple = root / "simple"
+    shutil.rmtree(simple, ignore_errors=True)
+    projects: dict[str, list[Path]] = {}
+    for path in sorted((root / "files").iterdir()):
+        if path.name.endswith((".whl", ".tar.gz")):
+            projects.setdefault(_file_project(path.name), []).append(path)
+    links = []
+    for project, paths in sorted(projects.items()):
+        rows = []
+        for path in paths:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            rp = _requires_python(path)
+            attr = f' data-requires-python="{html.escape(rp)}"' if rp else ""
+            rows.append(f'<a href="../../files/{path.name}#sha256={digest}"{attr}>{path.name}</a>')
+        page = simple / project / "index.html"
+        page.parent.mkdir(parents=True)
+        page.write_text(_page(project, rows))
+        links.append(f'<a href="{project}/">{project}</a>')
+    (simple / "index.html").write_text(_page("simple index", links))
+
+
+def _page(title: str, rows: list[str]) -> str:
+    body = "<br/>\n".join(rows)
+    return (
+        '<!DOCTYPE html>\n<html><head><meta name="pypi:repository-version" content="1.0">'
+        f"<title>{title}</title></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class _IndexHandler(_Handler):
+    """The loopback handler, answering directory pages (`/simple/x/`) as HTML for installers."""
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if (keyword.lower() == "content-type" and value == "application/octet-stream"
+                and urlsplit(self.path).path.endswith("/")):
+            value = "text/html; charset=utf-8"
+        super().send_header(keyword, value)
+
+
+def _quiet_errors(request: object, client_address: object) -> None:
+    """Installers drop keep-alive connections at will: not worth a traceback on stderr."""
+    exc = sys.exc_info()[1]
+    if not isinstance(exc, ConnectionError):
+        traceback.print_exc()
+
+
+class IndexServer(LoopbackServer):
+    """A `LoopbackServer` serving a built index; `index_url` is the PEP 503 root for uv/pip."""
+
+    def __init__(self, root: Path, *, lifetime: float = 3600.0) -> None:
+        super().__init__(root, lifetime=lifetime)
+        self._httpd.RequestHandlerClass = _IndexHandler
+        self._httpd.handle_error = _quiet_errors  # type: ignore[method-assign]
+
+    @property
+    def index_url(self) -> str:
+        """The simple index URL, for `--default-index` / `--index-url`."""
+        return self.url + "/simple"
+
+    def file_url(self, filename: str) -> str:
+        return self.url_for(f"files/{filename}")
+
+    def hits(self, filename: str) -> int:
+        """How many requests the distribution `filename` received."""
+        return self.requests_for(f"files/{filename}")
+
+    def tamper(self, filename: str, data: bytes | None = b"tampered") -> None:
+        """Serve `data` instead of the real file from now on (None restores it)."""
+        self.always(f"files/{filename}", None if data is None else wrong_bytes(data))
+
+    def __enter__(self) -> IndexServer:
+        self.start()
+        return self
+
+
+def serve(root: Path) -> Iterator[IndexServer]:
+    """Generator form for pytest fixtures: `yield from serve(index.root)`."""
+    with IndexServer(root) as server:
+        yield server
