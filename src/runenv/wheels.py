@@ -1,0 +1,233 @@
+"""Choose the file each locked package installs from on a platform, and fetch them all.
+
+`select` prefers the wheel whose tags rank best for the platform (its glibc floor or macOS
+minimum included) and falls back to the sdist, with the reason, when no wheel fits or the
+package is forced to source. `download_all` fetches the chosen files into the content-addressed
+cache (verified against the lock's sha256), concurrently, under one progress display.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from runenv._cache import Cache
+from runenv._download import fetch_to_cache, new_client
+from runenv.errors import LockError
+from runenv.lock import Lock, LockedFile, LockedPackage
+from runenv.platforms import DEFAULT_GLIBC, Platform
+
+logger = logging.getLogger(__name__)
+
+WHEELS_SECTION = "wheels"
+MAX_PARALLEL = 8
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The file one package is installed from on one platform."""
+
+    name: str
+    version: str
+    filename: str
+    url: str
+    sha256: str
+    kind: Literal["wheel", "sdist"]
+    reason: str | None = None  # why an sdist was chosen
+    size: int | None = None
+
+    @property
+    def from_source(self) -> bool:
+        return self.kind == "sdist"
+
+
+def marker_environment(platform: Platform, python_version: str) -> dict[str, str]:
+    """PEP 508 marker values of a CPython `python_version` runtime on `platform`."""
+    info = platform.info
+    xy = ".".join(python_version.split(".")[:2])
+    if info.os == "windows":
+        machine, system, sys_platform, os_name = "AMD64", "Windows", "win32", "nt"
+    elif info.os == "macos":
+        machine = "arm64" if info.arch == "aarch64" else "x86_64"
+        system, sys_platform, os_name = "Darwin", "darwin", "posix"
+    else:
+        machine, system, sys_platform, os_name = info.arch, "Linux", "linux", "posix"
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": python_version,
+        "os_name": os_name,
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": system,
+        "platform_version": "",
+        "python_full_version": python_version,
+        "python_version": xy,
+        "sys_platform": sys_platform,
+    }
+
+
+def select(
+    lock: Lock,
+    platform: Platform,
+    python_version: str,
+    force_source: Mapping[str, str],
+    *,
+    glibc: tuple[int, int] = DEFAULT_GLIBC,
+    macos: tuple[int, int] | None = None,
+) -> list[Artifact]:
+    """The file to install for every locked package that applies to `platform`, in lock order.
+
+    The best wheel by the platform's tag order; the sdist (with a reason) when none fits or the
+    package is in `force_source` (name -> reason); LockError when neither exists.
+    """
+    ranks = {tag: i for i, tag in enumerate(platform.info.wheel_tags(python_version, glibc, macos))}
+    forced = {canonicalize_name(name): reason for name, reason in force_source.items()}
+    env = marker_environment(platform, python_version)
+    chosen: list[Artifact] = []
+    for pkg in lock.packages:
+        if not _applies(pkg, env):
+            continue
+        reason = forced.get(canonicalize_name(pkg.name))
+        if reason is None:
+            wheel = _best_wheel(pkg, ranks)
+            if wheel is not None:
+                chosen.append(_artifact(pkg, wheel, "wheel", None))
+                continue
+            reason = f"no wheel for {platform}" + (
+                f" (the lock has {', '.join(w.filename for w in pkg.wheels)})"
+                if pkg.wheels else ""
+            )
+        if pkg.sdist is None:
+            raise LockError(
+                f"{pkg.name} {pkg.version}: {reason}, and the lock has no sdist to build from "
+                f"for {platform}"
+            )
+        chosen.append(_artifact(pkg, pkg.sdist, "sdist", reason))
+    return chosen
+
+
+def _applies(pkg: LockedPackage, env: dict[str, str]) -> bool:
+    """False only for a package whose marker is certainly false on the target."""
+    if not pkg.marker:
+        return True
+    try:
+        return Marker(pkg.marker).evaluate(env)
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+        return True
+
+
+def _best_wheel(pkg: LockedPackage, ranks: Mapping[Any, int]) -> LockedFile | None:
+    best: tuple[int, LockedFile] | None = None
+    for wheel in pkg.wheels:
+        try:
+            tags = parse_wheel_filename(wheel.filename)[3]
+        except InvalidWheelFilename:
+            raise LockError(f"{pkg.name} {pkg.version}: {wheel.filename!r} is not a wheel name") \
+                from None
+        rank = min((ranks[t] for t in tags if t in ranks), default=None)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, wheel)
+    return best[1] if best else None
+
+
+def _artifact(
+    pkg: LockedPackage, f: LockedFile, kind: Literal["wheel", "sdist"], reason: str | None
+) -> Artifact:
+    return Artifact(pkg.name, pkg.version, f.filename, f.url, f.sha256, kind, reason, f.size)
+
+
+def download_all(
+    artifacts: Iterable[Artifact],
+    cache: Cache,
+    *,
+    client: httpx.Client | None = None,
+    parallel: bool = True,
+    timeout: float = 300.0,
+    offline: bool = False,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Fetch every artifact into the cache's `wheels` section; return paths by filename.
+
+    Each file is verified against its sha256 (ChecksumError, nothing cached, otherwise).
+    Files already cached are not fetched; one file listed twice is fetched once. The first
+    failure cancels what has not started and is raised.
+    """
+    unique: dict[str, Artifact] = {}
+    for art in artifacts:
+        seen = unique.setdefault(art.filename, art)
+        if seen.sha256 != art.sha256:
+            raise LockError(
+                f"{art.filename}: two different sha256 in the locks ({seen.sha256} for "
+                f"{seen.name}, {art.sha256} for {art.name})"
+            )
+    if not unique:
+        return {}
+    own_client = client is None and not offline
+    http = new_client(timeout) if own_client else client
+    sizes = [a.size for a in unique.values()]
+    by_bytes = all(s is not None for s in sizes)
+    bar = _bar(sum(s or 0 for s in sizes) if by_bytes else len(unique), by_bytes, progress)
+    results: dict[str, Path] = {}
+
+    def fetch(art: Artifact) -> Path:
+        path = fetch_to_cache(cache, WHEELS_SECTION, art.url, art.sha256, art.filename,
+                              client=http, timeout=timeout, offline=offline, progress=False)
+        bar.update((art.size or 0) if by_bytes else 1)
+        return path
+
+    try:
+        if not parallel or len(unique) == 1:
+            for name, art in unique.items():
+                results[name] = fetch(art)
+        else:
+            workers = min(MAX_PARALLEL, len(unique))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runenv-fetch") as pool:
+                futures: dict[Future[Path], str] = {
+                    pool.submit(fetch, art): name for name, art in unique.items()
+                }
+                done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+                for fut in pending:
+                    fut.cancel()
+                for fut in done:
+                    exc = fut.exception()
+                    if exc is not None:
+                        raise exc
+                for fut in futures:  # nothing failed: all done
+                    results[futures[fut]] = fut.result()
+    finally:
+        bar.close()
+        if own_client and http is not None:
+            http.close()
+    logger.debug("%d files ready in %s", len(results), cache.section(WHEELS_SECTION))
+    return results
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, by_bytes: bool, enabled: bool) -> Any:
+    """One tqdm bar for the whole set (bytes when every size is known, else files)."""
+    if not (enabled and sys.stderr.isatty()):
+        return _NoBar()
+    from tqdm import tqdm
+
+    if by_bytes:
+        return tqdm(total=total, desc="wheels", unit="B", unit_scale=True, unit_divisor=1024,
+                    file=sys.stderr, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc="wheels", unit="file", file=sys.stderr, leave=False,
+                dynamic_ncols=True)
