@@ -40,7 +40,9 @@ def extract_tar(archive: Path, dest: Path, *, strip: str | None = PBS_TOP) -> Pa
                 tmp.chmod(_root_mode(entries, strip))  # mkdtemp made it 0700
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, tarfile.FilterError):  # our checks should have caught it first
-            raise UnsafeArchiveError(f"{archive.name}: refused: {exc}") from None
+            raise UnsafeArchiveError(
+                f"{archive.name}: refused entry {exc.tarinfo.name!r}: {exc}"
+            ) from None
         raise RunenvError(f"{archive.name}: cannot extract: {exc}") from None
     return dest
 
@@ -84,6 +86,7 @@ def plan_members(
     """
     planned: list[tarfile.TarInfo] = []
     kinds: dict[PurePosixPath, str] = {}
+    modes: dict[PurePosixPath, int] = {}
     for member in members:
         rel = _clean_name(member.name, archive)
         if strip is not None:
@@ -141,6 +144,7 @@ def plan_members(
                 )
             member = copy.copy(member)
             member.linkname = str(link)
+            member.mode = modes[link]  # tarfile chmods the shared inode: keep the file's mode
             kind = "file"
         elif member.isreg():
             kind = "file"
@@ -153,6 +157,7 @@ def plan_members(
         member = copy.copy(member)  # the archive's own index keeps the original names
         member.name = str(rel)
         kinds[rel] = kind
+        modes[rel] = member.mode
         planned.append(member)
     return planned
 
