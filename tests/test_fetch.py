@@ -188,6 +188,16 @@ def test_dropped_connection_restarts_without_range_support(
     assert [r.range for r in loopback.request_log(ARCHIVE)] == [None, None, None]
 
 
+def test_body_cut_short_without_a_length_is_fetched_again(
+    cache: Cache, served: tuple[str, str], loopback: LoopbackServer
+) -> None:
+    url, sha = served
+    loopback.script(ARCHIVE, drop_after(100_000, announce_length=False))
+    path = fetch_to_cache(cache, "python", url, sha, ARCHIVE)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    assert loopback.requests_for(ARCHIVE) == 2
+
+
 def test_wrong_bytes_raise_checksum_error_and_cache_nothing(
     cache: Cache, served: tuple[str, str], loopback: LoopbackServer
 ) -> None:

@@ -172,7 +172,8 @@ def fetch_to_cache(
                                   progress).run()
         except BaseException:
             # Leave no trace of a failed fetch; waiters on the lock retry on a fresh lock file.
-            Path(lock.lock_file).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # Windows will not delete an open file
+                Path(lock.lock_file).unlink(missing_ok=True)
             raise
     log.debug("cached %s from %s", filename, redact(url))
     return target
@@ -266,6 +267,7 @@ class _Transfer:
     resumable: bool = False
     etag: str | None = None
     resumed: bool = False
+    length_known: bool = True
 
     def run(self) -> None:
         failures = 0
@@ -292,10 +294,11 @@ class _Transfer:
             got = self.hasher.hexdigest()
             if got == self.expected:
                 return
-            if self.resumed and not restarted_on_mismatch:
-                # Resumed pieces may come from two versions of the file: try once from scratch.
+            if (self.resumed or not self.length_known) and not restarted_on_mismatch:
+                # Resumed pieces may come from two versions of the file, and a body without a
+                # length may have been cut short unnoticed: try once more from scratch.
                 restarted_on_mismatch = True
-                log.info("%s: checksum mismatch after resuming; downloading again", self.name)
+                log.info("%s: checksum mismatch; downloading again from scratch", self.name)
                 self._restart(resumable=False)
                 continue
             raise ChecksumError(f"{self.name} from {redact(self.url)}", self.expected, got)
@@ -366,8 +369,9 @@ class _Transfer:
         self.resumable = resp.headers.get("Accept-Ranges", "").strip().lower() == "bytes"
         etag = resp.headers.get("ETag")
         self.etag = etag if etag and not etag.startswith("W/") else None
-        length = resp.headers.get("Content-Length")
-        return int(length) if length and length.isdigit() else None
+        length = resp.headers.get("Content-Length", "").strip()
+        self.length_known = length.isdigit()
+        return int(length) if self.length_known else None
 
     def _receive(self, resp: httpx.Response, total: int | None) -> None:
         window_start, window_bytes = time.monotonic(), 0

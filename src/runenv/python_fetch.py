@@ -9,6 +9,7 @@ the three and `fetch_many` runs several platforms at once over one shared httpx 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -301,7 +302,8 @@ def unpack(archive: Path, dest: Path) -> Path:
             return extract_tar(archive, dest)
         finally:
             # The parent holds only `dest`; waiters retry on a fresh lock file.
-            Path(lock.lock_file).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # Windows will not delete an open file
+                Path(lock.lock_file).unlink(missing_ok=True)
 
 
 def fetch_python(

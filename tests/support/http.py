@@ -51,6 +51,7 @@ class Fault:
     seconds: float = 0.0
     data: bytes | None = None
     location: str = ""
+    announce_length: bool = True
 
 
 def status(code: int, body: bytes = b"") -> Fault:
@@ -58,9 +59,13 @@ def status(code: int, body: bytes = b"") -> Fault:
     return Fault("status", status=code, data=body)
 
 
-def drop_after(nbytes: int) -> Fault:
-    """Announce the full length, send only `nbytes` of the body, then close the connection."""
-    return Fault("drop", nbytes=nbytes)
+def drop_after(nbytes: int, *, announce_length: bool = True) -> Fault:
+    """Send only `nbytes` of the body, then close the connection.
+
+    The headers announce the full length, or with `announce_length=False` no length at all
+    (`Connection: close`), so that the client cannot tell the body was cut short.
+    """
+    return Fault("drop", nbytes=nbytes, announce_length=announce_length)
 
 
 def stall(seconds: float, after: int | None = None) -> Fault:
@@ -355,7 +360,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         ctype = mimetypes.guess_type(self.path)[0] or "application/octet-stream"
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        if fault is None or fault.announce_length:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")
         if ranges:
             self.send_header("Accept-Ranges", "bytes")
         if code == 206:
