@@ -146,6 +146,14 @@ def test_inputs_hash_is_canonical() -> None:
                                             macos=(10, 13)).inputs_hash()
 
 
+def test_empty_requirements_give_an_empty_lock(
+    server: IndexServer, cache: Cache, tmp_path: Path
+) -> None:
+    path = tmp_path / "v" / "pylock.macosx-aarch64.toml"
+    lk = lock(request(server, platform=Platform.MACOSX_AARCH64), path, cache=cache, timeout=120)
+    assert lk.packages == () and lk.inputs_hash == read_lock(path).inputs_hash
+
+
 def test_skipped_package_still_required_names_both(
     server: IndexServer, cache: Cache, tmp_path: Path
 ) -> None:

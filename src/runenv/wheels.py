@@ -9,6 +9,7 @@ cache (verified against the lock's sha256), concurrently, under one progress dis
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -29,6 +30,7 @@ from runenv.platforms import DEFAULT_GLIBC, Platform
 logger = logging.getLogger(__name__)
 
 WHEELS_SECTION = "wheels"
+_UNKNOWABLE = re.compile(r"platform_release|platform_version")
 MAX_PARALLEL = 8
 
 
@@ -117,8 +119,12 @@ def select(
 
 
 def _applies(pkg: LockedPackage, env: dict[str, str]) -> bool:
-    """False only for a package whose marker is certainly false on the target."""
-    if not pkg.marker:
+    """False only for a package whose marker is certainly false on the target.
+
+    uv's locks are already resolved for the target, so this only matters for locks written
+    by other tools; markers on values a cross target cannot know are taken as true.
+    """
+    if not pkg.marker or _UNKNOWABLE.search(pkg.marker):
         return True
     try:
         return Marker(pkg.marker).evaluate(env)

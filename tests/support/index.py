@@ -11,9 +11,9 @@
 - rtnative 1.0: five `cpXY-cpXY-<plat>` wheels (below) and an sdist building the same extension.
 - rtsrconly 1.0: sdist only (setuptools, a C extension); `rtsrconly.hello()` returns
   `SRCONLY_HELLO`.
-- setuptools, wheel: `py3-none-any` wheels repacked from this interpreter's installed copies (or
-  its `ensurepip` bundle), so isolated source builds work offline; `Index.has_setuptools` says
-  whether one was found.
+- setuptools, wheel, packaging: `py3-none-any` wheels repacked from this interpreter's installed
+  copies (or its `ensurepip` bundle), so isolated source builds (`python -m build`, pip, uv)
+  work against this index without PyPI; `Index.has_setuptools` says whether one was found.
 
 `cpXY` is the running interpreter's version (the test runtime is a copy of it). The rtnative
 wheels each hold `rtnative/__init__.py` (`from rtnative._native import answer`) and one
@@ -411,24 +411,42 @@ class Index:
         return hashlib.sha256(self.path(filename).read_bytes()).hexdigest()
 
 
-def build_index(root: Path) -> Index:
-    """Build the test index under `root` (reused when already complete); return it."""
+def _complete(root: Path) -> bool:
     marker = root / ".complete"
-    if marker.is_file() and marker.read_text() == INDEX_VERSION:
+    return marker.is_file() and marker.read_text() == f"{INDEX_VERSION} {CP}"
+
+
+def build_index(root: Path) -> Index:
+    """Build the test index under `root` (reused when already complete); return it.
+
+    Built in a staging directory beside `root` and renamed into place, so concurrent or
+    interrupted builders never leave a half index that a later run would trust.
+    """
+    if _complete(root):
         return Index(root)
-    if root.exists():
-        shutil.rmtree(root)
-    stage = root.with_name(root.name + ".tmp")
-    shutil.rmtree(stage, ignore_errors=True)
-    files = stage / "files"
-    files.mkdir(parents=True)
-    _build_packages(files, stage / "work")
-    for name in ("setuptools", "wheel"):
-        repack_installed(name, files) or _bundled_wheel(name, files)
-    shutil.rmtree(stage / "work", ignore_errors=True)
-    write_simple_pages(stage)
-    (stage / ".complete").write_text(INDEX_VERSION)
-    stage.replace(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        files = stage / "files"
+        files.mkdir()
+        _build_packages(files, stage / "work")
+        # Build backends and their requirements, for isolated source builds without PyPI.
+        for name in ("setuptools", "wheel", "packaging"):
+            repack_installed(name, files) or _bundled_wheel(name, files)
+        shutil.rmtree(stage / "work", ignore_errors=True)
+        write_simple_pages(stage)
+        (stage / ".complete").write_text(f"{INDEX_VERSION} {CP}")
+        if _complete(root):  # another builder won meanwhile
+            return Index(root)
+        if root.exists():
+            shutil.rmtree(root)
+        try:
+            stage.replace(root)
+        except OSError:
+            if not _complete(root):
+                raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return Index(root)
 
 
