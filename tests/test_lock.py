@@ -6,7 +6,6 @@ import hashlib
 import platform as host
 import shutil
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,20 @@ from runenv.errors import LockError
 from runenv.lock import Lock, LockRequest, is_fresh, lock, lock_path, read_lock
 from runenv.platforms import ALL_PLATFORMS, Platform
 from runenv.wheels import select
-from support.index import Index, IndexServer, build_index, write_simple_pages
+from support.index import Index, IndexServer, write_simple_pages
 
 PY = host.python_version()  # the test runtime is a copy of this interpreter
 
 
-@pytest.fixture(scope="session")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Index:
-    return build_index(tmp_path_factory.getbasetemp() / "runenv-test-index")
+@pytest.fixture(scope="module")
+def index(pkg_index: Index) -> Index:
+    """The session's loopback index (tests/conftest.py, built by support.index)."""
+    return pkg_index
 
 
 @pytest.fixture(scope="module")
-def server(index: Index) -> Iterator[IndexServer]:
-    with IndexServer(index.root) as srv:
-        yield srv
+def server(pkg_server: IndexServer) -> IndexServer:
+    return pkg_server
 
 
 @pytest.fixture

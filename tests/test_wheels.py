@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import platform as host
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,21 +14,21 @@ from runenv.errors import ChecksumError, FetchError, LockError
 from runenv.lock import Lock, LockedFile, LockedPackage, LockRequest, lock
 from runenv.platforms import ALL_PLATFORMS, Platform
 from runenv.wheels import WHEELS_SECTION, Artifact, download_all, marker_environment, select
-from support.index import RTNATIVE_PLATFORMS, Index, IndexServer, build_index
+from support.index import RTNATIVE_PLATFORMS, Index, IndexServer
 
 PY = host.python_version()
 CP = "cp" + "".join(PY.split(".")[:2])
 
 
-@pytest.fixture(scope="session")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Index:
-    return build_index(tmp_path_factory.getbasetemp() / "runenv-test-index")
+@pytest.fixture(scope="module")
+def index(pkg_index: Index) -> Index:
+    """The session's loopback index (tests/conftest.py, built by support.index)."""
+    return pkg_index
 
 
 @pytest.fixture(scope="module")
-def server(index: Index) -> Iterator[IndexServer]:
-    with IndexServer(index.root) as srv:
-        yield srv
+def server(pkg_server: IndexServer) -> IndexServer:
+    return pkg_server
 
 
 @pytest.fixture(scope="module")
