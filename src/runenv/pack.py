@@ -1,0 +1,249 @@
+"""Reproducible `.tar.gz` archives of a runtime tree, and their JSON manifests.
+
+The same tree gives the same bytes, whoever builds it, wherever and whenever. The rules:
+
+- **Entries**: the tree's contents at the archive root (`bin/python3`, not `python/bin/...`),
+  no `./` entry. A directory comes before its contents; the children of a directory are
+  sorted by the bytes of their names (what `tar --sort=name` does).
+- **Times**: every entry's mtime is `$SOURCE_DATE_EPOCH` when set (the convention of
+  https://reproducible-builds.org/specs/source-date-epoch/), else 315532800
+  (1980-01-01T00:00:00Z: the earliest date ZIP can store, the fallback `wheel` uses too, and
+  late enough that no tar warns of an "implausibly old time stamp"). No atime/ctime is stored.
+- **Owners**: uid and gid 0, empty uname and gname.
+- **Modes**: directories and files with any execute bit 0o755, other files 0o644, symlinks
+  0o777. No setuid/setgid/sticky bits survive.
+- **Links**: symlinks are kept as symlinks with their target text unchanged. Hard links are
+  always stored as separate regular files, so the archive does not depend on whether the copy
+  that produced the tree kept them linked. Sockets, FIFOs and devices are an error.
+- **Format**: POSIX.1-2001 (PAX) via `tarfile`: a plain ustar header, plus a PAX header only
+  where ustar cannot hold a value (long or non-ASCII names, sizes of 8 GiB and more). Two zero
+  blocks end the archive, padded to a multiple of 10240 bytes as `tar` does.
+- **Compression**: one gzip member (RFC 1952) with mtime 0, no file name, XFL by level and
+  OS 255 (unknown, so the host's OS does not show). The deflate stream is made like `pigz`
+  makes it (https://github.com/madler/pigz/blob/master/pigz.c, "parallel compression"): the
+  tar stream is cut in fixed-size blocks, each deflated on its own thread primed with the last
+  32 KiB of the previous block (`zdict`) and ended with a sync flush, and an empty final block
+  closes the stream. The output depends only on the input bytes, the level and the block size
+  (never on the number of threads or their timing), is read by every gzip reader, and is about
+  the size of a sequential deflate at the same level.
+
+The sha256 and size of the archive are computed while it is written (no second read), and the
+archive appears at its final path only when complete (`staged_file`).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import stat
+import struct
+import tarfile
+import zlib
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
+
+from runenv._cache import staged_file
+from runenv.errors import BuildError
+
+# Chosen by measurement (see `scripts/bench_pack.py` figures in the commit message): level 6,
+# the level of `gzip`/`tar czf`, is the lowest level whose output is no larger than theirs.
+DEFAULT_LEVEL = 6
+# 1 MiB blocks: large enough that per-block costs (a new compressor, a sync marker) vanish,
+# small enough to keep two cores busy on a small tree and memory bounded.
+BLOCK_SIZE = 1 << 20
+DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z
+WINDOW = 32 * 1024  # deflate's window: the most a block can reach back into the previous one
+
+_RECORDSIZE = 20 * tarfile.BLOCKSIZE
+_READ_CHUNK = 1 << 20
+# An empty, final (BFINAL=1) fixed-Huffman deflate block: what ends the stream.
+_FINAL_BLOCK = b"\x03\x00"
+
+
+def source_date_epoch() -> int:
+    """The mtime every entry gets: `$SOURCE_DATE_EPOCH` if set and valid, else 1980-01-01."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return DEFAULT_MTIME
+    try:
+        epoch = int(value)
+    except ValueError:
+        raise BuildError(f"SOURCE_DATE_EPOCH={value!r} is not an integer") from None
+    if epoch < 0:
+        raise BuildError(f"SOURCE_DATE_EPOCH={value!r} is negative")
+    return epoch
+
+
+def pack_tree(root: Path, archive: Path, *, level: int = DEFAULT_LEVEL) -> tuple[str, int]:
+    """Pack the tree under `root` into the gzip tar `archive`; return its (sha256, size).
+
+    `archive` appears only when complete; an error or a kill leaves at most a temp file.
+    """
+    if not 1 <= level <= 9:
+        raise BuildError(f"gzip level must be 1..9, not {level}")
+    if not root.is_dir():
+        raise BuildError(f"cannot pack {root}: not a directory")
+    mtime = source_date_epoch()
+    with staged_file(archive) as tmp, tmp.open("wb", buffering=0) as out:
+        return write_gzip(tar_stream(root, mtime=mtime), out, level=level)
+
+
+def write_manifest(path: Path, manifest: Mapping[str, object]) -> None:
+    """Write `manifest` as JSON (sorted keys, indent 2, trailing newline), atomically."""
+    text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    with staged_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+# --- the tar stream ------------------------------------------------------------------------
+
+
+def tar_stream(root: Path, *, mtime: int = DEFAULT_MTIME) -> Iterator[bytes | memoryview]:
+    """The uncompressed tar archive of the tree under `root`, as a sequence of byte chunks."""
+    written = 0
+    for rel, path, st in _walk(os.fspath(root), ""):
+        info = tarfile.TarInfo(rel)
+        info.mtime = mtime
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        if stat.S_ISDIR(st.st_mode):
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+        elif stat.S_ISLNK(st.st_mode):
+            info.type = tarfile.SYMTYPE
+            info.mode = 0o777
+            info.linkname = os.fspath(Path(path).readlink())
+        elif stat.S_ISREG(st.st_mode):
+            info.type = tarfile.REGTYPE
+            info.mode = 0o755 if st.st_mode & 0o111 else 0o644
+            info.size = st.st_size
+        else:
+            raise BuildError(f"cannot pack {path}: not a file, directory or symlink")
+        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        written += len(header)
+        yield header
+        if info.type == tarfile.REGTYPE:
+            yield from _file_chunks(path, st.st_size)
+            written += st.st_size
+            padding = -st.st_size % tarfile.BLOCKSIZE
+            if padding:
+                written += padding
+                yield bytes(padding)
+    end = 2 * tarfile.BLOCKSIZE
+    end += -(written + end) % _RECORDSIZE
+    yield bytes(end)
+
+
+def _walk(top: str, prefix: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(archive name, path, lstat) of everything under `top`, parents first, names sorted."""
+    with os.scandir(top) as it:
+        entries = sorted(it, key=lambda e: os.fsencode(e.name))
+    for entry in entries:
+        rel = prefix + entry.name
+        st = entry.stat(follow_symlinks=False)
+        yield rel, entry.path, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk(entry.path, rel + "/")
+
+
+def _file_chunks(path: str, size: int) -> Iterator[bytes]:
+    """Exactly `size` bytes of the file at `path`; a file that changes size is an error."""
+    with Path(path).open("rb", buffering=0) as f:
+        left = size
+        while left:
+            chunk = f.read(min(left, _READ_CHUNK))
+            if not chunk:
+                raise BuildError(f"cannot pack {path}: it shrank while being read")
+            left -= len(chunk)
+            yield chunk
+        if f.read(1):
+            raise BuildError(f"cannot pack {path}: it grew while being read")
+
+
+# --- parallel gzip -------------------------------------------------------------------------
+
+
+def _blocks(chunks: Iterator[bytes | memoryview], size: int) -> Iterator[bytes]:
+    """Re-cut a stream of chunks into blocks of exactly `size` bytes (the last may be short)."""
+    buf = bytearray()
+    for chunk in chunks:
+        view = memoryview(chunk)
+        if buf:
+            take = size - len(buf)
+            buf += view[:take]
+            view = view[take:]
+            if len(buf) < size:
+                continue
+            yield bytes(buf)
+            buf = bytearray()
+        while len(view) >= size:
+            yield bytes(view[:size])
+            view = view[size:]
+        buf += view
+    if buf:
+        yield bytes(buf)
+
+
+def _deflate(block: bytes, zdict: bytes, level: int) -> bytes:
+    """Raw deflate of `block` as if it followed `zdict`, ended byte-aligned by a sync flush."""
+    if zdict:
+        comp = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    else:
+        comp = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return comp.compress(block) + comp.flush(zlib.Z_SYNC_FLUSH)
+
+
+def write_gzip(
+    chunks: Iterator[bytes | memoryview],
+    out: BinaryIO,
+    *,
+    level: int = DEFAULT_LEVEL,
+    block_size: int = BLOCK_SIZE,
+    threads: int | None = None,
+) -> tuple[str, int]:
+    """Write `chunks` to `out` as one gzip member, deflated in parallel; return (sha256, size).
+
+    zlib and hashlib release the GIL on large buffers, so the threads use every core.
+    """
+    digest = hashlib.sha256()
+    size = 0
+
+    def emit(data: bytes) -> None:
+        nonlocal size
+        digest.update(data)
+        view = memoryview(data)
+        while view:  # a raw file may write less than asked
+            n = out.write(view)
+            if n is None:  # a non-blocking stream had no room: never for files
+                raise BuildError("archive output would block")
+            view = view[n:]
+        size += len(data)
+
+    xfl = 2 if level == 9 else 4 if level == 1 else 0
+    emit(b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes([xfl, 255]))
+    workers = threads or os.cpu_count() or 1
+    crc = 0
+    isize = 0
+    previous = b""
+    pending: collections.deque[Future[bytes]] = collections.deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runenv-gzip") as pool:
+        try:
+            for block in _blocks(chunks, block_size):
+                crc = zlib.crc32(block, crc)
+                isize += len(block)
+                pending.append(pool.submit(_deflate, block, previous, level))
+                previous = (previous + block)[-WINDOW:] if len(block) < WINDOW else block[-WINDOW:]
+                # Bounded read-ahead: enough to keep every worker busy, no more in memory.
+                while len(pending) > 2 * workers:
+                    emit(pending.popleft().result())
+            while pending:
+                emit(pending.popleft().result())
+        finally:
+            for future in pending:
+                future.cancel()
+    emit(_FINAL_BLOCK + struct.pack("<II", crc, isize & 0xFFFFFFFF))
+    return digest.hexdigest(), size

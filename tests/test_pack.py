@@ -1,0 +1,196 @@
+"""pack_tree and write_manifest: reproducible bytes, readable by tar, gzip and tarfile."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from runenv.errors import BuildError
+from runenv.pack import DEFAULT_MTIME, pack_tree, tar_stream, write_gzip, write_manifest
+
+LONG = "very-long-directory-name-" * 5  # > 100 bytes with the file name: needs a PAX header
+
+
+def make_tree(root: Path) -> Path:
+    """A small runtime-like tree: executables, a symlink, a hard link, odd modes and names."""
+    (root / "bin").mkdir(parents=True)
+    python = root / "bin" / "python3.12"
+    python.write_bytes(b"\x7fELF" + bytes(range(256)) * 64)
+    python.chmod(0o700)
+    (root / "bin" / "python3").symlink_to("python3.12")
+    site = root / "lib" / "python3.12" / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("print('hi')\n" * 100)
+    (site / "pkg" / "secret.txt").write_text("mode 600\n")
+    (site / "pkg" / "secret.txt").chmod(0o600)
+    os.link(site / "pkg" / "__init__.py", site / "pkg" / "hardlink.py")
+    (site / LONG).mkdir()
+    (site / LONG / "módulo_ñ.py").write_text("x = 1\n")
+    (root / "empty").mkdir()
+    (root / "empty").chmod(0o700)
+    return root
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_pack_is_reproducible_and_standard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    tree = make_tree(tmp_path / "tree")
+    first = tmp_path / "out" / "a.tar.gz"
+    sha, size = pack_tree(tree, first)
+    assert (sha, size) == (_sha(first), first.stat().st_size)
+    assert not [p for p in first.parent.iterdir() if p != first], "no temp file left behind"
+
+    # Again: same bytes. After touching everything and loosening modes: still the same bytes.
+    again = tmp_path / "out" / "b.tar.gz"
+    assert pack_tree(tree, again) == (sha, size)
+    for path in [tree, *tree.rglob("*")]:
+        os.utime(path, (1_700_000_000, 1_700_000_000), follow_symlinks=False)
+    (tree / "lib" / "python3.12" / "site-packages" / "pkg" / "secret.txt").chmod(0o664)
+    (tree / "empty").chmod(0o775)
+    assert pack_tree(tree, again) == (sha, size)
+
+    # A copy made elsewhere (hard link broken, new inodes, new times) packs identically.
+    copy = tmp_path / "copy"
+    shutil.copytree(tree, copy, symlinks=True)
+    assert pack_tree(copy, tmp_path / "out" / "c.tar.gz") == (sha, size)
+
+    # gzip header: no name, mtime 0, OS unknown; one member.
+    data = first.read_bytes()
+    assert data[:4] == b"\x1f\x8b\x08\x00" and data[4:8] == b"\0\0\0\0" and data[9] == 255
+    subprocess.run(["gzip", "-t", str(first)], check=True)
+    listing = subprocess.run(
+        ["tar", "tzf", str(first)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    assert listing[:3] == ["bin/", "bin/python3", "bin/python3.12"]
+    assert listing == sorted(listing, key=lambda n: n.rstrip("/").encode().split(b"/"))
+    assert not any(n.startswith(("./", "/")) for n in listing)
+
+    with tarfile.open(first) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    for m in members.values():
+        assert (m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "", "", DEFAULT_MTIME)
+        assert not m.pax_headers.keys() - {"path"}, m.pax_headers
+    site = "lib/python3.12/site-packages"
+    assert members["bin/python3"].issym() and members["bin/python3"].linkname == "python3.12"
+    assert members["bin/python3.12"].mode == 0o755
+    assert members[f"{site}/pkg/secret.txt"].mode == 0o644
+    assert members["empty"].isdir() and members["empty"].mode == 0o755
+    assert members[f"{site}/pkg/hardlink.py"].isreg(), "hard links are stored as files"
+    assert f"{site}/{LONG}/módulo_ñ.py" in members
+
+    # tar xzf restores contents, modes and the symlink.
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(["tar", "xzf", str(first), "-C", str(out)], check=True)
+    assert (out / "bin" / "python3").readlink() == Path("python3.12")
+    assert (out / "bin" / "python3.12").read_bytes() == (tree / "bin" / "python3.12").read_bytes()
+    assert (out / "bin" / "python3.12").stat().st_mode & 0o777 == 0o755
+    assert (out / site / "pkg" / "hardlink.py").read_text() == "print('hi')\n" * 100
+    assert (out / site / LONG / "módulo_ñ.py").read_text() == "x = 1\n"
+
+
+def test_source_date_epoch_sets_mtimes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = make_tree(tmp_path / "tree")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234567890")
+    archive = tmp_path / "a.tar.gz"
+    pack_tree(tree, archive)
+    with tarfile.open(archive) as tar:
+        assert {m.mtime for m in tar.getmembers()} == {1234567890}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(BuildError, match="SOURCE_DATE_EPOCH"):
+        pack_tree(tree, archive)
+
+
+def test_tar_stream_matches_tarfile(tmp_path: Path) -> None:
+    """The stream is a well-formed tar: tarfile reads back every byte of every file."""
+    tree = make_tree(tmp_path / "tree")
+    raw = b"".join(bytes(c) for c in tar_stream(tree))
+    assert len(raw) % (20 * 512) == 0
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        for member in tar.getmembers():
+            if member.isreg():
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                assert extracted.read() == (tree / member.name).read_bytes()
+
+
+def _mixed_data(size: int) -> bytes:
+    """Compressible text, incompressible noise and repeats across block boundaries."""
+    rng = random.Random(42)
+    parts: list[bytes] = []
+    total = 0
+    while total < size:
+        kind = rng.randrange(3)
+        if kind == 0:
+            part = " ".join(rng.choice(["def", "class", "import", "numpy", "return"])
+                            for _ in range(rng.randrange(100, 5000))).encode()
+        elif kind == 1:
+            part = rng.randbytes(rng.randrange(1000, 200_000))
+        else:
+            part = parts[-1] if parts else b"x"
+        parts.append(part)
+        total += len(part)
+    return b"".join(parts)[:size]
+
+
+def test_parallel_gzip_is_one_valid_member_independent_of_threads() -> None:
+    data = _mixed_data(6 * 1024 * 1024 + 12345)
+    chunks = [data[i : i + 70_001] for i in range(0, len(data), 70_001)]
+    outputs = []
+    for threads in (1, 2, 5):
+        out = io.BytesIO()
+        sha, size = write_gzip(iter(chunks), out, level=6, block_size=256 * 1024, threads=threads)
+        blob = out.getvalue()
+        assert (sha, size) == (hashlib.sha256(blob).hexdigest(), len(blob))
+        outputs.append(blob)
+    assert outputs[0] == outputs[1] == outputs[2]
+    blob = outputs[0]
+    # Exactly the input, through three independent readers.
+    assert zlib.decompress(blob, 31) == data
+    assert gzip.decompress(blob) == data
+    reader = zlib.decompressobj(31)
+    assert reader.decompress(blob) == data and reader.eof and not reader.unused_data
+    # About the size of a sequential deflate at the same level (the zdict priming works).
+    sequential = len(gzip.compress(data, compresslevel=6, mtime=0))
+    assert abs(len(blob) - sequential) < 0.01 * sequential
+
+
+def test_parallel_gzip_edge_sizes() -> None:
+    for data in (b"", b"a", bytes(1024 * 1024), bytes(1024 * 1024 + 1)):
+        out = io.BytesIO()
+        write_gzip(iter([data]), out, level=1, block_size=1024 * 1024)
+        assert gzip.decompress(out.getvalue()) == data
+        assert out.getvalue()[8] == 4  # XFL: fastest
+
+
+def test_failed_pack_leaves_nothing(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "tree")
+    os.mkfifo(tree / "bin" / "a-fifo")
+    archive = tmp_path / "dist" / "a.tar.gz"
+    with pytest.raises(BuildError, match="a-fifo"):
+        pack_tree(tree, archive)
+    assert list(archive.parent.iterdir()) == []
+
+
+def test_write_manifest(tmp_path: Path) -> None:
+    path = tmp_path / "dist" / "m.json"
+    manifest = {"b": 1, "a": {"z": [1, 2], "y": "é"}}
+    write_manifest(path, manifest)
+    text = path.read_text("utf-8")
+    assert text == json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert text.index('"a"') < text.index('"b"')
+    assert list(path.parent.iterdir()) == [path]
