@@ -2,8 +2,9 @@
 
 `build_index(root)` writes, once per directory (a `.complete` marker guards reuse):
 
-- rtpure 1.0: `py3-none-any` wheel; console script `rtpure-hello` (prints `RTPURE_HELLO`), a
-  data file `share/rtpure/hello.txt`; requires `rtdep>=1` and `rtwin>=1; sys_platform == "win32"`.
+- rtpure 1.0: `py3-none-any` wheel; console script `rtpure-hello` printing the line
+  `RTPURE_HELLO` (which contains that very word), a data file `share/rtpure/hello.txt`;
+  requires `rtdep>=1` and `rtwin>=1; sys_platform == "win32"`.
 - rtdep 1.0: `py3-none-any` wheel (`rtdep.VALUE == "rtdep 1.0"`).
 - rtdep 2.0: `py3-none-any` wheel with `Requires-Python: >=3.99`: never chosen, which proves
   `data-requires-python` is honoured.
@@ -66,10 +67,10 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 
 from .http import LoopbackServer, _Handler, wrong_bytes
 
-INDEX_VERSION = "1"  # bump when the contents change, so stale session dirs are rebuilt
+INDEX_VERSION = "2"  # bump when the contents change, so stale session dirs are rebuilt
 PY = f"{sys.version_info.major}{sys.version_info.minor}"
 CP = f"cp{PY}"
-RTPURE_HELLO = "hello from rtpure-hello"
+RTPURE_HELLO = "RTPURE_HELLO: hello from rtpure-hello"
 SRCONLY_HELLO = "rtsrconly built from source"
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 SDIST_MTIME = 1577836800  # 2020-01-01
