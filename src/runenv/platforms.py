@@ -61,7 +61,10 @@ class PlatformInfo:
     arch: str  # "x86_64" | "aarch64", as pbs-installer spells it
     pbs_triple: str
     uv_target: str  # uv's --python-platform value for macOS and Windows
-    github_runner: str  # a GitHub-hosted runner that is native for this platform
+    # A GitHub-hosted runner label that is native for this platform. GitHub retired macos-13
+    # (Dec 2025) and macos-14 (Nov 2026): macos-15-intel is the x86_64 macOS image (kept until
+    # macOS 15 goes, 2027), macos-15 the arm64 one.
+    github_runner: str
 
     @property
     def is_windows(self) -> bool:
@@ -155,7 +158,7 @@ _INFO: dict[Platform, PlatformInfo] = {
         "x86_64",
         "x86_64-apple-darwin",
         "x86_64-apple-darwin",
-        "macos-13",
+        "macos-15-intel",
     ),
     Platform.MACOSX_AARCH64: PlatformInfo(
         "macosx-aarch64",
@@ -163,7 +166,7 @@ _INFO: dict[Platform, PlatformInfo] = {
         "aarch64",
         "aarch64-apple-darwin",
         "aarch64-apple-darwin",
-        "macos-14",
+        "macos-15",
     ),
     Platform.WINDOWS_X64: PlatformInfo(
         "windows-x64",
