@@ -268,7 +268,7 @@ def test_plan_layout_and_check_settings(tmp_path: Path) -> None:
     assert linux.runtime_env == {"RPY2_CFFI_MODE": "ABI"}
     assert linux.allow_import_failures == {"tkinter": "no Tk in the runtime"}
     assert make_plan(vc, Platform.MACOSX_AARCH64).macos == (12, 0)
-    assert make_plan(vc, Platform.MACOSX_X64).macos == (10, 9)
+    assert make_plan(vc, Platform.MACOSX_X64).macos == (10, 13)
     win = make_plan(vc, Platform.WINDOWS_X64)
     assert (str(win.interpreter), str(win.site_packages)) == ("python.exe", "Lib/site-packages")
 

@@ -106,10 +106,10 @@ def test_select_ranks_by_platform_tags_and_floors() -> None:
     assert "w" not in linux  # its marker is false on Linux
     old = by_name(select(lk, Platform.LINUX_X64, "3.12.10", {}, glibc=(2, 17)))
     assert old["a"].filename == "a-1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
-    mac = by_name(select(lk, Platform.MACOSX_X64, "3.12.10", {}))  # default floor 10.9
+    mac = by_name(select(lk, Platform.MACOSX_X64, "3.12.10", {}, macos=(10, 9)))
     assert mac["a"].filename == "a-1.0-py3-none-any.whl"
     assert mac["d"].kind == "sdist"
-    mac13 = by_name(select(lk, Platform.MACOSX_X64, "3.12.10", {}, macos=(10, 13)))
+    mac13 = by_name(select(lk, Platform.MACOSX_X64, "3.12.10", {}))  # default floor 10.13
     assert mac13["d"].filename == "d-1.0-cp312-cp312-macosx_10_13_x86_64.whl"
     win = by_name(select(lk, Platform.WINDOWS_X64, "3.12.10", {}))
     assert win["w"].kind == "wheel"

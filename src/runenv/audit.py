@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import BinaryIO
 
 from packaging.tags import Tag, parse_tag
 
@@ -90,8 +90,10 @@ def _files(root: Path) -> Iterator[Path]:
 
 
 def _is_launcher_template(rel: str, binary: Binary) -> bool:
-    return binary.format == "PE" and rel.endswith(".exe") and any(
-        f"/{d}/" in f"/{rel}" for d in _LAUNCHER_TEMPLATE_DIRS
+    return (
+        binary.format == "PE"
+        and rel.endswith(".exe")
+        and any(f"/{d}/" in f"/{rel}" for d in _LAUNCHER_TEMPLATE_DIRS)
     )
 
 
@@ -163,4 +165,6 @@ def audit_tree(root: Path, plan: Plan) -> None:
         problems += audit_wheel_tags(site, plan)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise CheckError(f"audit for {plan.platform.value} failed: " + "; ".join(problems[:3]) + more)
+        raise CheckError(
+            f"audit for {plan.platform.value} failed: " + "; ".join(problems[:3]) + more
+        )

@@ -15,6 +15,7 @@ from runenv._subprocess import run
 from runenv.errors import CheckError
 
 # One process imports everything (fast); each failure is caught and reported by name.
+# `-B`: no .pyc written into the tree, which would make the archive differ between builds.
 _IMPORT_SCRIPT = """
 import importlib, json, sys
 failures = {}
@@ -66,7 +67,7 @@ def import_check(
     """Import `modules` with `interpreter`; fail naming each module that does not import."""
     names = sorted(set(modules))
     out = run(
-        [interpreter, "-I", "-c", _IMPORT_SCRIPT, *names],
+        [interpreter, "-I", "-B", "-c", _IMPORT_SCRIPT, *names],
         what=f"import check of {root}",
         cwd=root,
         timeout=timeout,
@@ -87,7 +88,7 @@ def import_check(
         shown = "; ".join(f"{m}: {err}" for m, err in sorted(refused.items()))
         raise CheckError(
             f"import check failed for {len(refused)} module(s): {shown} "
-            "(accept a known failure with [check] allowImportFailures = { module = \"why\" })"
+            '(accept a known failure with [check] allowImportFailures = { module = "why" })'
         )
     accepted = {m: allowed[m] for m in failures}
     return CheckResult(prefix, tuple(n for n in names if n not in failures), accepted)

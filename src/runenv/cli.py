@@ -7,8 +7,11 @@ Errors are one line on stderr; `-v` adds the traceback and debug logging.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,11 +20,24 @@ from typing import Any
 
 import tomli_w
 
-from runenv import __version__
-from runenv.config import VERSIONS_DIR, find_project, list_variants, load_variant
+from runenv import __version__, python_fetch
+from runenv._cache import Cache
+from runenv._download import new_client
+from runenv.build import (
+    INDEX_ENV,
+    BuildOptions,
+    build_many,
+    check_built,
+    clean,
+    ensure_lock,
+    pinned_archive,
+)
+from runenv.config import VERSIONS_DIR, VariantConfig, find_project, list_variants, load_variant
 from runenv.errors import RunenvError, UsageError
+from runenv.manifest import read_manifest
 from runenv.plan import make_plan
-from runenv.platforms import Platform
+from runenv.platforms import Platform, parse_platforms
+from runenv.python_fetch import MIRROR_ENV
 from runenv.scaffold import new_variant
 
 Handler = Callable[[argparse.Namespace], int]
@@ -111,6 +127,149 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    return say
+
+
+def _targets(args: argparse.Namespace) -> list[tuple[VariantConfig, Platform]]:
+    """(variant, platform) pairs from the variants and `--platform` values given."""
+    project = _project(args)
+    pairs = []
+    for variant in args.variants:
+        vc = load_variant(project, variant)
+        for plat in parse_platforms(args.platform, vc.platforms):
+            make_plan(vc, plat)  # refuses a platform the variant is not built for
+            pairs.append((vc, plat))
+    return pairs
+
+
+def _build_options(args: argparse.Namespace, project: Path) -> BuildOptions:
+    return BuildOptions(
+        dist=Path(args.out).resolve() if getattr(args, "out", None) else project / "dist",
+        pydist=project / "pydist",
+        locked=getattr(args, "locked", False),
+        offline=getattr(args, "offline", False),
+        python_mirror=getattr(args, "python_mirror", None),
+        default_index=getattr(args, "index_url", None) or os.environ.get(INDEX_ENV),
+        progress=_progress(args),
+        report=_say(args),
+    )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build runtimes: lock, fetch, install, copy files, check, pack."""
+    targets = _targets(args)
+    options = _build_options(args, _project(args))
+    with contextlib.ExitStack() as stack:
+        cache = stack.enter_context(Cache.ephemeral()) if args.refresh else Cache.default()
+        client = stack.enter_context(new_client())
+        results, failures = build_many(targets, options, cache, client=client, force=args.refresh)
+    rows = []
+    for res in results:
+        data = read_manifest(res.manifest) or {}
+        state = "up to date" if res.up_to_date else "built"
+        rows.append(
+            {
+                "state": state,
+                "archive": str(res.archive),
+                "manifest": str(res.manifest),
+                "tree": str(res.tree),
+                "sha256": data.get("sha256"),
+                "size": data.get("size"),
+                "seconds": round(res.seconds, 2),
+            }
+        )
+        if not args.json:
+            print(f"{state}: {res.archive} ({_size(int(data.get('size', 0)))}, {res.seconds:.1f}s)")
+    for (vc, plat), exc in failures:
+        print(f"runenv: error: {vc.variant} {plat.value}: {exc}", file=sys.stderr)
+    if args.json:
+        _emit(rows)
+    if failures:
+        return max(exc.exit_code for _, exc in failures)
+    return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Resolve each platform's dependencies into versions/VARIANT/pylock.PLATFORM.toml."""
+    project = _project(args)
+    options = _build_options(args, project)
+    cache = Cache.default()
+    for vc, plat in _targets(args):
+        plan = make_plan(vc, plat)
+        path, relocked = ensure_lock(vc, plan, options, cache, None, force=args.force)
+        print(f"{'locked' if relocked else 'up to date'}: {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Re-run the audit and (on the host) the import check on built runtimes."""
+    options = _build_options(args, _project(args))
+    for vc, plat in _targets(args):
+        result = check_built(vc, plat, options)
+        print(f"ok: {result}")
+    return 0
+
+
+def cmd_fetch_python(args: argparse.Namespace) -> int:
+    """Download, verify and unpack python-build-standalone runtimes."""
+    target = args.target
+    try:
+        project: Path | None = _project(args)
+    except UsageError:
+        project = None
+    if project is not None and target in list_variants(project):
+        vc = load_variant(project, target)
+        version, allowed, mirror = vc.python_version, vc.platforms, vc.config.python.mirror
+        pins = {p: pin for p in allowed if (pin := pinned_archive(vc, p)) is not None}
+        timeout = float(vc.config.build.timeout)
+    else:
+        version, allowed, mirror, pins, timeout = target, tuple(Platform), None, {}, 300.0
+    mirror = args.python_mirror or os.environ.get(python_fetch.MIRROR_ENV) or mirror
+    platforms = parse_platforms(args.platform, allowed)
+    dest = Path(args.dest) if args.dest else Path.cwd() / "pydist" / f"python-{version}"
+    cache = Cache.default()
+    done = python_fetch.fetch_many(
+        version,
+        {p: dest / p.value for p in platforms},
+        cache=cache,
+        mirror=mirror,
+        pinned=pins,
+        offline=args.offline,
+        progress=_progress(args),
+        timeout=timeout,
+    )
+    for plat, path in done.items():
+        print(f"{plat.value}: {path}")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove build outputs (dist/, pydist/), and with --cache the download cache too."""
+    options = _build_options(args, _project(args))
+    removed = clean(options, args.variant)
+    if args.cache:
+        root = Cache.default().root
+        if root.exists():
+            shutil.rmtree(root)
+            removed.append(root)
+    for path in removed:
+        print(f"removed {path}")
+    return 0
+
+
 # --- the parser --------------------------------------------------------------------------
 
 
@@ -125,6 +284,11 @@ def _platform_arg(p: argparse.ArgumentParser, *, multi: bool) -> None:
         )
     else:
         p.add_argument("--platform", metavar="KEY", help=f"{keys} or host")
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--python-mirror", metavar="URL", help=f"PBS mirror (env {MIRROR_ENV})")
+    p.add_argument("--index-url", metavar="URL", help=f"default package index (env {INDEX_ENV})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +318,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("list", cmd_list)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("build", cmd_build)
+    p.add_argument("variants", nargs="+", metavar="VARIANT")
+    _platform_arg(p, multi=True)
+    p.add_argument("--locked", action="store_true", help="fail if a lock is out of date")
+    p.add_argument("--refresh", action="store_true", help="build from scratch in throwaway caches")
+    p.add_argument("--offline", action="store_true", help="use the caches only")
+    p.add_argument("--out", metavar="DIR", help="where archives and manifests go (default: dist/)")
+    _source_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("lock", cmd_lock)
+    p.add_argument("variants", nargs="+", metavar="VARIANT")
+    _platform_arg(p, multi=True)
+    p.add_argument("--force", action="store_true", help="re-lock even when up to date")
+    p.add_argument("--index-url", metavar="URL", help=f"default package index (env {INDEX_ENV})")
+
+    p = command("check", cmd_check)
+    p.add_argument("variants", nargs="+", metavar="VARIANT")
+    _platform_arg(p, multi=True)
+    p.add_argument("--out", metavar="DIR", help="where the manifests are (default: dist/)")
+
+    p = command("fetch-python", cmd_fetch_python)
+    p.add_argument("target", metavar="VERSION|VARIANT")
+    _platform_arg(p, multi=True)
+    p.add_argument("--dest", metavar="DIR", help="unpack under DIR/<platform>")
+    p.add_argument("--python-mirror", metavar="URL", help=f"PBS mirror (env {MIRROR_ENV})")
+    p.add_argument("--offline", action="store_true", help="use the cache only")
+
+    p = command("clean", cmd_clean)
+    p.add_argument("variant", nargs="?", help="only this variant's outputs")
+    p.add_argument("--cache", action="store_true", help="also remove the download cache")
 
     p = command("new", cmd_new)
     p.add_argument("variant", help="folder name, e.g. 3.13.0-custom")

@@ -31,8 +31,8 @@ class Plan:
     python_version: str
     requirements: tuple[str, ...]
     constraints: tuple[str, ...]
-    skipped: dict[NormalizedName, str]
-    force_source: dict[NormalizedName, str]
+    skipped: dict[str, str]  # canonical package name -> reason
+    force_source: dict[str, str]  # canonical package name -> reason
     copy_files: tuple[CopyStep, ...]
     registries: tuple[str, ...]
     runtime_env: dict[str, str]
@@ -100,12 +100,12 @@ def make_plan(vc: VariantConfig, platform: Platform) -> Plan:
         deps.extend(extra.dependencies)
 
     overrides = {canonicalize_name(k): override_spec(v) for k, v in pkgs.overrides.items()}
-    skipped = {
+    skipped: dict[str, str] = {
         canonicalize_name(name): by_plat[platform]
         for name, by_plat in pkgs.skip.items()
         if platform in by_plat
     }
-    force_source = {
+    force_source: dict[str, str] = {
         canonicalize_name(name): by_plat[platform]
         for name, by_plat in pkgs.forceSource.items()
         if platform in by_plat

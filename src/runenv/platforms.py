@@ -47,9 +47,10 @@ ALL_PLATFORMS: tuple[Platform, ...] = tuple(Platform)
 # Oldest glibc and macOS a runtime must run on, unless a variant says otherwise (`[check]`).
 # PBS itself runs on glibc 2.17, but current wheels (torch 2.7 among them) are manylinux_2_28
 # only, and glibc 2.28 (Debian 10, RHEL 8, Ubuntu 18.10) is the floor most projects now ship.
-# macOS: PBS's own minimums, 10.9 (x86_64) and 11.0 (arm64).
+# macOS: 10.13 (x86_64) and 12.0 (arm64), the floors numpy 2.x and scipy 1.15 wheels are built
+# for (with PBS's own 10.9 / 11.0 the shipped variants would find no wheel for scipy).
 DEFAULT_GLIBC = (2, 28)
-DEFAULT_MACOS = {Platform.MACOSX_X64: (10, 9), Platform.MACOSX_AARCH64: (11, 0)}
+DEFAULT_MACOS = {Platform.MACOSX_X64: (10, 13), Platform.MACOSX_AARCH64: (12, 0)}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,436 @@
+"""The build of one (variant, platform): the whole pipeline is `build_target`.
+
+Stages, each in its own module: plan (`plan`), fetch Python (`python_fetch`), lock (`lock`),
+wheels (`wheels`, `source_build`), install (`install`), copy files (`copy_files`), check
+(`check`, `audit`), pack (`pack`, `manifest`).
+
+Safety: everything is built under `pydist/<variant>/.tmp-*` while holding the target's file
+lock, and only then moved into place, in an order that keeps the manifest the last word: the old
+manifest goes first, then the tree and the archive are replaced, then the new manifest is
+written. A manifest on disk therefore always describes the archive beside it, and a build
+killed at any point leaves nothing that a later build (or a user reading manifests) would take
+as finished.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from runenv import (
+    __version__,
+    audit,
+    copy_files,
+    install,
+    lock,
+    pack,
+    python_fetch,
+    source_build,
+    wheels,
+)
+from runenv._cache import Cache, lock_for, replace_dir, sweep_stale
+from runenv._download import redact
+from runenv.check import import_check, top_level_modules
+from runenv.config import VariantConfig
+from runenv.errors import BuildError, LockError, RunenvError, UsageError
+from runenv.manifest import PackageRecord, build_hash, make_manifest, read_manifest
+from runenv.plan import Plan, make_plan
+from runenv.platforms import Platform, host_platform
+
+Reporter = Callable[[str], None]
+
+INDEX_ENV = "RUNENV_INDEX_URL"
+"""Environment variable for the default package index (after `--index-url`; PyPI if unset)."""
+
+
+def _silent(message: str) -> None:
+    """A reporter that says nothing."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build, as opposed to what (that is the config)."""
+
+    dist: Path
+    pydist: Path
+    locked: bool = False
+    offline: bool = False
+    python_mirror: str | None = None
+    default_index: str | None = None
+    progress: bool = False
+    report: Reporter = field(default=_silent, compare=False)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    plan: Plan
+    archive: Path
+    manifest: Path
+    tree: Path
+    build_hash: str
+    up_to_date: bool
+    relocked: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one (variant, platform) build lands."""
+
+    archive: Path
+    manifest: Path
+    log: Path
+    tree: Path
+
+    @classmethod
+    def of(cls, plan: Plan, options: BuildOptions) -> Target:
+        stem = f"runenv-{plan.variant}-{plan.platform.value}"
+        return cls(
+            archive=options.dist / f"{stem}.tar.gz",
+            manifest=options.dist / f"{stem}.json",
+            log=options.dist / f"{stem}.log",
+            tree=options.pydist / plan.variant / plan.platform.value,
+        )
+
+    def is_current(self, digest: str) -> bool:
+        """Whether the finished build on disk has this build hash (and is whole)."""
+        manifest = read_manifest(self.manifest)
+        if manifest is None or manifest.get("build_hash") != digest:
+            return False
+        try:
+            size = self.archive.stat().st_size
+        except OSError:
+            return False
+        return size == manifest.get("size") and self.tree.is_dir()
+
+
+def lock_path(vc: VariantConfig, platform: Platform) -> Path:
+    return vc.folder / f"pylock.{platform.value}.toml"
+
+
+def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
+    return lock.LockRequest(
+        requirements=plan.requirements,
+        constraints=plan.constraints,
+        python_version=plan.python_version,
+        platform=plan.platform,
+        glibc=plan.glibc,
+        macos=plan.macos,
+        indexes=plan.registries,
+        default_index=options.default_index,
+        skipped=tuple(plan.skipped),
+    )
+
+
+def ensure_lock(
+    vc: VariantConfig,
+    plan: Plan,
+    options: BuildOptions,
+    cache: Cache,
+    log_file: Path | None,
+    *,
+    force: bool = False,
+) -> tuple[Path, bool]:
+    """Stage 3: the platform's lock, re-locked when its inputs changed (unless `--locked`)."""
+    path = lock_path(vc, plan.platform)
+    request = lock_request(plan, options)
+    if not force and lock.is_fresh(path, request):
+        return path, False
+    shown = path.relative_to(vc.project) if path.is_relative_to(vc.project) else path
+    why = "its inputs changed" if path.exists() else "there is none yet"
+    if options.locked:
+        raise LockError(
+            f"{shown}: {why} and --locked forbids re-locking: "
+            f"run `runenv lock {vc.variant} --platform {plan.platform.value}`"
+        )
+    options.report(f"{plan.variant} {plan.platform.value}: locking ({why})")
+    with lock_for(path):
+        if force or not lock.is_fresh(path, request):
+            lock.lock(request, path, cache=cache, timeout=plan.timeout, log_file=log_file)
+    return path, True
+
+
+def pinned_archive(vc: VariantConfig, platform: Platform) -> python_fetch.PinnedArchive | None:
+    spec = vc.config.python.archives.get(platform)
+    if spec is None:
+        return None
+    path = (vc.folder / spec.path).resolve() if spec.path else None
+    return python_fetch.PinnedArchive(url=spec.url, path=path, sha256=spec.sha256)
+
+
+def python_source(
+    vc: VariantConfig, plan: Plan, options: BuildOptions
+) -> python_fetch.PythonSource:
+    """Where this platform's interpreter comes from: pinned, mirror, or upstream PBS."""
+    mirror = (
+        options.python_mirror or os.environ.get(python_fetch.MIRROR_ENV) or vc.config.python.mirror
+    )
+    return python_fetch.resolve(
+        plan.python_version, plan.platform, mirror=mirror, pinned=pinned_archive(vc, plan.platform)
+    )
+
+
+def build_target(
+    vc: VariantConfig,
+    platform: Platform,
+    options: BuildOptions,
+    cache: Cache,
+    *,
+    client: httpx.Client | None = None,
+    force: bool = False,
+) -> BuildResult:
+    """Build one (variant, platform), or report it up to date (unless `force`)."""
+    started = time.monotonic()
+    plan = make_plan(vc, platform)
+    target = Target.of(plan, options)
+    log_file = target.log if plan.enable_logging else None
+    source = python_source(vc, plan, options)
+    # The log is started (truncated) only when there is work: a no-op keeps the last build's.
+    if log_file and not lock.is_fresh(lock_path(vc, platform), lock_request(plan, options)):
+        _start_log(log_file, plan)
+    lock_file, relocked = ensure_lock(vc, plan, options, cache, log_file)
+    digest = build_hash(plan, source.sha256, lock_file.read_bytes())
+
+    def result(up_to_date: bool) -> BuildResult:
+        return BuildResult(
+            plan,
+            target.archive,
+            target.manifest,
+            target.tree,
+            digest,
+            up_to_date,
+            relocked,
+            time.monotonic() - started,
+        )
+
+    if not force and target.is_current(digest):
+        return result(True)
+    with lock_for(target.archive):
+        if not force and target.is_current(
+            digest
+        ):  # a concurrent build finished it while we waited
+            return result(True)
+        work_parent = target.tree.parent
+        sweep_stale(target.tree)
+        sweep_stale(target.archive)
+        work_parent.mkdir(parents=True, exist_ok=True)
+        if log_file and not relocked:
+            _start_log(log_file, plan)
+        with tempfile.TemporaryDirectory(prefix=f".tmp-{platform.value}.", dir=work_parent) as w:
+            _run_stages(
+                vc,
+                plan,
+                options,
+                cache,
+                client,
+                source,
+                lock_file,
+                digest,
+                target,
+                Path(w),
+                log_file,
+            )
+    return result(False)
+
+
+def _start_log(log_file: Path, plan: Plan) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    header = f"runenv {__version__}: build {plan.variant} {plan.platform.value}\n\n"
+    log_file.write_text(header, encoding="utf-8")
+
+
+def _run_stages(
+    vc: VariantConfig,
+    plan: Plan,
+    options: BuildOptions,
+    cache: Cache,
+    client: httpx.Client | None,
+    source: python_fetch.PythonSource,
+    lock_file: Path,
+    digest: str,
+    target: Target,
+    work: Path,
+    log_file: Path | None,
+) -> None:
+    report = options.report
+    name = f"{plan.variant} {plan.platform.value}"
+    native = plan.platform == host_platform()
+
+    # Stage 4a: choose a file per package; a cross build that needs a source build stops here,
+    # before anything is downloaded.
+    locked = lock.read_lock(lock_file)
+    artifacts = wheels.select(
+        locked,
+        plan.platform,
+        plan.python_version,
+        plan.force_source,
+        glibc=plan.glibc,
+        macos=plan.macos,
+    )
+    sdists = [a for a in artifacts if a.kind == "sdist"]
+    if sdists and not native:
+        raise source_build.CrossSourceBuildError(plan.platform, sdists)
+
+    # Stage 2 and 4b: the interpreter and every locked file, verified, from the caches.
+    report(f"{name}: fetching Python {plan.python_version} and {len(artifacts)} packages")
+    timeout = float(plan.timeout)
+    py_archive = python_fetch.download(
+        source,
+        cache,
+        client=client,
+        timeout=timeout,
+        offline=options.offline,
+        progress=options.progress,
+    )
+    files = wheels.download_all(
+        artifacts,
+        cache,
+        client=client,
+        parallel=plan.parallel_downloads,
+        timeout=timeout,
+        offline=options.offline,
+        progress=options.progress,
+    )
+    tree = python_fetch.unpack(py_archive, work / "build")
+
+    # Stage 4c: wheels from sdists, with the runtime's own interpreter (native only).
+    built = source_build.build_wheels(
+        sdists,
+        files,
+        tree / plan.interpreter,
+        plan,
+        cache,
+        default_index=options.default_index,
+        log_file=log_file,
+    )
+    wheel_paths = [built.get(a.filename) or files[a.filename] for a in artifacts]
+
+    # Stage 5 and 6: install, then the variant's own files.
+    report(f"{name}: installing {len(wheel_paths)} wheels")
+    installed = install.install_wheels(tree, wheel_paths, plan.platform, plan.python_version)
+    copied = copy_files.copy_files(plan.copy_files, tree)
+
+    # Stage 7: audit every binary and wheel tag; natively, also import everything from a
+    # tree moved away from where it was built.
+    audit.audit_tree(tree, plan)
+    if native:
+        checked = work / "checked"
+        tree.rename(checked)
+        tree = checked
+        site = tree / plan.site_packages
+        report(f"{name}: import check")
+        import_check(
+            tree,
+            tree / plan.interpreter,
+            top_level_modules(site),
+            plan.allow_import_failures,
+            timeout=timeout,
+            log_file=log_file,
+        )
+
+    # Stage 8: pack, then publish in the order the module docstring explains.
+    report(f"{name}: packing")
+    target.manifest.unlink(missing_ok=True)
+    replace_dir(tree, target.tree)
+    sha256, size = pack.pack_tree(target.tree, target.archive)
+    built_names = {path.name for path in built.values()}
+    records = [
+        PackageRecord(d.name, d.version, d.wheel, d.sha256, from_source=d.wheel in built_names)
+        for d in installed
+    ]
+    manifest = make_manifest(
+        plan,
+        archive=target.archive,
+        sha256=sha256,
+        size=size,
+        build_hash=digest,
+        python_url=redact(source.url),
+        python_sha256=source.sha256,
+        packages=records,
+        copied=copied,
+    )
+    pack.write_manifest(target.manifest, manifest)
+
+
+def build_many(
+    targets: Sequence[tuple[VariantConfig, Platform]],
+    options: BuildOptions,
+    cache: Cache,
+    *,
+    client: httpx.Client | None = None,
+    force: bool = False,
+) -> tuple[list[BuildResult], list[tuple[tuple[VariantConfig, Platform], RunenvError]]]:
+    """Build several targets, two at a time; every target runs to its end.
+
+    Two workers keep the network busy while the other target installs or packs (both cores,
+    since zlib and the installer's copies release the GIL), without oversubscribing a small
+    runner. Pure wheels shared by several platforms are fetched once by the cache.
+    """
+    results: list[BuildResult] = []
+    failures: list[tuple[tuple[VariantConfig, Platform], RunenvError]] = []
+
+    def one(target: tuple[VariantConfig, Platform]) -> BuildResult:
+        return build_target(target[0], target[1], options, cache, client=client, force=force)
+
+    with ThreadPoolExecutor(max_workers=min(2, max(1, len(targets)))) as pool:
+        futures = [(t, pool.submit(one, t)) for t in targets]
+        for target, future in futures:
+            try:
+                results.append(future.result())
+            except RunenvError as exc:
+                failures.append((target, exc))
+    return results, failures
+
+
+def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) -> Path:
+    """Re-run the checks on a finished build (`runenv check`); return the tree checked."""
+    plan = make_plan(vc, platform)
+    target = Target.of(plan, options)
+    if read_manifest(target.manifest) is None or not target.tree.is_dir():
+        raise UsageError(
+            f"{plan.variant} {platform.value} is not built: run `runenv build {plan.variant} "
+            f"--platform {platform.value}`"
+        )
+    audit.audit_tree(target.tree, plan)
+    if platform == host_platform():
+        # Check a hard-linked copy at another path: relocation is checked, the tree untouched.
+        with tempfile.TemporaryDirectory(prefix=".tmp-check.", dir=target.tree.parent) as tmp:
+            moved = Path(tmp) / "runtime"
+            shutil.copytree(target.tree, moved, symlinks=True, copy_function=os.link)
+            import_check(
+                moved,
+                moved / plan.interpreter,
+                top_level_modules(moved / plan.site_packages),
+                plan.allow_import_failures,
+                timeout=float(plan.timeout),
+            )
+    return target.tree
+
+
+def clean(options: BuildOptions, variant: str | None = None) -> list[Path]:
+    """Remove build outputs (all, or one variant's); return what was removed."""
+    removed: list[Path] = []
+    patterns = [f"runenv-{variant}-{p.value}.*" for p in Platform] if variant else ["runenv-*"]
+    for pattern in patterns:
+        for path in sorted(options.dist.glob(pattern)) if options.dist.is_dir() else []:
+            path.unlink()
+            removed.append(path)
+    trees = [options.pydist / variant] if variant else [options.pydist]
+    for tree in trees:
+        if tree.exists():
+            shutil.rmtree(tree)
+            removed.append(tree)
+    if variant is None and options.dist.is_dir() and not any(options.dist.iterdir()):
+        options.dist.rmdir()
+    return removed
+
+
+__all__ = ["BuildError", "BuildOptions", "BuildResult", "build_target", "clean", "ensure_lock"]
