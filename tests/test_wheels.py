@@ -70,7 +70,7 @@ def test_select_honours_force_source(locks: dict[Platform, Lock]) -> None:
     arts = by_name(select(lk, Platform.LINUX_AARCH64, PY, {"RTNative": "no wheels for ARM64"}))
     native = arts["rtnative"]
     assert (native.kind, native.filename) == ("sdist", "rtnative-1.0.tar.gz")
-    assert native.reason == "no wheels for ARM64"
+    assert native.reason == "forced to source (no wheels for ARM64)"
     assert native.sha256 == lk.package("rtnative").sdist.sha256  # type: ignore[union-attr]
     assert arts["rtpure"].kind == "wheel"
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from runenv._cache import Cache, lock_for, staged_file
 from runenv._subprocess import run
-from runenv.errors import BuildError
+from runenv.errors import BuildError, RunenvError
 from runenv.platforms import Platform
 
 if TYPE_CHECKING:
@@ -221,8 +221,10 @@ def build_wheel(
                 env.install(builder.get_requires_for_build("wheel"))
                 built = Path(builder.build("wheel", work / "out"))
             except BuildBackendException as exc:
-                cause = exc.exception
-                raise BuildError(f"{what}: {cause}") from None
+                cause = exc.exception  # our runner's SubprocessError already says what failed
+                raise BuildError(
+                    str(cause) if isinstance(cause, RunenvError) else f"{what}: {cause}"
+                ) from None
             target = folder / built.name
             with staged_file(target) as staged:
                 shutil.copyfile(built, staged)

@@ -99,15 +99,15 @@ def select(
     for pkg in lock.packages:
         if not _applies(pkg, env):
             continue
-        reason = forced.get(canonicalize_name(pkg.name))
+        forced_why = forced.get(canonicalize_name(pkg.name))
+        reason = f"forced to source ({forced_why})" if forced_why is not None else None
         if reason is None:
             wheel = _best_wheel(pkg, ranks)
             if wheel is not None:
                 chosen.append(_artifact(pkg, wheel, "wheel", None))
                 continue
             reason = f"no wheel for {platform}" + (
-                f" (the lock has {', '.join(w.filename for w in pkg.wheels)})"
-                if pkg.wheels else ""
+                f" (the lock has {', '.join(w.filename for w in pkg.wheels)})" if pkg.wheels else ""
             )
         if pkg.sdist is None:
             raise LockError(
@@ -138,8 +138,9 @@ def _best_wheel(pkg: LockedPackage, ranks: Mapping[Any, int]) -> LockedFile | No
         try:
             tags = parse_wheel_filename(wheel.filename)[3]
         except InvalidWheelFilename:
-            raise LockError(f"{pkg.name} {pkg.version}: {wheel.filename!r} is not a wheel name") \
-                from None
+            raise LockError(
+                f"{pkg.name} {pkg.version}: {wheel.filename!r} is not a wheel name"
+            ) from None
         rank = min((ranks[t] for t in tags if t in ranks), default=None)
         if rank is not None and (best is None or rank < best[0]):
             best = (rank, wheel)
@@ -186,8 +187,17 @@ def download_all(
     results: dict[str, Path] = {}
 
     def fetch(art: Artifact) -> Path:
-        path = fetch_to_cache(cache, WHEELS_SECTION, art.url, art.sha256, art.filename,
-                              client=http, timeout=timeout, offline=offline, progress=False)
+        path = fetch_to_cache(
+            cache,
+            WHEELS_SECTION,
+            art.url,
+            art.sha256,
+            art.filename,
+            client=http,
+            timeout=timeout,
+            offline=offline,
+            progress=False,
+        )
         bar.update((art.size or 0) if by_bytes else 1)
         return path
 
@@ -233,7 +243,16 @@ def _bar(total: int, by_bytes: bool, enabled: bool) -> Any:
     from tqdm import tqdm
 
     if by_bytes:
-        return tqdm(total=total, desc="wheels", unit="B", unit_scale=True, unit_divisor=1024,
-                    file=sys.stderr, leave=False, dynamic_ncols=True)
-    return tqdm(total=total, desc="wheels", unit="file", file=sys.stderr, leave=False,
-                dynamic_ncols=True)
+        return tqdm(
+            total=total,
+            desc="wheels",
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+        )
+    return tqdm(
+        total=total, desc="wheels", unit="file", file=sys.stderr, leave=False, dynamic_ncols=True
+    )

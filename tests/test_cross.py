@@ -1,0 +1,261 @@
+"""Cross builds of all five platforms from this host, the audit, and native source builds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runenv._cache import Cache
+from runenv.audit import audit_binaries, audit_wheel_tags, identify
+from runenv.cli import main
+from runenv.config import load_variant
+from runenv.install import install_wheels
+from runenv.plan import make_plan
+from runenv.platforms import ALL_PLATFORMS, Platform
+from support.foreign import foreign_pbs_archive
+from support.index import SRCONLY_HELLO, Index, IndexServer, elf_header, macho_fat
+from support.pbs import PY_VERSION
+from test_build import SITE, VARIANT, make_project, manifest_of, unpack
+
+PY_XY = ".".join(PY_VERSION.split(".")[:2])
+
+
+def cross_project(root: Path, pbs: tuple[Path, str], deps: list[str], extra: str = "") -> Path:
+    """A variant for all five platforms: the real host archive, header-only foreign ones."""
+    archives = ""
+    for plat in ALL_PLATFORMS:
+        if plat is Platform.LINUX_X64:
+            continue
+        path, sha = foreign_pbs_archive(plat, root / "archives")
+        archives += f'[python.archives.{plat.value}]\nurl = "{path.as_uri()}"\nsha256 = "{sha}"\n'
+    make_project(root, pbs, deps, extra=archives + extra)
+    config = root / "versions" / VARIANT / "config.toml"
+    config.write_text(config.read_text().replace('platforms = ["linux-x64"]\n', ""))
+    return root
+
+
+def build(root: Path, server: IndexServer, *args: str) -> int:
+    return main(
+        ["-q", "--project", str(root), "build", VARIANT, "--index-url", server.index_url, *args]
+    )
+
+
+def runenv_gets(server: IndexServer, filename: str) -> int:
+    """GET requests for `filename` made by runenv's own client (not uv's)."""
+    return sum(
+        1
+        for r in server.request_log(f"files/{filename}")
+        if r.method == "GET" and r.headers.get("user-agent", "").startswith("runenv/")
+    )
+
+
+@pytest.fixture
+def cold_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cache"
+    monkeypatch.setenv("RUNENV_CACHE_DIR", str(path))
+    return path
+
+
+def test_all_five_platforms_from_one_host(
+    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer, cold_cache: Path
+) -> None:
+    root = cross_project(tmp_path / "p", pbs, ["rtpure==1.0", "rtnative==1.0"])
+    pure = "rtpure-1.0-py3-none-any.whl"
+    hits = runenv_gets(pkg_server, pure)
+    assert build(root, pkg_server, "--platform", "all") == 0
+    # The pure wheel every platform shares was downloaded once (uv reads metadata on its own).
+    assert runenv_gets(pkg_server, pure) == hits + 1
+    for plat in ALL_PLATFORMS:
+        manifest = json.loads((root / "dist" / f"runenv-{VARIANT}-{plat}.json").read_text())
+        names = {p["name"] for p in manifest["packages"]}
+        expected = {"rtpure", "rtdep", "rtnative"} | ({"rtwin"} if plat.info.is_windows else set())
+        assert names == expected, plat
+        native = next(p for p in manifest["packages"] if p["name"] == "rtnative")
+        assert native["wheel"].endswith(
+            {
+                Platform.LINUX_X64: "manylinux_2_17_x86_64.whl",
+                Platform.LINUX_AARCH64: "manylinux_2_17_aarch64.whl",
+                Platform.MACOSX_X64: "macosx_10_9_x86_64.whl",
+                Platform.MACOSX_AARCH64: "macosx_11_0_arm64.whl",
+                Platform.WINDOWS_X64: "win_amd64.whl",
+            }[plat]
+        )
+
+    win = root / "pydist" / VARIANT / "windows-x64"
+    assert (win / "Lib" / "site-packages" / "rtpure" / "__init__.py").is_file()
+    assert (
+        win
+        / "Lib"
+        / "site-packages"
+        / "rtnative"
+        / f"_native.cp{PY_XY.replace('.', '')}-win_amd64.pyd"
+    ).is_file()
+    launcher = win / "Scripts" / "rtpure-hello.exe"
+    assert launcher.read_bytes()[:2] == b"MZ"
+    assert identify(launcher) is not None and identify(launcher).format == "PE"  # type: ignore[union-attr]
+    assert sorted(p.name for p in (win / "Scripts").iterdir()) == ["rtpure-hello.exe"]
+    assert not (win / "lib").exists() and not (win / "bin" / "rtpure-hello").exists()
+
+    mac = root / "pydist" / VARIANT / "macosx-aarch64"
+    so = next((mac / "lib" / f"python{PY_XY}" / "site-packages" / "rtnative").glob("*.so"))
+    assert identify(so).archs == ("aarch64",)  # type: ignore[union-attr]
+    script = (mac / "bin" / "rtpure-hello").read_text()
+    assert script.startswith("#!/bin/sh") and str(root) not in script
+
+    # The host's runtime runs after moving it elsewhere.
+    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
+    out = subprocess.run(
+        [runtime / "bin" / "python3", "-c", "import rtnative; print(rtnative.answer())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "42"
+
+
+def test_audit_fails_build_on_planted_wrong_arch_binary(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    pkg_server: IndexServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = cross_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    planted = root / "versions" / VARIANT / "files" / "site" / "_planted.so"
+    planted.write_bytes(elf_header())  # aarch64 ELF, shipped into every tree by copyFiles
+    assert build(root, pkg_server, "--platform", "linux-x64", "--platform", "macosx-x64") == 1
+    err = capsys.readouterr().err
+    assert f"{SITE}/_planted.so: ELF for aarch64, but linux-x64 needs ELF for x86_64" in err
+    assert "_planted.so: ELF for aarch64, but macosx-x64 needs Mach-O for x86_64" in err
+    assert not list((root / "dist").glob("*.tar.gz")) if (root / "dist").exists() else True
+    assert not (root / "pydist" / VARIANT / "linux-x64").exists()
+
+
+def test_audit_accepts_universal2_and_refuses_wrong_tags(tmp_path: Path, pkg_index: Index) -> None:
+    root = cross_project(tmp_path / "p", pbs_dummy(tmp_path), [])
+    vc = load_variant(root, VARIANT)
+    plan = make_plan(vc, Platform.MACOSX_X64)
+    tree = tmp_path / "tree"
+    wheel = pkg_index.path(
+        f"rtnative-1.0-cp{PY_XY.replace('.', '')}-cp{PY_XY.replace('.', '')}-macosx_11_0_arm64.whl"
+    )
+    install_wheels(tree, [wheel], Platform.MACOSX_X64, PY_VERSION)
+    problems = audit_binaries(tree, plan) + audit_wheel_tags(tree / plan.site_packages, plan)
+    assert any("rtnative" in p and "Mach-O for aarch64" in p for p in problems), problems
+    assert any(
+        p.startswith("rtnative-1.0.dist-info: wheel tags") and "macosx_11_0_arm64" in p
+        for p in problems
+    ), problems
+    # A universal2 binary holds both architectures and fits either Mac.
+    fat = tree / plan.site_packages / "rtnative" / "_fat.so"
+    fat.write_bytes(macho_fat([0x01000007, 0x0100000C]))
+    assert not [p for p in audit_binaries(tree, plan) if "_fat.so" in p]
+
+
+def pbs_dummy(tmp_path: Path) -> tuple[Path, str]:
+    return foreign_pbs_archive(Platform.LINUX_AARCH64, tmp_path / "dummy")
+
+
+def test_source_build_native_cached_and_runs(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    pkg_server: IndexServer,
+    pkg_index: Index,
+    cold_cache: Path,
+) -> None:
+    if not pkg_index.has_setuptools:
+        pytest.skip("no setuptools wheel could be put in the test index")
+    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
+    assert build(root, pkg_server) == 0
+    record = next(p for p in manifest_of(root)["packages"] if p["name"] == "rtsrconly")  # type: ignore[union-attr]
+    assert record["from_source"] is True
+    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
+    out = subprocess.run(
+        [runtime / "bin" / "python3", "-c", "import rtsrconly; print(rtsrconly.hello())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == SRCONLY_HELLO
+    built = list((cold_cache / "built-wheels").rglob("*.whl"))
+    assert len(built) == 1
+    log = root / "dist" / f"runenv-{VARIANT}-linux-x64.log"
+    assert "_in_process" in log.read_text()  # the PEP 517 hooks ran
+
+    # Outputs removed, caches kept: the second build compiles nothing.
+    assert main(["-q", "--project", str(root), "clean", VARIANT]) == 0
+    assert build(root, pkg_server) == 0
+    assert "_in_process" not in log.read_text()
+    assert list((cold_cache / "built-wheels").rglob("*.whl")) == built
+
+
+def test_force_source_takes_sdist_even_with_a_wheel(
+    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer, pkg_index: Index
+) -> None:
+    if not pkg_index.has_setuptools:
+        pytest.skip("no setuptools wheel could be put in the test index")
+    extra = '[packages.forceSource.rtnative]\nlinux-x64 = "test: build it here"\n'
+    root = make_project(tmp_path / "p", pbs, ["rtnative==1.0"], extra=extra)
+    assert build(root, pkg_server) == 0
+    record = next(p for p in manifest_of(root)["packages"] if p["name"] == "rtnative")  # type: ignore[union-attr]
+    assert record["from_source"] is True
+    assert "manylinux" not in record["wheel"]
+    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
+    out = subprocess.run(
+        [runtime / "bin" / "python3", "-c", "import rtnative; print(rtnative.answer())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "42"
+
+
+def test_failing_source_build_shows_tail_and_log(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    pkg_server: IndexServer,
+    pkg_index: Index,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if not pkg_index.has_setuptools:
+        pytest.skip("no setuptools wheel could be put in the test index")
+    monkeypatch.setenv("CC", "/bin/false")  # the C compiler fails
+    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
+    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
+    assert build(root, pkg_server) == 1
+    err = capsys.readouterr().err
+    assert "build rtsrconly 1.0 from source: failed with exit code 1" in err
+    assert err.count("build rtsrconly 1.0 from source") == 1
+    assert "full log: " in err and f"runenv-{VARIANT}-linux-x64.log" in err
+    assert not (root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz").exists()
+
+
+def test_cross_build_needing_source_fails_first_and_leaves_nothing(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    pkg_server: IndexServer,
+    cold_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    extra = '[packages.forceSource.rtnative]\nwindows-x64 = "vendor patch"\n'
+    root = cross_project(tmp_path / "p", pbs, ["rtsrconly==1.0", "rtnative==1.0"], extra)
+    sdist_hits = runenv_gets(pkg_server, "rtsrconly-1.0.tar.gz")
+    assert build(root, pkg_server, "--platform", "windows-x64") == 1
+    err = capsys.readouterr().err
+    assert "rtsrconly 1.0 on windows-x64: no wheel" in err
+    assert "rtnative 1.0 on windows-x64: forced to source (vendor patch)" in err
+    assert err.count("must be built from source on a native windows-x64 runner") == 2
+    assert runenv_gets(pkg_server, "rtsrconly-1.0.tar.gz") == sdist_hits  # nothing downloaded
+    assert not (cold_cache / "python").exists() or not any(
+        (cold_cache / "python").rglob("*.tar.gz")
+    )
+    assert not (root / "dist").exists() or not any((root / "dist").glob("*.tar.gz"))
+    assert not (root / "pydist" / VARIANT / "windows-x64").exists()
+
+
+def test_cache_object_default_honours_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "c"))
+    assert Cache.default().root == tmp_path / "c"
