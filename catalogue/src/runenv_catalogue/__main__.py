@@ -1,0 +1,81 @@
+"""`python -m runenv_catalogue list | which VARIANT | install VARIANT | run VARIANT -- ARGS`.
+
+Errors are one line on stderr: exit 2 for an unknown variant or platform, 1 for a download,
+checksum or unpacking failure. `run` exits with the runtime's own exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from runenv_catalogue._catalogue import Catalogue
+from runenv_catalogue._provision import CatalogueError
+
+PROG = "python -m runenv_catalogue"
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cache-dir", type=Path, help="default: $RUNENV_CATALOGUE_CACHE or "
+                        "the user cache directory")
+    parser = argparse.ArgumentParser(prog=PROG, description="Install and run runenv runtimes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", parents=[common], help="the variants and their platforms")
+    for name, doc in (("which", "the interpreter of an installed variant"),
+                      ("install", "install a variant (once); print its interpreter")):
+        p = sub.add_parser(name, parents=[common], help=doc)
+        p.add_argument("variant")
+        p.add_argument("--platform", help="a platform key (default: this machine)")
+    p = sub.add_parser("run", parents=[common], help="run a variant's interpreter: run V -- ARGS")
+    p.add_argument("variant")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, catalogue: Catalogue | None = None) -> int:
+    """The CLI; `catalogue` defaults to the one this package ships."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    child: list[str] = []
+    if "--" in args_list:
+        cut = args_list.index("--")
+        args_list, child = args_list[:cut], args_list[cut + 1 :]
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if child and args.command != "run":
+        parser.error("arguments after -- are for run only")
+    try:
+        cat = catalogue or Catalogue.load()
+        if args.command == "list":
+            for variant in cat.variants():
+                first = cat.entry(variant, cat.platforms(variant)[0])
+                plats = " ".join(cat.platforms(variant))
+                _out(f"{variant}\tPython {first.python_version}\t{plats}")
+            return 0
+        if args.command == "which":
+            found = cat.which(args.variant, args.platform, cache_dir=args.cache_dir)
+            if found is None:
+                raise CatalogueError(
+                    f"{args.variant} is not installed: run {PROG} install {args.variant}"
+                )
+            _out(str(found))
+            return 0
+        if args.command == "install":
+            _out(str(cat.install(args.variant, args.platform, cache_dir=args.cache_dir)))
+            return 0
+        sys.stdout.flush()
+        return cat.run(args.variant, child, cache_dir=args.cache_dir)
+    except CatalogueError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

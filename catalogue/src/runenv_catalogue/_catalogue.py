@@ -1,0 +1,232 @@
+"""The catalogue: what runtimes exist, which one fits this machine, where it is installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as _platform
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from runenv_catalogue._provision import (
+    CatalogueError,
+    UsageError,
+    is_provisioned,
+    provision,
+)
+
+SCHEMA_VERSION = 1
+CACHE_ENV = "RUNENV_CATALOGUE_CACHE"
+PLATFORMS = ("linux-x64", "linux-aarch64", "macosx-x64", "macosx-aarch64", "windows-x64")
+_OS = {"linux": "linux", "darwin": "macosx", "win32": "windows"}
+_ARCH = {"x86_64": "x64", "amd64": "x64", "x64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def host_platform() -> str:
+    """The platform key (`{os}-{arch}`) of the machine this Python runs on."""
+    os_name = _OS.get(sys.platform)
+    arch = _ARCH.get(_platform.machine().lower())
+    key = f"{os_name}-{arch}"
+    if key not in PLATFORMS:
+        raise UsageError(
+            f"this machine ({sys.platform}, {_platform.machine()}) is not one of the catalogue's "
+            f"platforms ({', '.join(PLATFORMS)}): pass --platform"
+        )
+    return key
+
+
+def default_cache_dir() -> Path:
+    """`$RUNENV_CATALOGUE_CACHE`, else the per-user cache directory of this OS."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "runenv-catalogue" / "Cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "runenv-catalogue"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "runenv-catalogue"
+
+
+def _relative(value: Any, where: str) -> PurePosixPath:
+    path = PurePosixPath(str(value))
+    if not isinstance(value, str) or not value or path.is_absolute() or ".." in path.parts:
+        raise CatalogueError(f"catalogue.json: {where}: {value!r} is not a relative path")
+    return path
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One runtime archive: a variant built for one platform."""
+
+    variant: str
+    platform: str
+    url: str
+    sha256: str
+    size: int
+    python_version: str
+    interpreter: PurePosixPath  # inside the runtime
+    site_packages: PurePosixPath
+    scripts: PurePosixPath
+    packages: tuple[tuple[str, str], ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, variant: str, platform: str, raw: Any) -> Entry:
+        where = f"{variant} {platform}"
+        try:
+            sha256, size, url = str(raw["sha256"]), raw["size"], str(raw["url"])
+            if not _SHA256.match(sha256) or not isinstance(size, int) or size < 0:
+                raise ValueError("bad sha256 or size")
+            scripts_default = "Scripts" if platform.startswith("windows") else "bin"
+            return cls(
+                variant=variant,
+                platform=platform,
+                url=url,
+                sha256=sha256,
+                size=size,
+                python_version=str(raw["python_version"]),
+                interpreter=_relative(raw["interpreter"], f"{where}: interpreter"),
+                site_packages=_relative(raw["site_packages"], f"{where}: site_packages"),
+                scripts=_relative(raw.get("scripts", scripts_default), f"{where}: scripts"),
+                packages=tuple((str(p["name"]), str(p["version"])) for p in raw["packages"]),
+                env={str(k): str(v) for k, v in raw.get("env", {}).items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CatalogueError(f"catalogue.json: {where}: malformed entry ({exc})") from None
+
+    def root(self, cache_dir: Path | None = None) -> Path:
+        """Where this runtime is (or would be) installed: named by its archive's sha256."""
+        return (cache_dir or default_cache_dir()) / self.sha256[:16]
+
+    def interpreter_path(self, cache_dir: Path | None = None) -> Path:
+        return self.root(cache_dir).joinpath(*self.interpreter.parts)
+
+    def is_installed(self, cache_dir: Path | None = None) -> bool:
+        return is_provisioned(self.root(cache_dir), self.sha256)
+
+
+class Catalogue:
+    """The parsed `catalogue.json`: variant -> platform -> Entry."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        if not isinstance(data, Mapping) or data.get("schema_version") != SCHEMA_VERSION:
+            found = data.get("schema_version") if isinstance(data, Mapping) else None
+            raise CatalogueError(
+                f"catalogue.json: schema version {found!r}, this package reads "
+                f"{SCHEMA_VERSION}: upgrade runenv-catalogue"
+            )
+        self.version = str(data.get("version", "0"))
+        variants = data.get("variants", {})
+        if not isinstance(variants, Mapping):
+            raise CatalogueError("catalogue.json: variants: not a table")
+        self._entries: dict[str, dict[str, Entry]] = {
+            str(v): {str(p): Entry.parse(str(v), str(p), raw) for p, raw in plats.items()}
+            for v, plats in variants.items()
+        }
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Catalogue:
+        """The catalogue in `path`, or the one this package ships."""
+        if path is not None:
+            text = path.read_text(encoding="utf-8")
+        else:
+            text = resources.files("runenv_catalogue").joinpath("catalogue.json").read_text(
+                encoding="utf-8"
+            )
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise CatalogueError(f"catalogue.json: not JSON ({exc})") from None
+        return cls(data)
+
+    def variants(self) -> list[str]:
+        """Every variant, sorted."""
+        return sorted(self._entries)
+
+    def platforms(self, variant: str) -> list[str]:
+        """The platforms `variant` was built for, in the catalogue's platform order."""
+        plats = self._variant(variant)
+        return [p for p in PLATFORMS if p in plats] + sorted(set(plats) - set(PLATFORMS))
+
+    def _variant(self, variant: str) -> dict[str, Entry]:
+        try:
+            return self._entries[variant]
+        except KeyError:
+            known = ", ".join(self.variants()) or "none"
+            raise UsageError(f"unknown variant {variant!r} (this catalogue has: {known})") from None
+
+    def entry(self, variant: str, platform: str | None = None) -> Entry:
+        """The entry of `variant` for `platform` (None: the machine this runs on)."""
+        plats = self._variant(variant)
+        key = platform or host_platform()
+        if key not in plats:
+            what = "has no runtime for" if key in PLATFORMS else "has no such platform as"
+            have = ", ".join(self.platforms(variant))
+            raise UsageError(f"variant {variant!r} {what} {key!r} (it has: {have})")
+        return plats[key]
+
+    def install(
+        self, variant: str, platform: str | None = None, *, cache_dir: Path | None = None
+    ) -> Path:
+        """Download, verify and unpack `variant` once; return its interpreter's path.
+
+        A runtime already installed in the cache is returned at once. Another platform's
+        runtime can be installed (e.g. to ship it) but not run here.
+        """
+        e = self.entry(variant, platform)
+        provision(e.url, e.sha256, e.size, e.root(cache_dir), e.interpreter)
+        return e.interpreter_path(cache_dir)
+
+    def which(
+        self, variant: str, platform: str | None = None, *, cache_dir: Path | None = None
+    ) -> Path | None:
+        """The interpreter of `variant` if it is installed, else None."""
+        e = self.entry(variant, platform)
+        return e.interpreter_path(cache_dir) if e.is_installed(cache_dir) else None
+
+    def environment(
+        self,
+        variant: str,
+        *,
+        cache_dir: Path | None = None,
+        base: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """The environment to run `variant`'s interpreter with, on this machine.
+
+        `base` (default `os.environ`) plus the variant's runtime variables, with the runtime's
+        scripts folder and interpreter folder first on PATH; PYTHONHOME is dropped, since it
+        would point the runtime at another standard library.
+        """
+        e = self.entry(variant)
+        root = e.root(cache_dir)
+        env = dict(os.environ if base is None else base)
+        env.pop("PYTHONHOME", None)
+        env.update(e.env)
+        first: list[str] = []
+        for folder in (root.joinpath(*e.scripts.parts), e.interpreter_path(cache_dir).parent):
+            if str(folder) not in first:
+                first.append(str(folder))
+        path_key = next((k for k in env if k.upper() == "PATH"), "PATH")
+        rest = env.pop(path_key, "")
+        env[path_key] = os.pathsep.join([*first, rest] if rest else first)
+        return env
+
+    def run(
+        self, variant: str, args: Sequence[str], *, cache_dir: Path | None = None
+    ) -> int:
+        """Install `variant` if needed, run its interpreter with `args`; its exit code."""
+        python = self.install(variant, cache_dir=cache_dir)
+        env = self.environment(variant, cache_dir=cache_dir)
+        try:
+            return subprocess.call([str(python), *args], env=env)
+        except OSError as exc:
+            raise CatalogueError(f"cannot run {python}: {exc.strerror}") from None

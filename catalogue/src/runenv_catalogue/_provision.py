@@ -1,0 +1,292 @@
+"""Fetch, verify and unpack one runtime archive into the cache, once, safely.
+
+The bytes are hashed while they arrive and written to a temp file; nothing is unpacked unless
+the sha256 and size match the catalogue. The tree is unpacked into a temp folder beside its
+final place, under a file lock, then renamed into place, and the `.provisioned` marker is
+written last: a killed or concurrent install never leaves a tree a later call would trust.
+Standard library only, on Linux, macOS and Windows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import posixpath
+import re
+import shutil
+import stat
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+MARKER = ".provisioned"
+CHUNK = 1 << 16
+TIMEOUT = 60.0
+LOCK_TIMEOUT = 1800.0
+ATTEMPTS = 3
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_USERINFO = re.compile(r"(//)[^/@?#\s]*@")
+
+
+class CatalogueError(Exception):
+    """An error reported as one line; `exit_code` is the CLI's exit status for it."""
+
+    exit_code = 1
+
+
+class UsageError(CatalogueError):
+    """An unknown variant or platform: exit code 2."""
+
+    exit_code = 2
+
+
+class ChecksumMismatch(CatalogueError):
+    """Bytes that are not the catalogue's: never unpacked."""
+
+
+class DownloadError(CatalogueError):
+    """An archive that could not be read: unreachable URL, HTTP error, missing file."""
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry  # a transient failure worth another attempt
+
+
+class UnsafeArchiveError(CatalogueError):
+    """An archive entry that would land outside the runtime's folder."""
+
+
+def redact(url: str) -> str:
+    """`url` without its user info (credentials never reach a message)."""
+    return _USERINFO.sub(r"\1***@", url)
+
+
+def _open(url: str) -> IO[bytes]:
+    """A binary stream of `url`: http(s) through urllib, `file://` or a path from disk."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        request = urllib.request.Request(url, headers={"User-Agent": "runenv-catalogue"})
+        try:
+            stream: IO[bytes] = urllib.request.urlopen(request, timeout=TIMEOUT)
+        except urllib.error.HTTPError as exc:
+            raise DownloadError(
+                f"cannot download {redact(url)}: HTTP {exc.code} {exc.reason}",
+                retry=exc.code >= 500 or exc.code in (408, 429),
+            ) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise DownloadError(f"cannot download {redact(url)}: {reason}", retry=True) from None
+        except ValueError as exc:
+            raise DownloadError(f"cannot download {redact(url)}: {exc}") from None
+        return stream
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise DownloadError(f"unsupported file URL {redact(url)}: only local files")
+        path = Path(urllib.request.url2pathname(unquote(parts.path)))
+    elif not scheme or len(scheme) == 1:  # a path, or C:\... on Windows
+        path = Path(url)
+    else:
+        raise DownloadError(f"unsupported URL {redact(url)}: use http(s)://, file:// or a path")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise DownloadError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def fetch_verified(url: str, sha256: str, size: int, dest: Path) -> None:
+    """Copy `url` to `dest`, hashing while streaming; raise unless sha256 and size match.
+
+    Reads at most `size + 1` bytes, so a hostile server cannot fill the disk. Transient network
+    failures are retried (ATTEMPTS in all); a wrong checksum is not.
+    """
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            got, count = _copy_hashed(url, dest, size)
+            break
+        except DownloadError as exc:
+            if attempt == ATTEMPTS or not exc.retry:
+                raise
+            time.sleep(0.5 * attempt)
+    if got != sha256 or count != size:
+        with contextlib.suppress(OSError):
+            dest.unlink()
+        seen = f"more than {size}" if count > size else str(count)
+        raise ChecksumMismatch(
+            f"{redact(url)}: sha256 mismatch: expected {sha256}, got {got} ({seen} bytes, "
+            f"catalogue says {size}); the archive is not the one catalogued, nothing was installed"
+        )
+
+
+def _copy_hashed(url: str, dest: Path, size: int) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    count = 0
+    try:
+        with _open(url) as src, dest.open("wb") as out:
+            while count <= size:
+                chunk = src.read(min(CHUNK, size + 1 - count))
+                if not chunk:
+                    break
+                count += len(chunk)
+                digest.update(chunk)
+                out.write(chunk)
+    except (OSError, http.client.HTTPException) as exc:
+        raise DownloadError(f"cannot download {redact(url)}: {exc}", retry=True) from None
+    return digest.hexdigest(), count
+
+
+def _member_path(name: str, archive: str) -> PurePosixPath:
+    clean = name.replace("\\", "/")
+    if clean.startswith("/") or _DRIVE.match(clean):
+        raise UnsafeArchiveError(f"{archive}: absolute path {name!r}")
+    parts = [p for p in PurePosixPath(clean).parts if p != "."]
+    if ".." in parts:
+        raise UnsafeArchiveError(f"{archive}: path {name!r} leaves the runtime folder")
+    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+
+
+def _check_members(members: list[tarfile.TarInfo], archive: str) -> None:
+    """Refuse absolute paths, `..`, devices, links out of the tree, entries under a link."""
+    links = set()
+    for member in members:
+        path = _member_path(member.name, archive)
+        if member.isdev() or member.isfifo():
+            raise UnsafeArchiveError(f"{archive}: {member.name!r} is a device or fifo")
+        for parent in path.parents:
+            if str(parent) in links:
+                raise UnsafeArchiveError(f"{archive}: {member.name!r} lies under a link")
+        if member.issym() or member.islnk():
+            target = member.linkname.replace("\\", "/")
+            if target.startswith("/") or _DRIVE.match(target):
+                raise UnsafeArchiveError(f"{archive}: link {member.name!r} -> {target!r}")
+            base = str(path.parent) if member.issym() else ""
+            if posixpath.normpath(posixpath.join(base, target)).split("/")[0] == "..":
+                raise UnsafeArchiveError(
+                    f"{archive}: link {member.name!r} -> {target!r} leaves the runtime folder"
+                )
+            links.add(str(path))
+
+
+def safe_extract(archive: Path, dest: Path, shown: str) -> None:
+    """Unpack `archive` into the new folder `dest`, refusing anything that would escape it.
+
+    Checks every entry first (see `_check_members`), uses tarfile's `data` filter where this
+    Python has it, creates symlinks after every other entry so nothing is written through
+    one, and checks where each symlink really points once made.
+    """
+    dest.mkdir()
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            members = tf.getmembers()
+            _check_members(members, shown)
+            symlinks = [m for m in members if m.issym()]
+            others = [m for m in members if not m.issym()]
+            for group in (others, symlinks):
+                if hasattr(tarfile, "data_filter"):
+                    tf.extractall(dest, members=group, filter="data")
+                else:  # pragma: no cover - Pythons without PEP 706
+                    tf.extractall(dest, members=group)
+    except tarfile.TarError as exc:
+        raise UnsafeArchiveError(f"{shown}: cannot unpack: {exc}") from None
+    root = os.path.realpath(dest)
+    for member in symlinks:
+        real = os.path.realpath(dest / member.name)
+        if real != root and not real.startswith(root + os.sep):
+            raise UnsafeArchiveError(f"{shown}: link {member.name!r} points outside the runtime")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing); the OS drops it if we die."""
+    with path.open("a+b") as fh:
+        if sys.platform == "win32":
+            import msvcrt
+
+            deadline = time.monotonic() + timeout
+            while True:
+                fh.seek(0)
+                try:
+                    msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise CatalogueError(f"timed out waiting for the lock {path}") from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _make_writable(func: Callable[..., Any], path: str, _exc: Any) -> None:
+    """rmtree helper: Windows refuses to delete read-only files; clear the flag and retry."""
+    Path(path).chmod(stat.S_IWRITE | stat.S_IREAD | stat.S_IEXEC)
+    func(path)
+
+
+def rmtree(path: Path) -> None:
+    """Remove a tree, read-only files included; a missing tree is fine."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=_make_writable)
+    else:
+        shutil.rmtree(path, onerror=_make_writable)
+
+
+def is_provisioned(dest: Path, sha256: str) -> bool:
+    """Whether `dest` holds a finished install of the archive with this sha256."""
+    try:
+        marker = json.loads((dest / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("sha256") == sha256
+
+
+def provision(url: str, sha256: str, size: int, dest: Path, interpreter: PurePosixPath) -> bool:
+    """Make `dest` a verified, complete copy of the archive at `url`.
+
+    Returns False when it already was (no download, no unpacking), True when this call
+    installed it. Concurrent callers wait on the lock; one does the work.
+    """
+    if is_provisioned(dest, sha256):
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(dest.parent / f"{dest.name}.lock"):
+        if is_provisioned(dest, sha256):
+            return False
+        work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
+        try:
+            archive = work / "archive"
+            fetch_verified(url, sha256, size, archive)
+            tree = work / "tree"
+            safe_extract(archive, tree, redact(url))
+            if not (tree / interpreter).is_file():
+                raise CatalogueError(f"{redact(url)}: no interpreter at {interpreter} in it")
+            rmtree(dest)  # an earlier install that died before its marker
+            tree.replace(dest)
+        finally:
+            rmtree(work)
+        marker = dest / f"{MARKER}.tmp"
+        marker.write_text(json.dumps({"sha256": sha256, "url": redact(url)}) + "\n", "utf-8")
+        marker.replace(dest / MARKER)
+    return True
