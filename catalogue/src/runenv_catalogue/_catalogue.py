@@ -169,9 +169,10 @@ class Catalogue:
         plats = self._variant(variant)
         key = platform or host_platform()
         if key not in plats:
-            what = "has no runtime for" if key in PLATFORMS else "has no such platform as"
+            if key not in PLATFORMS:
+                raise UsageError(f"unknown platform {key!r}: use one of {', '.join(PLATFORMS)}")
             have = ", ".join(self.platforms(variant))
-            raise UsageError(f"variant {variant!r} {what} {key!r} (it has: {have})")
+            raise UsageError(f"variant {variant!r} has no runtime for {key} (it has: {have})")
         return plats[key]
 
     def install(

@@ -1,0 +1,238 @@
+"""`runenv catalogue`: index every built archive into the catalogue package's wheel.
+
+The manifests beside the archives in `dist/` are the only input: each archive is checked
+against its manifest (size, sha256), the entries become `catalogue.json` (variant -> platform
+-> URL, sha256, size, paths, packages, runtime env) in a staged copy of the `catalogue/`
+project, and that copy is built into a wheel with the `build` package. The catalogue's build
+backend is the stdlib-only one in `catalogue/_build/`, so the build needs no index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from packaging.version import InvalidVersion, Version
+
+from runenv._cache import staged_file
+from runenv._download import local_source, redact
+from runenv._subprocess import run
+from runenv.errors import BuildError, ChecksumError, UsageError
+from runenv.manifest import SCHEMA_VERSION as MANIFEST_SCHEMA
+from runenv.manifest import read_manifest
+from runenv.platforms import ALL_PLATFORMS, Platform
+
+log = logging.getLogger(__name__)
+
+CATALOGUE_SCHEMA = 1
+"""The `schema_version` of `catalogue.json`; the catalogue package refuses others."""
+MANIFEST_GLOB = "runenv-*.json"
+PROJECT_DIR = "catalogue"
+DATA_FILE = Path("src") / "runenv_catalogue" / "catalogue.json"
+BUILD_TIMEOUT = 300.0
+_CHUNK = 1 << 20
+
+
+def find_manifests(dist: Path) -> list[Path]:
+    """Every `runenv-*.json` in `dist` and in its subfolders, at any depth, sorted.
+
+    Subfolders count because CI gathers each machine's outputs into a folder of its own.
+    Hidden and temporary folders (`.name`) are skipped.
+    """
+    found = [
+        p for p in dist.rglob(MANIFEST_GLOB)
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(dist).parts)
+    ]
+    return sorted(found, key=lambda p: p.relative_to(dist).as_posix())
+
+
+def archive_url(base_url: str, filename: str) -> str:
+    """The URL of `filename` under `base_url`: http(s), `file://`, or a local directory.
+
+    A directory path becomes an absolute `file://` URL, so the catalogue does not depend on the
+    consumer's working directory.
+    """
+    base = base_url.strip()
+    if not base:
+        raise UsageError("--base-url is empty: give a URL or a directory")
+    local = local_source(base)  # UsageError for an unsupported scheme
+    name = quote(filename)
+    if local is not None and not base.lower().startswith("file:"):
+        return local.expanduser().resolve().as_uri().rstrip("/") + "/" + name
+    return base.rstrip("/") + "/" + name
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _field(manifest: dict[str, Any], key: str, kind: type, shown: str) -> Any:
+    value = manifest.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise BuildError(f"{shown}: {key}: missing or not a {kind.__name__}")
+    return value
+
+
+def _platform(manifest: dict[str, Any], shown: str) -> Platform:
+    value = _field(manifest, "platform", str, shown)
+    try:
+        return Platform(value)
+    except ValueError:
+        raise BuildError(f"{shown}: platform: unknown platform {value!r}") from None
+
+
+def _entry(path: Path, manifest: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """One catalogue entry from a manifest, after checking the archive beside it."""
+    shown = str(path)
+    schema = manifest.get("schema_version")
+    if schema != MANIFEST_SCHEMA:
+        raise BuildError(
+            f"{shown}: schema_version {schema!r}: this runenv reads {MANIFEST_SCHEMA}"
+        )
+    name = _field(manifest, "archive", str, shown)
+    if not name or Path(name).name != name or "\\" in name or name in (".", ".."):
+        raise BuildError(f"{shown}: archive: {name!r} is not a file name")
+    sha256 = _field(manifest, "sha256", str, shown)
+    size = _field(manifest, "size", int, shown)
+    archive = path.parent / name
+    try:
+        actual = archive.stat().st_size
+    except OSError:
+        raise BuildError(
+            f"{archive}: missing (named by {shown}): copy it beside its manifest"
+        ) from None
+    if actual != size:
+        raise BuildError(f"{archive}: {actual} bytes, but {shown} says {size}")
+    got = _sha256(archive)
+    if got != sha256:
+        raise ChecksumError(f"{archive} (manifest {shown})", sha256, got)
+    plat = _platform(manifest, shown)
+    packages = _field(manifest, "packages", list, shown)
+    env = _field(manifest, "runtime_env", dict, shown)
+    try:
+        listed = [{"name": str(p["name"]), "version": str(p["version"])} for p in packages]
+    except (KeyError, TypeError):
+        raise BuildError(f"{shown}: packages: each needs a name and a version") from None
+    return {
+        "url": archive_url(base_url, name),
+        "sha256": sha256,
+        "size": size,
+        "python_version": _field(manifest, "python_version", str, shown),
+        "interpreter": _field(manifest, "interpreter", str, shown),
+        "site_packages": _field(manifest, "site_packages", str, shown),
+        "scripts": plat.info.scripts_dir().as_posix(),
+        "packages": listed,
+        "env": {str(k): str(v) for k, v in sorted(env.items())},
+    }
+
+
+def collect(dist: Path, base_url: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """variant -> platform -> entry for every manifest under `dist`, each archive verified.
+
+    Two manifests for one (variant, platform) are an error naming both files: which archive
+    the catalogue should point at is not ours to guess.
+    """
+    if not dist.is_dir():
+        raise UsageError(f"{dist}: no such folder: build first (runenv build ...)")
+    seen: dict[tuple[str, str], Path] = {}
+    variants: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in find_manifests(dist):
+        manifest = read_manifest(path)
+        if manifest is None:
+            raise BuildError(f"{path}: not a readable manifest (JSON object)")
+        variant = _field(manifest, "variant", str, str(path))
+        platform = _platform(manifest, str(path)).value
+        if (variant, platform) in seen:
+            raise BuildError(
+                f"{seen[variant, platform]} and {path} are both manifests of {variant} "
+                f"{platform}: keep one"
+            )
+        seen[variant, platform] = path
+        log.debug("catalogue: %s %s from %s", variant, platform, path)
+        variants.setdefault(variant, {})[platform] = _entry(path, manifest, base_url)
+    if not variants:
+        raise UsageError(f"no {MANIFEST_GLOB} manifest in {dist}: build first (runenv build ...)")
+    order = {p.value: i for i, p in enumerate(ALL_PLATFORMS)}
+    return {
+        v: dict(sorted(plats.items(), key=lambda kv: order.get(kv[0], len(order))))
+        for v, plats in sorted(variants.items())
+    }
+
+
+def default_version(variants: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """`0+<12 hex digits>`: a hash of the catalogue's content (a valid PEP 440 version).
+
+    Chosen over a date so that the same archives give the same wheel, byte for byte; it
+    names the content but does not order releases: pass `--version` for those (CI passes the
+    tag's version).
+    """
+    digest = hashlib.sha256(json.dumps(variants, sort_keys=True).encode()).hexdigest()
+    return f"0+{digest[:12]}"
+
+
+def normalise_version(version: str) -> str:
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        raise UsageError(f"--version {version!r} is not a valid version (PEP 440)") from None
+
+
+def catalogue_json(variants: dict[str, dict[str, dict[str, Any]]], version: str) -> str:
+    """The text of `catalogue.json`: stable bytes for the same input."""
+    data = {"schema_version": CATALOGUE_SCHEMA, "version": version, "variants": variants}
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def build_catalogue(
+    dist: Path, base_url: str, *, version: str | None, project: Path, out: Path | None = None
+) -> Path:
+    """Build the catalogue wheel from every manifest under `dist`; return the wheel's path.
+
+    Manifests are found in `dist` and its subfolders (see `find_manifests`); each archive
+    must sit beside its manifest with the manifest's size and sha256. The wheel goes to `out`
+    (default `dist`). Same manifests and version give the same wheel bytes.
+    """
+    source = project / PROJECT_DIR
+    if not (source / "pyproject.toml").is_file():
+        raise UsageError(f"{source}: no catalogue project (pyproject.toml) here")
+    variants = collect(dist, base_url)
+    final_version = normalise_version(version) if version else default_version(variants)
+    out = out or dist
+    with tempfile.TemporaryDirectory(prefix="runenv-catalogue-") as tmp:
+        stage = Path(tmp) / PROJECT_DIR
+        shutil.copytree(
+            source, stage,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "build", "dist",
+                                          "*.egg-info"),
+        )
+        (stage / DATA_FILE).write_bytes(catalogue_json(variants, final_version).encode())
+        wheels = Path(tmp) / "wheels"
+        run(
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", wheels,
+             stage],
+            what="build the catalogue wheel",
+            timeout=BUILD_TIMEOUT,
+        )
+        built = sorted(wheels.glob("*.whl"))
+        if len(built) != 1:
+            raise BuildError(f"building the catalogue gave {len(built)} wheels, expected one")
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / built[0].name
+        with staged_file(target) as staged:
+            shutil.copyfile(built[0], staged)
+            staged.chmod(0o644)
+    count = sum(len(p) for p in variants.values())
+    log.info("catalogue %s: %d archives of %d variants, base %s -> %s",
+             final_version, count, len(variants), redact(base_url), target)
+    return target
