@@ -126,6 +126,12 @@ def test_build_unpack_elsewhere_and_run(
     assert not any(p["from_source"] for p in names.values())
     assert "bin/rt-tool" in manifest["copied_files"]  # type: ignore[operator]
     assert (project / "versions" / VARIANT / "pylock.linux-x64.toml").is_file()
+    # Lock files stay out of folders users read or commit; outputs get the usual modes.
+    assert not list((project / "dist").glob("*.lock"))
+    assert not list((project / "versions").rglob("*.lock"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert archive.stat().st_mode & 0o777 == 0o666 & ~umask
     assert (project / "pydist" / VARIANT / "linux-x64" / "bin" / "python3").exists()
 
     # The archive holds the tree at its root, with no owner names.

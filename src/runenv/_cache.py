@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -59,19 +60,31 @@ class Cache:
         return self.section(section) / sha256[:2] / sha256 / filename
 
 
-def lock_for(path: Path) -> FileLock:
-    """The lock that guards writing `path` (a sibling `.lock` file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path.with_name(path.name + ".lock")))
+def lock_for(path: Path, *, in_dir: Path | None = None) -> FileLock:
+    """The lock that guards writing `path`: `<path>.lock` beside it, or in `in_dir`.
+
+    `in_dir` keeps lock files out of folders users read or commit (`dist/`, `versions/`).
+    """
+    folder = in_dir or path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder / (path.name + ".lock")))
 
 
 @contextlib.contextmanager
 def staged_file(target: Path) -> Iterator[Path]:
-    """Yield a temp path beside `target`; on success it replaces `target` atomically."""
+    """Yield a temp path beside `target`; on success it replaces `target` atomically.
+
+    The temp file is created with the process umask (not mkstemp's 0600), so what lands in
+    `dist/` is readable as any file the user writes.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    while True:
+        tmp = target.parent / f"{TMP_PREFIX}{target.name}.{secrets.token_hex(6)}"
+        try:
+            tmp.touch(exist_ok=False)
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp
         tmp.replace(target)

@@ -112,6 +112,11 @@ class Target:
         return size == manifest.get("size") and self.tree.is_dir()
 
 
+def _lock_dir(options: BuildOptions, plan: Plan) -> Path:
+    """Where a build's lock files live: under pydist/, not in dist/ or versions/."""
+    return options.pydist / ".locks" / plan.variant
+
+
 def lock_path(vc: VariantConfig, platform: Platform) -> Path:
     return vc.folder / f"pylock.{platform.value}.toml"
 
@@ -152,7 +157,7 @@ def ensure_lock(
             f"run `runenv lock {vc.variant} --platform {plan.platform.value}`"
         )
     options.report(f"{plan.variant} {plan.platform.value}: locking ({why})")
-    with lock_for(path):
+    with lock_for(path, in_dir=_lock_dir(options, plan)):
         if force or not lock.is_fresh(path, request):
             lock.lock(request, path, cache=cache, timeout=plan.timeout, log_file=log_file)
     return path, True
@@ -213,7 +218,7 @@ def build_target(
 
     if not force and target.is_current(digest):
         return result(True)
-    with lock_for(target.archive):
+    with lock_for(target.archive, in_dir=_lock_dir(options, plan)):
         if not force and target.is_current(
             digest
         ):  # a concurrent build finished it while we waited
