@@ -89,7 +89,7 @@ def host_tree(root: Path, xy: str) -> None:
     if shared and sysconfig.get_config_var("Py_ENABLE_SHARED"):
         for lib in sorted(Path(shared).glob("libpython3*.so*")):
             if lib.is_symlink():
-                (libdir / lib.name).symlink_to(os.readlink(lib))
+                (libdir / lib.name).symlink_to(lib.readlink())
             else:
                 shutil.copy2(lib, libdir / lib.name)
     include = Path(sysconfig.get_paths()["include"])
