@@ -32,9 +32,11 @@ from runenv.build import (
     ensure_lock,
     pinned_archive,
 )
+from runenv.catalogue import build_catalogue
 from runenv.config import VERSIONS_DIR, VariantConfig, find_project, list_variants, load_variant
 from runenv.errors import RunenvError, UsageError
 from runenv.manifest import read_manifest
+from runenv.matrix import matrix, matrix_json, matrix_table
 from runenv.plan import make_plan
 from runenv.platforms import Platform, parse_platforms
 from runenv.python_fetch import MIRROR_ENV
@@ -117,6 +119,27 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(
             f"{row['variant']:<24} Python {row['python_version']:<9} {' '.join(row['platforms'])}"
         )
+    return 0
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """Every (variant, platform) to build, with its native GitHub runner (the CI matrix)."""
+    project = _project(args)
+    if args.json:
+        print(matrix_json(project))
+        return 0
+    for line in matrix_table(matrix(project)):
+        print(line)
+    return 0
+
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    """Build the catalogue wheel that indexes every archive in dist/."""
+    project = _project(args)
+    dist = Path(args.dist).resolve() if args.dist else project / "dist"
+    base_url = args.base_url or dist.as_uri()
+    wheel = build_catalogue(dist, base_url, version=args.version, project=project)
+    print(f"built {wheel}")
     return 0
 
 
@@ -351,6 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("variant", nargs="?", help="only this variant's outputs")
     p.add_argument("--cache", action="store_true", help="also remove the download cache")
 
+    p = command("matrix", cmd_matrix)
+    p.add_argument("--json", action="store_true", help="GitHub strategy.matrix JSON, one line")
+
+    p = command("catalogue", cmd_catalogue)
+    p.add_argument("--base-url", metavar="URL", help="where the archives will be (default: dist/)")
+    p.add_argument("--version", metavar="V", help="catalogue package version (default: derived)")
+    p.add_argument("--dist", metavar="DIR", help="where the manifests are (default: dist/)")
+
     p = command("new", cmd_new)
     p.add_argument("variant", help="folder name, e.g. 3.13.0-custom")
     p.add_argument("--from", dest="from_variant", metavar="VARIANT", help="extend this variant")
@@ -376,6 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("runenv: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 __all__ = ["build_parser", "main"]
