@@ -426,3 +426,22 @@ def test_environment_and_default_cache(tmp_path: Path, monkeypatch: pytest.Monke
     assert env["K"] == "v" and "PYTHONHOME" not in env
     assert env["PATH"].split(os.pathsep) == [str(root / "bin"), "/usr/bin"]
     assert cat.which("v") is None
+
+
+def test_an_interrupted_install_is_redone_not_trusted(tmp_path: Path) -> None:
+    data = _tar([GOOD, ("lib/x.txt", b"new")])
+    sha = hashlib.sha256(data).hexdigest()
+    (tmp_path / "rt.tar.gz").write_bytes(data)
+    cat = _catalogue((tmp_path / "rt.tar.gz").as_uri(), sha, len(data))
+    cache = tmp_path / "cache"
+    half = cache / sha[:16]  # unpacked, renamed into place, killed before its marker
+    (half / "bin").mkdir(parents=True)
+    (half / "bin" / "python3").write_text("stale")
+    (half / "lib").mkdir()
+    (half / "lib" / "x.txt").write_text("old")
+    (cache / f".tmp-{sha[:16]}-killed").mkdir()
+    assert cat.which("v", cache_dir=cache) is None
+    python = cat.install("v", cache_dir=cache)
+    assert python == half / "bin" / "python3" and (half / "lib" / "x.txt").read_text() == "new"
+    assert cat.which("v", cache_dir=cache) == python
+    assert sorted(p.name for p in cache.iterdir()) == [sha[:16], f"{sha[:16]}.lock"]

@@ -274,6 +274,8 @@ def provision(url: str, sha256: str, size: int, dest: Path, interpreter: PurePos
     with file_lock(dest.parent / f"{dest.name}.lock"):
         if is_provisioned(dest, sha256):
             return False
+        for stale in dest.parent.glob(f".tmp-{dest.name}-*"):  # left by a killed install
+            rmtree(stale)
         work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
         try:
             archive = work / "archive"
