@@ -48,6 +48,7 @@ import shutil
 import stat
 import struct
 import threading
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,12 @@ from runenv.platforms import Platform
 if TYPE_CHECKING:
     from installer.scripts import LauncherKind
     from installer.sources import WheelContentElement
+
+# installer skips the `__pycache__/*.pyc` files some wheels carry (numpy does) and warns each
+# time; skipping is right (bytecode left over from the wheel's build) and the user cannot act.
+warnings.filterwarnings(
+    "ignore", r"Skip installing .*__pycache__", RuntimeWarning, r"runenv\.install"
+)
 
 INSTALLER_NAME = b"runenv\n"
 _COPY_CHUNK = 1 << 20
