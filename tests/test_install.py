@@ -90,10 +90,10 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 def _records(site: Path) -> dict[str, list[tuple[str, str, str]]]:
-    out = {}
+    out: dict[str, list[tuple[str, str, str]]] = {}
     for record in sorted(site.glob("*.dist-info/RECORD")):
         with record.open(newline="") as f:
-            out[record.parent.name] = [tuple(row) for row in csv.reader(f)]
+            out[record.parent.name] = [(path, digest, size) for path, digest, size in csv.reader(f)]
     return out
 
 
