@@ -112,8 +112,10 @@ def install_wheels(
     """
     root = root.resolve()
     layout = _Layout.make(root, platform, python_version)
-    sources = [_open(wheel) for wheel in wheels]
+    sources: list[_Wheel] = []
     try:
+        for wheel in wheels:
+            sources.append(_open(wheel))
         seen: dict[str, Path] = {}  # canonical name -> wheel
         for wheel, source in zip(wheels, sources, strict=True):
             name = str(canonical(source.distribution))
@@ -126,8 +128,12 @@ def install_wheels(
         groups = _groups(sources, layout)
         with ThreadPoolExecutor(max_workers=_workers(len(groups))) as pool:
             futures = [pool.submit(_install_group, g, wheels, sources, layout) for g in groups]
-            for future in futures:
-                results.update(future.result())
+            try:
+                for future in futures:
+                    results.update(future.result())
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # the first failure ends the install
+                raise
         return [results[i] for i in range(len(wheels))]
     finally:
         for source in sources:
