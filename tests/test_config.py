@@ -589,3 +589,14 @@ def test_bad_usage_exit_2() -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     proc = run_cli("config", "3.12.10", "--platform", "solaris-sparc")
     assert proc.returncode == 2 and "unknown platform 'solaris-sparc'" in proc.stderr
+
+
+def test_linux_tags_follow_packaging_rules() -> None:
+    x64 = Platform.LINUX_X64.info.platform_tags((2, 28))
+    assert x64[0] == "manylinux_2_28_x86_64"
+    for tag in ("manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux_2_12_x86_64",
+                "manylinux1_x86_64", "manylinux_2_5_x86_64"):
+        assert tag in x64
+    assert "manylinux_2_29_x86_64" not in x64
+    arm = Platform.LINUX_AARCH64.info.platform_tags((2, 28))
+    assert arm[-2:] == ["manylinux_2_17_aarch64", "manylinux2014_aarch64"]

@@ -108,9 +108,15 @@ class PlatformInfo:
     ) -> list[str]:
         """Platform tags of wheels that run here, best first (no bare `linux_*`: not portable)."""
         if self.os == "linux":
-            return [f"manylinux_2_{minor}_{self.arch}" for minor in range(glibc[1], 16, -1)] + [
-                f"manylinux2014_{self.arch}"
-            ]
+            # As packaging does: x86_64 goes back to glibc 2.5; aarch64 begins at 2.17.
+            # Each PEP 600 tag is followed by its legacy alias (manylinux2014/2010/1).
+            oldest = 5 if self.arch == "x86_64" else 17
+            result = []
+            for minor in range(glibc[1], oldest - 1, -1):
+                result.append(f"manylinux_2_{minor}_{self.arch}")
+                if minor in _LEGACY_MANYLINUX:
+                    result.append(f"{_LEGACY_MANYLINUX[minor]}_{self.arch}")
+            return result
         if self.os == "macos":
             arch = "arm64" if self.arch == "aarch64" else "x86_64"
             floor = macos or DEFAULT_MACOS[Platform(self.key)]
@@ -178,6 +184,8 @@ _INFO: dict[Platform, PlatformInfo] = {
         "windows-2022",
     ),
 }
+
+_LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 
 _HOST_OS = {"linux": "linux", "darwin": "macos", "win32": "windows"}
 _HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
