@@ -117,10 +117,6 @@ def _lock_dir(options: BuildOptions, plan: Plan) -> Path:
     return options.pydist / ".locks" / plan.variant
 
 
-def lock_path(vc: VariantConfig, platform: Platform) -> Path:
-    return vc.folder / f"pylock.{platform.value}.toml"
-
-
 def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
     return lock.LockRequest(
         requirements=plan.requirements,
@@ -145,7 +141,7 @@ def ensure_lock(
     force: bool = False,
 ) -> tuple[Path, bool]:
     """Stage 3: the platform's lock, re-locked when its inputs changed (unless `--locked`)."""
-    path = lock_path(vc, plan.platform)
+    path = lock.lock_path(vc.folder, plan.platform)
     request = lock_request(plan, options)
     if not force and lock.is_fresh(path, request):
         return path, False
@@ -159,7 +155,10 @@ def ensure_lock(
     options.report(f"{plan.variant} {plan.platform.value}: locking ({why})")
     with lock_for(path, in_dir=_lock_dir(options, plan)):
         if force or not lock.is_fresh(path, request):
-            lock.lock(request, path, cache=cache, timeout=plan.timeout, log_file=log_file)
+            lock.lock(
+                request, path, cache=cache, timeout=plan.timeout, log_file=log_file,
+                offline=options.offline,
+            )
     return path, True
 
 
@@ -199,7 +198,7 @@ def build_target(
     log_file = target.log if plan.enable_logging else None
     source = python_source(vc, plan, options)
     # The log is started (truncated) only when there is work: a no-op keeps the last build's.
-    if log_file and not lock.is_fresh(lock_path(vc, platform), lock_request(plan, options)):
+    if log_file and not lock.is_fresh(lock.lock_path(vc.folder, platform), lock_request(plan, options)):
         _start_log(log_file, plan)
     lock_file, relocked = ensure_lock(vc, plan, options, cache, log_file)
     digest = build_hash(plan, source.sha256, lock_file.read_bytes())
