@@ -156,7 +156,11 @@ def ensure_lock(
     with lock_for(path, in_dir=_lock_dir(options, plan)):
         if force or not lock.is_fresh(path, request):
             lock.lock(
-                request, path, cache=cache, timeout=plan.timeout, log_file=log_file,
+                request,
+                path,
+                cache=cache,
+                timeout=plan.timeout,
+                log_file=log_file,
                 offline=options.offline,
             )
     return path, True
@@ -198,7 +202,9 @@ def build_target(
     log_file = target.log if plan.enable_logging else None
     source = python_source(vc, plan, options)
     # The log is started (truncated) only when there is work: a no-op keeps the last build's.
-    if log_file and not lock.is_fresh(lock.lock_path(vc.folder, platform), lock_request(plan, options)):
+    if log_file and not lock.is_fresh(
+        lock.lock_path(vc.folder, platform), lock_request(plan, options)
+    ):
         _start_log(log_file, plan)
     lock_file, relocked = ensure_lock(vc, plan, options, cache, log_file)
     digest = build_hash(plan, source.sha256, lock_file.read_bytes())
