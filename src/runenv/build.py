@@ -186,6 +186,21 @@ def python_source(
     )
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One build's inputs, settled before any work starts."""
+
+    plan: Plan
+    options: BuildOptions
+    cache: Cache
+    client: httpx.Client | None
+    source: python_fetch.PythonSource
+    lock_file: Path
+    digest: str
+    target: Target
+    log_file: Path | None
+
+
 def build_target(
     vc: VariantConfig,
     platform: Platform,
@@ -202,52 +217,34 @@ def build_target(
     log_file = target.log if plan.enable_logging else None
     source = python_source(vc, plan, options)
     # The log is started (truncated) only when there is work: a no-op keeps the last build's.
-    if log_file and not lock.is_fresh(
-        lock.lock_path(vc.folder, platform), lock_request(plan, options)
-    ):
+    request = lock_request(plan, options)
+    if log_file and not lock.is_fresh(lock.lock_path(vc.folder, platform), request):
         _start_log(log_file, plan)
     lock_file, relocked = ensure_lock(vc, plan, options, cache, log_file)
     digest = build_hash(plan, source.sha256, lock_file.read_bytes())
+    job = _Job(plan, options, cache, client, source, lock_file, digest, target, log_file)
 
     def result(up_to_date: bool) -> BuildResult:
+        seconds = time.monotonic() - started
         return BuildResult(
-            plan,
-            target.archive,
-            target.manifest,
-            target.tree,
-            digest,
-            up_to_date,
-            relocked,
-            time.monotonic() - started,
-        )
+            plan, target.archive, target.manifest, target.tree, digest, up_to_date, relocked,
+            seconds,
+        )  # fmt: skip
 
     if not force and target.is_current(digest):
         return result(True)
     with lock_for(target.archive, in_dir=_lock_dir(options, plan)):
-        if not force and target.is_current(
-            digest
-        ):  # a concurrent build finished it while we waited
+        # A concurrent build may have finished it while we waited for the lock.
+        if not force and target.is_current(digest):
             return result(True)
-        work_parent = target.tree.parent
         sweep_stale(target.tree)
         sweep_stale(target.archive)
-        work_parent.mkdir(parents=True, exist_ok=True)
+        target.tree.parent.mkdir(parents=True, exist_ok=True)
         if log_file and not relocked:
             _start_log(log_file, plan)
-        with tempfile.TemporaryDirectory(prefix=f".tmp-{platform.value}.", dir=work_parent) as w:
-            _run_stages(
-                vc,
-                plan,
-                options,
-                cache,
-                client,
-                source,
-                lock_file,
-                digest,
-                target,
-                Path(w),
-                log_file,
-            )
+        prefix = f".tmp-{platform.value}."
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=target.tree.parent) as work:
+            _run_stages(job, Path(work))
     return result(False)
 
 
@@ -257,26 +254,18 @@ def _start_log(log_file: Path, plan: Plan) -> None:
     log_file.write_text(header, encoding="utf-8")
 
 
-def _run_stages(
-    vc: VariantConfig,
-    plan: Plan,
-    options: BuildOptions,
-    cache: Cache,
-    client: httpx.Client | None,
-    source: python_fetch.PythonSource,
-    lock_file: Path,
-    digest: str,
-    target: Target,
-    work: Path,
-    log_file: Path | None,
-) -> None:
+def _run_stages(job: _Job, work: Path) -> None:
+    """Stages 4 to 8 in a work folder; the finished outputs are moved into place last."""
+    plan, options, cache, client, target, log_file = (
+        job.plan, job.options, job.cache, job.client, job.target, job.log_file
+    )  # fmt: skip
     report = options.report
     name = f"{plan.variant} {plan.platform.value}"
     native = plan.platform == host_platform()
 
     # Stage 4a: choose a file per package; a cross build that needs a source build stops here,
     # before anything is downloaded.
-    locked = lock.read_lock(lock_file)
+    locked = lock.read_lock(job.lock_file)
     artifacts = wheels.select(
         locked,
         plan.platform,
@@ -293,7 +282,7 @@ def _run_stages(
     report(f"{name}: fetching Python {plan.python_version} and {len(artifacts)} packages")
     timeout = float(plan.timeout)
     py_archive = python_fetch.download(
-        source,
+        job.source,
         cache,
         client=client,
         timeout=timeout,
@@ -361,9 +350,9 @@ def _run_stages(
         archive=target.archive,
         sha256=sha256,
         size=size,
-        build_hash=digest,
-        python_url=redact(source.url),
-        python_sha256=source.sha256,
+        build_hash=job.digest,
+        python_url=redact(job.source.url),
+        python_sha256=job.source.sha256,
         packages=records,
         copied=copied,
     )
