@@ -29,7 +29,7 @@ import httpx
 from runenv._cache import Cache, lock_for
 from runenv._download import fetch_to_cache, local_source, new_client, redact
 from runenv._extract import extract_tar
-from runenv.errors import UsageError
+from runenv.errors import FetchError, UsageError
 from runenv.platforms import Platform
 
 log = logging.getLogger(__name__)
@@ -285,10 +285,19 @@ def download(
     progress: bool = False,
 ) -> Path:
     """The verified archive of `source` in the cache, downloaded only if not there yet."""
-    return fetch_to_cache(
-        cache, CACHE_SECTION, source.url, source.sha256, source.filename,
-        client=client, timeout=timeout, offline=offline, progress=progress,
-    )
+    try:
+        return fetch_to_cache(
+            cache, CACHE_SECTION, source.url, source.sha256, source.filename,
+            client=client, timeout=timeout, offline=offline, progress=progress,
+        )
+    except FetchError as exc:
+        if offline or not source.url.startswith(UPSTREAM_PREFIXES):
+            raise
+        # Upstream is GitHub: say how to get Python where GitHub cannot be reached.
+        raise FetchError(
+            f"{exc} (where GitHub is out of reach, use a mirror: --python-mirror URL or "
+            f"{MIRROR_ENV}, or pin the archive in [python.archives.{source.platform.value}])"
+        ) from None
 
 
 def unpack(archive: Path, dest: Path) -> Path:
