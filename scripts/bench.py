@@ -1,0 +1,1049 @@
+"""Benchmark runenv against the reference method (pip, one package at a time) and uv by hand.
+
+Run it from a checkout, with runenv installed in the running Python (`pip install -e .`):
+
+    python scripts/bench.py [--runs 3] [--python /path/to/python3.12] [--out docs/]
+
+It needs a CPython 3.12 to make the runtime from (default: `python3.12` on PATH, else the newest
+3.12 under pyenv), `tar` and `gzip`, and PyPI; never GitHub. Everything it makes lives in a
+temp folder it removes at the end (`--keep` keeps it). About 4 minutes per run on 2 cores.
+
+What it does, all in one run on one machine, with one package set (the `3.12.10` variant's
+requirements, from PyPI or `--index-url`) and one PBS archive:
+
+1. Builds stand-in PBS archives for the five platforms once (`scripts/standin_pbs.py`, with the
+   given 3.12: the host one is a relocatable copy of it), serves them on 127.0.0.1 (a local
+   mirror, stopped at the end or after `--server-lifetime` seconds), and makes a throwaway project:
+   `shared-config.toml` + `versions/3.12.10/` with the archives pinned (pins.toml appended).
+   Its locks are brought up to date once, untimed: a checked-out project has its lock committed.
+2. Times, `--runs` times each, interleaved (one of each per round, so machine and network noise
+   hit all alike):
+   - runenv **cold**: empty runenv cache (uv's cache is inside it), no outputs, lock kept;
+   - runenv **cold + lock**: the same with the host's lock deleted first (so it locks too);
+   - runenv **warm**: caches full, `dist/` and `pydist/` removed;
+   - runenv **no-op**: nothing changed; the CLI's wall time, end to end, as a subprocess;
+   - runenv **cold, five platforms** (`--platform all`), against one platform cold;
+   - **reference method**: the runtime's own pip (bootstrapped untimed with ensurepip, then
+     upgraded) runs `pip download REQ -d wheels/` once per requirement, in turn, then
+     `pip install --no-index --find-links wheels/ REQS`, then `tar czf` of the runtime;
+     empty pip cache (a fresh PIP_CACHE_DIR) each run;
+   - **uv by hand**: `uv pip install --no-config --python RUNTIME/bin/python3 REQS` with a fresh
+     UV_CACHE_DIR, then `tar czf` of the runtime;
+   - `tar czf` of runenv's own tree (`pydist/3.12.10/<host>`), and the archive sizes.
+   The baselines start from the runtime already unpacked (untimed); runenv's figures include
+   fetching, verifying and unpacking it, its audit and its import check.
+3. Writes `OUT/benchmarks.json` (every raw timing), `OUT/benchmarks.md` (targets with pass/fail,
+   ratios first, then seconds, sizes, runenv's stages, the machine) and `OUT/benchmarks.png`
+   (matplotlib if importable, else a built-in PNG writer).
+
+`--render-only` re-renders the Markdown and PNG from an existing `OUT/benchmarks.json`.
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import functools
+import http.server
+import json
+import os
+import platform
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANT = "3.12.10"
+STEP_TIMEOUT = 1200.0  # seconds, for any one command
+GROUPS = ("runenv", "lock", "all", "reference", "uv")
+ISSUE_TARGETS = "issue 7"
+
+_T0 = time.monotonic()
+
+
+class BenchError(Exception):
+    """A setup step or a measured command failed: one line, exit 1."""
+
+
+def log(message: str) -> None:
+    elapsed = int(time.monotonic() - _T0)
+    print(f"[bench {elapsed // 60:02d}:{elapsed % 60:02d}] {message}", file=sys.stderr, flush=True)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    seconds: float
+    stdout: str
+    stderr: list[tuple[float, str]]  # (seconds since start, line)
+
+
+def run(
+    cmd: Sequence[object],
+    *,
+    env: dict[str, str],
+    what: str,
+    cwd: Path | None = None,
+    timeout: float = STEP_TIMEOUT,
+) -> Run:
+    """Run `cmd`, timing it from spawn to exit; stderr lines are time-stamped as they come."""
+    argv = [str(c) for c in cmd]
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, errors="replace", env=env, cwd=cwd, start_new_session=True,
+    )
+    out: list[str] = []
+    err: list[tuple[float, str]] = []
+
+    def read_out() -> None:
+        assert proc.stdout is not None
+        out.append(proc.stdout.read())
+
+    def read_err() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            err.append((time.perf_counter() - start, line.rstrip("\n")))
+
+    readers = [threading.Thread(target=f, daemon=True) for f in (read_out, read_err)]
+    for t in readers:
+        t.start()
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait()
+        raise BenchError(f"{what}: no answer after {timeout:.0f} s: {' '.join(argv)}") from None
+    seconds = time.perf_counter() - start
+    for t in readers:
+        t.join(timeout=30)
+    if code:
+        tail = " | ".join(line for _, line in err[-6:]) or "".join(out)[-500:]
+        raise BenchError(f"{what} failed (exit {code}): {' '.join(argv)}: {tail}")
+    return Run(seconds, "".join(out), err)
+
+
+def clean_env(*, runtime: bool = False) -> dict[str, str]:
+    """The environment, less every setting that would change what a tool fetches or where.
+
+    For the runtimes' own interpreters (`runtime`), also less PYTHON* (PYTHONPATH, ...).
+    """
+    drop = ("PIP_", "UV_", "RUNENV_", *(("PYTHON",) if runtime else ()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    for key in ("NO_PROXY", "no_proxy"):
+        env[key] = ",".join(x for x in (env.get(key), "127.0.0.1", "localhost") if x)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INPUT"] = "1"
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["UV_NO_PROGRESS"] = "1"
+    return env
+
+
+def rmtree(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    rmtree(dst)
+    shutil.copytree(src, dst, symlinks=True)
+
+
+def tree_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath, name)
+            if not path.is_symlink():
+                total += path.stat().st_size
+    return total
+
+
+def first_line(cmd: Sequence[object]) -> str:
+    try:
+        out = subprocess.run(
+            [str(c) for c in cmd], capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError:
+        return "?"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "?"
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+def host_key() -> str:
+    os_name = {"linux": "linux", "darwin": "macosx", "win32": "windows"}.get(sys.platform, "?")
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}.get(
+        platform.machine().lower(), "?"
+    )
+    return f"{os_name}-{arch}"
+
+
+def find_python312(given: str | None) -> Path:
+    """The interpreter to make the runtime of: --python, python3.12 on PATH, or pyenv's."""
+    candidates: list[Path] = []
+    if given:
+        candidates.append(Path(given))
+    else:
+        on_path = shutil.which("python3.12")
+        if on_path:
+            candidates.append(Path(on_path))
+        pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+        candidates += sorted(pyenv.glob("versions/3.12*/bin/python3.12"), reverse=True)
+    probe = "import sys; print('%d.%d' % sys.version_info[:2], sys.executable)"
+    for cand in candidates:
+        try:
+            out = subprocess.run(
+                [str(cand), "-c", probe], capture_output=True, text=True, timeout=60, check=False
+            )
+        except OSError:
+            continue
+        words = out.stdout.split(maxsplit=1)
+        if out.returncode == 0 and words and words[0] == "3.12":
+            return Path(words[1].strip())
+    where = f"{given} is not a working Python 3.12" if given else (
+        "no python3.12 on PATH or under pyenv (~/.pyenv/versions/3.12*)"
+    )
+    raise BenchError(f"{where}: pass --python /path/to/python3.12 (pyenv, python.org, or apt)")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: Path, lifetime: float) -> Iterator[str]:
+    """Serve `directory` on 127.0.0.1 (a free port) until the block ends or `lifetime` passes."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    timer = threading.Timer(lifetime, server.shutdown)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        timer.cancel()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@dataclass
+class Setup:
+    work: Path
+    project: Path
+    host: str
+    requirements: list[str]
+    lock_file: Path
+    lock_bytes: bytes
+    bare_runtime: Path  # python/ unpacked from the stand-in host archive
+    pip_runtime: Path  # the same, with pip
+    uv: str
+    index_url: str | None
+    info: dict[str, Any]
+
+    def runenv(self, *args: object) -> list[object]:
+        extra = ["--index-url", self.index_url] if self.index_url else []
+        return [sys.executable, "-m", "runenv", "--project", self.project, *args, *extra]
+
+    def outputs(self) -> list[Path]:
+        return [self.project / "dist", self.project / "pydist"]
+
+
+def find_uv() -> str:
+    with contextlib.suppress(ImportError, FileNotFoundError):
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    found = shutil.which("uv")
+    if not found:
+        raise BenchError("uv not found: install runenv (pip install -e .), which depends on it")
+    return found
+
+
+def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -> Setup:
+    env = clean_env()
+    py312 = find_python312(args.python)
+    log(f"runtime made of {py312}")
+    host = host_key()
+    probe = run([sys.executable, "-m", "runenv", "--version"], env=env, what="runenv --version")
+    runenv_version = probe.stdout.strip()
+
+    log("writing the stand-in PBS archives (five platforms)")
+    run(
+        [py312, REPO / "scripts" / "standin_pbs.py", mirror, "--version", VARIANT,
+         "--base-url", base_url],
+        env=clean_env(runtime=True), what="standin_pbs.py", timeout=900,
+    )
+    pins_text = (mirror / "pins.toml").read_text(encoding="utf-8")
+    pins = tomllib.loads(pins_text)["python"]["archives"]
+    if host not in pins:
+        raise BenchError(f"this machine ({host}) is not one of runenv's platforms")
+    host_archive = mirror.joinpath(*pins[host]["url"].split("/")[-2:])
+
+    # The throwaway project: shared config + the variant, its archives pinned to the mirror.
+    project = work / "project"
+    project.mkdir()
+    for name in ("shared-config.toml", "shared-config.json"):
+        if not (args.project / name).exists():
+            continue
+        shutil.copy2(args.project / name, project / name)
+    variant_dir = project / "versions" / VARIANT
+    shutil.copytree(args.project / "versions" / VARIANT, variant_dir)
+    config = variant_dir / "config.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").rstrip("\n") + "\n\n# stand-in PBS archives, "
+        "served on 127.0.0.1 by scripts/bench.py\n" + pins_text, encoding="utf-8"
+    )
+    setup_env = env | {"RUNENV_CACHE_DIR": str(work / "cache-setup")}
+    plan = json.loads(run(
+        [sys.executable, "-m", "runenv", "--project", project, "config", VARIANT,
+         "--platform", host, "--json"], env=setup_env, what="runenv config",
+    ).stdout)
+    requirements = list(plan["requirements"])
+    log(f"packages: {' '.join(requirements)}; bringing the locks up to date (untimed)")
+    extra = ["--index-url", args.index_url] if args.index_url else []
+    run([sys.executable, "-m", "runenv", "--project", project, "lock", VARIANT, "--platform",
+         "all", *extra], env=setup_env, what="runenv lock")
+    rmtree(work / "cache-setup")
+    lock_file = variant_dir / f"pylock.{host}.toml"
+
+    log("unpacking the host runtime; bootstrapping pip into a copy (untimed)")
+    bare = work / "runtime-bare"
+    bare.mkdir()
+    renv = clean_env(runtime=True)
+    run(["tar", "xzf", host_archive, "-C", bare], env=renv, what="tar xzf")
+    bare_python = bare / "python" / "bin" / "python3"
+    runtime_version = run(
+        [bare_python, "-c", "import ssl, sys, zlib; print(sys.version.split()[0])"],
+        env=renv, what="runtime smoke test",
+    ).stdout.strip()
+    with_pip = work / "runtime-pip"
+    copy_tree(bare, with_pip)
+    pip_python = with_pip / "python" / "bin" / "python3"
+    has_pip = subprocess.run(
+        [str(pip_python), "-m", "pip", "--version"], capture_output=True, env=renv, check=False
+    ).returncode == 0
+    if not has_pip:
+        # The stand-in leaves ensurepip out of the stdlib; real PBS archives ship it (and pip).
+        stdlib = run([py312, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+                     env=renv, what="stdlib path").stdout.strip()
+        xy = run([pip_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                 env=renv, what="runtime version").stdout.strip()
+        dest = with_pip / "python" / "lib" / f"python{xy}" / "ensurepip"
+        if not dest.exists():
+            shutil.copytree(Path(stdlib) / "ensurepip", dest)
+        run([pip_python, "-m", "ensurepip", "--default-pip"], env=renv, what="ensurepip")
+    pip_cache = work / "pip-cache-setup"
+    run([pip_python, "-m", "pip", "install", "--upgrade", "pip", *extra],
+        env=renv | {"PIP_CACHE_DIR": str(pip_cache)}, what="pip upgrade")
+    rmtree(pip_cache)
+    pip_version = run([pip_python, "-m", "pip", "--version"], env=renv,
+                      what="pip --version").stdout.split()[1]
+    uv = find_uv()
+
+    info = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "host_platform": host,
+        "os": platform.platform(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb(),
+        "python_running_runenv": sys.version.split()[0],
+        "runtime_python": f"{runtime_version} (stand-in for {VARIANT}, made of {py312})",
+        "runenv": runenv_version,
+        "runenv_commit": git_state(),
+        "uv": first_line([uv, "--version"]),
+        "pip": pip_version,
+        "tar": first_line(["tar", "--version"]),
+        "gzip": first_line(["gzip", "--version"]),
+        "variant": VARIANT,
+        "requirements": requirements,
+        "index": args.index_url or "https://pypi.org/simple (default)",
+        "python_mirror": "stand-in PBS archives on 127.0.0.1 (pinned by sha256)",
+    }
+    return Setup(work, project, host, requirements, lock_file, lock_file.read_bytes(),
+                 bare, with_pip, uv, args.index_url, info)
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    if sys.platform == "darwin":
+        return first_line(["sysctl", "-n", "machdep.cpu.brand_string"])
+    return platform.processor() or "?"
+
+
+def memory_gb() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def git_state() -> str:
+    head = first_line(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split("\n")
+    changed = [line[3:] for line in dirty if line.strip()]
+    return head + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
+# --- the measurements ----------------------------------------------------------------------
+
+# runenv's progress messages ("VARIANT PLATFORM: fetching ...") mark where each stage starts;
+# a stage lasts until the next message (the last one until the process exits).
+STAGES = (
+    ("locking", "lock"),
+    ("fetching", "fetch + unpack"),
+    ("installing", "install + copy + audit"),
+    ("import check", "import check"),
+    ("packing", "pack + manifest"),
+)
+
+
+def stage_times(result: Run) -> dict[str, float]:
+    marks = [(0.0, "start-up + plan")]
+    for t, line in result.stderr:
+        message = line.split(": ", 1)[-1]
+        for key, label in STAGES:
+            if message.startswith(key):
+                marks.append((t, label))
+                break
+    ends = [t for t, _ in marks[1:]] + [result.seconds]
+    stages: dict[str, float] = {}
+    for (t, label), end in zip(marks, ends, strict=True):
+        stages[label] = stages.get(label, 0.0) + end - t
+    return stages
+
+
+class Recorder:
+    """Every timing, by measurement: total seconds per run and named parts per run."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, dict[str, Any]] = {}
+
+    def add(self, name: str, seconds: float, parts: dict[str, float] | None = None,
+            **extra: Any) -> None:
+        entry = self.data.setdefault(name, {"runs": [], "parts": {}, "notes": [], "load": []})
+        entry["runs"].append(round(seconds, 3))
+        entry["load"].append(load_now())
+        for key, value in (parts or {}).items():
+            entry["parts"].setdefault(key, []).append(round(value, 3))
+        entry.update(extra)
+
+    def note(self, name: str, text: str) -> None:
+        notes = self.data[name]["notes"]
+        if text not in notes:
+            notes.append(text)
+
+
+def load_now() -> float | None:
+    """The 1-minute load average when a measurement ends: other work on the machine shows."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def runenv_build(s: Setup, platform_arg: str, cache: Path, what: str) -> Run:
+    env = clean_env() | {"RUNENV_CACHE_DIR": str(cache)}
+    return run(s.runenv("build", VARIANT, "--platform", platform_arg), env=env, what=what)
+
+
+def check_state(result: Run, expected: str, rec: Recorder, name: str) -> None:
+    states = [line.split(":", 1)[0] for line in result.stdout.splitlines() if ":" in line]
+    if any(state != expected for state in states):
+        rec.note(name, f"expected '{expected}', runenv said: {result.stdout.strip()!r}")
+        log(f"WARNING: {name}: expected '{expected}', got {result.stdout.strip()!r}")
+
+
+def relocked(result: Run) -> bool:
+    return any(": locking" in line for _, line in result.stderr)
+
+
+def measure_runenv(s: Setup, rec: Recorder, i: int) -> None:
+    """Cold (lock kept), then tar czf of its tree, then warm, then no-op, on one cache."""
+    cache = s.work / f"cache-runenv-{i}"
+    rmtree(cache)
+    for path in s.outputs():
+        rmtree(path)
+    cold = runenv_build(s, s.host, cache, "runenv cold build")
+    rec.add("runenv_cold", cold.seconds, stage_times(cold))
+    check_state(cold, "built", rec, "runenv_cold")
+    if relocked(cold):
+        rec.note("runenv_cold", "re-locked: the committed lock was not fresh")
+    log(f"run {i}: runenv cold {cold.seconds:.1f} s")
+
+    tree = s.project / "pydist" / VARIANT / s.host
+    archive = s.project / "dist" / f"runenv-{VARIANT}-{s.host}.tar.gz"
+    out = s.work / "tree.tar.gz"
+    tar = run(["tar", "czf", out, "-C", tree, "."], env=clean_env(), what="tar czf")
+    rec.add("tar_czf_runenv_tree", tar.seconds, archive_bytes=out.stat().st_size,
+            tree_bytes=tree_bytes(tree), runenv_archive_bytes=archive.stat().st_size)
+    out.unlink()
+    log(f"run {i}: tar czf of runenv's tree {tar.seconds:.1f} s")
+
+    for path in s.outputs():
+        rmtree(path)
+    warm = runenv_build(s, s.host, cache, "runenv warm build")
+    rec.add("runenv_warm", warm.seconds, stage_times(warm))
+    check_state(warm, "built", rec, "runenv_warm")
+    log(f"run {i}: runenv warm {warm.seconds:.1f} s")
+
+    noop = runenv_build(s, s.host, cache, "runenv no-op build")
+    rec.add("runenv_noop", noop.seconds)
+    check_state(noop, "up to date", rec, "runenv_noop")
+    log(f"run {i}: runenv no-op {noop.seconds:.2f} s")
+    rmtree(cache)
+
+
+def measure_runenv_lock(s: Setup, rec: Recorder, i: int) -> None:
+    """Cold, with the host lock deleted: it locks, then builds."""
+    cache = s.work / f"cache-lock-{i}"
+    for path in s.outputs():
+        rmtree(path)
+    s.lock_file.unlink()
+    try:
+        result = runenv_build(s, s.host, cache, "runenv cold build with locking")
+    finally:
+        s.lock_file.write_bytes(s.lock_bytes)  # the next builds use the committed lock again
+        rmtree(cache)
+    rec.add("runenv_cold_lock", result.seconds, stage_times(result))
+    check_state(result, "built", rec, "runenv_cold_lock")
+    log(f"run {i}: runenv cold + lock {result.seconds:.1f} s")
+
+
+def measure_runenv_all(s: Setup, rec: Recorder, i: int) -> None:
+    cache = s.work / f"cache-all-{i}"
+    for path in s.outputs():
+        rmtree(path)
+    try:
+        result = runenv_build(s, "all", cache, "runenv cold build of all platforms")
+    finally:
+        rmtree(cache)
+    rec.add("runenv_cold_all", result.seconds)
+    check_state(result, "built", rec, "runenv_cold_all")
+    for path in s.outputs():
+        rmtree(path)
+    log(f"run {i}: runenv cold, all five platforms {result.seconds:.1f} s")
+
+
+def measure_reference(s: Setup, rec: Recorder, i: int) -> None:
+    """The runtime's own pip: one `pip download` per package, `pip install --no-index`, tar."""
+    d = s.work / f"reference-{i}"
+    rmtree(d)
+    runtime = d / "python"
+    copy_tree(s.pip_runtime / "python", runtime)
+    env = clean_env(runtime=True) | {"PIP_CACHE_DIR": str(d / "pip-cache")}
+    python = runtime / "bin" / "python3"
+    wheels = d / "wheels"
+    extra = ["--index-url", s.index_url] if s.index_url else []
+    t0 = time.perf_counter()
+    for req in s.requirements:
+        run([python, "-m", "pip", "download", req, "-d", wheels, *extra], env=env,
+            what=f"pip download {req}")
+    t1 = time.perf_counter()
+    run([python, "-m", "pip", "install", "--no-index", "--find-links", wheels, *s.requirements],
+        env=env, what="pip install")
+    t2 = time.perf_counter()
+    out = d / "runtime.tar.gz"
+    run(["tar", "czf", out, "-C", runtime, "."], env=env, what="tar czf")
+    t3 = time.perf_counter()
+    parts = {"pip download (one call per package)": t1 - t0, "pip install --no-index": t2 - t1,
+             "tar czf": t3 - t2}
+    rec.add("reference", t3 - t0, parts, archive_bytes=out.stat().st_size,
+            tree_bytes=tree_bytes(runtime),
+            downloaded=sorted(p.name for p in wheels.iterdir()))
+    rmtree(d)
+    log(f"run {i}: reference method {t3 - t0:.1f} s")
+
+
+def measure_uv(s: Setup, rec: Recorder, i: int) -> None:
+    """`uv pip install --python RUNTIME` into the unpacked runtime, then tar."""
+    d = s.work / f"uv-{i}"
+    rmtree(d)
+    runtime = d / "python"
+    copy_tree(s.bare_runtime / "python", runtime)
+    env = clean_env(runtime=True) | {"UV_CACHE_DIR": str(d / "uv-cache")}
+    python = runtime / "bin" / "python3"
+    extra = ["--default-index", s.index_url] if s.index_url else []
+    t0 = time.perf_counter()
+    run([s.uv, "pip", "install", "--no-config", "--python", python, *s.requirements, *extra],
+        env=env, what="uv pip install")
+    t1 = time.perf_counter()
+    out = d / "runtime.tar.gz"
+    run(["tar", "czf", out, "-C", runtime, "."], env=env, what="tar czf")
+    t2 = time.perf_counter()
+    rec.add("uv_by_hand", t2 - t0, {"uv pip install": t1 - t0, "tar czf": t2 - t1},
+            archive_bytes=out.stat().st_size, tree_bytes=tree_bytes(runtime))
+    rmtree(d)
+    log(f"run {i}: uv by hand {t2 - t0:.1f} s")
+
+
+MEASURES: dict[str, Callable[[Setup, Recorder, int], None]] = {
+    "runenv": measure_runenv,
+    "lock": measure_runenv_lock,
+    "all": measure_runenv_all,
+    "reference": measure_reference,
+    "uv": measure_uv,
+}
+
+
+# --- results -------------------------------------------------------------------------------
+
+LABELS = {
+    "runenv_cold": "runenv cold (lock committed)",
+    "runenv_cold_lock": "runenv cold + locking",
+    "runenv_warm": "runenv warm (caches full)",
+    "runenv_noop": "runenv no-op",
+    "runenv_cold_all": "runenv cold, 5 platforms",
+    "reference": "reference method (pip)",
+    "uv_by_hand": "uv by hand",
+    "tar_czf_runenv_tree": "tar czf of runenv's tree",
+}
+
+
+def summarize(data: dict[str, dict[str, Any]]) -> None:
+    for entry in data.values():
+        runs = entry["runs"]
+        entry["median"] = round(statistics.median(runs), 3)
+        entry["min"] = min(runs)
+        entry["max"] = max(runs)
+        entry["parts_median"] = {
+            k: round(statistics.median(v), 3) for k, v in entry["parts"].items()
+        }
+
+
+def median(data: dict[str, dict[str, Any]], name: str) -> float | None:
+    entry = data.get(name)
+    return entry["median"] if entry else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets (and informational ratios), each with its value and pass/fail."""
+    cold, ref, uv = (median(data, k) for k in ("runenv_cold", "reference", "uv_by_hand"))
+    lock, warm = median(data, "runenv_cold_lock"), median(data, "runenv_warm")
+    tar = data.get("tar_czf_runenv_tree", {})
+    size = ratio(tar.get("runenv_archive_bytes"), tar.get("archive_bytes"))
+    rows = [
+        ("cold build / reference method", ratio(cold, ref), "x", 0.3, True),
+        ("cold build / uv by hand", ratio(cold, uv), "x", 0.6, True),
+        ("no-op rebuild", median(data, "runenv_noop"), " s", 1.0, True),
+        ("5 platforms / 1 platform (cold)", ratio(median(data, "runenv_cold_all"), cold),
+         "x", 3.0, True),
+        ("archive size / tar czf of the same tree", size, "x", 1.0, True),
+        ("cold + locking / reference method", ratio(lock, ref), "x", 0.3, False),
+        ("cold + locking / uv by hand", ratio(lock, uv), "x", 0.6, False),
+        ("warm build / reference method", ratio(warm, ref), "x", None, False),
+        ("warm build / uv by hand", ratio(warm, uv), "x", None, False),
+    ]
+    out = []
+    for name, value, unit, limit, target in rows:
+        if limit is None:
+            goal, ok = "", None
+        elif name == "no-op rebuild":
+            goal, ok = f"< {limit:g}{unit}", None if value is None else value < limit
+        else:
+            goal, ok = f"<= {limit:g}{unit}", None if value is None else value <= limit
+        out.append({"what": name, "value": value, "unit": unit, "goal": goal, "pass": ok,
+                    "target": target})
+    return out
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}{unit}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**pass**" if ok else "**FAIL**")
+
+
+def write_markdown(result: dict[str, Any], path: Path) -> None:
+    data, info, runs = result["measurements"], result["machine"], result["runs"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python scripts/bench.py --runs {runs}` on {info['date']} "
+        f"(the whole script took {result['wall_seconds'] / 60:.1f} min). Each figure is the "
+        f"median of {runs} runs (min..max), all from one run of the script on one machine, "
+        f"with one package set and one PBS archive. Raw timings: "
+        f"[benchmarks.json](benchmarks.json). Targets from {ISSUE_TARGETS}.",
+        "",
+        "![runenv against the reference method and uv by hand](benchmarks.png)",
+        "",
+        "## Targets",
+        "",
+        "| ratio | measured | target | result |",
+        "|---|---:|---:|---|",
+    ]
+    for row in result["targets"]:
+        if row["target"]:
+            lines.append(f"| {row['what']} | {fmt_value(row['value'], row['unit'])} | "
+                         f"{row['goal']} | {verdict(row['pass'])} |")
+    lines += ["", "Also measured (not targets):", "",
+              "| ratio | measured | for comparison |", "|---|---:|---:|"]
+    for row in result["targets"]:
+        if not row["target"]:
+            note = f"{row['goal']} ({verdict(row['pass'])})" if row["goal"] else ""
+            lines.append(f"| {row['what']} | {fmt_value(row['value'], row['unit'])} | {note} |")
+    lines += ["", "## Seconds", "", "| what | median | min | max | parts (median s) |",
+              "|---|---:|---:|---:|---|"]
+    for key, label in LABELS.items():
+        entry = data.get(key)
+        if not entry:
+            continue
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in entry["parts_median"].items())
+        lines.append(f"| {label} | {entry['median']:.2f} | {entry['min']:.2f} | "
+                     f"{entry['max']:.2f} | {parts} |")
+    notes = [f"{LABELS.get(k, k)}: {n}" for k, e in data.items() for n in e.get("notes", [])]
+    if notes:
+        lines += ["", "Notes: " + "; ".join(notes)]
+    tar, ref, uv = (data.get(k, {}) for k in ("tar_czf_runenv_tree", "reference", "uv_by_hand"))
+    lines += ["", "## Archive sizes", "", "| archive | bytes | / tar czf of runenv's tree |",
+              "|---|---:|---:|"]
+    base = tar.get("archive_bytes")
+    for label, value in (
+        ("runenv's archive (`dist/runenv-3.12.10-HOST.tar.gz`)", tar.get("runenv_archive_bytes")),
+        ("`tar czf` of the same tree (`pydist/3.12.10/HOST`)", base),
+        ("reference method's `tar czf` (pip, .pyc files)", ref.get("archive_bytes")),
+        ("uv by hand's `tar czf`", uv.get("archive_bytes")),
+    ):
+        if value:
+            rel = f"{value / base:.3f}" if base else "n/a"
+            lines.append(f"| {label} | {value:,} | {rel} |")
+    if tar.get("tree_bytes"):
+        lines.append(f"\nrunenv's tree holds {tar['tree_bytes']:,} bytes of files.")
+    lines += ["", "## Where runenv's time goes", "",
+              "Stages are cut at runenv's progress messages (median seconds); `fetch + unpack` "
+              "includes the download of the interpreter and of every wheel, `install + copy + "
+              "audit` everything up to the import check.", ""]
+    for key in ("runenv_cold", "runenv_cold_lock", "runenv_warm"):
+        entry = data.get(key)
+        if entry and entry["parts_median"]:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in entry["parts_median"].items())
+            lines.append(f"- {LABELS[key]}, {entry['median']:.2f} s: {parts}")
+    lines += ["", "## Method", "", METHOD.strip(), "", "## Machine", "",
+              "| | |", "|---|---|"]
+    for key, value in info.items():
+        shown = " ".join(value) if isinstance(value, list) else value
+        lines.append(f"| {key} | {shown} |")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+METHOD = """
+- **runenv cold**: `python -m runenv build 3.12.10 --platform <host>` with a fresh, empty
+  `RUNENV_CACHE_DIR` (uv's cache is inside it) and no `dist/` or `pydist/`. The lock is kept:
+  a checked-out project has `pylock.<platform>.toml` committed (the script brings the copied
+  locks up to date once, untimed). Includes fetching the interpreter from the 127.0.0.1 mirror,
+  verifying and unpacking it, downloading and verifying every wheel, installing, the audit,
+  the import check from a moved tree, packing and the manifest.
+- **runenv cold + locking**: the same, with the host's lock deleted first.
+- **runenv warm**: the same command again with the caches of the cold run, outputs removed.
+- **runenv no-op**: the same command once more, nothing changed (end-to-end CLI wall time).
+- **runenv cold, 5 platforms**: `--platform all`, fresh cache, no outputs.
+- **reference method**: the unpacked runtime's own pip (bootstrapped with ensurepip and upgraded,
+  untimed), a fresh `PIP_CACHE_DIR`, then `pip download REQ -d wheels/` once per requirement in
+  turn, `pip install --no-index --find-links wheels/ REQS`, `tar czf` of the runtime. pip also
+  byte-compiles, as it does by default.
+- **uv by hand**: `uv pip install --no-config --python RUNTIME/bin/python3 REQS` with a fresh
+  `UV_CACHE_DIR` (uv's default link mode), then `tar czf` of the runtime.
+- The baselines start from the runtime already unpacked (untimed); neither checks anything.
+- All timings are wall-clock seconds of the commands as subprocesses. One round runs each
+  measurement once, in the order above (tar czf of runenv's tree after its cold build); rounds
+  repeat `--runs` times, so network and machine noise spread over all of them alike.
+"""
+
+
+# --- the chart -----------------------------------------------------------------------------
+
+COLOURS = {"runenv": (46, 110, 180), "reference": (214, 120, 40), "uv": (120, 80, 160),
+           "tar": (130, 130, 130)}
+
+
+def chart_rows(data: dict[str, dict[str, Any]]) -> list[tuple[str, float, float, float, str]]:
+    rows = []
+    for key, label in LABELS.items():
+        entry = data.get(key)
+        if entry:
+            kind = ("runenv" if key.startswith("runenv") else "reference" if key == "reference"
+                    else "uv" if key == "uv_by_hand" else "tar")
+            rows.append((label, entry["median"], entry["min"], entry["max"], kind))
+    return rows
+
+
+def target_lines(data: dict[str, dict[str, Any]]) -> list[tuple[float, str]]:
+    lines = []
+    ref, uv = median(data, "reference"), median(data, "uv_by_hand")
+    if ref:
+        lines.append((0.3 * ref, "0.3x reference"))
+    if uv:
+        lines.append((0.6 * uv, "0.6x uv"))
+    return lines
+
+
+def write_chart(result: dict[str, Any], path: Path, *, renderer: str = "auto") -> str:
+    data = result["measurements"]
+    rows = chart_rows(data)
+    title = (f"runenv {VARIANT} ({len(result['machine']['requirements'])} packages), "
+             f"median of {result['runs']} runs, seconds (lower is better)")
+    if renderer in ("auto", "matplotlib"):
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            if renderer == "matplotlib":
+                raise
+        else:
+            fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.6), dpi=100)
+            ys = list(range(len(rows)))[::-1]
+            for y, (_label, med, lo, hi, kind) in zip(ys, rows, strict=True):
+                colour = tuple(c / 255 for c in COLOURS[kind])
+                ax.barh(y, med, color=colour, height=0.6)
+                ax.errorbar(med, y, xerr=[[med - lo], [hi - med]], fmt="none", ecolor="black",
+                            capsize=3, lw=1)
+                ax.text(hi + 0.5, y, f"{med:.1f} s" if med >= 1 else f"{med:.2f} s",
+                        va="center", fontsize=9)
+            for x, label in target_lines(data):
+                ax.axvline(x, color="crimson", ls="--", lw=1)
+                ax.text(x, len(rows) - 0.4, label, color="crimson", fontsize=8, ha="center")
+            ax.set_yticks(ys, [r[0] for r in rows])
+            ax.set_xlabel("seconds")
+            ax.set_title(title, fontsize=10)
+            ax.set_xlim(0, max(r[3] for r in rows) * 1.15)
+            fig.tight_layout()
+            fig.savefig(path)
+            plt.close(fig)
+            return "matplotlib"
+    write_png_chart(rows, target_lines(data), title, path)
+    return "built-in"
+
+
+# A 5x7 bitmap font (upper case, digits, a little punctuation): 7 rows of 5 bits per glyph.
+_FONT = {
+    "A": "0E 11 11 11 1F 11 11", "B": "1E 11 11 1E 11 11 1E", "C": "0E 11 10 10 10 11 0E",
+    "D": "1C 12 11 11 11 12 1C", "E": "1F 10 10 1E 10 10 1F", "F": "1F 10 10 1E 10 10 10",
+    "G": "0E 11 10 17 11 11 0F", "H": "11 11 11 1F 11 11 11", "I": "0E 04 04 04 04 04 0E",
+    "J": "07 02 02 02 02 12 0C", "K": "11 12 14 18 14 12 11", "L": "10 10 10 10 10 10 1F",
+    "M": "11 1B 15 15 11 11 11", "N": "11 11 19 15 13 11 11", "O": "0E 11 11 11 11 11 0E",
+    "P": "1E 11 11 1E 10 10 10", "Q": "0E 11 11 11 15 12 0D", "R": "1E 11 11 1E 14 12 11",
+    "S": "0F 10 10 0E 01 01 1E", "T": "1F 04 04 04 04 04 04", "U": "11 11 11 11 11 11 0E",
+    "V": "11 11 11 11 11 0A 04", "W": "11 11 11 15 15 15 0A", "X": "11 11 0A 04 0A 11 11",
+    "Y": "11 11 11 0A 04 04 04", "Z": "1F 01 02 04 08 10 1F",
+    "0": "0E 11 13 15 19 11 0E", "1": "04 0C 04 04 04 04 0E", "2": "0E 11 01 02 04 08 1F",
+    "3": "1F 02 04 02 01 11 0E", "4": "02 06 0A 12 1F 02 02", "5": "1F 10 1E 01 01 11 0E",
+    "6": "06 08 10 1E 11 11 0E", "7": "1F 01 02 04 08 08 08", "8": "0E 11 11 0E 11 11 0E",
+    "9": "0E 11 11 0F 01 02 0C", " ": "00 00 00 00 00 00 00", ".": "00 00 00 00 00 0C 0C",
+    ",": "00 00 00 00 0C 04 08", ":": "00 0C 0C 00 0C 0C 00", "-": "00 00 00 1F 00 00 00",
+    "/": "00 01 02 04 08 10 00", "(": "02 04 08 08 08 04 02", ")": "08 04 02 02 02 04 08",
+    "'": "04 04 08 00 00 00 00", "+": "00 04 04 1F 04 04 00", "=": "00 00 1F 00 1F 00 00",
+    "<": "02 04 08 10 08 04 02", ">": "08 04 02 01 02 04 08", "%": "18 19 02 04 08 13 03",
+    "_": "00 00 00 00 00 00 1F",
+}
+
+
+class _Canvas:
+    def __init__(self, width: int, height: int) -> None:
+        self.w, self.h = width, height
+        self.px = bytearray(b"\xff" * (width * height * 3))
+
+    def rect(self, x0: int, y0: int, x1: int, y1: int, rgb: tuple[int, int, int]) -> None:
+        x0, x1 = max(0, min(x0, x1)), min(self.w, max(x0, x1))
+        y0, y1 = max(0, min(y0, y1)), min(self.h, max(y0, y1))
+        row = bytes(rgb) * (x1 - x0)
+        for y in range(y0, y1):
+            start = (y * self.w + x0) * 3
+            self.px[start:start + len(row)] = row
+
+    def text(self, x: int, y: int, s: str, rgb: tuple[int, int, int], scale: int = 2) -> int:
+        for ch in s.upper():
+            glyph = _FONT.get(ch, _FONT["_"])
+            for r, bits in enumerate(int(b, 16) for b in glyph.split()):
+                for c in range(5):
+                    if bits & (0x10 >> c):
+                        self.rect(x + c * scale, y + r * scale, x + (c + 1) * scale,
+                                  y + (r + 1) * scale, rgb)
+            x += 6 * scale
+        return x
+
+    def png(self) -> bytes:
+        raw = b"".join(
+            b"\x00" + bytes(self.px[y * self.w * 3:(y + 1) * self.w * 3]) for y in range(self.h)
+        )
+
+        def chunk(kind: bytes, body: bytes) -> bytes:
+            return (struct.pack(">I", len(body)) + kind + body
+                    + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+        header = struct.pack(">IIBBBBB", self.w, self.h, 8, 2, 0, 0, 0)
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def write_png_chart(rows: list[tuple[str, float, float, float, str]],
+                    lines: list[tuple[float, str]], title: str, path: Path) -> None:
+    """A horizontal bar chart (median bars, min..max whiskers) with zlib and struct only."""
+    scale, row_h, left, right, top = 2, 40, 380, 110, 70
+    width, height = 1100, top + row_h * len(rows) + 60
+    c = _Canvas(width, height)
+    black, grey, red = (0, 0, 0), (200, 200, 200), (200, 30, 50)
+    c.text(20, 20, title, black, 2 if len(title) * 12 < width - 40 else 1)
+    top_value = max(r[3] for r in rows) * 1.05
+    plot_w = width - left - right
+
+    def x_of(v: float) -> int:
+        return left + round(v / top_value * plot_w)
+
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500) if top_value / s <= 8)
+    tick = 0
+    bottom = top + row_h * len(rows)
+    while tick <= top_value:
+        x = x_of(tick)
+        c.rect(x, top - 5, x + 1, bottom, grey)
+        c.text(x - 6 * len(str(tick)), bottom + 8, str(tick), black, scale)
+        tick += step
+    c.text(left + plot_w // 2 - 42, bottom + 30, "seconds", black, scale)
+    for n, (label, med, lo, hi, kind) in enumerate(rows):
+        y = top + n * row_h
+        c.text(left - 10 - 12 * len(label), y + 12, label, black, scale)
+        c.rect(left, y + 6, x_of(med), y + row_h - 6, COLOURS[kind])
+        mid = y + row_h // 2
+        c.rect(x_of(lo), mid - 1, x_of(hi) + 1, mid + 1, black)
+        for v in (lo, hi):
+            c.rect(x_of(v), mid - 7, x_of(v) + 2, mid + 7, black)
+        value = f"{med:.1f} S" if med >= 1 else f"{med:.2f} S"
+        c.text(x_of(hi) + 8, y + 12, value, black, scale)
+    for v, label in lines:
+        x = x_of(v)
+        for y in range(top - 5, bottom, 8):
+            c.rect(x, y, x + 2, y + 4, red)
+        c.text(x - 3 * len(label), top - 20, label, red, 1)
+    c.rect(left, top - 5, left + 1, bottom, black)
+    path.write_bytes(c.png())
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def render(result: dict[str, Any], out: Path, renderer: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    used = write_chart(result, out / "benchmarks.png", renderer=renderer)
+    write_markdown(result, out / "benchmarks.md")
+    log(f"wrote {out / 'benchmarks.md'}, {out / 'benchmarks.png'} ({used} chart)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (3)")
+    parser.add_argument("--python", help="a CPython 3.12 to make the runtime of")
+    parser.add_argument("--out", type=Path, default=REPO / "docs", help="where results go")
+    parser.add_argument("--project", type=Path, default=REPO,
+                        help="the project whose shared-config and 3.12.10 variant to use")
+    parser.add_argument("--index-url", help="package index for every tool (default: PyPI)")
+    parser.add_argument("--skip", action="append", default=[], choices=GROUPS,
+                        help="leave a group of measurements out (repeatable)")
+    parser.add_argument("--work", type=Path, help="work folder (default: a new temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--server-lifetime", type=float, default=7200.0,
+                        help="seconds after which the loopback mirror stops (7200)")
+    parser.add_argument("--chart", choices=("auto", "matplotlib", "built-in"), default="auto")
+    parser.add_argument("--render-only", action="store_true",
+                        help="re-render OUT/benchmarks.md and .png from OUT/benchmarks.json")
+    args = parser.parse_args(argv)
+    out: Path = args.out.resolve()
+    args.project = args.project.resolve()
+    if args.render_only:
+        render(json.loads((out / "benchmarks.json").read_text(encoding="utf-8")), out, args.chart)
+        return 0
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if sys.platform == "win32":
+        raise BenchError("the baselines use tar and gzip: run the benchmark on Linux or macOS")
+    for tool in ("tar", "gzip"):
+        if not shutil.which(tool):
+            raise BenchError(f"{tool} not found on PATH")
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="runenv-bench-", dir=args.work))
+    else:
+        work = Path(tempfile.mkdtemp(prefix="runenv-bench-"))
+    log(f"work folder {work}")
+    started = time.monotonic()
+    rec = Recorder()
+    groups = [g for g in GROUPS if g not in args.skip]
+    try:
+        mirror = work / "mirror"
+        mirror.mkdir()
+        with serve(mirror, args.server_lifetime) as base_url:
+            setup = prepare(args, work, base_url, mirror)
+            for i in range(1, args.runs + 1):
+                log(f"round {i}/{args.runs}: {', '.join(groups)}")
+                for group in groups:
+                    MEASURES[group](setup, rec, i)
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    summarize(rec.data)
+    result = {
+        "schema": 1,
+        "runs": args.runs,
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "machine": setup.info,
+        "measurements": rec.data,
+    }
+    result["targets"] = targets(rec.data)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmarks.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    render(result, out, args.chart)
+    for row in result["targets"]:
+        print(f"{row['what']:<42} {fmt_value(row['value'], row['unit']):>9}  {row['goal']:<8} "
+              f"{'' if row['pass'] is None else 'pass' if row['pass'] else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
