@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from runenv import (
     source_build,
     wheels,
 )
-from runenv._cache import Cache, lock_for, replace_dir, sweep_stale
+from runenv._cache import Cache, lock_for, replace_dir, staged_file, sweep_stale
 from runenv._download import redact
 from runenv.check import import_check, top_level_modules
 from runenv.config import VariantConfig
@@ -317,29 +317,25 @@ def _run_stages(job: _Job, work: Path) -> None:
     installed = install.install_wheels(tree, wheel_paths, plan.platform, plan.python_version)
     copied = copy_files.copy_files(plan.copy_files, tree)
 
-    # Stage 7: audit every binary and wheel tag; natively, also import everything from a
-    # tree moved away from where it was built.
-    audit.audit_tree(tree, plan)
+    # Stages 7 and 8 overlap: the archive is packed while the tree is checked (both only read
+    # it; the import check writes no bytecode), and nothing is published unless both succeed.
     if native:
         checked = work / "checked"
-        tree.rename(checked)
+        tree.rename(checked)  # checked away from where it was built: relocation is tested
         tree = checked
-        site = tree / plan.site_packages
-        report(f"{name}: import check")
-        import_check(
-            tree,
-            tree / plan.interpreter,
-            top_level_modules(site),
-            plan.allow_import_failures,
-            timeout=timeout,
-            log_file=log_file,
-        )
-
-    # Stage 8: pack, then publish in the order the module docstring explains.
-    report(f"{name}: packing")
-    target.manifest.unlink(missing_ok=True)
-    replace_dir(tree, target.tree)
-    sha256, size = pack.pack_tree(target.tree, target.archive)
+    report(f"{name}: checking and packing")
+    with staged_file(target.archive) as staged, ThreadPoolExecutor(1) as pool:
+        packing = pool.submit(pack.pack_tree, tree, staged)
+        try:
+            _check(plan, tree, native, timeout, log_file)
+        except BaseException:
+            wait([packing])  # the check's error is the one to report; the archive is dropped
+            raise
+        packed = packing.result()
+        # Publish in the order the module docstring explains; the archive lands on leaving.
+        target.manifest.unlink(missing_ok=True)
+        replace_dir(tree, target.tree)
+    sha256, size = packed
     built_names = {path.name for path in built.values()}
     records = [
         PackageRecord(d.name, d.version, d.wheel, d.sha256, from_source=d.wheel in built_names)
@@ -357,6 +353,16 @@ def _run_stages(job: _Job, work: Path) -> None:
         copied=copied,
     )
     pack.write_manifest(target.manifest, manifest)
+
+
+def _check(plan: Plan, tree: Path, native: bool, timeout: float, log_file: Path | None) -> None:
+    """Stage 7: audit every binary and wheel tag; natively, import every top-level module."""
+    audit.audit_tree(tree, plan)
+    if native:
+        import_check(
+            tree, tree / plan.interpreter, top_level_modules(tree / plan.site_packages),
+            plan.allow_import_failures, timeout=timeout, log_file=log_file,
+        )  # fmt: skip
 
 
 def build_many(
