@@ -278,27 +278,25 @@ def _run_stages(job: _Job, work: Path) -> None:
     if sdists and not native:
         raise source_build.CrossSourceBuildError(plan.platform, sdists)
 
-    # Stage 2 and 4b: the interpreter and every locked file, verified, from the caches.
+    # Stages 2 and 4b: the interpreter and every locked file, verified, from the caches. The
+    # interpreter is fetched and unpacked while the wheels download.
     report(f"{name}: fetching Python {plan.python_version} and {len(artifacts)} packages")
     timeout = float(plan.timeout)
-    py_archive = python_fetch.download(
-        job.source,
-        cache,
-        client=client,
-        timeout=timeout,
-        offline=options.offline,
-        progress=options.progress,
-    )
-    files = wheels.download_all(
-        artifacts,
-        cache,
-        client=client,
-        parallel=plan.parallel_downloads,
-        timeout=timeout,
-        offline=options.offline,
-        progress=options.progress,
-    )
-    tree = python_fetch.unpack(py_archive, work / "build")
+
+    def interpreter() -> Path:
+        archive = python_fetch.download(
+            job.source, cache, client=client, timeout=timeout, offline=options.offline,
+            progress=options.progress,
+        )  # fmt: skip
+        return python_fetch.unpack(archive, work / "build")
+
+    with ThreadPoolExecutor(1) as pool:
+        unpacked = pool.submit(interpreter)
+        files = wheels.download_all(
+            artifacts, cache, client=client, parallel=plan.parallel_downloads, timeout=timeout,
+            offline=options.offline, progress=options.progress,
+        )  # fmt: skip
+        tree = unpacked.result()
 
     # Stage 4c: wheels from sdists, with the runtime's own interpreter (native only).
     built = source_build.build_wheels(
