@@ -107,6 +107,13 @@ def unpack(archive: Path, dest: Path) -> Path:
     return dest
 
 
+def run_python(runtime: Path, code: str) -> str:
+    """What the runtime's own interpreter prints for `code` (it must succeed)."""
+    return subprocess.run(
+        [runtime / "bin" / "python3", "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 @pytest.fixture
 def project(tmp_path: Path, pbs: tuple[Path, str]) -> Path:
     return make_project(tmp_path / "proj", pbs, ["rtpure==1.0", "rtnative==1.0"])

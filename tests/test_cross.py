@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from runenv.platforms import ALL_PLATFORMS, Platform
 from support.foreign import foreign_pbs_archive
 from support.index import SRCONLY_HELLO, Index, IndexServer, elf_header, macho_fat
 from support.pbs import PY_VERSION
-from test_build import SITE, VARIANT, make_project, manifest_of, unpack
+from test_build import SITE, VARIANT, make_project, manifest_of, run_python, unpack
 
 PY_XY = ".".join(PY_VERSION.split(".")[:2])
 
@@ -107,13 +106,7 @@ def test_all_five_platforms_from_one_host(
 
     # The host's runtime runs after moving it elsewhere.
     runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
-    out = subprocess.run(
-        [runtime / "bin" / "python3", "-c", "import rtnative; print(rtnative.answer())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == "42"
+    assert run_python(runtime, "import rtnative; print(rtnative.answer())") == "42"
 
 
 def test_audit_fails_build_on_planted_wrong_arch_binary(
@@ -172,13 +165,7 @@ def test_source_build_native_cached_and_runs(
     record = next(p for p in manifest_of(root)["packages"] if p["name"] == "rtsrconly")  # type: ignore[union-attr]
     assert record["from_source"] is True
     runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
-    out = subprocess.run(
-        [runtime / "bin" / "python3", "-c", "import rtsrconly; print(rtsrconly.hello())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == SRCONLY_HELLO
+    assert run_python(runtime, "import rtsrconly; print(rtsrconly.hello())") == SRCONLY_HELLO
     built = list((cold_cache / "built-wheels").rglob("*.whl"))
     assert len(built) == 1
     log = root / "dist" / f"runenv-{VARIANT}-linux-x64.log"
@@ -203,13 +190,7 @@ def test_force_source_takes_sdist_even_with_a_wheel(
     assert record["from_source"] is True
     assert "manylinux" not in record["wheel"]
     runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
-    out = subprocess.run(
-        [runtime / "bin" / "python3", "-c", "import rtnative; print(rtnative.answer())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == "42"
+    assert run_python(runtime, "import rtnative; print(rtnative.answer())") == "42"
 
 
 def test_failing_source_build_shows_tail_and_log(

@@ -54,10 +54,10 @@ import struct
 import tarfile
 import types
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from runenv._cache import staged_file
 from runenv.errors import BuildError
@@ -83,6 +83,9 @@ MEMBER_SIZE = 4 << 20
 BLOCK_SIZE = 1 << 20
 DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z
 WINDOW = 32 * 1024  # deflate's window: the most a block can reach back into the previous one
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 _RECORDSIZE = 20 * tarfile.BLOCKSIZE
 _READ_CHUNK = 1 << 20
@@ -224,6 +227,26 @@ def _deflate(block: bytes, zdict: bytes, level: int) -> bytes:
     return comp.compress(block) + comp.flush(zlib.Z_SYNC_FLUSH)
 
 
+def _in_order(
+    func: Callable[[_T], _R], items: Iterable[_T], threads: int | None
+) -> Iterator[_R]:
+    """`func` over `items` on threads, results in input order, with a bounded read-ahead
+    (enough to keep every thread busy, no more in memory)."""
+    workers = threads or os.cpu_count() or 1
+    pending: collections.deque[Future[_R]] = collections.deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runenv-gzip") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(func, item))
+                while len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 class _Sink:
     """Writes bytes to a file while hashing and counting them (no second read of the archive)."""
 
@@ -257,19 +280,9 @@ def write_gzip_members(
         raise BuildError("libdeflate (the `deflate` package) is not installed")
     compress = _libdeflate.gzip_compress
     sink = _Sink(out)
-    workers = threads or os.cpu_count() or 1
-    pending: collections.deque[Future[bytearray]] = collections.deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runenv-gzip") as pool:
-        try:
-            for block in _blocks(chunks, block_size):
-                pending.append(pool.submit(compress, block, level))
-                while len(pending) > 2 * workers:  # bounded read-ahead
-                    sink.emit(pending.popleft().result())
-            while pending:
-                sink.emit(pending.popleft().result())
-        finally:
-            for future in pending:
-                future.cancel()
+    blocks = _blocks(chunks, block_size)
+    for member in _in_order(lambda block: compress(block, level), blocks, threads):
+        sink.emit(member)
     if sink.size == 0:  # an empty input still makes a valid gzip file
         sink.emit(compress(b"", level))
     return sink.digest.hexdigest(), sink.size
@@ -291,25 +304,20 @@ def write_gzip(
     emit = sink.emit
     xfl = 2 if level == 9 else 4 if level == 1 else 0
     emit(b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes([xfl, 255]))
-    workers = threads or os.cpu_count() or 1
     crc = 0
     isize = 0
-    previous = b""
-    pending: collections.deque[Future[bytes]] = collections.deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runenv-gzip") as pool:
-        try:
-            for block in _blocks(chunks, block_size):
-                crc = zlib.crc32(block, crc)
-                isize += len(block)
-                pending.append(pool.submit(_deflate, block, previous, level))
-                previous = (previous + block)[-WINDOW:] if len(block) < WINDOW else block[-WINDOW:]
-                # Bounded read-ahead: enough to keep every worker busy, no more in memory.
-                while len(pending) > 2 * workers:
-                    emit(pending.popleft().result())
-            while pending:
-                emit(pending.popleft().result())
-        finally:
-            for future in pending:
-                future.cancel()
+
+    def tasks() -> Iterator[tuple[bytes, bytes]]:
+        """Each block with the window before it, checksummed as it goes by."""
+        nonlocal crc, isize
+        previous = b""
+        for block in _blocks(chunks, block_size):
+            crc = zlib.crc32(block, crc)
+            isize += len(block)
+            yield block, previous
+            previous = (previous + block)[-WINDOW:] if len(block) < WINDOW else block[-WINDOW:]
+
+    for deflated in _in_order(lambda task: _deflate(*task, level), tasks(), threads):
+        emit(deflated)
     emit(_FINAL_BLOCK + struct.pack("<II", crc, isize & 0xFFFFFFFF))
     return sink.digest.hexdigest(), sink.size
