@@ -153,6 +153,8 @@ def ensure_lock(
             f"run `runenv lock {vc.variant} --platform {plan.platform.value}`"
         )
     options.report(f"{plan.variant} {plan.platform.value}: locking ({why})")
+    if log_file is not None:  # a re-lock starts the build's log: uv's output opens it
+        _start_log(log_file, plan)
     with lock_for(path, in_dir=_lock_dir(options, plan)):
         if force or not lock.is_fresh(path, request):
             lock.lock(
@@ -216,10 +218,6 @@ def build_target(
     target = Target.of(plan, options)
     log_file = target.log if plan.enable_logging else None
     source = python_source(vc, plan, options)
-    # The log is started (truncated) only when there is work: a no-op keeps the last build's.
-    request = lock_request(plan, options)
-    if log_file and not lock.is_fresh(lock.lock_path(vc.folder, platform), request):
-        _start_log(log_file, plan)
     lock_file, relocked = ensure_lock(vc, plan, options, cache, log_file)
     digest = build_hash(plan, source.sha256, lock_file.read_bytes())
     job = _Job(plan, options, cache, client, source, lock_file, digest, target, log_file)
@@ -240,6 +238,8 @@ def build_target(
         sweep_stale(target.tree)
         sweep_stale(target.archive)
         target.tree.parent.mkdir(parents=True, exist_ok=True)
+        # The log is started (truncated) only when there is work: a no-op keeps the last
+        # build's; after a re-lock it already holds uv's output.
         if log_file and not relocked:
             _start_log(log_file, plan)
         prefix = f".tmp-{platform.value}."
