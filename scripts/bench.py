@@ -105,8 +105,15 @@ def run(
     argv = [str(c) for c in cmd]
     start = time.perf_counter()
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        text=True, errors="replace", env=env, cwd=cwd, start_new_session=True,
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
     )
     out: list[str] = []
     err: list[tuple[float, str]] = []
@@ -140,11 +147,22 @@ def run(
 
 
 # Settings that only say how to reach the index (certificates, proxies, timeouts): kept.
-TRANSPORT = frozenset({
-    "PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY", "PIP_TIMEOUT", "PIP_DEFAULT_TIMEOUT",
-    "PIP_RETRIES", "PIP_TRUSTED_HOST", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT", "UV_INSECURE_HOST",
-    "UV_HTTP_RETRIES", "UV_REQUEST_TIMEOUT",
-})
+TRANSPORT = frozenset(
+    {
+        "PIP_CERT",
+        "PIP_CLIENT_CERT",
+        "PIP_PROXY",
+        "PIP_TIMEOUT",
+        "PIP_DEFAULT_TIMEOUT",
+        "PIP_RETRIES",
+        "PIP_TRUSTED_HOST",
+        "UV_NATIVE_TLS",
+        "UV_HTTP_TIMEOUT",
+        "UV_INSECURE_HOST",
+        "UV_HTTP_RETRIES",
+        "UV_REQUEST_TIMEOUT",
+    }
+)
 
 
 def clean_env(*, runtime: bool = False) -> dict[str, str]:
@@ -231,8 +249,10 @@ def find_python312(given: str | None) -> Path:
         words = out.stdout.split(maxsplit=1)
         if out.returncode == 0 and words and words[0] == "3.12":
             return Path(words[1].strip())
-    where = f"{given} is not a working Python 3.12" if given else (
-        "no python3.12 on PATH or under pyenv (~/.pyenv/versions/3.12*)"
+    where = (
+        f"{given} is not a working Python 3.12"
+        if given
+        else ("no python3.12 on PATH or under pyenv (~/.pyenv/versions/3.12*)")
     )
     raise BenchError(f"{where}: pass --python /path/to/python3.12 (pyenv, python.org, or apt)")
 
@@ -305,9 +325,18 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
 
     log("writing the stand-in PBS archives (five platforms)")
     run(
-        [py312, REPO / "scripts" / "standin_pbs.py", mirror, "--version", VARIANT,
-         "--base-url", base_url],
-        env=clean_env(runtime=True), what="standin_pbs.py", timeout=900,
+        [
+            py312,
+            REPO / "scripts" / "standin_pbs.py",
+            mirror,
+            "--version",
+            VARIANT,
+            "--base-url",
+            base_url,
+        ],
+        env=clean_env(runtime=True),
+        what="standin_pbs.py",
+        timeout=900,
     )
     pins_text = (mirror / "pins.toml").read_text(encoding="utf-8")
     pins = tomllib.loads(pins_text)["python"]["archives"]
@@ -327,18 +356,47 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
     config = variant_dir / "config.toml"
     config.write_text(
         config.read_text(encoding="utf-8").rstrip("\n") + "\n\n# stand-in PBS archives, "
-        "served on 127.0.0.1 by scripts/bench.py\n" + pins_text, encoding="utf-8"
+        "served on 127.0.0.1 by scripts/bench.py\n" + pins_text,
+        encoding="utf-8",
     )
     setup_env = env | {"RUNENV_CACHE_DIR": str(work / "cache-setup")}
-    plan = json.loads(run(
-        [sys.executable, "-m", "runenv", "--project", project, "config", VARIANT,
-         "--platform", host, "--json"], env=setup_env, what="runenv config",
-    ).stdout)
+    plan = json.loads(
+        run(
+            [
+                sys.executable,
+                "-m",
+                "runenv",
+                "--project",
+                project,
+                "config",
+                VARIANT,
+                "--platform",
+                host,
+                "--json",
+            ],
+            env=setup_env,
+            what="runenv config",
+        ).stdout
+    )
     requirements = list(plan["requirements"])
     log(f"packages: {' '.join(requirements)}; bringing the locks up to date (untimed)")
     extra = ["--index-url", args.index_url] if args.index_url else []
-    run([sys.executable, "-m", "runenv", "--project", project, "lock", VARIANT, "--platform",
-         "all", *extra], env=setup_env, what="runenv lock")
+    run(
+        [
+            sys.executable,
+            "-m",
+            "runenv",
+            "--project",
+            project,
+            "lock",
+            VARIANT,
+            "--platform",
+            "all",
+            *extra,
+        ],
+        env=setup_env,
+        what="runenv lock",
+    )
     rmtree(work / "cache-setup")
     lock_file = variant_dir / f"pylock.{host}.toml"
 
@@ -350,30 +408,44 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
     bare_python = bare / "python" / "bin" / "python3"
     runtime_version = run(
         [bare_python, "-c", "import ssl, sys, zlib; print(sys.version.split()[0])"],
-        env=renv, what="runtime smoke test",
+        env=renv,
+        what="runtime smoke test",
     ).stdout.strip()
     with_pip = work / "runtime-pip"
     copy_tree(bare, with_pip)
     pip_python = with_pip / "python" / "bin" / "python3"
-    has_pip = subprocess.run(
-        [str(pip_python), "-m", "pip", "--version"], capture_output=True, env=renv, check=False
-    ).returncode == 0
+    has_pip = (
+        subprocess.run(
+            [str(pip_python), "-m", "pip", "--version"], capture_output=True, env=renv, check=False
+        ).returncode
+        == 0
+    )
     if not has_pip:
         # The stand-in leaves ensurepip out of the stdlib; real PBS archives ship it (and pip).
-        stdlib = run([py312, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
-                     env=renv, what="stdlib path").stdout.strip()
-        xy = run([pip_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                 env=renv, what="runtime version").stdout.strip()
+        stdlib = run(
+            [py312, "-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"],
+            env=renv,
+            what="stdlib path",
+        ).stdout.strip()
+        xy = run(
+            [pip_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            env=renv,
+            what="runtime version",
+        ).stdout.strip()
         dest = with_pip / "python" / "lib" / f"python{xy}" / "ensurepip"
         if not dest.exists():
             shutil.copytree(Path(stdlib) / "ensurepip", dest)
         run([pip_python, "-m", "ensurepip", "--default-pip"], env=renv, what="ensurepip")
     pip_cache = work / "pip-cache-setup"
-    run([pip_python, "-m", "pip", "install", "--upgrade", "pip", *extra],
-        env=renv | {"PIP_CACHE_DIR": str(pip_cache)}, what="pip upgrade")
+    run(
+        [pip_python, "-m", "pip", "install", "--upgrade", "pip", *extra],
+        env=renv | {"PIP_CACHE_DIR": str(pip_cache)},
+        what="pip upgrade",
+    )
     rmtree(pip_cache)
-    pip_version = run([pip_python, "-m", "pip", "--version"], env=renv,
-                      what="pip --version").stdout.split()[1]
+    pip_version = run(
+        [pip_python, "-m", "pip", "--version"], env=renv, what="pip --version"
+    ).stdout.split()[1]
     uv = find_uv()
 
     info = {
@@ -396,8 +468,19 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
         "index": args.index_url or "https://pypi.org/simple (default)",
         "python_mirror": "stand-in PBS archives on 127.0.0.1 (pinned by sha256)",
     }
-    return Setup(work, project, host, requirements, lock_file, lock_file.read_bytes(),
-                 bare, with_pip, uv, args.index_url, info)
+    return Setup(
+        work,
+        project,
+        host,
+        requirements,
+        lock_file,
+        lock_file.read_bytes(),
+        bare,
+        with_pip,
+        uv,
+        args.index_url,
+        info,
+    )
 
 
 def cpu_model() -> str:
@@ -421,13 +504,16 @@ def git_state() -> str:
     head = first_line(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(
         ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.split("\n")
     changed = [line[3:] for line in dirty if line.strip()]
     return head + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
 
 
 # --- the measurements ----------------------------------------------------------------------
+
 
 # runenv's progress messages ("VARIANT PLATFORM: fetching ...") mark where each stage starts;
 # a stage lasts until the next message (the last one until the process exits), and is named
@@ -445,7 +531,7 @@ def stage_times(result: Run) -> dict[str, float]:
     marks = [(0.0, "start-up")]
     for t, line in result.stderr:
         prefix, sep, message = line.partition(": ")
-        if sep and prefix.startswith(VARIANT + " ") and " " not in prefix[len(VARIANT) + 1:]:
+        if sep and prefix.startswith(VARIANT + " ") and " " not in prefix[len(VARIANT) + 1 :]:
             marks.append((t, stage_label(message)))
     ends = [t for t, _ in marks[1:]] + [result.seconds]
     stages: dict[str, float] = {}
@@ -460,8 +546,9 @@ class Recorder:
     def __init__(self) -> None:
         self.data: dict[str, dict[str, Any]] = {}
 
-    def add(self, name: str, seconds: float, parts: dict[str, float] | None = None,
-            **extra: Any) -> None:
+    def add(
+        self, name: str, seconds: float, parts: dict[str, float] | None = None, **extra: Any
+    ) -> None:
         entry = self.data.setdefault(name, {"runs": [], "parts": {}, "notes": [], "load": []})
         entry["runs"].append(round(seconds, 3))
         entry["load"].append(load_now())
@@ -516,8 +603,13 @@ def measure_runenv(s: Setup, rec: Recorder, i: int) -> None:
     archive = s.project / "dist" / f"runenv-{VARIANT}-{s.host}.tar.gz"
     out = s.work / "tree.tar.gz"
     tar = run(["tar", "czf", out, "-C", tree, "."], env=clean_env(), what="tar czf")
-    rec.add("tar_czf_runenv_tree", tar.seconds, archive_bytes=out.stat().st_size,
-            tree_bytes=tree_bytes(tree), runenv_archive_bytes=archive.stat().st_size)
+    rec.add(
+        "tar_czf_runenv_tree",
+        tar.seconds,
+        archive_bytes=out.stat().st_size,
+        tree_bytes=tree_bytes(tree),
+        runenv_archive_bytes=archive.stat().st_size,
+    )
     out.unlink()
     log(f"run {i}: tar czf of runenv's tree {tar.seconds:.1f} s")
 
@@ -578,20 +670,34 @@ def measure_reference(s: Setup, rec: Recorder, i: int) -> None:
     extra = ["--index-url", s.index_url] if s.index_url else []
     t0 = time.perf_counter()
     for req in s.requirements:
-        run([python, "-m", "pip", "download", req, "-d", wheels, *extra], env=env,
-            what=f"pip download {req}")
+        run(
+            [python, "-m", "pip", "download", req, "-d", wheels, *extra],
+            env=env,
+            what=f"pip download {req}",
+        )
     t1 = time.perf_counter()
-    run([python, "-m", "pip", "install", "--no-index", "--find-links", wheels, *s.requirements],
-        env=env, what="pip install")
+    run(
+        [python, "-m", "pip", "install", "--no-index", "--find-links", wheels, *s.requirements],
+        env=env,
+        what="pip install",
+    )
     t2 = time.perf_counter()
     out = d / "runtime.tar.gz"
     run(["tar", "czf", out, "-C", runtime, "."], env=env, what="tar czf")
     t3 = time.perf_counter()
-    parts = {"pip download (one call per package)": t1 - t0, "pip install --no-index": t2 - t1,
-             "tar czf": t3 - t2}
-    rec.add("reference", t3 - t0, parts, archive_bytes=out.stat().st_size,
-            tree_bytes=tree_bytes(runtime),
-            downloaded=sorted(p.name for p in wheels.iterdir()))
+    parts = {
+        "pip download (one call per package)": t1 - t0,
+        "pip install --no-index": t2 - t1,
+        "tar czf": t3 - t2,
+    }
+    rec.add(
+        "reference",
+        t3 - t0,
+        parts,
+        archive_bytes=out.stat().st_size,
+        tree_bytes=tree_bytes(runtime),
+        downloaded=sorted(p.name for p in wheels.iterdir()),
+    )
     rmtree(d)
     log(f"run {i}: reference method {t3 - t0:.1f} s")
 
@@ -606,14 +712,22 @@ def measure_uv(s: Setup, rec: Recorder, i: int) -> None:
     python = runtime / "bin" / "python3"
     extra = ["--default-index", s.index_url] if s.index_url else []
     t0 = time.perf_counter()
-    run([s.uv, "pip", "install", "--no-config", "--python", python, *s.requirements, *extra],
-        env=env, what="uv pip install")
+    run(
+        [s.uv, "pip", "install", "--no-config", "--python", python, *s.requirements, *extra],
+        env=env,
+        what="uv pip install",
+    )
     t1 = time.perf_counter()
     out = d / "runtime.tar.gz"
     run(["tar", "czf", out, "-C", runtime, "."], env=env, what="tar czf")
     t2 = time.perf_counter()
-    rec.add("uv_by_hand", t2 - t0, {"uv pip install": t1 - t0, "tar czf": t2 - t1},
-            archive_bytes=out.stat().st_size, tree_bytes=tree_bytes(runtime))
+    rec.add(
+        "uv_by_hand",
+        t2 - t0,
+        {"uv pip install": t1 - t0, "tar czf": t2 - t1},
+        archive_bytes=out.stat().st_size,
+        tree_bytes=tree_bytes(runtime),
+    )
     rmtree(d)
     log(f"run {i}: uv by hand {t2 - t0:.1f} s")
 
@@ -671,8 +785,13 @@ def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         ("cold build / reference method", ratio(cold, ref), "x", 0.3, True),
         ("cold build / uv by hand", ratio(cold, uv), "x", 0.6, True),
         ("no-op rebuild", median(data, "runenv_noop"), " s", 1.0, True),
-        ("5 platforms / 1 platform (cold)", ratio(median(data, "runenv_cold_all"), cold),
-         "x", 3.0, True),
+        (
+            "5 platforms / 1 platform (cold)",
+            ratio(median(data, "runenv_cold_all"), cold),
+            "x",
+            3.0,
+            True,
+        ),
         ("archive size / tar czf of the same tree", size, "x", 1.0, True),
         ("cold + locking / reference method", ratio(lock, ref), "x", 0.3, False),
         ("cold + locking / uv by hand", ratio(lock, uv), "x", 0.6, False),
@@ -687,8 +806,9 @@ def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             goal, ok = f"< {limit:g}{unit}", None if value is None else value < limit
         else:
             goal, ok = f"<= {limit:g}{unit}", None if value is None else value <= limit
-        out.append({"what": name, "value": value, "unit": unit, "goal": goal, "pass": ok,
-                    "target": target})
+        out.append(
+            {"what": name, "value": value, "unit": unit, "goal": goal, "pass": ok, "target": target}
+        )
     return out
 
 
@@ -722,29 +842,48 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     ]
     for row in result["targets"]:
         if row["target"]:
-            lines.append(f"| {row['what']} | {fmt_value(row['value'], row['unit'])} | "
-                         f"{row['goal']} | {verdict(row['pass'])} |")
-    lines += ["", "Also measured (not targets):", "",
-              "| ratio | measured | for comparison |", "|---|---:|---:|"]
+            lines.append(
+                f"| {row['what']} | {fmt_value(row['value'], row['unit'])} | "
+                f"{row['goal']} | {verdict(row['pass'])} |"
+            )
+    lines += [
+        "",
+        "Also measured (not targets):",
+        "",
+        "| ratio | measured | for comparison |",
+        "|---|---:|---:|",
+    ]
     for row in result["targets"]:
         if not row["target"]:
             note = f"{row['goal']} ({verdict(row['pass'])})" if row["goal"] else ""
             lines.append(f"| {row['what']} | {fmt_value(row['value'], row['unit'])} | {note} |")
-    lines += ["", "## Seconds", "", "| what | median | min | max | parts (median s) |",
-              "|---|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "## Seconds",
+        "",
+        "| what | median | min | max | parts (median s) |",
+        "|---|---:|---:|---:|---|",
+    ]
     for key, label in LABELS.items():
         entry = data.get(key)
         if not entry:
             continue
         parts = ", ".join(f"{k} {v:.2f}" for k, v in entry["parts_median"].items())
-        lines.append(f"| {label} | {entry['median']:.2f} | {entry['min']:.2f} | "
-                     f"{entry['max']:.2f} | {parts} |")
+        lines.append(
+            f"| {label} | {entry['median']:.2f} | {entry['min']:.2f} | "
+            f"{entry['max']:.2f} | {parts} |"
+        )
     notes = [f"{LABELS.get(k, k)}: {n}" for k, e in data.items() for n in e.get("notes", [])]
     if notes:
         lines += ["", "Notes: " + "; ".join(notes)]
     tar, ref, uv = (data.get(k, {}) for k in ("tar_czf_runenv_tree", "reference", "uv_by_hand"))
-    lines += ["", "## Archive sizes", "", "| archive | bytes | / tar czf of runenv's tree |",
-              "|---|---:|---:|"]
+    lines += [
+        "",
+        "## Archive sizes",
+        "",
+        "| archive | bytes | / tar czf of runenv's tree |",
+        "|---|---:|---:|",
+    ]
     base = tar.get("archive_bytes")
     for label, value in (
         ("runenv's archive (`dist/runenv-3.12.10-HOST.tar.gz`)", tar.get("runenv_archive_bytes")),
@@ -757,17 +896,21 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             lines.append(f"| {label} | {value:,} | {rel} |")
     if tar.get("tree_bytes"):
         lines.append(f"\nrunenv's tree holds {tar['tree_bytes']:,} bytes of files.")
-    lines += ["", "## Where runenv's time goes", "",
-              "Stages are cut at runenv's progress messages and named after them (median "
-              "seconds): each lasts from its message to the next one, the last to the exit; "
-              "`start-up` is from the process start to the first message.", ""]
+    lines += [
+        "",
+        "## Where runenv's time goes",
+        "",
+        "Stages are cut at runenv's progress messages and named after them (median "
+        "seconds): each lasts from its message to the next one, the last to the exit; "
+        "`start-up` is from the process start to the first message.",
+        "",
+    ]
     for key in ("runenv_cold", "runenv_cold_lock", "runenv_warm"):
         entry = data.get(key)
         if entry and entry["parts_median"]:
             parts = ", ".join(f"{k} {v:.2f}" for k, v in entry["parts_median"].items())
             lines.append(f"- {LABELS[key]}, {entry['median']:.2f} s: {parts}")
-    lines += ["", "## Method", "", METHOD.strip(), "", "## Machine", "",
-              "| | |", "|---|---|"]
+    lines += ["", "## Method", "", METHOD.strip(), "", "## Machine", "", "| | |", "|---|---|"]
     for key, value in info.items():
         shown = " ".join(value) if isinstance(value, list) else value
         lines.append(f"| {key} | {shown} |")
@@ -800,8 +943,12 @@ METHOD = """
 
 # --- the chart -----------------------------------------------------------------------------
 
-COLOURS = {"runenv": (46, 110, 180), "reference": (214, 120, 40), "uv": (120, 80, 160),
-           "tar": (130, 130, 130)}
+COLOURS = {
+    "runenv": (46, 110, 180),
+    "reference": (214, 120, 40),
+    "uv": (120, 80, 160),
+    "tar": (130, 130, 130),
+}
 
 
 def chart_rows(data: dict[str, dict[str, Any]]) -> list[tuple[str, float, float, float, str]]:
@@ -809,8 +956,15 @@ def chart_rows(data: dict[str, dict[str, Any]]) -> list[tuple[str, float, float,
     for key, label in LABELS.items():
         entry = data.get(key)
         if entry:
-            kind = ("runenv" if key.startswith("runenv") else "reference" if key == "reference"
-                    else "uv" if key == "uv_by_hand" else "tar")
+            kind = (
+                "runenv"
+                if key.startswith("runenv")
+                else "reference"
+                if key == "reference"
+                else "uv"
+                if key == "uv_by_hand"
+                else "tar"
+            )
             rows.append((label, entry["median"], entry["min"], entry["max"], kind))
     return rows
 
@@ -828,8 +982,10 @@ def target_lines(data: dict[str, dict[str, Any]]) -> list[tuple[float, str]]:
 def write_chart(result: dict[str, Any], path: Path, *, renderer: str = "auto") -> str:
     data = result["measurements"]
     rows = chart_rows(data)
-    title = (f"runenv {VARIANT} ({len(result['machine']['requirements'])} packages), "
-             f"median of {result['runs']} runs, seconds (lower is better)")
+    title = (
+        f"runenv {VARIANT} ({len(result['machine']['requirements'])} packages), "
+        f"median of {result['runs']} runs, seconds (lower is better)"
+    )
     if renderer in ("auto", "matplotlib"):
         try:
             import matplotlib
@@ -845,10 +1001,22 @@ def write_chart(result: dict[str, Any], path: Path, *, renderer: str = "auto") -
             for y, (_label, med, lo, hi, kind) in zip(ys, rows, strict=True):
                 colour = tuple(c / 255 for c in COLOURS[kind])
                 ax.barh(y, med, color=colour, height=0.6)
-                ax.errorbar(med, y, xerr=[[med - lo], [hi - med]], fmt="none", ecolor="black",
-                            capsize=3, lw=1)
-                ax.text(hi + 0.5, y, f"{med:.1f} s" if med >= 1 else f"{med:.2f} s",
-                        va="center", fontsize=9)
+                ax.errorbar(
+                    med,
+                    y,
+                    xerr=[[med - lo], [hi - med]],
+                    fmt="none",
+                    ecolor="black",
+                    capsize=3,
+                    lw=1,
+                )
+                ax.text(
+                    hi + 0.5,
+                    y,
+                    f"{med:.1f} s" if med >= 1 else f"{med:.2f} s",
+                    va="center",
+                    fontsize=9,
+                )
             for (x, label), style in zip(sorted(target_lines(data)), ("--", ":"), strict=False):
                 ax.axvline(x, color="crimson", ls=style, lw=1.2, label=f"{label} ({x:.1f} s)")
             if target_lines(data):
@@ -867,23 +1035,56 @@ def write_chart(result: dict[str, Any], path: Path, *, renderer: str = "auto") -
 
 # A 5x7 bitmap font (upper case, digits, a little punctuation): 7 rows of 5 bits per glyph.
 _FONT = {
-    "A": "0E 11 11 11 1F 11 11", "B": "1E 11 11 1E 11 11 1E", "C": "0E 11 10 10 10 11 0E",
-    "D": "1C 12 11 11 11 12 1C", "E": "1F 10 10 1E 10 10 1F", "F": "1F 10 10 1E 10 10 10",
-    "G": "0E 11 10 17 11 11 0F", "H": "11 11 11 1F 11 11 11", "I": "0E 04 04 04 04 04 0E",
-    "J": "07 02 02 02 02 12 0C", "K": "11 12 14 18 14 12 11", "L": "10 10 10 10 10 10 1F",
-    "M": "11 1B 15 15 11 11 11", "N": "11 11 19 15 13 11 11", "O": "0E 11 11 11 11 11 0E",
-    "P": "1E 11 11 1E 10 10 10", "Q": "0E 11 11 11 15 12 0D", "R": "1E 11 11 1E 14 12 11",
-    "S": "0F 10 10 0E 01 01 1E", "T": "1F 04 04 04 04 04 04", "U": "11 11 11 11 11 11 0E",
-    "V": "11 11 11 11 11 0A 04", "W": "11 11 11 15 15 15 0A", "X": "11 11 0A 04 0A 11 11",
-    "Y": "11 11 11 0A 04 04 04", "Z": "1F 01 02 04 08 10 1F",
-    "0": "0E 11 13 15 19 11 0E", "1": "04 0C 04 04 04 04 0E", "2": "0E 11 01 02 04 08 1F",
-    "3": "1F 02 04 02 01 11 0E", "4": "02 06 0A 12 1F 02 02", "5": "1F 10 1E 01 01 11 0E",
-    "6": "06 08 10 1E 11 11 0E", "7": "1F 01 02 04 08 08 08", "8": "0E 11 11 0E 11 11 0E",
-    "9": "0E 11 11 0F 01 02 0C", " ": "00 00 00 00 00 00 00", ".": "00 00 00 00 00 0C 0C",
-    ",": "00 00 00 00 0C 04 08", ":": "00 0C 0C 00 0C 0C 00", "-": "00 00 00 1F 00 00 00",
-    "/": "00 01 02 04 08 10 00", "(": "02 04 08 08 08 04 02", ")": "08 04 02 02 02 04 08",
-    "'": "04 04 08 00 00 00 00", "+": "00 04 04 1F 04 04 00", "=": "00 00 1F 00 1F 00 00",
-    "<": "02 04 08 10 08 04 02", ">": "08 04 02 01 02 04 08", "%": "18 19 02 04 08 13 03",
+    "A": "0E 11 11 11 1F 11 11",
+    "B": "1E 11 11 1E 11 11 1E",
+    "C": "0E 11 10 10 10 11 0E",
+    "D": "1C 12 11 11 11 12 1C",
+    "E": "1F 10 10 1E 10 10 1F",
+    "F": "1F 10 10 1E 10 10 10",
+    "G": "0E 11 10 17 11 11 0F",
+    "H": "11 11 11 1F 11 11 11",
+    "I": "0E 04 04 04 04 04 0E",
+    "J": "07 02 02 02 02 12 0C",
+    "K": "11 12 14 18 14 12 11",
+    "L": "10 10 10 10 10 10 1F",
+    "M": "11 1B 15 15 11 11 11",
+    "N": "11 11 19 15 13 11 11",
+    "O": "0E 11 11 11 11 11 0E",
+    "P": "1E 11 11 1E 10 10 10",
+    "Q": "0E 11 11 11 15 12 0D",
+    "R": "1E 11 11 1E 14 12 11",
+    "S": "0F 10 10 0E 01 01 1E",
+    "T": "1F 04 04 04 04 04 04",
+    "U": "11 11 11 11 11 11 0E",
+    "V": "11 11 11 11 11 0A 04",
+    "W": "11 11 11 15 15 15 0A",
+    "X": "11 11 0A 04 0A 11 11",
+    "Y": "11 11 11 0A 04 04 04",
+    "Z": "1F 01 02 04 08 10 1F",
+    "0": "0E 11 13 15 19 11 0E",
+    "1": "04 0C 04 04 04 04 0E",
+    "2": "0E 11 01 02 04 08 1F",
+    "3": "1F 02 04 02 01 11 0E",
+    "4": "02 06 0A 12 1F 02 02",
+    "5": "1F 10 1E 01 01 11 0E",
+    "6": "06 08 10 1E 11 11 0E",
+    "7": "1F 01 02 04 08 08 08",
+    "8": "0E 11 11 0E 11 11 0E",
+    "9": "0E 11 11 0F 01 02 0C",
+    " ": "00 00 00 00 00 00 00",
+    ".": "00 00 00 00 00 0C 0C",
+    ",": "00 00 00 00 0C 04 08",
+    ":": "00 0C 0C 00 0C 0C 00",
+    "-": "00 00 00 1F 00 00 00",
+    "/": "00 01 02 04 08 10 00",
+    "(": "02 04 08 08 08 04 02",
+    ")": "08 04 02 02 02 04 08",
+    "'": "04 04 08 00 00 00 00",
+    "+": "00 04 04 1F 04 04 00",
+    "=": "00 00 1F 00 1F 00 00",
+    "<": "02 04 08 10 08 04 02",
+    ">": "08 04 02 01 02 04 08",
+    "%": "18 19 02 04 08 13 03",
     "_": "00 00 00 00 00 00 1F",
 }
 
@@ -899,7 +1100,7 @@ class _Canvas:
         row = bytes(rgb) * (x1 - x0)
         for y in range(y0, y1):
             start = (y * self.w + x0) * 3
-            self.px[start:start + len(row)] = row
+            self.px[start : start + len(row)] = row
 
     def text(self, x: int, y: int, s: str, rgb: tuple[int, int, int], scale: int = 2) -> int:
         for ch in s.upper():
@@ -907,27 +1108,44 @@ class _Canvas:
             for r, bits in enumerate(int(b, 16) for b in glyph.split()):
                 for c in range(5):
                     if bits & (0x10 >> c):
-                        self.rect(x + c * scale, y + r * scale, x + (c + 1) * scale,
-                                  y + (r + 1) * scale, rgb)
+                        self.rect(
+                            x + c * scale,
+                            y + r * scale,
+                            x + (c + 1) * scale,
+                            y + (r + 1) * scale,
+                            rgb,
+                        )
             x += 6 * scale
         return x
 
     def png(self) -> bytes:
         raw = b"".join(
-            b"\x00" + bytes(self.px[y * self.w * 3:(y + 1) * self.w * 3]) for y in range(self.h)
+            b"\x00" + bytes(self.px[y * self.w * 3 : (y + 1) * self.w * 3]) for y in range(self.h)
         )
 
         def chunk(kind: bytes, body: bytes) -> bytes:
-            return (struct.pack(">I", len(body)) + kind + body
-                    + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+            return (
+                struct.pack(">I", len(body))
+                + kind
+                + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+            )
 
         header = struct.pack(">IIBBBBB", self.w, self.h, 8, 2, 0, 0, 0)
-        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(raw, 9))
+            + chunk(b"IEND", b"")
+        )
 
 
-def write_png_chart(rows: list[tuple[str, float, float, float, str]],
-                    lines: list[tuple[float, str]], title: str, path: Path) -> None:
+def write_png_chart(
+    rows: list[tuple[str, float, float, float, str]],
+    lines: list[tuple[float, str]],
+    title: str,
+    path: Path,
+) -> None:
     """A horizontal bar chart (median bars, min..max whiskers) with zlib and struct only."""
     scale, row_h, left, right, top = 2, 40, 380, 110, 96
     width, height = 1100, top + row_h * len(rows) + 60
@@ -984,18 +1202,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (3)")
     parser.add_argument("--python", help="a CPython 3.12 to make the runtime of")
     parser.add_argument("--out", type=Path, default=REPO / "docs", help="where results go")
-    parser.add_argument("--project", type=Path, default=REPO,
-                        help="the project whose shared-config and 3.12.10 variant to use")
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=REPO,
+        help="the project whose shared-config and 3.12.10 variant to use",
+    )
     parser.add_argument("--index-url", help="package index for every tool (default: PyPI)")
-    parser.add_argument("--skip", action="append", default=[], choices=GROUPS,
-                        help="leave a group of measurements out (repeatable)")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=GROUPS,
+        help="leave a group of measurements out (repeatable)",
+    )
     parser.add_argument("--work", type=Path, help="work folder (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--server-lifetime", type=float, default=7200.0,
-                        help="seconds after which the loopback mirror stops (7200)")
+    parser.add_argument(
+        "--server-lifetime",
+        type=float,
+        default=7200.0,
+        help="seconds after which the loopback mirror stops (7200)",
+    )
     parser.add_argument("--chart", choices=("auto", "matplotlib", "built-in"), default="auto")
-    parser.add_argument("--render-only", action="store_true",
-                        help="re-render OUT/benchmarks.md and .png from OUT/benchmarks.json")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render OUT/benchmarks.md and .png from OUT/benchmarks.json",
+    )
     args = parser.parse_args(argv)
     out: Path = args.out.resolve()
     args.project = args.project.resolve()
@@ -1045,8 +1279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "benchmarks.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     render(result, out, args.chart)
     for row in result["targets"]:
-        print(f"{row['what']:<42} {fmt_value(row['value'], row['unit']):>9}  {row['goal']:<8} "
-              f"{'' if row['pass'] is None else 'pass' if row['pass'] else 'FAIL'}")
+        print(
+            f"{row['what']:<42} {fmt_value(row['value'], row['unit']):>9}  {row['goal']:<8} "
+            f"{'' if row['pass'] is None else 'pass' if row['pass'] else 'FAIL'}"
+        )
     return 0
 
 

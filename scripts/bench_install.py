@@ -62,8 +62,7 @@ def main() -> int:
                 times[name].append(time.perf_counter() - start)
     for name, values in times.items():
         print(
-            f"{name:<28} {statistics.median(values):6.2f} s"
-            f" ({min(values):.2f}..{max(values):.2f})"
+            f"{name:<28} {statistics.median(values):6.2f} s ({min(values):.2f}..{max(values):.2f})"
         )
     return 0
 

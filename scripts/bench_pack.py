@@ -46,19 +46,26 @@ def main() -> int:
         out = Path(tmp) / "out.tar.gz"
         total = int(
             subprocess.run(
-                f"tar cf - -C '{tree}' . | wc -c", shell=True, check=True,
-                capture_output=True, text=True,
+                f"tar cf - -C '{tree}' . | wc -c",
+                shell=True,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
         )
         print(f"tree {tree}: tar stream {total:,} bytes")
         if not args.no_tar:
+
             def tar_czf() -> int:
                 subprocess.run(["tar", "czf", str(out), "-C", str(tree), "."], check=True)
                 return out.stat().st_size
+
             print(_line("tar czf", *_timed(tar_czf, args.repeat), total), flush=True)
         for level in (int(x) for x in args.levels.split(",")):
+
             def runenv_pack(level: int = level) -> int:
                 return pack_tree(tree, out, level=level)[1]
+
             print(_line(f"runenv -{level}", *_timed(runenv_pack, args.repeat), total), flush=True)
     return 0
 

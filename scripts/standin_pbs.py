@@ -39,8 +39,17 @@ TRIPLES = {
     "windows-x64": "x86_64-pc-windows-msvc",
 }
 FIXED_MTIME = 1_700_000_000
-SKIP = {"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "__pycache__",
-        "site-packages", "ensurepip"}
+SKIP = {
+    "test",
+    "tests",
+    "idle_test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "__pycache__",
+    "site-packages",
+    "ensurepip",
+}
 
 
 def host_key() -> str:
@@ -81,7 +90,9 @@ def host_tree(root: Path, xy: str) -> None:
     for alias in ("python3", "python"):
         (bindir / alias).symlink_to(f"python{xy}")
     shutil.copytree(
-        sysconfig.get_paths()["stdlib"], libdir / f"python{xy}", symlinks=True,
+        sysconfig.get_paths()["stdlib"],
+        libdir / f"python{xy}",
+        symlinks=True,
         ignore=lambda _d, names: {n for n in names if n in SKIP or n.endswith(".pyc")},
     )
     (libdir / f"python{xy}" / "site-packages").mkdir()
@@ -116,9 +127,11 @@ def foreign_tree(root: Path, key: str, xy: str) -> None:
 
 def pack(root: Path, out: Path) -> str:
     """A reproducible tar.gz of `root` as `python/...`; return its sha256."""
-    with out.open("wb") as raw, gzip.GzipFile(
-        filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
-    ) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        out.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for path in [root, *sorted(root.rglob("*"))]:
             name = "python" if path == root else f"python/{path.relative_to(root).as_posix()}"
             info = tar.gettarinfo(str(path), arcname=name)
@@ -152,8 +165,9 @@ def main() -> int:
             root = Path(tmp) / "python"
             host_tree(root, xy) if key == host else foreign_tree(root, key, xy)
             sha = pack(root, out / args.tag / name)
-        pins.append(f'[python.archives.{key}]\nurl = "{base}/{args.tag}/{name}"\n'
-                    f'sha256 = "{sha}"\n')
+        pins.append(
+            f'[python.archives.{key}]\nurl = "{base}/{args.tag}/{name}"\nsha256 = "{sha}"\n'
+        )
         print(f"{key}: {out / args.tag / name}")
     (out / "pins.toml").write_text("\n".join(pins))
     print(f"pins: {out / 'pins.toml'}")

@@ -322,8 +322,11 @@ def test_numpy_pandas_from_real_pypi(tmp_path: Path, pbs: tuple[Path, str]) -> N
 
 
 def test_offline_build_uses_caches_only(
-    project: Path, pkg_server: IndexServer, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    project: Path,
+    pkg_server: IndexServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cold"))
     # Nothing cached yet: --offline says what is missing instead of downloading.
@@ -346,15 +349,29 @@ def test_fetch_python_cli_prints_where_it_unpacked(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dest = tmp_path / "pythons"
-    code = main(["--project", str(project), "fetch-python", VARIANT, "--platform", "host",
-                 "--dest", str(dest)])
+    code = main(
+        [
+            "--project",
+            str(project),
+            "fetch-python",
+            VARIANT,
+            "--platform",
+            "host",
+            "--dest",
+            str(dest),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out.strip()
     assert out == f"linux-x64: {dest / 'linux-x64'}"
     moved = tmp_path / "moved-python"
     (dest / "linux-x64").rename(moved)
-    prefix = subprocess.run([moved / "bin" / "python3", "-c", "import sys; print(sys.prefix)"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    prefix = subprocess.run(
+        [moved / "bin" / "python3", "-c", "import sys; print(sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert prefix == str(moved)
     # A version the index lacks names the nearest ones it has.
     assert main(["--project", str(project), "fetch-python", "3.12.99", "--dest", str(dest)]) == 2

@@ -55,12 +55,14 @@ VAR_B = f"{PY_VERSION}-cat-b"
 SCRIPTS = "Scripts" if HOST.info.is_windows else "bin"
 
 
-def _write_variant(root: Path, variant: str, pbs: tuple[Path, str], deps: list[str],
-                   env: dict[str, str]) -> None:
+def _write_variant(
+    root: Path, variant: str, pbs: tuple[Path, str], deps: list[str], env: dict[str, str]
+) -> None:
     folder = root / "versions" / variant
     folder.mkdir(parents=True)
     env_toml = ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items())
-    (folder / "config.toml").write_text(textwrap.dedent(f"""\
+    (folder / "config.toml").write_text(
+        textwrap.dedent(f"""\
         platforms = ["{HOST.value}"]
         [packages]
         dependencies = {json.dumps(deps)}
@@ -69,7 +71,8 @@ def _write_variant(root: Path, variant: str, pbs: tuple[Path, str], deps: list[s
         sha256 = "{pbs[1]}"
         [runtime]
         env = {{ {env_toml} }}
-        """))
+        """)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +84,12 @@ def built(
     (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
     _write_variant(root, VAR_A, pbs, ["rtpure==1.0"], {"X": "from-a", "RT_FLAVOUR": "a"})
     _write_variant(root, VAR_B, pbs, ["rtdep==1.0"], {"X": "from-b"})
-    shutil.copytree(REPO / "catalogue", root / "catalogue",
-                    ignore=shutil.ignore_patterns("__pycache__", ".*"))
-    options = BuildOptions(dist=root / "dist", pydist=root / "pydist",
-                           default_index=pkg_server.index_url)
+    shutil.copytree(
+        REPO / "catalogue", root / "catalogue", ignore=shutil.ignore_patterns("__pycache__", ".*")
+    )
+    options = BuildOptions(
+        dist=root / "dist", pydist=root / "pydist", default_index=pkg_server.index_url
+    )
     for variant in (VAR_A, VAR_B):
         build_target(load_variant(root, variant), HOST, options, Cache.default())
     return root
@@ -92,8 +97,9 @@ def built(
 
 @pytest.fixture(scope="module")
 def wheel(built: Path) -> Path:
-    return build_catalogue(built / "dist", str(built / "dist"), version="1.0", project=built,
-                           out=built / "wheels")
+    return build_catalogue(
+        built / "dist", str(built / "dist"), version="1.0", project=built, out=built / "wheels"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +114,19 @@ def venv_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def consumer(python: Path, cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RUNENV_CATALOGUE_CACHE": str(cache)}
-    return subprocess.run([python, "-m", "runenv_catalogue", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
+    return subprocess.run(
+        [python, "-m", "runenv_catalogue", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def manifest(built: Path, variant: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(
-        (built / "dist" / f"runenv-{variant}-{HOST.value}.json").read_text())
+        (built / "dist" / f"runenv-{variant}-{HOST.value}.json").read_text()
+    )
     return data
 
 
@@ -146,13 +158,28 @@ def test_catalogue_json_indexes_every_archive(built: Path, wheel: Path) -> None:
 
 
 def test_same_manifests_and_version_give_the_same_wheel_bytes(built: Path, tmp_path: Path) -> None:
-    one = build_catalogue(built / "dist", "https://example.invalid/r", version="2.0",
-                          project=built, out=tmp_path / "one")
-    two = build_catalogue(built / "dist", "https://example.invalid/r/", version="2.0",
-                          project=built, out=tmp_path / "two")
+    one = build_catalogue(
+        built / "dist",
+        "https://example.invalid/r",
+        version="2.0",
+        project=built,
+        out=tmp_path / "one",
+    )
+    two = build_catalogue(
+        built / "dist",
+        "https://example.invalid/r/",
+        version="2.0",
+        project=built,
+        out=tmp_path / "two",
+    )
     assert one.read_bytes() == two.read_bytes()
-    default = build_catalogue(built / "dist", "https://example.invalid/r", version=None,
-                              project=built, out=tmp_path / "three")
+    default = build_catalogue(
+        built / "dist",
+        "https://example.invalid/r",
+        version=None,
+        project=built,
+        out=tmp_path / "three",
+    )
     match = re.fullmatch(r"runenv_catalogue-(0\+[0-9a-f]{12})-py3-none-any\.whl", default.name)
     assert match, default.name
     assert match.group(1) == default_version(collect(built / "dist", "https://example.invalid/r"))
@@ -239,7 +266,9 @@ def test_install_from_a_fresh_venv_runs_and_second_install_is_instant(
     assert python == root / manifest(built, VAR_A)["interpreter"]
     out = subprocess.run(
         [python, "-c", "import sys, rtpure, rtdep; print(sys.prefix); print(rtdep.VALUE)"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     assert out == [str(root), "rtdep 1.0"]
 
@@ -312,8 +341,13 @@ def test_concurrent_installs_both_succeed(venv_python: Path, tmp_path: Path) -> 
     cache = tmp_path / "cache"
     env = {**os.environ, "RUNENV_CATALOGUE_CACHE": str(cache)}
     procs = [
-        subprocess.Popen([venv_python, "-m", "runenv_catalogue", "install", VAR_A],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        subprocess.Popen(
+            [venv_python, "-m", "runenv_catalogue", "install", VAR_A],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         for _ in range(2)
     ]
     results = [p.communicate(timeout=300) for p in procs]
@@ -328,11 +362,17 @@ def test_concurrent_installs_both_succeed(venv_python: Path, tmp_path: Path) -> 
 
 
 def _catalogue(url: str, sha256: str, size: int, *, interpreter: str = "bin/python3") -> Catalogue:
-    entry = {"url": url, "sha256": sha256, "size": size, "python_version": "3.12.0",
-             "interpreter": interpreter, "site_packages": "lib/python3.12/site-packages",
-             "packages": [], "env": {"K": "v"}}
-    return Catalogue({"schema_version": 1, "version": "1",
-                      "variants": {"v": {HOST.value: entry}}})
+    entry = {
+        "url": url,
+        "sha256": sha256,
+        "size": size,
+        "python_version": "3.12.0",
+        "interpreter": interpreter,
+        "site_packages": "lib/python3.12/site-packages",
+        "packages": [],
+        "env": {"K": "v"},
+    }
+    return Catalogue({"schema_version": 1, "version": "1", "variants": {"v": {HOST.value: entry}}})
 
 
 def _tar(entries: list[tarfile.TarInfo | tuple[str, bytes]]) -> bytes:
@@ -374,8 +414,11 @@ GOOD = ("bin/python3", b"#!/bin/sh\n")
 )
 @pytest.mark.parametrize("data_filter", [True, False], ids=["filter", "no-filter"])
 def test_hostile_archives_are_refused(
-    tmp_path: Path, entries: list[tarfile.TarInfo | tuple[str, bytes]], message: str,
-    data_filter: bool, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    entries: list[tarfile.TarInfo | tuple[str, bytes]],
+    message: str,
+    data_filter: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if not data_filter:  # the checks alone, as on a Python without PEP 706's filters
         monkeypatch.delattr(tarfile, "data_filter", raising=False)

@@ -594,8 +594,13 @@ def test_bad_usage_exit_2() -> None:
 def test_linux_tags_follow_packaging_rules() -> None:
     x64 = Platform.LINUX_X64.info.platform_tags((2, 28))
     assert x64[0] == "manylinux_2_28_x86_64"
-    for tag in ("manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux_2_12_x86_64",
-                "manylinux1_x86_64", "manylinux_2_5_x86_64"):
+    for tag in (
+        "manylinux2014_x86_64",
+        "manylinux2010_x86_64",
+        "manylinux_2_12_x86_64",
+        "manylinux1_x86_64",
+        "manylinux_2_5_x86_64",
+    ):
         assert tag in x64
     assert "manylinux_2_29_x86_64" not in x64
     arm = Platform.LINUX_AARCH64.info.platform_tags((2, 28))

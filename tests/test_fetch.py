@@ -97,8 +97,14 @@ def cached_files(cache: Cache) -> list[Path]:
 
 def run_python(tree: Path, code: str) -> str:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    done = subprocess.run([str(tree / "bin" / "python3"), "-c", code], capture_output=True,
-                          text=True, env=env, timeout=60, check=True)
+    done = subprocess.run(
+        [str(tree / "bin" / "python3"), "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
     return done.stdout.strip()
 
 
@@ -336,8 +342,7 @@ def test_offline_with_the_entry_cached(
     pinned = PinnedArchive(url=url, path=None, sha256=sha)
     fetch_to_cache(cache, "python", url, sha, ARCHIVE)
     loopback.stop()
-    dest = fetch_python(PY_VERSION, HOST, tmp_path / "rt", cache=cache, pinned=pinned,
-                        offline=True)
+    dest = fetch_python(PY_VERSION, HOST, tmp_path / "rt", cache=cache, pinned=pinned, offline=True)
     assert (dest / "bin" / f"python{PY_XY}").is_file()
     assert loopback.requests_for(ARCHIVE) == 1
 
@@ -363,8 +368,12 @@ def test_four_processes_download_once_and_all_succeed(
     loopback.script(ARCHIVE, slow(1.0))  # the first download takes long enough to overlap
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, str(go), str(cache.root), url, sha,
-                          ARCHIVE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(go), str(cache.root), url, sha, ARCHIVE],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     time.sleep(0.5)  # let them import and wait at the start line
@@ -426,8 +435,9 @@ def test_basic_auth_from_the_url_is_sent(
     _, sha = make_pbs_archive(root, ARCHIVE)
     with LoopbackServer(root, auth=("bob", "hunter2-xyz")) as server:
         with pytest.raises(FetchError, match="HTTP 401") as err:
-            fetch_to_cache(cache, "python", server.url_for(ARCHIVE, userinfo="bob:wrong-pw"),
-                           sha, ARCHIVE)
+            fetch_to_cache(
+                cache, "python", server.url_for(ARCHIVE, userinfo="bob:wrong-pw"), sha, ARCHIVE
+            )
         assert "wrong-pw" not in str(err.value)
         good = server.url_for(ARCHIVE, userinfo="bob:hunter2-xyz")
         assert fetch_to_cache(cache, "python", good, sha, ARCHIVE).is_file()
@@ -443,23 +453,36 @@ HOSTILE = {
     "symlink-to-etc": [*_BASE, symlink("python/etc", "/etc")],
     "symlink-up": [*_BASE, symlink("python/bin/up", "../../..")],
     "write-through-symlink": [*_BASE, symlink("python/lib", "bin"), file("python/lib/x")],
-    "symlink-chain": [*_BASE, symlink("python/bin/root", ".."),
-                      symlink("python/out", "bin/root/..")],
+    "symlink-chain": [
+        *_BASE,
+        symlink("python/bin/root", ".."),
+        symlink("python/out", "bin/root/.."),
+    ],
     "hardlink-absolute": [*_BASE, hardlink("python/passwd", "/etc/passwd")],
     "hardlink-outside": [*_BASE, hardlink("python/x", "python/../../outside.txt")],
-    "hardlink-to-symlink": [*_BASE, symlink("python/s", "bin/tool"),
-                            hardlink("python/h", "python/s")],
+    "hardlink-to-symlink": [
+        *_BASE,
+        symlink("python/s", "bin/tool"),
+        hardlink("python/h", "python/s"),
+    ],
     "device": [*_BASE, device("python/dev0")],
     "fifo": [*_BASE, fifo("python/pipe")],
     "not-under-python": [*_BASE, file("other/file")],
 }
 NAMED = {
-    "dotdot": "python/../../evil.txt", "dotdot-top": "../evil.txt",
-    "absolute": "/tmp/runenv-evil-absolute.txt", "symlink-to-etc": "python/etc",
-    "symlink-up": "python/bin/up", "write-through-symlink": "python/lib/x",
-    "symlink-chain": "out", "hardlink-absolute": "python/passwd",
-    "hardlink-outside": "python/x", "hardlink-to-symlink": "python/h", "device": "python/dev0",
-    "fifo": "python/pipe", "not-under-python": "other/file",
+    "dotdot": "python/../../evil.txt",
+    "dotdot-top": "../evil.txt",
+    "absolute": "/tmp/runenv-evil-absolute.txt",
+    "symlink-to-etc": "python/etc",
+    "symlink-up": "python/bin/up",
+    "write-through-symlink": "python/lib/x",
+    "symlink-chain": "out",
+    "hardlink-absolute": "python/passwd",
+    "hardlink-outside": "python/x",
+    "hardlink-to-symlink": "python/h",
+    "device": "python/dev0",
+    "fifo": "python/pipe",
+    "not-under-python": "other/file",
 }
 
 
@@ -487,15 +510,18 @@ def test_hostile_archive_through_the_pipeline(tmp_path: Path, cache: Cache) -> N
 
 
 def test_benign_archive_keeps_modes_and_in_tree_links(tmp_path: Path) -> None:
-    archive, _ = write_tar(tmp_path / "ok.tar.gz", [
-        *_BASE,
-        symlink("python/bin/tool3", "tool"),
-        folder("python/lib"),
-        file("python/lib/data.txt", b"data"),
-        symlink("python/lib/up", ".."),
-        hardlink("python/lib/tool-copy", "python/bin/tool"),
-        file("./python/./lib/dotted.txt", b"dot"),
-    ])
+    archive, _ = write_tar(
+        tmp_path / "ok.tar.gz",
+        [
+            *_BASE,
+            symlink("python/bin/tool3", "tool"),
+            folder("python/lib"),
+            file("python/lib/data.txt", b"data"),
+            symlink("python/lib/up", ".."),
+            hardlink("python/lib/tool-copy", "python/bin/tool"),
+            file("./python/./lib/dotted.txt", b"dot"),
+        ],
+    )
     dest = extract_tar(archive, tmp_path / "out")
     assert os.access(dest / "bin" / "tool", os.X_OK)
     assert not os.access(dest / "lib" / "data.txt", os.X_OK)
@@ -558,7 +584,7 @@ def test_unknown_version_names_the_nearest_ones() -> None:
 
 def test_mirror_replaces_the_release_prefix(tmp_path: Path) -> None:
     upstream = resolve("3.12.10", Platform.MACOSX_AARCH64)
-    tag_and_file = upstream.url[len(UPSTREAM) + 1:]
+    tag_and_file = upstream.url[len(UPSTREAM) + 1 :]
     assert re.fullmatch(r"\d{8}/cpython-3\.12\.10%2B\d{8}-aarch64-apple-darwin-.*", tag_and_file)
     for mirror in ("https://mirror.example/pbs", "https://mirror.example/pbs/"):
         source = resolve("3.12.10", Platform.MACOSX_AARCH64, mirror=mirror)
@@ -571,13 +597,18 @@ def test_mirror_replaces_the_release_prefix(tmp_path: Path) -> None:
 
 
 def test_pinned_archive_wins(tmp_path: Path) -> None:
-    pinned = PinnedArchive(url="https://in.house/builds/cp-3.12.10-linux.tar.gz", path=None,
-                           sha256="E" * 64)
+    pinned = PinnedArchive(
+        url="https://in.house/builds/cp-3.12.10-linux.tar.gz", path=None, sha256="E" * 64
+    )
     source = resolve("3.12.10", Platform.LINUX_X64, mirror="https://m.example", pinned=pinned)
-    assert source == PythonSource("3.12.10", Platform.LINUX_X64, pinned.url or "", "e" * 64,
-                                  "cp-3.12.10-linux.tar.gz")
-    by_path = resolve("3.9.99", Platform.LINUX_X64,
-                      pinned=PinnedArchive(url=None, path=tmp_path / "a.tar.gz", sha256="f" * 64))
+    assert source == PythonSource(
+        "3.12.10", Platform.LINUX_X64, pinned.url or "", "e" * 64, "cp-3.12.10-linux.tar.gz"
+    )
+    by_path = resolve(
+        "3.9.99",
+        Platform.LINUX_X64,
+        pinned=PinnedArchive(url=None, path=tmp_path / "a.tar.gz", sha256="f" * 64),
+    )
     assert by_path.url == str(tmp_path / "a.tar.gz") and by_path.filename == "a.tar.gz"
     with pytest.raises(UsageError):
         PinnedArchive(url=None, path=None, sha256="f" * 64)
@@ -609,7 +640,10 @@ def fake_index(
 
 @pytest.mark.parametrize("kind", ["http", "file-url", "directory"])
 def test_mirror_end_to_end(
-    tmp_path: Path, cache: Cache, loopback: LoopbackServer, fake_index: dict[Platform, str],
+    tmp_path: Path,
+    cache: Cache,
+    loopback: LoopbackServer,
+    fake_index: dict[Platform, str],
     kind: str,
 ) -> None:
     write_pbs_copy(www(loopback) / "pbs" / PBS_TAG)

@@ -71,7 +71,9 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """`hello` (package, module, console + gui script, .data scripts and data) and `plain`."""
     where = tmp_path_factory.mktemp("wheels")
     hello = make_wheel(
-        where, "hello", "1.0",
+        where,
+        "hello",
+        "1.0",
         {
             "hello/__init__.py": HELLO_INIT,
             "hello/sub/__init__.py": b"",
@@ -153,9 +155,15 @@ def test_posix_install_relocates(tmp_path: Path, wheels: list[Path]) -> None:
     )
     assert out.stdout == "data script says hello from runenv\n"
     out = subprocess.run(
-        [str(moved / "bin" / "python3"), "-c",
-         "import hello, hello_mod, plain; print(hello.__file__); print(plain.NAME)"],
-        capture_output=True, text=True, env=env, check=True,
+        [
+            str(moved / "bin" / "python3"),
+            "-c",
+            "import hello, hello_mod, plain; print(hello.__file__); print(plain.NAME)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     first, second = out.stdout.splitlines()
     assert Path(first).is_relative_to(moved) and second == "plain"
@@ -173,10 +181,15 @@ def test_windows_tree_has_relocatable_exe_launchers(tmp_path: Path, wheels: list
     assert (tree / "share" / "hello" / "readme.txt").exists()
     scripts = tree / "Scripts"
     assert sorted(p.name for p in scripts.iterdir()) == [
-        "hello-data.exe", "hello-gui.exe", "hello.exe",
+        "hello-data.exe",
+        "hello-gui.exe",
+        "hello.exe",
     ], "only .exe launchers: no POSIX script in a Windows tree"
-    for name, python in [("hello", b"python.exe"), ("hello-gui", b"pythonw.exe"),
-                         ("hello-data", b"python.exe")]:
+    for name, python in [
+        ("hello", b"python.exe"),
+        ("hello-gui", b"pythonw.exe"),
+        ("hello-data", b"python.exe"),
+    ]:
         data = (scripts / f"{name}.exe").read_bytes()
         assert data[:2] == b"MZ", name
         shebang = b"#!<launcher_dir>\\..\\" + python + b"\n"
@@ -210,7 +223,10 @@ def test_broken_wheels_are_named(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     bad_hash = make_wheel(
-        tmp_path, "badhash", "1.0", {"badhash.py": b"x = 1\n"},
+        tmp_path,
+        "badhash",
+        "1.0",
+        {"badhash.py": b"x = 1\n"},
         record_override={"badhash.py": _digest(b"something else")},
     )
     with pytest.raises(BuildError, match=r"badhash-1\.0-py3-none-any\.whl.*badhash\.py"):
@@ -266,14 +282,28 @@ def test_same_package_twice_is_an_error(tmp_path: Path) -> None:
 
 def test_top_level_names() -> None:
     paths = [
-        "numpy/__init__.py", "numpy/core/_multiarray.cpython-312-x86_64-linux-gnu.so",
-        "numpy.libs/libopenblas64_p-r0.so", "numpy-2.2.6.dist-info/RECORD",
-        "six.py", "_cffi_backend.cpython-312-x86_64-linux-gnu.so", "win_ext.cp312-win_amd64.pyd",
-        "distutils-precedence.pth", "__pycache__/six.cpython-312.pyc",
-        "google/protobuf/__init__.py", "google/protobuf/message.py",
-        "nsonly/mod.py", "nsonly/data.json", "hello-1.0.data/scripts/x",
-        "typing_extensions.pyi", "not-an-identifier.py",
+        "numpy/__init__.py",
+        "numpy/core/_multiarray.cpython-312-x86_64-linux-gnu.so",
+        "numpy.libs/libopenblas64_p-r0.so",
+        "numpy-2.2.6.dist-info/RECORD",
+        "six.py",
+        "_cffi_backend.cpython-312-x86_64-linux-gnu.so",
+        "win_ext.cp312-win_amd64.pyd",
+        "distutils-precedence.pth",
+        "__pycache__/six.cpython-312.pyc",
+        "google/protobuf/__init__.py",
+        "google/protobuf/message.py",
+        "nsonly/mod.py",
+        "nsonly/data.json",
+        "hello-1.0.data/scripts/x",
+        "typing_extensions.pyi",
+        "not-an-identifier.py",
     ]
     assert top_level(paths) == (
-        "_cffi_backend", "google.protobuf", "nsonly.mod", "numpy", "six", "win_ext",
+        "_cffi_backend",
+        "google.protobuf",
+        "nsonly.mod",
+        "numpy",
+        "six",
+        "win_ext",
     )

@@ -36,10 +36,17 @@ def cache(tmp_path: Path) -> Cache:
     return Cache(tmp_path / "cache")
 
 
-def request(server: IndexServer, *reqs: str, platform: Platform = Platform.LINUX_X64,
-            **kw: object) -> LockRequest:
-    return LockRequest(requirements=reqs, python_version=PY, platform=platform, indexes=(),
-                       default_index=server.index_url, **kw)  # type: ignore[arg-type]
+def request(
+    server: IndexServer, *reqs: str, platform: Platform = Platform.LINUX_X64, **kw: object
+) -> LockRequest:
+    return LockRequest(
+        requirements=reqs,
+        python_version=PY,
+        platform=platform,
+        indexes=(),
+        default_index=server.index_url,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def names(lk: Lock) -> dict[str, str]:
@@ -53,8 +60,9 @@ def test_lock_evaluates_markers_for_the_target(
     got = {}
     for plat in (Platform.LINUX_X64, Platform.WINDOWS_X64):
         path = lock_path(variant, plat)
-        got[plat] = lock(request(server, "rtpure", "rtnative", platform=plat), path,
-                         cache=cache, timeout=120)
+        got[plat] = lock(
+            request(server, "rtpure", "rtnative", platform=plat), path, cache=cache, timeout=120
+        )
         assert path.name == f"pylock.{plat}.toml"
         assert read_lock(path) == got[plat]
 
@@ -110,8 +118,9 @@ def test_is_fresh_follows_the_inputs(server: IndexServer, cache: Cache, tmp_path
         request(server, "rtpure", constraints=("rtdep<2",)),
         request(server, "rtpure", glibc=(2, 17)),
         LockRequest(("rtpure",), "3.12.10", Platform.LINUX_X64, (), server.index_url),
-        LockRequest(("rtpure",), PY, Platform.LINUX_X64, ("https://example.com/simple",),
-                    server.index_url),
+        LockRequest(
+            ("rtpure",), PY, Platform.LINUX_X64, ("https://example.com/simple",), server.index_url
+        ),
         LockRequest(("rtpure",), PY, Platform.LINUX_X64, ()),  # PyPI
     ]
     for other in changed:
@@ -125,10 +134,20 @@ def test_is_fresh_follows_the_inputs(server: IndexServer, cache: Cache, tmp_path
 
 
 def test_inputs_hash_is_canonical() -> None:
-    a = LockRequest(("b==1", "A>=2"), "3.12.10", Platform.LINUX_X64, ("https://x/simple",),
-                    skipped=("Foo_Bar", "baz"))
-    b = LockRequest(("A >= 2", "b==1"), "3.12.10", Platform.LINUX_X64, ("https://x/simple",),
-                    skipped=("baz", "foo-bar"))
+    a = LockRequest(
+        ("b==1", "A>=2"),
+        "3.12.10",
+        Platform.LINUX_X64,
+        ("https://x/simple",),
+        skipped=("Foo_Bar", "baz"),
+    )
+    b = LockRequest(
+        ("A >= 2", "b==1"),
+        "3.12.10",
+        Platform.LINUX_X64,
+        ("https://x/simple",),
+        skipped=("baz", "foo-bar"),
+    )
     assert a.inputs_hash() == b.inputs_hash()
     # Index order is priority order: it matters.
     c = LockRequest((), "3.12.10", Platform.LINUX_X64, ("https://x/simple", "https://y/simple"))
@@ -136,13 +155,21 @@ def test_inputs_hash_is_canonical() -> None:
     assert c.inputs_hash() != d.inputs_hash()
     # The glibc floor matters on Linux only; the macOS minimum on macOS only.
     win = LockRequest((), "3.12.10", Platform.WINDOWS_X64, ())
-    assert win.inputs_hash() == LockRequest((), "3.12.10", Platform.WINDOWS_X64, (),
-                                            glibc=(2, 17), macos=(12, 0)).inputs_hash()
+    assert (
+        win.inputs_hash()
+        == LockRequest(
+            (), "3.12.10", Platform.WINDOWS_X64, (), glibc=(2, 17), macos=(12, 0)
+        ).inputs_hash()
+    )
     mac = LockRequest((), "3.12.10", Platform.MACOSX_X64, ())
-    assert mac.inputs_hash() == LockRequest((), "3.12.10", Platform.MACOSX_X64, (),
-                                            macos=(10, 13)).inputs_hash()
-    assert mac.inputs_hash() != LockRequest((), "3.12.10", Platform.MACOSX_X64, (),
-                                            macos=(10, 9)).inputs_hash()
+    assert (
+        mac.inputs_hash()
+        == LockRequest((), "3.12.10", Platform.MACOSX_X64, (), macos=(10, 13)).inputs_hash()
+    )
+    assert (
+        mac.inputs_hash()
+        != LockRequest((), "3.12.10", Platform.MACOSX_X64, (), macos=(10, 9)).inputs_hash()
+    )
 
 
 def test_empty_requirements_give_an_empty_lock(
@@ -166,8 +193,12 @@ def test_skipped_package_still_required_names_both(
     # Skipping what nothing requires is fine; on Windows rtwin is required by rtpure.
     lock(request(server, "rtpure", skipped=("rtwin",)), path, cache=cache, timeout=120)
     with pytest.raises(LockError, match="rtwin is skipped on windows-x64 but required by rtpure"):
-        lock(request(server, "rtpure", platform=Platform.WINDOWS_X64, skipped=("rtwin",)),
-             tmp_path / "w" / "pylock.windows-x64.toml", cache=cache, timeout=120)
+        lock(
+            request(server, "rtpure", platform=Platform.WINDOWS_X64, skipped=("rtwin",)),
+            tmp_path / "w" / "pylock.windows-x64.toml",
+            cache=cache,
+            timeout=120,
+        )
 
 
 def test_constraints_reach_uv(server: IndexServer, cache: Cache, tmp_path: Path) -> None:
@@ -175,8 +206,9 @@ def test_constraints_reach_uv(server: IndexServer, cache: Cache, tmp_path: Path)
     # rtdep 2.0 needs Python >= 3.99: constraining to it makes rtpure unresolvable.
     with pytest.raises(LockError, match="rtdep"):
         lock(request(server, "rtpure", constraints=("rtdep>=2",)), path, cache=cache, timeout=120)
-    lk = lock(request(server, "rtpure", constraints=("rtdep==1.0",)), path, cache=cache,
-              timeout=120)
+    lk = lock(
+        request(server, "rtpure", constraints=("rtdep==1.0",)), path, cache=cache, timeout=120
+    )
     assert names(lk)["rtdep"] == "1.0"
 
 
@@ -185,8 +217,12 @@ def test_uv_failure_is_one_clear_line(server: IndexServer, cache: Cache, tmp_pat
     path.parent.mkdir(parents=True)
     path.write_text("previous lock\n")
     with pytest.raises(LockError) as err:
-        lock(request(server, "rtpure==3", platform=Platform.WINDOWS_X64), path, cache=cache,
-             timeout=120)
+        lock(
+            request(server, "rtpure==3", platform=Platform.WINDOWS_X64),
+            path,
+            cache=cache,
+            timeout=120,
+        )
     first = str(err.value).splitlines()[0]
     assert first.startswith(f"cannot lock 3.11-test for windows-x64 (Python {PY}): ")
     assert "No solution found" in first and "rtpure" in first
@@ -202,14 +238,16 @@ def test_user_uv_settings_do_not_leak(
     monkeypatch.setenv("UV_INDEX", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("UV_EXCLUDE_NEWER", "2000-01-01T00:00:00Z")
     monkeypatch.setenv("UV_NO_BINARY", "1")
-    lk = lock(request(server, "rtpure"), tmp_path / "v" / "pylock.linux-x64.toml", cache=cache,
-              timeout=120)
+    lk = lock(
+        request(server, "rtpure"),
+        tmp_path / "v" / "pylock.linux-x64.toml",
+        cache=cache,
+        timeout=120,
+    )
     assert names(lk) == {"rtdep": "1.0", "rtpure": "1.0"}
 
 
-def test_index_without_hashes_is_refused(
-    index: Index, cache: Cache, tmp_path: Path
-) -> None:
+def test_index_without_hashes_is_refused(index: Index, cache: Cache, tmp_path: Path) -> None:
     bare = tmp_path / "bare-index"
     (bare / "files").mkdir(parents=True)
     for name in ("rtdep-1.0-py3-none-any.whl",):
@@ -228,7 +266,8 @@ def test_index_without_hashes_is_refused(
         else:  # uv (0.13) hashes the file itself: then the hash must be right
             pkg = lk.package("rtdep")
             assert pkg is not None and pkg.wheels[0].sha256 == index.sha256(
-                "rtdep-1.0-py3-none-any.whl")
+                "rtdep-1.0-py3-none-any.whl"
+            )
 
 
 def test_read_lock_requires_hashes_and_files(tmp_path: Path) -> None:
@@ -286,7 +325,9 @@ def test_lock_numpy_pandas_for_every_platform_from_pypi(tmp_path: Path) -> None:
         numpy = next(a for a in arts if a.name == "numpy")
         assert "cp312" in numpy.filename
         assert {
-            Platform.LINUX_X64: "x86_64", Platform.LINUX_AARCH64: "aarch64",
-            Platform.MACOSX_X64: "x86_64", Platform.MACOSX_AARCH64: "arm64",
+            Platform.LINUX_X64: "x86_64",
+            Platform.LINUX_AARCH64: "aarch64",
+            Platform.MACOSX_X64: "x86_64",
+            Platform.MACOSX_AARCH64: "arm64",
             Platform.WINDOWS_X64: "win_amd64",
         }[plat] in numpy.filename

@@ -143,8 +143,10 @@ def _mixed_data(size: int) -> bytes:
     while total < size:
         kind = rng.randrange(3)
         if kind == 0:
-            part = " ".join(rng.choice(["def", "class", "import", "numpy", "return"])
-                            for _ in range(rng.randrange(100, 5000))).encode()
+            part = " ".join(
+                rng.choice(["def", "class", "import", "numpy", "return"])
+                for _ in range(rng.randrange(100, 5000))
+            ).encode()
         elif kind == 1:
             part = rng.randbytes(rng.randrange(1000, 200_000))
         else:

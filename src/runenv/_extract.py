@@ -111,8 +111,12 @@ def plan_members(
             )
         if member.issym():
             target = member.linkname
-            if not target or target.startswith("/") or "\\" in target or \
-                    (len(target) > 1 and target[1] == ":"):
+            if (
+                not target
+                or target.startswith("/")
+                or "\\" in target
+                or (len(target) > 1 and target[1] == ":")
+            ):
                 raise UnsafeArchiveError(
                     f"{archive}: refused symlink {member.name!r} -> {target!r}: absolute target"
                 )

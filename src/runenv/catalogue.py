@@ -47,7 +47,8 @@ def find_manifests(dist: Path) -> list[Path]:
     Hidden and temporary folders (`.name`) are skipped.
     """
     found = [
-        p for p in dist.rglob(MANIFEST_GLOB)
+        p
+        for p in dist.rglob(MANIFEST_GLOB)
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(dist).parts)
     ]
     return sorted(found, key=lambda p: p.relative_to(dist).as_posix())
@@ -97,9 +98,7 @@ def _entry(path: Path, manifest: dict[str, Any], base_url: str) -> dict[str, Any
     shown = str(path)
     schema = manifest.get("schema_version")
     if schema != MANIFEST_SCHEMA:
-        raise BuildError(
-            f"{shown}: schema_version {schema!r}: this runenv reads {MANIFEST_SCHEMA}"
-        )
+        raise BuildError(f"{shown}: schema_version {schema!r}: this runenv reads {MANIFEST_SCHEMA}")
     name = _field(manifest, "archive", str, shown)
     if not name or Path(name).name != name or "\\" in name or name in (".", ".."):
         raise BuildError(f"{shown}: archive: {name!r} is not a file name")
@@ -212,15 +211,16 @@ def build_catalogue(
     with tempfile.TemporaryDirectory(prefix="runenv-catalogue-") as tmp:
         stage = Path(tmp) / PROJECT_DIR
         shutil.copytree(
-            source, stage,
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "build", "dist",
-                                          "*.egg-info"),
+            source,
+            stage,
+            ignore=shutil.ignore_patterns(
+                "__pycache__", "*.pyc", ".*", "build", "dist", "*.egg-info"
+            ),
         )
         (stage / DATA_FILE).write_bytes(catalogue_json(variants, final_version).encode())
         wheels = Path(tmp) / "wheels"
         run(
-            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", wheels,
-             stage],
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", wheels, stage],
             what="build the catalogue wheel",
             timeout=BUILD_TIMEOUT,
         )
@@ -233,6 +233,12 @@ def build_catalogue(
             shutil.copyfile(built[0], staged)
             staged.chmod(0o644)
     count = sum(len(p) for p in variants.values())
-    log.info("catalogue %s: %d archives of %d variants, base %s -> %s",
-             final_version, count, len(variants), redact(base_url), target)
+    log.info(
+        "catalogue %s: %d archives of %d variants, base %s -> %s",
+        final_version,
+        count,
+        len(variants),
+        redact(base_url),
+        target,
+    )
     return target

@@ -174,7 +174,11 @@ class _Layout:
             kind = "posix"
             script_python = rel
         return cls(
-            root, schemes, root / info.site_packages(python_version), info.is_windows, kind,
+            root,
+            schemes,
+            root / info.site_packages(python_version),
+            info.is_windows,
+            kind,
             script_python,
         )
 
@@ -183,7 +187,7 @@ class _Layout:
         quoted = self.script_python.replace("'", "'\\''")
         return (
             b"#!/bin/sh\n"
-            b"'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")\"/'"
+            b'\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")"/\''
             + quoted.encode()
             + b"' \"$0\" \"$@\"\n' '''\n"
         )
@@ -516,8 +520,14 @@ def _install_one(wheel: Path, source: _Wheel, layout: _Layout) -> InstalledDist:
         metadata = parse_metadata_file(source.read_dist_info("METADATA"))
         installer.install(source, destination, {"INSTALLER": INSTALLER_NAME})
     except (
-        InstallerError, InvalidRecordEntry, ValueError, KeyError, AssertionError, EOFError,
-        OSError, zipfile.BadZipFile,
+        InstallerError,
+        InvalidRecordEntry,
+        ValueError,
+        KeyError,
+        AssertionError,
+        EOFError,
+        OSError,
+        zipfile.BadZipFile,
     ) as exc:
         raise BuildError(f"cannot install {wheel.name}: {_reason(exc)}") from None
     lib = {"purelib", "platlib"}

@@ -48,10 +48,17 @@ TOOL_TABLE = "runenv"
 # uv settings from the user's environment that may stay: transport and credentials only.
 # Everything else under UV_* (indexes, constraints, exclude-newer, ...) would change the
 # resolution behind the configuration's back, so it is removed.
-_KEEP_UV_ENV = frozenset({
-    "UV_HTTP_TIMEOUT", "UV_HTTP_RETRIES", "UV_REQUEST_TIMEOUT", "UV_NATIVE_TLS",
-    "UV_INSECURE_HOST", "UV_KEYRING_PROVIDER", "UV_CONCURRENT_DOWNLOADS",
-})
+_KEEP_UV_ENV = frozenset(
+    {
+        "UV_HTTP_TIMEOUT",
+        "UV_HTTP_RETRIES",
+        "UV_REQUEST_TIMEOUT",
+        "UV_NATIVE_TLS",
+        "UV_INSECURE_HOST",
+        "UV_KEYRING_PROVIDER",
+        "UV_CONCURRENT_DOWNLOADS",
+    }
+)
 _KEEP_UV_ENV_RE = re.compile(r"UV_INDEX_.+_(USERNAME|PASSWORD)")
 
 
@@ -167,13 +174,32 @@ def lock(
             constraints.write_text("".join(r + "\n" for r in request.constraints), "utf-8")
             base = ["--constraints", str(constraints)]
         out = tmp / "pylock.toml"
-        _compile(request, reqs, out, [*base, "--format", "pylock.toml"], label,
-                 cache=cache, timeout=timeout, log_file=log_file, offline=offline)
+        _compile(
+            request,
+            reqs,
+            out,
+            [*base, "--format", "pylock.toml"],
+            label,
+            cache=cache,
+            timeout=timeout,
+            log_file=log_file,
+            offline=offline,
+        )
         text = out.read_text(encoding="utf-8")
         parsed = _parse(_loads(text, path), path)
         if request.skipped:
-            _check_skipped(request, parsed, reqs, base, tmp, label,
-                           cache=cache, timeout=timeout, log_file=log_file, offline=offline)
+            _check_skipped(
+                request,
+                parsed,
+                reqs,
+                base,
+                tmp,
+                label,
+                cache=cache,
+                timeout=timeout,
+                log_file=log_file,
+                offline=offline,
+            )
     meta = {
         "inputs-hash": request.inputs_hash(),
         "platform": str(request.platform),
@@ -252,22 +278,41 @@ def _compile(
     offline: bool,
 ) -> None:
     cmd: list[str] = [
-        *_uv(), "pip", "compile", str(reqs), "-o", str(out), *extra,
-        "--python-platform", request.platform.info.uv_platform(request.glibc),
-        "--python-version", request.python_version,
+        *_uv(),
+        "pip",
+        "compile",
+        str(reqs),
+        "-o",
+        str(out),
+        *extra,
+        "--python-platform",
+        request.platform.info.uv_platform(request.glibc),
+        "--python-version",
+        request.python_version,
         # An interpreter only for building sdists' metadata; never download one.
-        "--python", sys.executable, "--no-python-downloads",
-        "--no-config", "--no-header", "--quiet",
-        "--default-index", request.default_index or PYPI_SIMPLE,
-        "--index-strategy", "first-index",
+        "--python",
+        sys.executable,
+        "--no-python-downloads",
+        "--no-config",
+        "--no-header",
+        "--quiet",
+        "--default-index",
+        request.default_index or PYPI_SIMPLE,
+        "--index-strategy",
+        "first-index",
     ]
     for url in request.indexes:
         cmd += ["--index", url]
     if offline:
         cmd.append("--offline")
     try:
-        run(cmd, what=f"uv lock of {label}", env=_uv_env(request, cache), timeout=timeout,
-            log_file=log_file)
+        run(
+            cmd,
+            what=f"uv lock of {label}",
+            env=_uv_env(request, cache),
+            timeout=timeout,
+            log_file=log_file,
+        )
     except SubprocessError as exc:
         raise _uv_failure(exc, label) from None
 
@@ -277,14 +322,16 @@ def _uv_failure(exc: SubprocessError, label: str) -> LockError:
     if "timed out" in head:
         return LockError(f"cannot lock {label}: uv {head.split(': ', 1)[-1]}")
     lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
-    errors = [line.strip()[len("error:"):].strip() for line in lines
-              if line.strip().startswith("error:")]
-    causes = [line.strip()[len("cause:"):].strip() for line in lines
-              if line.strip().startswith("cause:")]
+    errors = [
+        line.strip()[len("error:") :].strip() for line in lines if line.strip().startswith("error:")
+    ]
+    causes = [
+        line.strip()[len("cause:") :].strip() for line in lines if line.strip().startswith("cause:")
+    ]
     summary = errors[0] if errors else (lines[-1].strip() if lines else head)
     if causes:
         summary = f"{summary}: {causes[0]}"
-    where = head[head.find(" (full log:"):] if " (full log:" in head else ""
+    where = head[head.find(" (full log:") :] if " (full log:" in head else ""
     body = "\n".join(lines)
     return LockError(f"cannot lock {label}: {summary}{where}" + (f"\n{body}" if body else ""))
 
@@ -315,8 +362,17 @@ def _check_skipped(
     # The lock has no dependency graph: ask uv again (from its warm cache) for `# via` notes.
     out = tmp / "requirements.txt"
     extra = [*base, "--format", "requirements.txt", "--annotation-style", "line"]
-    _compile(request, reqs, out, extra, label,
-             cache=cache, timeout=timeout, log_file=log_file, offline=offline)
+    _compile(
+        request,
+        reqs,
+        out,
+        extra,
+        label,
+        cache=cache,
+        timeout=timeout,
+        log_file=log_file,
+        offline=offline,
+    )
     users: dict[str, list[str]] = {}
     for line in out.read_text(encoding="utf-8").splitlines():
         match = _VIA.match(line.strip())
@@ -336,7 +392,8 @@ def _check_skipped(
         by = ", ".join(names) or "another locked package"
         problems.append(f"{pkg.name} is skipped on {request.platform} but required by {by}")
     raise LockError(
-        f"cannot lock {label}: " + "; ".join(problems)
+        f"cannot lock {label}: "
+        + "; ".join(problems)
         + " (remove the skip, or skip what requires it too)"
     )
 
@@ -429,8 +486,12 @@ def _file(data: Any, path: Path, who: str) -> LockedFile:
             "verified files (does the index publish hashes?)"
         )
     size = data.get("size")
-    return LockedFile(url=url, filename=filename, sha256=sha256.lower(),
-                      size=size if isinstance(size, int) else None)
+    return LockedFile(
+        url=url,
+        filename=filename,
+        sha256=sha256.lower(),
+        size=size if isinstance(size, int) else None,
+    )
 
 
 def _opt_str(value: Any) -> str | None:

@@ -54,5 +54,7 @@ def matrix_table(entries: list[dict[str, str]]) -> list[str]:
     """Human-readable lines for `runenv matrix` without `--json`: aligned columns, a header."""
     rows = [list(KEYS), *([e[k] for k in KEYS] for e in entries)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(KEYS))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]

@@ -227,9 +227,7 @@ def _deflate(block: bytes, zdict: bytes, level: int) -> bytes:
     return comp.compress(block) + comp.flush(zlib.Z_SYNC_FLUSH)
 
 
-def _in_order(
-    func: Callable[[_T], _R], items: Iterable[_T], threads: int | None
-) -> Iterator[_R]:
+def _in_order(func: Callable[[_T], _R], items: Iterable[_T], threads: int | None) -> Iterator[_R]:
     """`func` over `items` on threads, results in input order, with a bounded read-ahead
     (enough to keep every thread busy, no more in memory)."""
     workers = threads or os.cpu_count() or 1

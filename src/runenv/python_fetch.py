@@ -64,8 +64,9 @@ class PinnedArchive:
         if (self.url is None) == (self.path is None):
             raise UsageError("a pinned Python archive needs exactly one of url and path")
         if not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256 or ""):
-            raise UsageError(f"a pinned Python archive needs a sha256 (64 hex digits), got "
-                             f"{self.sha256!r}")
+            raise UsageError(
+                f"a pinned Python archive needs a sha256 (64 hex digits), got {self.sha256!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,10 @@ class PythonSource:
         return redact(self.url)
 
     def __repr__(self) -> str:
-        return (f"PythonSource(version={self.version!r}, platform={self.platform.value!r}, "
-                f"url={self.public_url!r}, sha256={self.sha256!r}, filename={self.filename!r})")
+        return (
+            f"PythonSource(version={self.version!r}, platform={self.platform.value!r}, "
+            f"url={self.public_url!r}, sha256={self.sha256!r}, filename={self.filename!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -145,15 +148,28 @@ def _payload_from_module() -> list[dict[str, Any]]:  # pragma: no cover - older 
     payload: list[dict[str, Any]] = []
     for ver, files in PYTHON_VERSIONS.items():
         entries = [
-            {"platform": plat, "arch": arch, "install_only": inst, "url": url, "sha256": sha,
-             "filename": unquote(url.rsplit("/", 1)[-1])}
+            {
+                "platform": plat,
+                "arch": arch,
+                "install_only": inst,
+                "url": url,
+                "sha256": sha,
+                "filename": unquote(url.rsplit("/", 1)[-1]),
+            }
             for (plat, arch, inst), (url, sha) in files.items()
         ]
-        payload.append({"python_version": {"implementation": ver.implementation,
-                                           "major": ver.major, "minor": ver.minor,
-                                           "micro": ver.micro,
-                                           "freethreaded": ver.freethreaded},
-                        "files": entries})
+        payload.append(
+            {
+                "python_version": {
+                    "implementation": ver.implementation,
+                    "major": ver.major,
+                    "minor": ver.minor,
+                    "micro": ver.micro,
+                    "freethreaded": ver.freethreaded,
+                },
+                "files": entries,
+            }
+        )
     return payload
 
 
@@ -181,8 +197,10 @@ def nearest_versions(
         newest: dict[tuple[int, int], tuple[int, int, int]] = {}
         for v in versions:
             newest[v[:2]] = max(newest.get(v[:2], v), v)
-        order = sorted(newest, key=lambda xy: (abs((xy[0] - wanted[0]) * 1000 + xy[1] - wanted[1]),
-                                               -xy[0], -xy[1]))
+        order = sorted(
+            newest,
+            key=lambda xy: (abs((xy[0] - wanted[0]) * 1000 + xy[1] - wanted[1]), -xy[0], -xy[1]),
+        )
         best = [newest[xy] for xy in order]
     return [".".join(map(str, v)) for v in best[:count]]
 
@@ -287,8 +305,15 @@ def download(
     """The verified archive of `source` in the cache, downloaded only if not there yet."""
     try:
         return fetch_to_cache(
-            cache, CACHE_SECTION, source.url, source.sha256, source.filename,
-            client=client, timeout=timeout, offline=offline, progress=progress,
+            cache,
+            CACHE_SECTION,
+            source.url,
+            source.sha256,
+            source.filename,
+            client=client,
+            timeout=timeout,
+            offline=offline,
+            progress=progress,
         )
     except FetchError as exc:
         if offline or not source.url.startswith(UPSTREAM_PREFIXES):
@@ -330,8 +355,9 @@ def fetch_python(
 ) -> Path:
     """Resolve, download and unpack CPython `version` for `platform` into `dest`; return `dest`."""
     source = resolve(version, platform, mirror=mirror, pinned=pinned)
-    archive = download(source, cache, client=client, timeout=timeout, offline=offline,
-                       progress=progress)
+    archive = download(
+        source, cache, client=client, timeout=timeout, offline=offline, progress=progress
+    )
     return unpack(archive, dest)
 
 
@@ -360,13 +386,21 @@ def fetch_many(
     own = client is None
     http = new_client(timeout) if client is None else client
     try:
+
         def one(platform: Platform) -> Path:
-            archive = download(sources[platform], cache, client=http, timeout=timeout,
-                               offline=offline, progress=progress)
+            archive = download(
+                sources[platform],
+                cache,
+                client=http,
+                timeout=timeout,
+                offline=offline,
+                progress=progress,
+            )
             return unpack(archive, targets[platform])
 
-        with ThreadPoolExecutor(max_workers=max_workers or len(sources),
-                                thread_name_prefix="fetch-python") as pool:
+        with ThreadPoolExecutor(
+            max_workers=max_workers or len(sources), thread_name_prefix="fetch-python"
+        ) as pool:
             futures = {p: pool.submit(one, p) for p in sources}
         results: dict[Platform, Path] = {}
         errors: list[BaseException] = []

@@ -1,6 +1,6 @@
 """Shared pytest fixtures for fetching tests; import the ones you use into your test module.
 
-    from support.fixtures import loopback, pbs_archive_file  # noqa: F401
+from support.fixtures import loopback, pbs_archive_file  # noqa: F401
 """
 
 from __future__ import annotations

@@ -159,8 +159,10 @@ class LoopbackServer:
 
     def start(self) -> LoopbackServer:
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"loopback-http-{self.port}", daemon=True,
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"loopback-http-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         self._timer = threading.Timer(self.lifetime, self.stop)
@@ -184,7 +186,9 @@ class LoopbackServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()
@@ -294,13 +298,22 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         key = _norm(self.path)
         fault = owner._next_fault(key)
-        owner._record(RequestRecord(
-            self.command, key, {k.lower(): v for k, v in self.headers.items()},
-            fault.kind if fault else None, time.monotonic(),
-        ))
+        owner._record(
+            RequestRecord(
+                self.command,
+                key,
+                {k.lower(): v for k, v in self.headers.items()},
+                fault.kind if fault else None,
+                time.monotonic(),
+            )
+        )
         if owner.auth is not None and not self._authorised(owner.auth):
-            self._simple(401, b"authentication required\n",
-                         {"WWW-Authenticate": 'Basic realm="loopback"'}, head)
+            self._simple(
+                401,
+                b"authentication required\n",
+                {"WWW-Authenticate": 'Basic realm="loopback"'},
+                head,
+            )
             return
         if fault is not None and fault.kind == "status":
             self._simple(fault.status, fault.data or b"", {}, head)
@@ -356,7 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._simple(416, b"", {"Content-Range": f"bytes */{total}"}, head)
                     return
                 code = 206
-        body = data[start:end + 1]
+        body = data[start : end + 1]
         self.send_response(code)
         ctype = mimetypes.guess_type(self.path)[0] or "application/octet-stream"
         self.send_header("Content-Type", ctype)
@@ -407,4 +420,4 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _pieces(data: bytes, size: int) -> Iterator[bytes]:
     for offset in range(0, len(data), size):
-        yield data[offset:offset + size]
+        yield data[offset : offset + size]

@@ -164,11 +164,17 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_impl", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__impl(void) { return PyModule_Create(&module); }
-""" .replace("%s", SRCONLY_HELLO)
+""".replace("%s", SRCONLY_HELLO)
 
 
-def _metadata(name: str, version: str, *, requires: Iterable[str] = (),
-              requires_python: str | None = None, summary: str = "") -> str:
+def _metadata(
+    name: str,
+    version: str,
+    *,
+    requires: Iterable[str] = (),
+    requires_python: str | None = None,
+    summary: str = "",
+) -> str:
     lines = ["Metadata-Version: 2.2", f"Name: {name}", f"Version: {version}"]
     if summary:
         lines.append(f"Summary: {summary}")
@@ -262,7 +268,8 @@ def compile_extension(source: str, module: str, out: Path) -> Path:
         src.write_text(source)
         subprocess.run(
             ["gcc", "-shared", "-fPIC", "-O1", f"-I{include}", str(src), "-o", str(out)],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
     return out
 
@@ -273,30 +280,45 @@ def compile_extension(source: str, module: str, out: Path) -> Path:
 def _build_packages(files: Path, work: Path) -> None:
     deps = ["rtdep>=1", 'rtwin>=1; sys_platform == "win32"']
     write_wheel(
-        files, "rtpure", "1.0", "py3-none-any",
+        files,
+        "rtpure",
+        "1.0",
+        "py3-none-any",
         {
             "rtpure/__init__.py": b'VALUE = "rtpure 1.0"\n',
-            "rtpure/cli.py": (
-                f"def main() -> None:\n    print({RTPURE_HELLO!r})\n"
-            ).encode(),
+            "rtpure/cli.py": (f"def main() -> None:\n    print({RTPURE_HELLO!r})\n").encode(),
             "rtpure-1.0.data/data/share/rtpure/hello.txt": b"hello data\n",
         },
-        metadata=_metadata("rtpure", "1.0", requires=deps, requires_python=">=3.8",
-                           summary="pure package with a console script"),
+        metadata=_metadata(
+            "rtpure",
+            "1.0",
+            requires=deps,
+            requires_python=">=3.8",
+            summary="pure package with a console script",
+        ),
         entry_points="[console_scripts]\nrtpure-hello = rtpure.cli:main\n",
     )
     write_wheel(
-        files, "rtdep", "1.0", "py3-none-any",
+        files,
+        "rtdep",
+        "1.0",
+        "py3-none-any",
         {"rtdep/__init__.py": b'VALUE = "rtdep 1.0"\n'},
         metadata=_metadata("rtdep", "1.0", requires_python=">=3.8"),
     )
     write_wheel(
-        files, "rtdep", "2.0", "py3-none-any",
+        files,
+        "rtdep",
+        "2.0",
+        "py3-none-any",
         {"rtdep/__init__.py": b'VALUE = "rtdep 2.0"\n'},
         metadata=_metadata("rtdep", "2.0", requires_python=">=3.99"),
     )
     write_wheel(
-        files, "rtwin", "1.0", "py3-none-any",
+        files,
+        "rtwin",
+        "1.0",
+        "py3-none-any",
         {"rtwin/__init__.py": b'VALUE = "rtwin 1.0"\n'},
         metadata=_metadata("rtwin", "1.0"),
     )
@@ -313,33 +335,47 @@ def _build_packages(files: Path, work: Path) -> None:
     for key, (plat, suffix) in RTNATIVE_PLATFORMS.items():
         binary = host_so.read_bytes() if key == "linux-x64" else placeholders[key]
         write_wheel(
-            files, "rtnative", "1.0", f"{CP}-{CP}-{plat}",
+            files,
+            "rtnative",
+            "1.0",
+            f"{CP}-{CP}-{plat}",
             {"rtnative/__init__.py": native_init, f"rtnative/_native{suffix}": binary},
-            metadata=native_meta, purelib=False,
+            metadata=native_meta,
+            purelib=False,
         )
     setup_native = (
         "from setuptools import Extension, setup\n\n"
         'setup(ext_modules=[Extension("rtnative._native", ["rtnative/_native.c"])])\n'
     )
-    write_sdist(files, "rtnative", "1.0", {
-        "PKG-INFO": native_meta.encode(),
-        "pyproject.toml": _pyproject("rtnative", "1.0").encode(),
-        "setup.py": setup_native.encode(),
-        "rtnative/__init__.py": native_init,
-        "rtnative/_native.c": NATIVE_C.encode(),
-    })
+    write_sdist(
+        files,
+        "rtnative",
+        "1.0",
+        {
+            "PKG-INFO": native_meta.encode(),
+            "pyproject.toml": _pyproject("rtnative", "1.0").encode(),
+            "setup.py": setup_native.encode(),
+            "rtnative/__init__.py": native_init,
+            "rtnative/_native.c": NATIVE_C.encode(),
+        },
+    )
 
     setup_src = (
         "from setuptools import Extension, setup\n\n"
         'setup(ext_modules=[Extension("rtsrconly._impl", ["rtsrconly/_impl.c"])])\n'
     )
-    write_sdist(files, "rtsrconly", "1.0", {
-        "PKG-INFO": _metadata("rtsrconly", "1.0", requires_python=">=3.8").encode(),
-        "pyproject.toml": _pyproject("rtsrconly", "1.0").encode(),
-        "setup.py": setup_src.encode(),
-        "rtsrconly/__init__.py": b"from rtsrconly._impl import hello\n\n__all__ = ['hello']\n",
-        "rtsrconly/_impl.c": SRCONLY_C.encode(),
-    })
+    write_sdist(
+        files,
+        "rtsrconly",
+        "1.0",
+        {
+            "PKG-INFO": _metadata("rtsrconly", "1.0", requires_python=">=3.8").encode(),
+            "pyproject.toml": _pyproject("rtsrconly", "1.0").encode(),
+            "setup.py": setup_src.encode(),
+            "rtsrconly/__init__.py": b"from rtsrconly._impl import hello\n\n__all__ = ['hello']\n",
+            "rtsrconly/_impl.c": SRCONLY_C.encode(),
+        },
+    )
 
 
 def repack_installed(name: str, out_dir: Path) -> Path | None:
@@ -359,8 +395,15 @@ def repack_installed(name: str, out_dir: Path) -> Path | None:
     canon = canonicalize_name(dist.metadata["Name"]).replace("-", "_")
     info = f"{canon}-{dist.version}.dist-info"
     members: dict[str, bytes] = {}
-    skip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "METADATA", "WHEEL",
-            "entry_points.txt"}
+    skip = {
+        "RECORD",
+        "INSTALLER",
+        "REQUESTED",
+        "direct_url.json",
+        "METADATA",
+        "WHEEL",
+        "entry_points.txt",
+    }
     for f in dist.files:
         rel = str(f).replace("\\", "/")
         if rel.startswith("..") or "__pycache__" in rel or rel.endswith(".pyc"):
@@ -375,7 +418,11 @@ def repack_installed(name: str, out_dir: Path) -> Path | None:
             return None
         members[rel] = path.read_bytes()
     return write_wheel(
-        out_dir, canon, dist.version, "py3-none-any", members,
+        out_dir,
+        canon,
+        dist.version,
+        "py3-none-any",
+        members,
         metadata=dist.read_text("METADATA") or "",
         entry_points=dist.read_text("entry_points.txt"),
     )
@@ -512,8 +559,11 @@ class _IndexHandler(_Handler):
     """The loopback handler, answering directory pages (`/simple/x/`) as HTML for installers."""
 
     def send_header(self, keyword: str, value: str) -> None:
-        if (keyword.lower() == "content-type" and value == "application/octet-stream"
-                and urlsplit(self.path).path.endswith("/")):
+        if (
+            keyword.lower() == "content-type"
+            and value == "application/octet-stream"
+            and urlsplit(self.path).path.endswith("/")
+        ):
             value = "text/html; charset=utf-8"
         super().send_header(keyword, value)
 

@@ -44,8 +44,17 @@ PY_XY = "{}.{}".format(*sys.version_info[:2])
 HOST_TRIPLE = host_platform().info.pbs_triple
 FIXED_MTIME = 1_700_000_000
 
-_SKIP_DIRS = {"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "__pycache__",
-              "site-packages", "ensurepip"}
+_SKIP_DIRS = {
+    "test",
+    "tests",
+    "idle_test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "__pycache__",
+    "site-packages",
+    "ensurepip",
+}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".a", ".o")
 
 _lock = threading.Lock()
@@ -107,8 +116,12 @@ def _strip_binaries(root: Path) -> None:
         return
     files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p)]
     if files:
-        subprocess.run([strip, "--strip-unneeded", *map(str, files)], check=False,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [strip, "--strip-unneeded", *map(str, files)],
+            check=False,
+            capture_output=True,
+            timeout=120,
+        )
 
 
 def _is_elf(path: Path) -> bool:
@@ -118,9 +131,11 @@ def _is_elf(path: Path) -> bool:
 
 def write_tar_gz(out: Path, root: Path, arcroot: str = "python") -> Path:
     """Pack the tree `root` as `arcroot/...` into a reproducible .tar.gz at `out`."""
-    with out.open("wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        out.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for path in [root, *sorted(root.rglob("*"))]:
             name = arcroot if path == root else f"{arcroot}/{path.relative_to(root).as_posix()}"
             info = tar.gettarinfo(str(path), arcname=name)

@@ -23,13 +23,18 @@ def _out(line: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--cache-dir", type=Path, help="default: $RUNENV_CATALOGUE_CACHE or "
-                        "the user cache directory")
+    common.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="default: $RUNENV_CATALOGUE_CACHE or the user cache directory",
+    )
     parser = argparse.ArgumentParser(prog=PROG, description="Install and run runenv runtimes.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", parents=[common], help="the variants and their platforms")
-    for name, doc in (("which", "the interpreter of an installed variant"),
-                      ("install", "install a variant (once); print its interpreter")):
+    for name, doc in (
+        ("which", "the interpreter of an installed variant"),
+        ("install", "install a variant (once); print its interpreter"),
+    ):
         p = sub.add_parser(name, parents=[common], help=doc)
         p.add_argument("variant")
         p.add_argument("--platform", help="a platform key (default: this machine)")

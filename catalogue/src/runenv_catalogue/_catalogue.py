@@ -139,8 +139,10 @@ class Catalogue:
         if path is not None:
             text = path.read_text(encoding="utf-8")
         else:
-            text = resources.files("runenv_catalogue").joinpath("catalogue.json").read_text(
-                encoding="utf-8"
+            text = (
+                resources.files("runenv_catalogue")
+                .joinpath("catalogue.json")
+                .read_text(encoding="utf-8")
             )
         try:
             data = json.loads(text)
@@ -221,9 +223,7 @@ class Catalogue:
         env[path_key] = os.pathsep.join([*first, rest] if rest else first)
         return env
 
-    def run(
-        self, variant: str, args: Sequence[str], *, cache_dir: Path | None = None
-    ) -> int:
+    def run(self, variant: str, args: Sequence[str], *, cache_dir: Path | None = None) -> int:
         """Install `variant` if needed, run its interpreter with `args`; its exit code."""
         python = self.install(variant, cache_dir=cache_dir)
         env = self.environment(variant, cache_dir=cache_dir)
