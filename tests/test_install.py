@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from runenv.errors import BuildError
-from runenv.install import InstalledDist, install_wheels, top_level
+from runenv.install import InstalledDist, install_wheels
+from runenv.modules import top_level
 from runenv.platforms import Platform, host_platform
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -1,0 +1,56 @@
+"""The importable top-level names of a runtime, read from what its distributions installed.
+
+Each installed package's names, from the files its wheel wrote.
+
+A package is a directory with an `__init__` module; a module is a `.py` file or an extension
+(`.so`, `.pyd`); names starting with `_` count (`_cffi_backend`). A directory without
+`__init__` is a namespace package (PEP 420): the search goes on below it to the first regular
+packages and modules, named with dots (`google.protobuf`, `google._upb._message`). Importing
+those imports the namespace too and runs the code that can fail; the namespace alone imports
+whenever its directory exists, so it checks nothing. As for any package, deeper sub-packages
+are not imported: they may need optional dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+_EXTENSION_SUFFIXES = (".so", ".pyd")
+
+
+def top_level(paths: Iterable[str]) -> tuple[str, ...]:
+    """Importable top-level names among `paths` (relative to site-packages, `/`-separated).
+
+    `.dist-info`, `.data`, `__pycache__`, `.pth` files, paths outside site-packages (`../`)
+    and directories that are not identifiers (`numpy.libs`) give no name.
+    """
+    paths = list(paths)
+    packages = {p.rpartition("/")[0] for p in paths if _module(p.rpartition("/")[2]) == "__init__"}
+    names: set[str] = set()
+    for path in paths:
+        parts = path.split("/")
+        if parts[0].endswith((".dist-info", ".data")):
+            continue
+        for depth in range(1, len(parts)):
+            directory = parts[depth - 1]
+            if not directory.isidentifier() or directory == "__pycache__":
+                break
+            if "/".join(parts[:depth]) in packages:
+                names.add(".".join(parts[:depth]))
+                break
+        else:
+            module = _module(parts[-1])
+            if module and module != "__init__":
+                names.add(".".join([*parts[:-1], module]))
+    return tuple(sorted(names))
+
+
+def _module(filename: str) -> str | None:
+    """The module a file defines (`six.py`, `_foo.cpython-312-x86_64-linux-gnu.so`), if any."""
+    if filename.endswith(".py"):
+        stem = filename[:-3]
+    elif filename.endswith(_EXTENSION_SUFFIXES):
+        stem = filename.split(".", 1)[0]
+    else:
+        return None
+    return stem if stem.isidentifier() else None
