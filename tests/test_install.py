@@ -16,7 +16,7 @@ import pytest
 
 from runenv.errors import BuildError
 from runenv.install import InstalledDist, install_wheels
-from runenv.modules import top_level
+from runenv.modules import importable, top_level
 from runenv.platforms import Platform, host_platform
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -308,3 +308,17 @@ def test_top_level_names() -> None:
         "six",
         "win_ext",
     )
+
+
+def test_importable_names_what_records_and_copied_files_declare(
+    tmp_path: Path, wheels: list[Path]
+) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    install_wheels(tree, wheels, Platform.LINUX_X64, "3.12")
+    site = "lib/python3.12/site-packages"
+    (tree / site / "norecord-1.0.dist-info").mkdir()  # no RECORD: it declares nothing
+    (tree / site / "stray.py").write_text("")  # in no RECORD and not copied: not imported
+    (tree / site / "rtcopied.py").write_text("")
+    copied = [f"{site}/rtcopied.py", "bin/tool.py"]
+    assert importable(tree, site, copied) == ["hello", "hello_mod", "plain", "rtcopied"]

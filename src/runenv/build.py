@@ -38,10 +38,11 @@ from runenv import (
 )
 from runenv._cache import Cache, lock_for, replace_dir, staged_file, sweep_stale
 from runenv._download import redact
-from runenv.check import import_check, top_level_modules
+from runenv.check import import_check
 from runenv.config import VariantConfig
 from runenv.errors import BuildError, LockError, RunenvError, UsageError
 from runenv.manifest import PackageRecord, build_hash, make_manifest, read_manifest
+from runenv.modules import importable
 from runenv.plan import Plan, make_plan
 from runenv.platforms import Platform, host_platform
 
@@ -325,7 +326,7 @@ def _run_stages(job: _Job, work: Path) -> None:
     with staged_file(target.archive) as staged, ThreadPoolExecutor(1) as pool:
         packing = pool.submit(pack.pack_tree, tree, staged)
         try:
-            _check(plan, tree, native, timeout, log_file)
+            _check(plan, tree, copied, native, timeout, log_file)
         except BaseException:
             wait([packing])  # the check's error is the one to report; the archive is dropped
             raise
@@ -336,7 +337,9 @@ def _run_stages(job: _Job, work: Path) -> None:
     sha256, size = packed
     built_names = {path.name for path in built.values()}
     records = [
-        PackageRecord(d.name, d.version, d.wheel, d.sha256, from_source=d.wheel in built_names)
+        PackageRecord(
+            d.name, d.version, d.wheel, d.sha256, d.wheel in built_names, top_level=d.top_level
+        )
         for d in installed
     ]
     manifest = make_manifest(
@@ -353,13 +356,16 @@ def _run_stages(job: _Job, work: Path) -> None:
     pack.write_manifest(target.manifest, manifest)
 
 
-def _check(plan: Plan, tree: Path, native: bool, timeout: float, log_file: Path | None) -> None:
+def _check(
+    plan: Plan, tree: Path, copied: list[str], native: bool, timeout: float, log_file: Path | None
+) -> None:
     """Stage 7: audit every binary and wheel tag; natively, import every top-level module."""
     audit.audit_tree(tree, plan)
     if native:
+        modules = importable(tree, plan.site_packages.as_posix(), copied)
         import_check(
-            tree, tree / plan.interpreter, top_level_modules(tree / plan.site_packages),
-            plan.allow_import_failures, timeout=timeout, log_file=log_file,
+            tree, tree / plan.interpreter, modules, plan.allow_import_failures,
+            timeout=timeout, log_file=log_file,
         )  # fmt: skip
 
 
@@ -397,7 +403,8 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
     """Re-run the checks on a finished build (`runenv check`); return the tree checked."""
     plan = make_plan(vc, platform)
     target = Target.of(plan, options)
-    if read_manifest(target.manifest) is None or not target.tree.is_dir():
+    manifest = read_manifest(target.manifest)
+    if manifest is None or not target.tree.is_dir():
         raise UsageError(
             f"{plan.variant} {platform.value} is not built: run `runenv build {plan.variant} "
             f"--platform {platform.value}`"
@@ -411,7 +418,7 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
             import_check(
                 moved,
                 moved / plan.interpreter,
-                top_level_modules(moved / plan.site_packages),
+                importable(moved, plan.site_packages.as_posix(), manifest.get("copied_files", [])),
                 plan.allow_import_failures,
                 timeout=float(plan.timeout),
             )

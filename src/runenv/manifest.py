@@ -15,7 +15,8 @@ from runenv.plan import CopyStep, Plan
 
 SCHEMA_VERSION = 1
 # Bump when a change to runenv changes what a build produces from the same inputs.
-BUILD_FORMAT = 1
+# 2: the manifest lists each package's top-level names; the import check imports them all.
+BUILD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class PackageRecord:
     wheel: str
     sha256: str
     from_source: bool
-    top_level: tuple[str, ...] = ()
+    top_level: tuple[str, ...] = ()  # importable names it installed (`runenv.modules`)
 
 
 def _hash_copies(digest: Any, steps: Iterable[CopyStep]) -> None:
@@ -94,6 +95,7 @@ def make_manifest(
                 "wheel": p.wheel,
                 "sha256": p.sha256,
                 "from_source": p.from_source,
+                "top_level": list(p.top_level),
             }
             for p in sorted(packages, key=lambda p: p.name.lower())
         ],

@@ -1,6 +1,8 @@
 """The importable top-level names of a runtime, read from what its distributions installed.
 
-Each installed package's names, from the files its wheel wrote.
+One rule for both places that need the list: the manifest records each package's names (from
+the files its wheel wrote), and the import check imports every name that the RECORD of each
+distribution in the tree declares, plus modules that copyFiles put in site-packages.
 
 A package is a directory with an `__init__` module; a module is a `.py` file or an extension
 (`.so`, `.pyd`); names starting with `_` count (`_cffi_backend`). A directory without
@@ -14,6 +16,9 @@ are not imported: they may need optional dependencies.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
+
+from runenv._installed import dist_infos, record_paths
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 
@@ -43,6 +48,19 @@ def top_level(paths: Iterable[str]) -> tuple[str, ...]:
             if module and module != "__init__":
                 names.add(".".join([*parts[:-1], module]))
     return tuple(sorted(names))
+
+
+def importable(tree: Path, site_packages: str, copied: Iterable[str] = ()) -> list[str]:
+    """Every top-level name to import in the runtime `tree`.
+
+    `site_packages` is relative to `tree`; `copied` are the files copyFiles wrote, relative to
+    `tree` as the manifest lists them (those outside site-packages are not modules).
+    """
+    site = tree / site_packages
+    names = {name for _, info in dist_infos(site) for name in top_level(record_paths(info))}
+    prefix = site_packages.rstrip("/") + "/"
+    names.update(top_level(p[len(prefix) :] for p in copied if p.startswith(prefix)))
+    return sorted(names)
 
 
 def _module(filename: str) -> str | None:
