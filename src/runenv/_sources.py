@@ -47,9 +47,20 @@ class WheelSource(WheelFile):
 def open_wheel(wheel: Path) -> WheelSource:
     """Open `wheel`, or fail naming it."""
     try:
-        return WheelSource(zipfile.ZipFile(wheel), wheel)
+        f = zipfile.ZipFile(wheel)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise BuildError(f"cannot install {wheel.name}: {exc}") from None
+    for name in f.namelist():
+        # installer refuses these too, but with a message that names neither (its
+        # os.path.commonpath raises "Can't mix absolute and relative paths").
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+            f.close()
+            raise BuildError(
+                f"cannot install {wheel.name}: entry {name!r} is an absolute path or leaves the "
+                "install folder: the wheel is broken or hostile, do not use it"
+            )
+    return WheelSource(f, wheel)
 
 
 def clash_groups(sources: Sequence[WheelSource], layout: Layout) -> list[list[int]]:

@@ -21,6 +21,7 @@ import hashlib
 import os
 import warnings
 import zipfile
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -126,7 +127,9 @@ def _install_one(wheel: Path, source: WheelSource, layout: Layout) -> InstalledD
         AssertionError,
         EOFError,
         OSError,
+        NotImplementedError,  # a zip compression method Python cannot read
         zipfile.BadZipFile,
+        zlib.error,  # a corrupt deflate stream
     ) as exc:
         raise BuildError(f"cannot install {wheel.name}: {_reason(exc)}") from None
     lib = {"purelib", "platlib"}
