@@ -30,8 +30,9 @@ extension file:
   `Machine = IMAGE_FILE_MACHINE_AMD64`, DLL characteristics, and an empty PE32+ optional header.
 
 The placeholders are not loadable; they exist for audits that read binary headers
-(`elf_header`, `macho_header`, `macho_fat`, `pe_header` build more of them, e.g. to plant a
-wrong-architecture file). The sdists' `pyproject.toml` carry static `[project]` metadata, so uv
+(`support.pbs` re-exports the writers of `scripts/standin_pbs.py`: `elf_header`,
+`macho_header`, `macho_fat`, `pe_header` build more of them, e.g. to plant a wrong-architecture
+file). The sdists' `pyproject.toml` carry static `[project]` metadata, so uv
 resolves them without building anything.
 
 `IndexServer(root)` (a `support.http.LoopbackServer`) serves it: `.index_url` is
@@ -48,7 +49,6 @@ import html
 import importlib.metadata
 import io
 import shutil
-import struct
 import subprocess
 import sys
 import sysconfig
@@ -66,6 +66,15 @@ from urllib.parse import urlsplit
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from .http import LoopbackServer, _Handler, wrong_bytes
+from .pbs import (
+    CPU_TYPE_ARM64,
+    CPU_TYPE_X86_64,
+    EM_AARCH64,
+    IMAGE_FILE_MACHINE_AMD64,
+    elf_header,
+    macho_header,
+    pe_header,
+)
 
 INDEX_VERSION = "2"  # bump when the contents change, so stale session dirs are rebuilt
 PY = f"{sys.version_info.major}{sys.version_info.minor}"
@@ -83,51 +92,6 @@ RTNATIVE_PLATFORMS: dict[str, tuple[str, str]] = {
     "macosx-aarch64": ("macosx_11_0_arm64", f".cpython-{PY}-darwin.so"),
     "windows-x64": ("win_amd64", f".{CP}-win_amd64.pyd"),
 }
-
-
-# --------------------------------------------------------------------------- binary headers
-
-EM_X86_64 = 62
-EM_AARCH64 = 183
-CPU_TYPE_X86_64 = 0x01000007
-CPU_TYPE_ARM64 = 0x0100000C
-IMAGE_FILE_MACHINE_AMD64 = 0x8664
-IMAGE_FILE_MACHINE_ARM64 = 0xAA64
-
-
-def elf_header(machine: int = EM_AARCH64) -> bytes:
-    """A 64-byte ELF64 little-endian `ET_DYN` header for `machine` (no sections)."""
-    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
-    return struct.pack("<16sHHIQQQIHHHHHH", ident, 3, machine, 1, 0, 0, 0, 0, 64, 56, 0, 64, 0, 0)
-
-
-def macho_header(cputype: int = CPU_TYPE_ARM64) -> bytes:
-    """A 32-byte Mach-O 64 `MH_BUNDLE` header for `cputype` (no load commands)."""
-    subtype = 3 if cputype == CPU_TYPE_X86_64 else 0
-    return struct.pack("<IiiIIIII", 0xFEEDFACF, cputype, subtype, 8, 0, 0, 0, 0)
-
-
-def macho_fat(cputypes: Iterable[int]) -> bytes:
-    """A universal (fat) Mach-O holding one `macho_header` slice per cputype."""
-    types = list(cputypes)
-    offset = 8 + 20 * len(types)
-    offset = (offset + 15) // 16 * 16
-    arches, slices = b"", b""
-    for cputype in types:
-        body = macho_header(cputype)
-        subtype = 3 if cputype == CPU_TYPE_X86_64 else 0
-        arches += struct.pack(">iiIII", cputype, subtype, offset + len(slices), len(body), 4)
-        slices += body
-    head = struct.pack(">II", 0xCAFEBABE, len(types)) + arches
-    return head.ljust(offset, b"\0") + slices
-
-
-def pe_header(machine: int = IMAGE_FILE_MACHINE_AMD64) -> bytes:
-    """A DOS stub + PE signature + COFF header (DLL) + empty PE32+ optional header."""
-    dos = b"MZ" + bytes(0x3A) + struct.pack("<I", 64)
-    coff = struct.pack("<HHIIIHH", machine, 0, 0, 0, 0, 240, 0x2022)
-    optional = struct.pack("<H", 0x20B).ljust(240, b"\0")
-    return dos + b"PE\0\0" + coff + optional
 
 
 # --------------------------------------------------------------------------- sources
