@@ -60,7 +60,7 @@ SKIP_DIRS = {
 SKIP_SUFFIXES = (".pyc", ".pyo", ".a", ".o")
 
 # A copy of runenv.platforms.host_platform's table (this file imports nothing but the
-# standard library); tests/test_fetch.py checks the two agree.
+# standard library); tests/test_catalogue_parity.py checks the two agree.
 HOST_OS = {"linux": "linux", "darwin": "macosx", "win32": "windows"}
 HOST_ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
 
