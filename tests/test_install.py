@@ -66,7 +66,7 @@ def _check_records(site: Path) -> None:
                 assert (record_hash(data), str(len(data))) == (digest, size), path
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX runtime")
+@pytest.mark.skipif(host_platform().info.is_windows, reason="POSIX runtime")
 def test_posix_install_relocates(tmp_path: Path, wheels: list[Path]) -> None:
     build = tmp_path / "build" / "runtime"
     subprocess.run(
