@@ -136,11 +136,11 @@ INTERPRETERS = {
 # --------------------------------------------------------------------------- trees
 
 
-def host_tree(root: Path, *, ensurepip: bool = False) -> Path:
+def host_tree(root: Path) -> Path:
     """A copy of the running interpreter laid out like PBS's `python/`, at `root`.
 
     The copied executable finds its prefix from where it sits, so the tree runs from anywhere
-    on this machine. `ensurepip` keeps the stdlib's ensurepip (left out by default).
+    on this machine.
     """
     xy = "{}.{}".format(*sys.version_info[:2])
     bindir, libdir = root / "bin", root / "lib"
@@ -148,12 +148,11 @@ def host_tree(root: Path, *, ensurepip: bool = False) -> Path:
     shutil.copy2(os.path.realpath(sys.executable), bindir / f"python{xy}")
     for alias in ("python3", "python"):
         (bindir / alias).symlink_to(f"python{xy}")
-    skip = SKIP_DIRS - ({"ensurepip"} if ensurepip else set())
     shutil.copytree(
         sysconfig.get_paths()["stdlib"],
         libdir / f"python{xy}",
         symlinks=True,
-        ignore=lambda _d, names: {n for n in names if n in skip or n.endswith(SKIP_SUFFIXES)},
+        ignore=lambda _d, names: {n for n in names if n in SKIP_DIRS or n.endswith(SKIP_SUFFIXES)},
     )
     (libdir / f"python{xy}" / "site-packages").mkdir()
     shared = sysconfig.get_config_var("LIBDIR")
@@ -240,13 +239,13 @@ def pack(root: Path, out: Path, arcroot: str = "python") -> str:
     return sha256_of(out)
 
 
-def write_archive(key: str, out: Path, *, host: bool, ensurepip: bool = False) -> str:
+def write_archive(key: str, out: Path, *, host: bool) -> str:
     """Write platform `key`'s archive to `out`: the running interpreter when `host`, else
     the header-only stand-in. Return its sha256."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "python"
         if host:
-            host_tree(root, ensurepip=ensurepip)
+            host_tree(root)
         else:
             foreign_tree(root, key)
         return pack(root, out)
