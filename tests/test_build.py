@@ -199,14 +199,13 @@ def test_import_check_sees_namespace_packages_and_underscore_modules(
         index / "files",
         "rtnsext",
         "1.0",
-        f"{CP}-{CP}-{RTNATIVE_PLATFORMS['linux-x64'][0]}",
         {
             "rtns/core/__init__.py": b'VALUE = "core"\n',
             "rtns/core/data.json": b"{}\n",
             "rtns/plain.py": b'VALUE = "plain"\n',
             f"_rtcext{sysconfig.get_config_var('EXT_SUFFIX')}": ext.read_bytes(),
         },
-        metadata="Metadata-Version: 2.2\nName: rtnsext\nVersion: 1.0\n",
+        tag=f"{CP}-{CP}-{RTNATIVE_PLATFORMS['linux-x64'][0]}",
         purelib=False,
     )
     write_simple_pages(index)
