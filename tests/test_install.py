@@ -256,12 +256,15 @@ def test_top_level_names() -> None:
         "hello-1.0.data/scripts/x",
         "typing_extensions.pyi",
         "not-an-identifier.py",
+        "vendorlibs/libfoo.so",  # a shared library in a namespace folder: not a module
+        "plainext.so",  # an extension without an ABI tag: a module
     ]
     assert top_level(paths) == (
         "_cffi_backend",
         "google.protobuf",
         "nsonly.mod",
         "numpy",
+        "plainext",
         "six",
         "win_ext",
     )

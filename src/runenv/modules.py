@@ -69,6 +69,11 @@ def _module(filename: str) -> str | None:
         stem = filename[:-3]
     elif filename.endswith(_EXTENSION_SUFFIXES):
         stem = filename.split(".", 1)[0]
+        if stem.startswith("lib") and filename == f"{stem}.so":
+            # `libfoo.so` without an ABI tag is a shared library a package loads, not a module
+            # (extensions are `foo.cpython-312-...so` or `foo.abi3.so`; a bare `.so` named lib*
+            # would fail an import that nobody makes).
+            return None
     else:
         return None
     return stem if stem.isidentifier() else None
