@@ -1,4 +1,4 @@
-"""Stage 7 (native builds): import every top-level module with the runtime's own interpreter.
+"""The check stage, natively: import every top-level module with the runtime's interpreter.
 
 The tree is checked at a path other than the one it was built in, so a runtime that only works
 where it was built fails here rather than on a user's machine.

@@ -1,4 +1,4 @@
-"""Stage 6: copy the variant's extra files (`copyFiles`) into the runtime tree."""
+"""The copy-files stage: copy the variant's extra files (`copyFiles`) into the runtime tree."""
 
 from __future__ import annotations
 
