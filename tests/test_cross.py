@@ -231,7 +231,7 @@ def test_failing_source_build_shows_tail_and_log(
     err = capsys.readouterr().err
     assert "build rtsrconly 1.0 from source: failed with exit code 1" in err
     assert err.count("build rtsrconly 1.0 from source") == 1
-    assert "full log: " in err and f"runenv-{VARIANT}-linux-x64.log" in err
+    assert "full log: " in err and f"runenv-{VARIANT}-linux-x64.attempt.log" in err
     assert not (root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz").exists()
 
 

@@ -41,7 +41,7 @@ from runenv import (
 from runenv._cache import Cache, lock_for, replace_dir, sweep_stale, temp_beside
 from runenv.check import import_check, top_level_modules
 from runenv.config import VariantConfig
-from runenv.errors import BuildError, LockError, RunenvError
+from runenv.errors import BuildError, LockError, OSFailure, RunenvError
 from runenv.install import InstalledDist
 from runenv.manifest import BuildInputs, PackageRecord, make_manifest, read_manifest
 from runenv.plan import Plan, make_plan
@@ -90,7 +90,8 @@ class Target:
 
     archive: Path
     manifest: Path
-    log: Path
+    log: Path  # the log of the build that made the archive beside it
+    attempt_log: Path  # the log of a build under way; it becomes `log` only if that succeeds
     tree: Path
 
     @classmethod
@@ -100,6 +101,7 @@ class Target:
             archive=options.dist / f"{stem}.tar.gz",
             manifest=options.dist / f"{stem}.json",
             log=options.dist / f"{stem}.log",
+            attempt_log=options.dist / f"{stem}.attempt.log",
             tree=options.pydist / plan.variant / plan.platform.value,
         )
 
@@ -118,12 +120,16 @@ class Target:
 class BuildLog:
     """The build's log (`[build] enableLogging`): every command's output, beside the archive.
 
-    `start()` truncates it and writes its header once per build; the pipeline calls it before
-    the first stage that does work, so a build found up to date keeps the last build's log.
+    A build writes `path` (the target's attempt log), which `publish` renames over the log of
+    the last good build: a failed build leaves its own log beside the last good archive,
+    manifest and log, which stay untouched. `start()` truncates it and writes its header once
+    per build; the pipeline calls it before the first stage that does work, so a build found
+    up to date leaves the logs as they were. `path` is None when logging is off.
     """
 
-    def __init__(self, path: Path | None, plan: Plan) -> None:
-        self.path = path
+    def __init__(self, target: Target, plan: Plan) -> None:
+        self.path = target.attempt_log if plan.enable_logging else None
+        self._final = target.log
         self._header = f"runenv {__version__}: build {plan.variant} {plan.platform.value}\n\n"
         self._started = False
 
@@ -133,6 +139,11 @@ class BuildLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(self._header, encoding="utf-8")
         self._started = True
+
+    def publish(self) -> None:
+        """The attempt's log becomes the build's log (call it when the build succeeded)."""
+        if self.path is not None and self._started:
+            self.path.replace(self._final)
 
 
 @dataclass(frozen=True)
@@ -178,11 +189,12 @@ def build_target(
     Two stages run beside another, on `background`: the interpreter is fetched and unpacked
     while the wheels download, and the archive is packed while the tree is checked. Nothing
     is published unless both the check and the pack succeed; a failure anywhere leaves the
-    last finished build as it was.
+    last finished build, and its log, as they were.
     """
     started = time.monotonic()
     ctx = plan_build(vc, platform, options, cache, client)
 
+    # Lock: redone when its inputs changed (refused under --locked).
     lock_file = lock.lock_path(vc.folder, platform)
     why = stale_lock(vc, ctx.plan, options)
     if why is not None:
@@ -200,6 +212,8 @@ def build_target(
 
     if not force and ctx.target.is_current(digest):
         return result(up_to_date=True)
+    # The work: under the target's file lock, in a work folder beside its tree; on any error
+    # the background thread is waited for, then the staged archive and the work folder go.
     with contextlib.ExitStack() as stack:
         stack.enter_context(lock_for(ctx.target.archive, in_dir=_lock_dir(options, ctx.plan)))
         if not force and ctx.target.is_current(digest):  # a concurrent build finished it
@@ -207,7 +221,7 @@ def build_target(
         work = stack.enter_context(_work_dir(ctx))
         ctx.log.start()
         staged_archive = stack.enter_context(temp_beside(ctx.target.archive))
-        background = stack.enter_context(ThreadPoolExecutor(1))  # waited for before cleanup
+        background = stack.enter_context(ThreadPoolExecutor(1))
 
         artifacts = select(ctx, lock_file)
         unpacking = background.submit(fetch_python, ctx, work / "build")
@@ -246,7 +260,7 @@ def plan_build(
         client=client,
         python=python_fetch.variant_source(vc, platform, mirror=options.python_mirror),
         target=target,
-        log=BuildLog(target.log if plan.enable_logging else None, plan),
+        log=BuildLog(target, plan),
     )
 
 
@@ -462,12 +476,14 @@ def describe(
 
 def publish(ctx: BuildContext, tree: Path, archive: Path, manifest: Mapping[str, Any]) -> None:
     """Publish: the old manifest goes, the tree and the archive take their places, the new
-    manifest is written last (the module docstring says why)."""
+    manifest is written (the module docstring says why it is last), the attempt's log becomes
+    the build's log."""
     target = ctx.target
     target.manifest.unlink(missing_ok=True)
     replace_dir(tree, target.tree)
     archive.replace(target.archive)
     pack.write_manifest(target.manifest, manifest)
+    ctx.log.publish()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -503,6 +519,9 @@ def build_many(
 ) -> tuple[list[BuildResult], list[tuple[tuple[VariantConfig, Platform], RunenvError]]]:
     """Build several targets, two at a time; every target runs to its end.
 
+    A target's OSError (disk full, permission denied...) is its failure, as one line naming
+    it (`OSFailure`), like any other error of a build.
+
     Two workers keep the network busy while the other target installs or packs (both cores,
     since libdeflate and the installer's copies release the GIL), without oversubscribing a
     small runner. Pure wheels shared by several platforms are fetched once by the cache.
@@ -511,7 +530,11 @@ def build_many(
     failures: list[tuple[tuple[VariantConfig, Platform], RunenvError]] = []
 
     def one(target: tuple[VariantConfig, Platform]) -> BuildResult:
-        return build_target(target[0], target[1], options, cache, client=client, force=force)
+        vc, platform = target
+        try:
+            return build_target(vc, platform, options, cache, client=client, force=force)
+        except OSError as exc:
+            raise OSFailure(exc, f"{vc.variant} {platform.value}") from exc
 
     with ThreadPoolExecutor(max_workers=min(2, max(1, len(targets)))) as pool:
         futures = [(t, pool.submit(one, t)) for t in targets]
