@@ -533,3 +533,21 @@ def test_a_failed_build_keeps_the_last_good_log(
     assert (dist / log).read_bytes() != good[log] and "rtbroken" in (dist / log).read_text()
     with tarfile.open(archive_of(root)) as tf:
         assert any("rtbroken" in m.name for m in tf.getmembers())
+
+
+def test_a_tampered_archive_is_rebuilt_not_reported_up_to_date(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    pkg_server: IndexServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    assert build(root, pkg_server) == 0
+    good = manifest_of(root)["sha256"]
+    _flip_byte(archive_of(root), 4096)  # same size, other bytes
+    capsys.readouterr()
+    assert build(root, pkg_server) == 0
+    assert capsys.readouterr().out.startswith("built:")
+    assert file_sha256(archive_of(root)) == good == manifest_of(root)["sha256"]
+    assert build(root, pkg_server) == 0
+    assert capsys.readouterr().out.startswith("up to date:")

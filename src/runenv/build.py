@@ -38,7 +38,15 @@ from runenv import (
     source_build,
     wheels,
 )
-from runenv._cache import Cache, lock_for, replace_dir, sweep_stale, temp_beside
+from runenv._cache import (
+    Cache,
+    is_verified,
+    lock_for,
+    mark_verified,
+    replace_dir,
+    sweep_stale,
+    temp_beside,
+)
 from runenv.check import import_check, top_level_modules
 from runenv.config import VariantConfig
 from runenv.errors import BuildError, LockError, OSFailure, RunenvError
@@ -105,16 +113,18 @@ class Target:
             tree=options.pydist / plan.variant / plan.platform.value,
         )
 
-    def is_current(self, digest: str) -> bool:
-        """Whether the finished build on disk has this build hash (and is whole)."""
+    def is_current(self, digest: str, markers: Path) -> bool:
+        """Whether the finished build on disk has this build hash, and its archive still holds
+        the bytes its manifest names (verified as cache entries are, markers in `markers`)."""
         manifest = read_manifest(self.manifest)
         if manifest is None or manifest.get("build_hash") != digest:
             return False
-        try:
-            size = self.archive.stat().st_size
-        except OSError:
-            return False
-        return size == manifest.get("size") and self.tree.is_dir()
+        sha256 = manifest.get("sha256")
+        return (
+            isinstance(sha256, str)
+            and is_verified(self.archive, sha256, in_dir=markers)
+            and self.tree.is_dir()
+        )
 
 
 class BuildLog:
@@ -171,6 +181,11 @@ class BuildContext:
     def timeout(self) -> float:
         return float(self.plan.timeout)
 
+    @property
+    def lock_dir(self) -> Path:
+        """Where the build's file locks and its archive's verified-marker live."""
+        return _lock_dir(self.options, self.plan)
+
 
 # --------------------------------------------------------------------------- the pipeline
 
@@ -210,13 +225,13 @@ def build_target(
             ctx.plan, t.archive, t.manifest, t.tree, digest, up_to_date, why is not None, seconds
         )
 
-    if not force and ctx.target.is_current(digest):
+    if not force and ctx.target.is_current(digest, ctx.lock_dir):
         return result(up_to_date=True)
     # The work: under the target's file lock, in a work folder beside its tree; on any error
     # the background thread is waited for, then the staged archive and the work folder go.
     with contextlib.ExitStack() as stack:
-        stack.enter_context(lock_for(ctx.target.archive, in_dir=_lock_dir(options, ctx.plan)))
-        if not force and ctx.target.is_current(digest):  # a concurrent build finished it
+        stack.enter_context(lock_for(ctx.target.archive, in_dir=ctx.lock_dir))
+        if not force and ctx.target.is_current(digest, ctx.lock_dir):  # finished meanwhile
             return result(up_to_date=True)
         work = stack.enter_context(_work_dir(ctx))
         ctx.log.start()
@@ -477,13 +492,15 @@ def describe(
 def publish(ctx: BuildContext, tree: Path, archive: Path, manifest: Mapping[str, Any]) -> None:
     """Publish: the old manifest goes, the tree and the archive take their places, the new
     manifest is written (the module docstring says why it is last), the attempt's log becomes
-    the build's log."""
+    the build's log. The archive is marked verified, so the next no-op hashes it only if it
+    changed."""
     target = ctx.target
     target.manifest.unlink(missing_ok=True)
     replace_dir(tree, target.tree)
     archive.replace(target.archive)
     pack.write_manifest(target.manifest, manifest)
     ctx.log.publish()
+    mark_verified(target.archive, manifest["sha256"], in_dir=ctx.lock_dir)
 
 
 # --------------------------------------------------------------------------- helpers
