@@ -1,4 +1,4 @@
-"""Stage 7 (native builds): import every top-level module with the runtime's own interpreter.
+"""The check stage, natively: import every top-level module with the runtime's interpreter.
 
 The names come from `runenv.modules.importable` (what the installed distributions' RECORDs
 declare, namespace packages and `_`-prefixed modules included).
