@@ -29,6 +29,7 @@ import httpx
 
 from runenv import (
     __version__,
+    _images,
     audit,
     copy_files,
     install,
@@ -378,7 +379,10 @@ def select(ctx: BuildContext, lock_file: Path) -> list[Artifact]:
 
 
 def fetch_python(ctx: BuildContext, dest: Path) -> Path:
-    """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`."""
+    """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`.
+
+    It is unpacked once into an image in the cache and linked from there (`runenv._images`).
+    """
     archive = python_fetch.download(
         ctx.python,
         ctx.cache,
@@ -387,7 +391,14 @@ def fetch_python(ctx: BuildContext, dest: Path) -> Path:
         offline=ctx.options.offline,
         progress=ctx.options.progress,
     )
-    return python_fetch.unpack(archive, dest)
+
+    def unpack(tree: Path) -> dict[str, object]:
+        python_fetch.unpack(archive, tree)
+        return {"archive": archive.name}
+
+    key = _images.key(kind="python", sha256=ctx.python.sha256)
+    _images.link_into(_images.ensure(ctx.cache, key, unpack), dest)
+    return dest
 
 
 def download_wheels(ctx: BuildContext, artifacts: Sequence[Artifact]) -> dict[str, Path]:
@@ -434,8 +445,17 @@ def install_wheels(
 ) -> list[InstalledDist]:
     """Install: every wheel (downloaded, or built from its sdist) into the runtime's tree."""
     paths = [built.get(a.filename) or files[a.filename] for a in artifacts]
+    # The lock's sha256 names a downloaded wheel; a built one is hashed (it is small).
+    sha256s = [None if a.filename in built else a.sha256 for a in artifacts]
     ctx.options.report(f"{ctx.name}: installing {len(paths)} wheels")
-    return install.install_wheels(tree, paths, ctx.plan.platform, ctx.plan.python_version)
+    return install.install_wheels(
+        tree,
+        paths,
+        ctx.plan.platform,
+        ctx.plan.python_version,
+        images=ctx.cache,
+        sha256s=sha256s,
+    )
 
 
 def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:
