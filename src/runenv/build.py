@@ -1,8 +1,8 @@
 """The build of one (variant, platform): the whole pipeline is `build_target`.
 
 Stages, each in its own module: plan (`plan`), fetch Python (`python_fetch`), lock (`lock`),
-wheels (`wheels`, `source_build`), install (`install`), copy files (`copy_files`), check
-(`check`, `audit`), pack (`pack`, `manifest`).
+wheels (`wheels`, `source_build`), install (`install`), copy files (`copy_files`), bytecode
+(`bytecode`), check (`check`, `audit`), pack (`pack`, `manifest`).
 
 Safety: everything is built under `pydist/<variant>/.tmp-*` while holding the target's file
 lock, and only then moved into place, in an order that keeps the manifest the last word: the old
@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -28,6 +28,7 @@ import httpx
 from runenv import (
     __version__,
     audit,
+    bytecode,
     copy_files,
     install,
     lock,
@@ -192,6 +193,7 @@ def python_source(
 class _Job:
     """One build's inputs, settled before any work starts."""
 
+    vc: VariantConfig
     plan: Plan
     options: BuildOptions
     cache: Cache
@@ -220,7 +222,7 @@ def build_target(
     source = python_source(vc, plan, options)
     lock_file, relocked = ensure_lock(vc, plan, options, cache, log_file)
     digest = build_hash(plan, source.sha256, lock_file.read_bytes())
-    job = _Job(plan, options, cache, client, source, lock_file, digest, target, log_file)
+    job = _Job(vc, plan, options, cache, client, source, lock_file, digest, target, log_file)
 
     def result(up_to_date: bool) -> BuildResult:
         seconds = time.monotonic() - started
@@ -315,6 +317,14 @@ def _run_stages(job: _Job, work: Path) -> None:
     installed = install.install_wheels(tree, wheel_paths, plan.platform, plan.python_version)
     copied = copy_files.copy_files(plan.copy_files, tree)
 
+    # Stage 6b: bytecode, by the runtime's own interpreter or (cross) the host's of its X.Y.
+    compiled = bytecode.compile_runtime(
+        plan, tree, copied, native=native, host_python=lambda: _host_python(job, work),
+        timeout=timeout, log_file=log_file,
+    )  # fmt: skip
+    if not compiled.compiled and plan.compile_bytecode:
+        report(f"{name}: warning: no bytecode: {compiled.reason}")
+
     # Stages 7 and 8 overlap: the archive is packed while the tree is checked (both only read
     # it; the import check writes no bytecode), and nothing is published unless both succeed.
     if native:
@@ -325,7 +335,7 @@ def _run_stages(job: _Job, work: Path) -> None:
     with staged_file(target.archive) as staged, ThreadPoolExecutor(1) as pool:
         packing = pool.submit(pack.pack_tree, tree, staged)
         try:
-            _check(plan, tree, native, timeout, log_file)
+            _check(plan, tree, native, timeout, log_file, compiled.compiled)
         except BaseException:
             wait([packing])  # the check's error is the one to report; the archive is dropped
             raise
@@ -349,17 +359,34 @@ def _run_stages(job: _Job, work: Path) -> None:
         python_sha256=job.source.sha256,
         packages=records,
         copied=copied,
+        bytecode=compiled.to_json(),
     )
     pack.write_manifest(target.manifest, manifest)
 
 
-def _check(plan: Plan, tree: Path, native: bool, timeout: float, log_file: Path | None) -> None:
-    """Stage 7: audit every binary and wheel tag; natively, import every top-level module."""
+def _host_python(job: _Job, work: Path) -> Path:
+    """The host's runtime of the job's Python version, unpacked under `work`: the interpreter
+    that compiles a cross build's bytecode (the same archive a host build would fetch)."""
+    host = host_platform()
+    source = python_source(job.vc, replace(job.plan, platform=host), job.options)
+    archive = python_fetch.download(
+        source, job.cache, client=job.client, timeout=float(job.plan.timeout),
+        offline=job.options.offline,
+    )  # fmt: skip
+    tree = python_fetch.unpack(archive, work / "host-python")
+    return tree / host.info.interpreter(job.plan.python_version)
+
+
+def _check(
+    plan: Plan, tree: Path, native: bool, timeout: float, log_file: Path | None, bytecode: bool
+) -> None:
+    """Stage 7: audit every binary and wheel tag; natively, import every top-level module
+    (from the shipped bytecode, when there is some)."""
     audit.audit_tree(tree, plan)
     if native:
         import_check(
             tree, tree / plan.interpreter, top_level_modules(tree / plan.site_packages),
-            plan.allow_import_failures, timeout=timeout, log_file=log_file,
+            plan.allow_import_failures, timeout=timeout, log_file=log_file, bytecode=bytecode,
         )  # fmt: skip
 
 
@@ -403,6 +430,7 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
             f"--platform {platform.value}`"
         )
     audit.audit_tree(target.tree, plan)
+    shipped = (read_manifest(target.manifest) or {}).get("bytecode", {}).get("compiled", False)
     if platform == host_platform():
         # Check a hard-linked copy at another path: relocation is checked, the tree untouched.
         with tempfile.TemporaryDirectory(prefix=".tmp-check.", dir=target.tree.parent) as tmp:
@@ -414,6 +442,7 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
                 top_level_modules(moved / plan.site_packages),
                 plan.allow_import_failures,
                 timeout=float(plan.timeout),
+                bytecode=shipped is True,
             )
     return target.tree
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from runenv.plan import CopyStep, Plan
 
 SCHEMA_VERSION = 1
 # Bump when a change to runenv changes what a build produces from the same inputs.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2  # 2: bytecode in the archive
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def make_manifest(
     python_sha256: str,
     packages: Sequence[PackageRecord],
     copied: Sequence[str],
+    bytecode: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of one archive (DESIGN.md, "Artifacts")."""
     return {
@@ -99,6 +100,7 @@ def make_manifest(
         ],
         "skipped": [{"name": n, "reason": r} for n, r in sorted(plan.skipped.items())],
         "copied_files": list(copied),
+        "bytecode": dict(bytecode) if bytecode is not None else {"compiled": False},
     }
 
 
