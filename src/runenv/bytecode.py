@@ -177,6 +177,8 @@ def compile_tree(
     without bytecode and listed in the result, as pip does; anything else is a `BuildError`.
     """
     xy = ".".join(python_version.split(".")[:2])
+    # Absolute: the workers run in a temp folder.
+    root, interpreter = root.absolute(), interpreter.absolute()
     parts = shares(root, files, workers or default_workers())
     # A clean environment: no PYTHON* variable changes the cache tag, paths or hashing.
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PYTHON")}
