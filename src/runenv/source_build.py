@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -20,7 +21,16 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runenv._cache import Cache, lock_for, staged_file
+from runenv._cache import (
+    Cache,
+    evict,
+    file_sha256,
+    is_verified,
+    lock_for,
+    mark_verified,
+    recorded_sha256,
+    staged_file,
+)
 from runenv._subprocess import run
 from runenv.errors import BuildError, RunenvError
 from runenv.platforms import Platform
@@ -30,6 +40,8 @@ if TYPE_CHECKING:
 
     from runenv.plan import Plan
     from runenv.wheels import Artifact
+
+logger = logging.getLogger(__name__)
 
 CACHE_SECTION = "built-wheels"
 # Bump when the way runenv builds wheels changes what they contain.
@@ -187,11 +199,11 @@ def build_wheel(
 
     key = cache_key(artifact, plan)
     folder = cache.section(CACHE_SECTION) / key[:2] / key
-    done = next(folder.glob("*.whl"), None) if folder.is_dir() else None
+    done = _cached_wheel(folder)
     if done is not None:
         return done
     with lock_for(folder):
-        done = next(folder.glob("*.whl"), None) if folder.is_dir() else None
+        done = _cached_wheel(folder)
         if done is not None:
             return done
         extra = (
@@ -228,7 +240,26 @@ def build_wheel(
             target = folder / built.name
             with staged_file(target) as staged:
                 shutil.copyfile(built, staged)
+            mark_verified(target, file_sha256(target))
     return target
+
+
+def _cached_wheel(folder: Path) -> Path | None:
+    """The wheel built earlier into `folder`, if it still holds the bytes recorded when it was
+    built; anything else found there is evicted (and the wheel is built again)."""
+    if not folder.is_dir():
+        return None
+    for wheel in sorted(folder.glob("*.whl")):
+        recorded = recorded_sha256(wheel)
+        if recorded is not None and is_verified(wheel, recorded):
+            return wheel
+        logger.warning(
+            "%s: the cached build does not match the sha256 recorded when it was built: "
+            "evicted it, building it again",
+            wheel.name,
+        )
+        evict(wheel)
+    return None
 
 
 def build_wheels(
