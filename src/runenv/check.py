@@ -42,7 +42,7 @@ for name, module in sorted(sys.modules.items()) if sys.argv[1] == "bytecode" els
     except (OSError, TypeError):
         head = b""
     if not (
-        head[:4] == importlib.util.MAGIC_NUMBER and head[4] & 1
+        len(head) == 16 and head[:4] == importlib.util.MAGIC_NUMBER and head[4] & 1
         and head[8:16] == importlib.util.source_hash(data)
     ):
         no_bytecode.append(name)
