@@ -293,3 +293,15 @@ def test_built_runtime_imports_from_shipped_bytecode_read_only(
         assert any(p.endswith("json/__init__.py") for p in compiled_on_import)
     finally:
         _writable(bare)
+
+
+def test_cross_builds_of_one_run_share_one_unpacked_host_runtime(pbs: tuple[Path, str]) -> None:
+    first = bytecode.shared_runtime(*pbs)
+    assert bytecode.shared_runtime(*pbs) == first  # unpacked once, whatever the number of builds
+    out = subprocess.run(
+        [first / "bin" / "python3", "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == str(sys.version_info[:2])

@@ -340,7 +340,7 @@ def _run_stages(job: _Job, work: Path) -> None:
 
     # Stage 6b: bytecode, by the runtime's own interpreter or (cross) the host's of its X.Y.
     compiled = bytecode.compile_runtime(
-        plan, tree, copied, native=native, host_python=lambda: _host_python(job, work),
+        plan, tree, copied, native=native, host_python=lambda: _host_python(job),
         timeout=timeout, log_file=log_file,
     )  # fmt: skip
     if not compiled.compiled and plan.compile_bytecode:
@@ -385,16 +385,16 @@ def _run_stages(job: _Job, work: Path) -> None:
     pack.write_manifest(target.manifest, manifest)
 
 
-def _host_python(job: _Job, work: Path) -> Path:
-    """The host's runtime of the job's Python version, unpacked under `work`: the interpreter
-    that compiles a cross build's bytecode (the same archive a host build would fetch)."""
+def _host_python(job: _Job) -> Path:
+    """The host's runtime of the job's Python version: the interpreter that compiles a cross
+    build's bytecode (the same archive a host build would fetch, unpacked once per run)."""
     host = host_platform()
     source = python_source(job.vc, replace(job.plan, platform=host), job.options)
     archive = python_fetch.download(
         source, job.cache, client=job.client, timeout=float(job.plan.timeout),
         offline=job.options.offline,
     )  # fmt: skip
-    tree = python_fetch.unpack(archive, work / "host-python")
+    tree = bytecode.shared_runtime(archive, source.sha256)
     return tree / host.info.interpreter(job.plan.python_version)
 
 

@@ -27,16 +27,20 @@ it already has a valid one of the same kind, as some PBS builds ship for the std
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from runenv import python_fetch
 from runenv._subprocess import run
 from runenv.errors import BuildError, RunenvError
 from runenv.plan import Plan
@@ -47,7 +51,7 @@ INVALIDATION_MODE = "checked-hash"
 # Below this many files a second worker costs more (its start) than it saves.
 _FILES_PER_WORKER = 200
 
-# Run by the compiling interpreter (`-S -s`, any Python 3.8+), on a job file of
+# Run by the compiling interpreter (`-B -S -s`, any Python 3.8+), on a job file of
 # {"root", "files", "python"}: checks its own X.Y first, so a wrong interpreter writes nothing;
 # keeps a .pyc whose header already says this mode and this source's hash.
 _COMPILE_SCRIPT = """
@@ -190,7 +194,9 @@ def compile_tree(
             payload = {"root": str(root), "files": parts[index], "python": xy}
             job.write_text(json.dumps(payload), encoding="utf-8")
             out = run(
-                [interpreter, "-S", "-s", "-c", _COMPILE_SCRIPT, job],
+                # -B: the worker's own imports write nothing (py_compile writes regardless), so
+                # an import cannot race a worker's .pyc, and a shared compiler stays untouched.
+                [interpreter, "-B", "-S", "-s", "-c", _COMPILE_SCRIPT, job],
                 what=f"compiling bytecode with {interpreter}",
                 cwd=Path(tmp),  # sys.path[0]: nothing of the tree shadows the stdlib
                 env=env,
@@ -224,6 +230,23 @@ def compile_tree(
         written=written,
         failed=failed,
     )
+
+
+_shared_lock = threading.Lock()
+_shared: dict[str, Path] = {}
+
+
+def shared_runtime(archive: Path, sha256: str) -> Path:
+    """The verified Python `archive` unpacked once per process, in a temp folder removed at
+    exit: the cross builds of one run (`--platform all`) share the host's compiler. Workers run
+    it with `-B`, so it is never written to."""
+    with _shared_lock:  # a second build waits for the first's unpack rather than redoing it
+        tree = _shared.get(sha256)
+        if tree is None or not tree.is_dir():
+            folder = Path(tempfile.mkdtemp(prefix="runenv-host-python-"))
+            atexit.register(shutil.rmtree, folder, True)
+            tree = _shared[sha256] = python_fetch.unpack(archive, folder / "python")
+        return tree
 
 
 def runenv_interpreter(python_version: str) -> Path | None:
