@@ -27,8 +27,9 @@ from runenv.install import install_wheels
 from runenv.lock import read_lock
 from runenv.plan import CopyStep
 from runenv.platforms import host_platform
-from support.index import IndexServer, write_wheel
-from test_build import VARIANT, archive_of, build, make_project, manifest_of, unpack
+from support.dists import write_wheel
+from support.index import IndexServer
+from support.project import VARIANT, archive_of, build, make_project, manifest_of, unpack
 
 PY = "{}.{}".format(*sys.version_info[:2])
 
@@ -352,9 +353,7 @@ def test_a_poisoned_cached_wheel_never_reaches_the_runtime(
         tmp_path / "evil",
         "rtpure",
         "1.0",
-        "py3-none-any",
         {"rtpure/__init__.py": b'VALUE = "POISONED from cache"\n'},
-        metadata="Metadata-Version: 2.1\nName: rtpure\nVersion: 1.0\n",
     )
     shutil.copyfile(evil, cached)
     shutil.rmtree(root / "dist")
@@ -398,9 +397,7 @@ def _wheel(tmp_path: Path, files: dict[str, bytes]) -> Path:
         tmp_path / "wheels",
         "bad",
         "1.0",
-        "py3-none-any",
         files,
-        metadata="Metadata-Version: 2.1\nName: bad\nVersion: 1.0\n",
     )
 
 
@@ -533,3 +530,21 @@ def test_a_failed_build_keeps_the_last_good_log(
     assert (dist / log).read_bytes() != good[log] and "rtbroken" in (dist / log).read_text()
     with tarfile.open(archive_of(root)) as tf:
         assert any("rtbroken" in m.name for m in tf.getmembers())
+
+
+def test_a_tampered_archive_is_rebuilt_not_reported_up_to_date(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    pkg_server: IndexServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    assert build(root, pkg_server) == 0
+    good = manifest_of(root)["sha256"]
+    _flip_byte(archive_of(root), 4096)  # same size, other bytes
+    capsys.readouterr()
+    assert build(root, pkg_server) == 0
+    assert capsys.readouterr().out.startswith("built:")
+    assert file_sha256(archive_of(root)) == good == manifest_of(root)["sha256"]
+    assert build(root, pkg_server) == 0
+    assert capsys.readouterr().out.startswith("up to date:")

@@ -208,16 +208,21 @@ def _fingerprint(path: Path) -> dict[str, int] | None:
     }
 
 
-def _marker(path: Path) -> Path:
-    return path.with_name(path.name + VERIFIED_SUFFIX)
+def _marker(path: Path, in_dir: Path | None = None) -> Path:
+    return (in_dir or path.parent) / (path.name + VERIFIED_SUFFIX)
 
 
-def mark_verified(path: Path, sha256: str) -> None:
-    """Record that `path` holds `sha256` as of now (call it right after verifying the bytes)."""
+def mark_verified(path: Path, sha256: str, *, in_dir: Path | None = None) -> None:
+    """Record that `path` holds `sha256` as of now (call it right after verifying the bytes).
+
+    The marker sits beside `path`, or in `in_dir` (for files in folders users publish).
+    """
     seen = _fingerprint(path)
     if seen is None:
         return
-    with staged_file(_marker(path)) as tmp:
+    marker = _marker(path, in_dir)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with staged_file(marker) as tmp:
         tmp.write_text(json.dumps({"sha256": sha256, **seen}), encoding="utf-8")
 
 
@@ -231,7 +236,7 @@ def recorded_sha256(path: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def is_verified(path: Path, sha256: str) -> bool:
+def is_verified(path: Path, sha256: str, *, in_dir: Path | None = None) -> bool:
     """Whether the cached file `path` holds exactly `sha256`.
 
     True at the cost of a stat when its marker vouches for it; otherwise the file is hashed
@@ -241,7 +246,7 @@ def is_verified(path: Path, sha256: str) -> bool:
     if seen is None:
         return False
     try:
-        data = json.loads(_marker(path).read_text(encoding="utf-8"))
+        data = json.loads(_marker(path, in_dir).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = None
     if isinstance(data, dict) and data == {"sha256": sha256, **seen}:
@@ -251,7 +256,7 @@ def is_verified(path: Path, sha256: str) -> bool:
             return False
     except OSError:
         return False
-    mark_verified(path, sha256)
+    mark_verified(path, sha256, in_dir=in_dir)
     return True
 
 

@@ -37,7 +37,15 @@ from runenv import (
     source_build,
     wheels,
 )
-from runenv._cache import Cache, lock_for, replace_dir, staged_file, sweep_stale
+from runenv._cache import (
+    Cache,
+    is_verified,
+    lock_for,
+    mark_verified,
+    replace_dir,
+    staged_file,
+    sweep_stale,
+)
 from runenv._download import redact
 from runenv.check import import_check, top_level_modules
 from runenv.config import VariantConfig
@@ -103,16 +111,18 @@ class Target:
             tree=options.pydist / plan.variant / plan.platform.value,
         )
 
-    def is_current(self, digest: str) -> bool:
-        """Whether the finished build on disk has this build hash (and is whole)."""
+    def is_current(self, digest: str, markers: Path) -> bool:
+        """Whether the finished build on disk has this build hash, and its archive still holds
+        the bytes its manifest names (verified as cache entries are, markers in `markers`)."""
         manifest = read_manifest(self.manifest)
         if manifest is None or manifest.get("build_hash") != digest:
             return False
-        try:
-            size = self.archive.stat().st_size
-        except OSError:
-            return False
-        return size == manifest.get("size") and self.tree.is_dir()
+        sha256 = manifest.get("sha256")
+        return (
+            isinstance(sha256, str)
+            and is_verified(self.archive, sha256, in_dir=markers)
+            and self.tree.is_dir()
+        )
 
 
 def _lock_dir(options: BuildOptions, plan: Plan) -> Path:
@@ -250,11 +260,12 @@ def _build_target(
             seconds,
         )  # fmt: skip
 
-    if not force and target.is_current(digest):
+    markers = _lock_dir(options, plan)
+    if not force and target.is_current(digest, markers):
         return result(True)
     with lock_for(target.archive, in_dir=_lock_dir(options, plan)):
         # A concurrent build may have finished it while we waited for the lock.
-        if not force and target.is_current(digest):
+        if not force and target.is_current(digest, markers):
             return result(True)
         sweep_stale(target.tree)
         sweep_stale(target.archive)
@@ -383,6 +394,7 @@ def _run_stages(job: _Job, work: Path) -> None:
         bytecode=compiled.to_json(),
     )
     pack.write_manifest(target.manifest, manifest)
+    mark_verified(target.archive, sha256, in_dir=_lock_dir(options, plan))
 
 
 def _host_python(job: _Job) -> Path:
