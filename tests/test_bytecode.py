@@ -26,8 +26,8 @@ from runenv.errors import BuildError, CheckError, FetchError
 from runenv.plan import Plan, make_plan
 from runenv.platforms import Platform
 from support.index import IndexServer
-from support.pbs import PY_XY, build_pbs_tree
-from test_build import SITE, VARIANT, archive_of, build, make_project, manifest_of, unpack
+from support.pbs import PY_XY, standin
+from support.project import SITE, VARIANT, archive_of, build, make_project, manifest_of, unpack
 
 TAG = sys.implementation.cache_tag
 CHECKED_HASH = (3).to_bytes(4, "little")
@@ -76,7 +76,7 @@ def compile_all(root: Path, workers: int) -> bytecode.BytecodeResult:
 
 @pytest.fixture(scope="module")
 def pbs_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = build_pbs_tree(tmp_path_factory.mktemp("pbs"))
+    root = standin.host_tree(tmp_path_factory.mktemp("pbs") / "python")
     assert not any(root.rglob("*.pyc")), "the test's stdlib must lack bytecode"
     add_package(root)
     return root
