@@ -21,8 +21,9 @@ it already has a valid one of the same kind, as some PBS builds ship for the std
   runtime of the same version (see `build.py`), or else runenv's own interpreter if it is the
   same X.Y; with neither the stage is skipped with a warning in the manifest (the runtime
   works, only starts slower).
-- **Parallel**: one worker process of the compiling interpreter per core, each given an equal
-  share of the bytes to compile (largest files first, so the shares end together).
+- **Parallel**: the sorted files are cut into fixed batches, each compiled by one process of
+  the compiling interpreter, one process per core at a time. A batch is bounded work, so
+  `build.timeout` (which applies to each command) holds for a torch-sized tree too.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ from runenv.plan import Plan
 INVALIDATION_MODE = "checked-hash"
 """The PEP 552 invalidation mode of every `.pyc` runenv writes (see the module docstring)."""
 
-# Below this many files a second worker costs more (its start) than it saves.
-_FILES_PER_WORKER = 200
+# Files per worker process: enough that its start (some 20 ms) is noise, few enough that a
+# batch takes seconds, far below build.timeout, even on a loaded machine.
+BATCH_FILES = 400
 
 # Run by the compiling interpreter (`-B -S -s`, any Python 3.8+), on a job file of
 # {"root", "files", "python"}: checks its own X.Y first, so a wrong interpreter writes nothing;
@@ -139,21 +141,11 @@ def python_files(root: Path, dirs: Iterable[PurePosixPath], extra: Iterable[str]
     return sorted(found)
 
 
-def shares(root: Path, files: Sequence[str], workers: int) -> list[list[str]]:
-    """Split `files` into at most `workers` lists of about equal bytes, deterministically.
-
-    Largest first, each to the lightest list so far (ties to the first): the same files always
-    give the same lists, so each worker compiles the same files in the same order every build.
-    """
-    count = max(1, min(workers, -(-len(files) // _FILES_PER_WORKER)))
-    sized = sorted(((root / f).stat().st_size, f) for f in files)
-    lists: list[list[str]] = [[] for _ in range(count)]
-    loads = [0] * count
-    for size, name in reversed(sized):
-        i = loads.index(min(loads))
-        lists[i].append(name)
-        loads[i] += size
-    return [sorted(s) for s in lists if s]
+def batches(files: Sequence[str], size: int = BATCH_FILES) -> list[list[str]]:
+    """`files` sorted and cut into lists of `size`: the same files always give the same batches,
+    so each is compiled in the same order, by a fresh process, every build."""
+    ordered = sorted(files)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def default_workers() -> int:
@@ -183,7 +175,7 @@ def compile_tree(
     xy = ".".join(python_version.split(".")[:2])
     # Absolute: the workers run in a temp folder.
     root, interpreter = root.absolute(), interpreter.absolute()
-    parts = shares(root, files, workers or default_workers())
+    parts = batches(files)
     # A clean environment: no PYTHON* variable changes the cache tag, paths or hashing.
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PYTHON")}
     env["PYTHONHASHSEED"] = "0"
@@ -216,7 +208,7 @@ def compile_tree(
                 )
             return result
 
-        with ThreadPoolExecutor(max(1, len(parts))) as pool:
+        with ThreadPoolExecutor(max(1, min(len(parts), workers or default_workers()))) as pool:
             results = list(pool.map(one, range(len(parts))))
     failed: dict[str, str] = {}
     for r in results:
