@@ -9,8 +9,8 @@ it already has a valid one of the same kind, as some PBS builds ship for the std
   mtimes unpacking gives the sources (the archive stores one fixed mtime for every entry, which
   makes the mtime-stamped `.pyc` files a PBS stdlib may carry stale: they are recompiled). The
   interpreter checks the hash on import, so a source edited in place is never shadowed by old
-  bytecode; `unchecked-hash` would skip that read and hash, which measured no faster on the
-  reference workload (see the README's "Bytecode").
+  bytecode; `unchecked-hash` would skip that read and hash, which measured within noise of it
+  on the reference workload (see the README's "Bytecode").
 - **Reproducible**: files are compiled in batches that depend only on the list of files (see
   `batches`), with `PYTHONHASHSEED=0` (set and frozenset constants are marshalled in hash
   order), and the file name embedded in the code objects is the path relative to the runtime
