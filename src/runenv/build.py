@@ -3,7 +3,8 @@
 Each stage is one call there, to a function below named after it, which hands the work to the
 module that holds it: plan (`plan`), lock (`lock`), select and download wheels (`wheels`),
 fetch Python (`python_fetch`), build sdists (`source_build`), install (`install`), copy files
-(`copy_files`), check (`check`, `audit`), pack (`pack`), publish (`manifest`, `pack`). What
+(`copy_files`), bytecode (`bytecode`), check (`check`, `audit`), pack (`pack`), publish
+(`manifest`, `pack`). What
 every stage reads travels in one `BuildContext`; what a stage produces is passed on by name.
 docs/architecture.md describes the stages, the data each passes on, and where a new one goes.
 
@@ -31,6 +32,7 @@ from runenv import (
     __version__,
     _images,
     audit,
+    bytecode,
     copy_files,
     install,
     lock,
@@ -247,12 +249,13 @@ def build_target(
         built = build_sdists(ctx, artifacts, files, tree)
         installed = install_wheels(ctx, tree, artifacts, files, built)
         copied = copy_variant_files(ctx, tree)
+        compiled = compile_bytecode(ctx, vc, tree, copied)
         if ctx.native:  # checked away from where it was built: relocation is tested
             tree = tree.rename(work / "checked")
         packing = background.submit(pack.pack_tree, tree, staged_archive)
-        check(ctx, tree, copied)
+        check(ctx, tree, copied, compiled.compiled)
         sha256, size = packing.result()
-        manifest = describe(ctx, digest, sha256, size, installed, built, copied)
+        manifest = describe(ctx, digest, sha256, size, installed, built, copied, compiled)
         publish(ctx, tree, staged_archive, manifest)
     return result(up_to_date=False)
 
@@ -463,8 +466,33 @@ def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:
     return copy_files.copy_files(ctx.plan.copy_files, tree)
 
 
-def check(ctx: BuildContext, tree: Path, copied: Sequence[str]) -> None:
-    """Check: audit every binary and wheel tag; natively, import every top-level module.
+def compile_bytecode(
+    ctx: BuildContext, vc: VariantConfig, tree: Path, copied: Sequence[str]
+) -> bytecode.BytecodeResult:
+    """Bytecode: every `.py` of the tree compiled by an interpreter of its X.Y (`bytecode`); a
+    cross build's is the host's runtime of the same version, fetched like the build's own."""
+
+    def host_python() -> Path:
+        host = host_platform()
+        source = python_fetch.variant_source(vc, host, mirror=ctx.options.python_mirror)
+        archive = python_fetch.download(
+            source, ctx.cache, client=ctx.client, timeout=ctx.timeout, offline=ctx.options.offline
+        )
+        runtime = bytecode.shared_runtime(archive, source.sha256)
+        return runtime / host.info.interpreter(ctx.plan.python_version)
+
+    result = bytecode.compile_runtime(
+        ctx.plan, tree, copied, native=ctx.native, host_python=host_python,
+        timeout=ctx.timeout, log_file=ctx.log.path,
+    )  # fmt: skip
+    if not result.compiled and ctx.plan.compile_bytecode:
+        ctx.options.report(f"{ctx.name}: warning: no bytecode: {result.reason}")
+    return result
+
+
+def check(ctx: BuildContext, tree: Path, copied: Sequence[str], shipped_bytecode: bool) -> None:
+    """Check: audit every binary and wheel tag; natively, import every top-level module (from
+    the shipped bytecode, when there is some: a module compiled on import fails the check).
 
     It only reads the tree (the import check writes no bytecode), so the pack runs beside it.
     """
@@ -479,6 +507,7 @@ def check(ctx: BuildContext, tree: Path, copied: Sequence[str]) -> None:
             plan.allow_import_failures,
             timeout=ctx.timeout,
             log_file=ctx.log.path,
+            bytecode=shipped_bytecode,
         )
 
 
@@ -490,6 +519,7 @@ def describe(
     installed: Sequence[InstalledDist],
     built: Mapping[str, Path],
     copied: Sequence[str],
+    compiled: bytecode.BytecodeResult,
 ) -> dict[str, Any]:
     """The manifest of the packed archive (`manifest.make_manifest`)."""
     built_names = {path.name for path in built.values()}
@@ -509,6 +539,7 @@ def describe(
         python_sha256=ctx.python.sha256,
         packages=records,
         copied=copied,
+        bytecode=compiled.to_json(),
     )
 
 

@@ -42,6 +42,7 @@ class Plan:
     timeout: int
     parallel_downloads: bool
     enable_logging: bool
+    compile_bytecode: bool = True
 
     @property
     def interpreter(self) -> PurePosixPath:
@@ -70,6 +71,7 @@ class Plan:
             "allow_import_failures": dict(self.allow_import_failures),
             "glibc": ".".join(map(str, self.glibc)),
             "macos": ".".join(map(str, self.macos)) if self.macos else None,
+            "compile_bytecode": self.compile_bytecode,
         }
 
 
@@ -162,4 +164,5 @@ def make_plan(vc: VariantConfig, platform: Platform) -> Plan:
         timeout=cfg.build.timeout,
         parallel_downloads=cfg.build.parallelDownloads,
         enable_logging=cfg.build.enableLogging,
+        compile_bytecode=cfg.build.compileBytecode,
     )
