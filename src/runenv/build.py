@@ -120,7 +120,8 @@ def _lock_dir(options: BuildOptions, plan: Plan) -> Path:
 def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
     return lock.LockRequest(
         requirements=plan.requirements,
-        constraints=plan.constraints,
+        overrides=plan.overrides,
+        no_deps=tuple(sorted(plan.no_deps)),
         python_version=plan.python_version,
         platform=plan.platform,
         glibc=plan.glibc,

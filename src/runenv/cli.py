@@ -80,8 +80,13 @@ def cmd_config(args: argparse.Namespace) -> int:
             print(f"    {req}")
         for name, why in plan.force_source.items():
             print(f"  from source:   {name} ({why})")
-        for constraint in plan.constraints:
-            print(f"  constraint:    {constraint}")
+        for line in plan.overrides:
+            print(f"  override:      {line}")
+        for name in sorted(plan.no_deps):
+            print(f"  no deps:       {name}")
+        if plan.policy is not None:
+            policy = " ".join(f"{k}={v}" for k, v in plan.policy.to_json().items() if v)
+            print(f"  resolution:    {policy or 'no source builds; missing wheels skipped'}")
         for name, why in plan.skipped.items():
             print(f"  skipped:       {name} ({why})")
         for step in data["copy_files"]:

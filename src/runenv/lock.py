@@ -36,6 +36,7 @@ from packaging.utils import canonicalize_name
 
 from runenv._cache import Cache, staged_file
 from runenv._subprocess import run
+from runenv.config import is_git_dependency
 from runenv.errors import LockError, SubprocessError, UsageError
 from runenv.platforms import DEFAULT_GLIBC, DEFAULT_MACOS, Platform
 
@@ -72,7 +73,9 @@ class LockRequest:
     indexes: tuple[str, ...]  # additional index URLs, in priority order
     default_index: str | None = None  # None: PyPI
     skipped: tuple[str, ...] = ()  # package names skipped on this platform
-    constraints: tuple[str, ...] = ()  # pins for packages pulled in indirectly (overrides)
+    constraints: tuple[str, ...] = ()  # uv constraints (narrow what may be chosen)
+    overrides: tuple[str, ...] = ()  # uv overrides: replace every requirement on a package
+    no_deps: tuple[str, ...] = ()  # packages locked without their dependencies
     glibc: tuple[int, int] = DEFAULT_GLIBC  # Linux: the manylinux floor to resolve for
     macos: tuple[int, int] | None = None  # macOS: the minimum to resolve for (None: default)
 
@@ -91,8 +94,8 @@ class LockRequest:
         floor = self.floor
         doc = {
             "lock-format": LOCK_FORMAT_VERSION,
-            "requirements": sorted(str(_requirement(r)) for r in self.requirements),
-            "constraints": sorted(str(_requirement(r)) for r in self.constraints),
+            "requirements": sorted(_normal(r) for r in self.requirements),
+            "constraints": sorted(_normal(r) for r in self.constraints),
             "python-version": self.python_version,
             "platform": str(self.platform),
             "floor": list(floor) if floor else None,
@@ -100,6 +103,11 @@ class LockRequest:
             "default-index": self.default_index or PYPI_SIMPLE,
             "skipped": sorted({canonicalize_name(s) for s in self.skipped}),
         }
+        # Added only when used, so locks written before these existed stay fresh.
+        if self.overrides:
+            doc["overrides"] = sorted(_normal(r) for r in self.overrides)
+        if self.no_deps:
+            doc["no-deps"] = sorted({canonicalize_name(n) for n in self.no_deps})
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -124,6 +132,20 @@ class LockedPackage:
     sdist: LockedFile | None
     index: str | None = None
     marker: str | None = None
+    vcs: VcsSource | None = None
+
+    @property
+    def from_git(self) -> bool:
+        return self.vcs is not None
+
+
+@dataclass(frozen=True)
+class VcsSource:
+    """A package locked to a git commit (PEP 751 `vcs`): built from that commit's tree."""
+
+    url: str
+    commit: str  # the full commit hash
+    requested: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +157,7 @@ class Lock:
     inputs_hash: str | None = None
     platform: str | None = None
     python_version: str | None = None
+    overrides: tuple[str, ...] = ()  # the overrides the lock was resolved with
 
     def package(self, name: str) -> LockedPackage | None:
         """The locked package called `name` (any spelling), if any."""
@@ -161,18 +184,14 @@ def lock(
     Raises LockError when uv cannot resolve (with uv's explanation), when a file lacks a
     sha256, or when a skipped package is still required by another one.
     """
-    for req in (*request.requirements, *request.constraints):
-        _requirement(req)
+    for req in (*request.requirements, *request.constraints, *request.overrides):
+        _normal(req)
     label = f"{path.parent.name} for {request.platform} (Python {request.python_version})"
     with tempfile.TemporaryDirectory(prefix="runenv-lock-") as tmp_name:
         tmp = Path(tmp_name)
         reqs = tmp / "requirements.in"
         reqs.write_text("".join(r + "\n" for r in request.requirements), encoding="utf-8")
-        base: list[str] = []
-        if request.constraints:
-            constraints = tmp / "constraints.txt"
-            constraints.write_text("".join(r + "\n" for r in request.constraints), "utf-8")
-            base = ["--constraints", str(constraints)]
+        base = _input_files(request, tmp)
         out = tmp / "pylock.toml"
         _compile(
             request,
@@ -208,6 +227,10 @@ def lock(
     }
     if request.floor:
         meta["glibc" if request.platform.info.os == "linux" else "macos"] = _dotted(request.floor)
+    if request.overrides:  # the lock says which versions were forced over declared ranges
+        meta["overrides"] = list(request.overrides)
+    if request.no_deps:
+        meta["no-deps"] = sorted({canonicalize_name(n) for n in request.no_deps})
     final = text.rstrip("\n") + "\n\n" + tomli_w.dumps({"tool": {TOOL_TABLE: meta}})
     with staged_file(path) as staged:
         staged.write_text(final, encoding="utf-8")
@@ -235,6 +258,31 @@ def is_fresh(path: Path, request: LockRequest) -> bool:
 
 
 # --------------------------------------------------------------------------- uv
+
+
+def _input_files(request: LockRequest, tmp: Path) -> list[str]:
+    """uv arguments for the constraints, overrides and no-deps packages of `request`.
+
+    noDeps uses uv's `dependency-metadata` (in a config file of its own): the package is
+    resolved as if it declared no dependencies, so the rest still resolves jointly.
+    """
+    args: list[str] = []
+    for flag, lines in (("--constraints", request.constraints), ("--overrides", request.overrides)):
+        if lines:
+            path = tmp / f"{flag.strip('-')}.txt"
+            path.write_text("".join(r + "\n" for r in lines), encoding="utf-8")
+            args += [flag, str(path)]
+    if request.no_deps:
+        table = {
+            "dependency-metadata": [
+                {"name": canonicalize_name(n), "requires-dist": []}
+                for n in sorted(set(request.no_deps))
+            ]
+        }
+        config = tmp / "uv.toml"
+        config.write_text(tomli_w.dumps(table), encoding="utf-8")
+        args += ["--config-file", str(config)]
+    return args
 
 
 def _uv() -> list[str]:
@@ -408,6 +456,13 @@ def _requirement(text: str) -> Requirement:
         raise UsageError(f"invalid requirement {text!r}: {exc}") from None
 
 
+def _normal(text: str) -> str:
+    """A requirement in canonical text; a git dependency as written (its URL is its identity)."""
+    if is_git_dependency(text):
+        return text.strip()
+    return str(_requirement(text))
+
+
 def _loads(text: str, path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
@@ -432,6 +487,7 @@ def _parse(doc: Mapping[str, Any], path: Path) -> Lock:
         inputs_hash=_opt_str(tool.get("inputs-hash")),
         platform=_opt_str(tool.get("platform")),
         python_version=_opt_str(tool.get("python-version")),
+        overrides=tuple(o for o in tool.get("overrides", ()) if isinstance(o, str)),
     )
 
 
@@ -439,12 +495,21 @@ def _package(entry: dict[str, Any], path: Path) -> LockedPackage:
     name: str = entry["name"]
     version = _opt_str(entry.get("version")) or ""
     who = f"{name} {version}".strip()
-    for unsupported in ("vcs", "directory"):
-        if unsupported in entry:
-            raise LockError(
-                f"{path}: {who} comes from a {unsupported}; runenv installs only locked "
-                "files with hashes (wheels, sdists, archives)"
-            )
+    if "directory" in entry:
+        raise LockError(
+            f"{path}: {who} comes from a directory; runenv installs only locked files with "
+            "hashes (wheels, sdists, archives) and git commits"
+        )
+    if "vcs" in entry:
+        return LockedPackage(
+            name=name,
+            version=version,
+            wheels=(),
+            sdist=None,
+            index=None,
+            marker=_opt_str(entry.get("marker")),
+            vcs=_vcs(entry["vcs"], path, who),
+        )
     wheels = [_file(w, path, who) for w in entry.get("wheels", [])]
     sdist = _file(entry["sdist"], path, who) if "sdist" in entry else None
     if "archive" in entry:
@@ -463,6 +528,19 @@ def _package(entry: dict[str, Any], path: Path) -> LockedPackage:
         index=_opt_str(entry.get("index")),
         marker=_opt_str(entry.get("marker")),
     )
+
+
+def _vcs(data: Any, path: Path, who: str) -> VcsSource:
+    if not isinstance(data, dict) or data.get("type") != "git":
+        raise LockError(f"{path}: {who}: only git repositories are supported as a vcs source")
+    url = _opt_str(data.get("url"))
+    commit = _opt_str(data.get("commit-id"))
+    if not url or not commit or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise LockError(
+            f"{path}: {who}: a git source needs its url and full commit-id in the lock; "
+            "run `runenv lock` again"
+        )
+    return VcsSource(url=url, commit=commit, requested=_opt_str(data.get("requested-revision")))
 
 
 def _file(data: Any, path: Path, who: str) -> LockedFile:
