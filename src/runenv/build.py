@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -264,20 +264,13 @@ def _run_stages(job: _Job, work: Path) -> None:
     name = f"{plan.variant} {plan.platform.value}"
     native = plan.platform == host_platform()
 
-    # Stage 4a: choose a file per package; a cross build that needs a source build stops here,
-    # before anything is downloaded.
+    # Stage 4a: choose a file per package under the resolution policy. A cross build builds its
+    # pure-Python sources here on the host; one that needs a native source build stops here,
+    # before the interpreter and the wheels are downloaded.
     locked = lock.read_lock(job.lock_file)
-    artifacts = wheels.select(
-        locked,
-        plan.platform,
-        plan.python_version,
-        plan.force_source,
-        glibc=plan.glibc,
-        macos=plan.macos,
-    )
-    sdists = [a for a in artifacts if a.kind == "sdist"]
-    if sdists and not native:
-        raise source_build.CrossSourceBuildError(plan.platform, sdists)
+    artifacts, plan = _select(job, locked)
+    sdists = [a for a in artifacts if a.from_source]
+    host_built = {} if native or not sdists else _cross_source_wheels(job, plan, sdists)
 
     # Stages 2 and 4b: the interpreter and every locked file, verified, from the caches. The
     # interpreter is fetched and unpacked while the wheels download.
@@ -299,8 +292,9 @@ def _run_stages(job: _Job, work: Path) -> None:
         )  # fmt: skip
         tree = unpacked.result()
 
-    # Stage 4c: wheels from sdists, with the runtime's own interpreter (native only).
-    built = source_build.build_wheels(
+    # Stage 4c: wheels from sources, with the runtime's own interpreter (native; a cross
+    # build's pure wheels were built on the host above).
+    built = host_built or source_build.build_wheels(
         sdists,
         files,
         tree / plan.interpreter,
@@ -352,6 +346,32 @@ def _run_stages(job: _Job, work: Path) -> None:
         copied=copied,
     )
     pack.write_manifest(target.manifest, manifest)
+
+
+def _select(job: _Job, locked: lock.Lock) -> tuple[list[wheels.Artifact], Plan]:
+    """Stage 4a under the resolution policy: the files to install, and the plan whose
+    `skipped` also holds what the policy let go (each reported as a warning line)."""
+    plan = job.plan
+    selection = wheels.select_for_plan(locked, plan)
+    for name, why in selection.missing.items():
+        job.options.report(f"warning: {plan.variant} {plan.platform.value}: {name} skipped: {why}")
+    if selection.missing:
+        plan = replace(plan, skipped={**plan.skipped, **selection.missing})
+    return selection.artifacts, plan
+
+
+def _cross_source_wheels(job: _Job, plan: Plan, sources: list[wheels.Artifact]) -> dict[str, Path]:
+    """A cross build's source packages: each built once on this host when its wheel comes out
+    `py3-none-any` (shared by every platform through the cache); CrossSourceBuildError names
+    the ones that compile code and need a native runner. Nothing else is fetched before."""
+    files = wheels.download_all(
+        sources, job.cache, client=job.client, timeout=float(plan.timeout),
+        offline=job.options.offline,
+    )  # fmt: skip
+    return source_build.host_pure_wheels(
+        sources, files, plan, job.cache, default_index=job.options.default_index,
+        log_file=job.log_file,
+    )  # fmt: skip
 
 
 def _check(plan: Plan, tree: Path, native: bool, timeout: float, log_file: Path | None) -> None:

@@ -161,7 +161,7 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
     def say(message: str) -> None:
-        if not args.quiet:
+        if not args.quiet or message.startswith("warning:"):  # warnings always show
             print(message, file=sys.stderr, flush=True)
 
     return say

@@ -36,7 +36,7 @@ from packaging.utils import canonicalize_name
 
 from runenv._cache import Cache, staged_file
 from runenv._subprocess import run
-from runenv.config import is_git_dependency
+from runenv.config import is_git_dependency, parse_git
 from runenv.errors import LockError, SubprocessError, UsageError
 from runenv.platforms import DEFAULT_GLIBC, DEFAULT_MACOS, Platform
 
@@ -206,6 +206,24 @@ def lock(
         )
         text = out.read_text(encoding="utf-8")
         parsed = _parse(_loads(text, path), path)
+        # uv applies version-less dependency-metadata to index packages only: a git package
+        # needs its name and version given, which the first resolution tells.
+        no_deps = {canonicalize_name(n) for n in request.no_deps}
+        git_pkgs = [
+            p for p in parsed.packages if p.vcs is not None and canonicalize_name(p.name) in no_deps
+        ]
+        if git_pkgs:
+            reqs.write_text(
+                "".join(_named_git(r, git_pkgs) + "\n" for r in request.requirements), "utf-8"
+            )
+            versions = {str(canonicalize_name(p.name)): p.version for p in git_pkgs}
+            base = _input_files(request, tmp, versions)
+            _compile(
+                request, reqs, out, [*base, "--format", "pylock.toml"], label,
+                cache=cache, timeout=timeout, log_file=log_file, offline=offline,
+            )  # fmt: skip
+            text = out.read_text(encoding="utf-8")
+            parsed = _parse(_loads(text, path), path)
         if request.skipped:
             _check_skipped(
                 request,
@@ -260,7 +278,25 @@ def is_fresh(path: Path, request: LockRequest) -> bool:
 # --------------------------------------------------------------------------- uv
 
 
-def _input_files(request: LockRequest, tmp: Path) -> list[str]:
+def _named_git(text: str, packages: list[LockedPackage]) -> str:
+    """A bare `git+URL@rev` requirement with the name its locked package has (`name @ ...`)."""
+    if not is_git_dependency(text) or not text.strip().startswith("git+"):
+        return text
+    ref = parse_git(text)
+
+    def key(url: str) -> str:
+        url = url.rstrip("/")
+        return url[: -len(".git")] if url.endswith(".git") else url
+
+    for pkg in packages:
+        if pkg.vcs is not None and key(pkg.vcs.url) == key(ref.url):
+            return f"{pkg.name} @ {text.strip()}"
+    return text
+
+
+def _input_files(
+    request: LockRequest, tmp: Path, versions: Mapping[str, str] | None = None
+) -> list[str]:
     """uv arguments for the constraints, overrides and no-deps packages of `request`.
 
     noDeps uses uv's `dependency-metadata` (in a config file of its own): the package is
@@ -273,12 +309,13 @@ def _input_files(request: LockRequest, tmp: Path) -> list[str]:
             path.write_text("".join(r + "\n" for r in lines), encoding="utf-8")
             args += [flag, str(path)]
     if request.no_deps:
-        table = {
-            "dependency-metadata": [
-                {"name": canonicalize_name(n), "requires-dist": []}
-                for n in sorted(set(request.no_deps))
-            ]
-        }
+        entries: list[dict[str, Any]] = []
+        for name in sorted({canonicalize_name(n) for n in request.no_deps}):
+            entry: dict[str, Any] = {"name": name, "requires-dist": []}
+            if versions and name in versions:
+                entry["version"] = versions[name]
+            entries.append(entry)
+        table = {"dependency-metadata": entries}
         config = tmp / "uv.toml"
         config.write_text(tomli_w.dumps(table), encoding="utf-8")
         args += ["--config-file", str(config)]
@@ -362,13 +399,54 @@ def _compile(
             log_file=log_file,
         )
     except SubprocessError as exc:
-        raise _uv_failure(exc, label) from None
+        raise _uv_failure(exc, label, request) from None
 
 
-def _uv_failure(exc: SubprocessError, label: str) -> LockError:
+# "rtcudf==1.0 depends on rtarrow<2", "all versions of rtcudf depend on rtarrow<2"
+_DEPENDS = re.compile(
+    r"(?:all versions of |only )?(?P<who>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<who_spec>[=<>!~][^\s,]*)?"
+    r" depends? on (?P<dep>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<spec>[=<>!~][^\s,]*)"
+)
+
+
+def conflict_paragraph(uv_output: str, request: LockRequest) -> str | None:
+    """One short paragraph for a resolution conflict between a pin of the variant and a range
+    another package declares: both sides, and the `overrides` line that forces the pin."""
+    direct: dict[str, str] = {}
+    for text in request.requirements:
+        if is_git_dependency(text):
+            continue
+        req = _requirement(text)
+        direct[canonicalize_name(req.name)] = text.split(";")[0].strip()
+    flat = " ".join(uv_output.split())
+    for match in _DEPENDS.finditer(flat):
+        dep = canonicalize_name(match.group("dep"))
+        pin = direct.get(dep)
+        if pin is None:
+            continue
+        want = str(_requirement(pin).specifier)
+        if not want or canonicalize_name(match.group("who")) == dep:
+            continue
+        who = direct.get(canonicalize_name(match.group("who"))) or (
+            match.group("who") + (match.group("who_spec") or "")
+        )
+        value = want[2:] if want.startswith("==") and "," not in want else want
+        return (
+            f"{who} requires {match.group('dep')}{match.group('spec')}, but the variant asks "
+            f"for {pin}. To use {pin} anyway (uv override: it replaces every range on "
+            f'{match.group("dep")}), add {match.group("dep")} = "{value}" to packages.overrides.'
+        )
+    return None
+
+
+def _uv_failure(exc: SubprocessError, label: str, request: LockRequest) -> LockError:
     head, _, tail = str(exc).partition("\n")
     if "timed out" in head:
         return LockError(f"cannot lock {label}: uv {head.split(': ', 1)[-1]}")
+    where = head[head.find(" (full log:") :] if " (full log:" in head else ""
+    paragraph = conflict_paragraph(tail, request)
+    if paragraph is not None:
+        return LockError(f"cannot lock {label}: {paragraph}{where}")
     lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
     errors = [
         line.strip()[len("error:") :].strip() for line in lines if line.strip().startswith("error:")
@@ -379,7 +457,6 @@ def _uv_failure(exc: SubprocessError, label: str) -> LockError:
     summary = errors[0] if errors else (lines[-1].strip() if lines else head)
     if causes:
         summary = f"{summary}: {causes[0]}"
-    where = head[head.find(" (full log:") :] if " (full log:" in head else ""
     body = "\n".join(lines)
     return LockError(f"cannot lock {label}: {summary}{where}" + (f"\n{body}" if body else ""))
 

@@ -216,3 +216,115 @@ def write_reference_checkout(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text)
     return root
+
+
+# --------------------------------------------------------------------------- a package index
+
+RTRECIPE_BACKEND = '''\
+"""An in-tree PEP 517 backend: records the config settings it was given and the build
+requirement only the buildWheel recipe installs, then lets setuptools build the wheel."""
+import json
+import pathlib
+
+from setuptools import build_meta as _setuptools
+from setuptools.build_meta import build_sdist, get_requires_for_build_sdist  # noqa: F401
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return _setuptools.get_requires_for_build_wheel(None)
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    return _setuptools.prepare_metadata_for_build_wheel(metadata_directory, None)
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import rtdep  # present only when the recipe's buildRequires were installed
+
+    record = {"settings": config_settings, "rtdep": rtdep.VALUE}
+    pathlib.Path("rtrecipe", "built.json").write_text(json.dumps(record, sort_keys=True))
+    return _setuptools.build_wheel(wheel_directory, None, metadata_directory)
+'''
+
+
+def _pure_sdist(out: Path, name: str, version: str, body: str) -> Path:
+    from support.index import _pyproject, write_sdist
+
+    files = {
+        "pyproject.toml": _pyproject(name, version).encode(),
+        f"{name}/__init__.py": body.encode(),
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+    }
+    return write_sdist(out, name, version, files)
+
+
+def build_reference_index(root: Path, base: Path) -> Path:
+    """The test index (`base`, a built `support.index` root) plus the packages these tests need.
+
+    - rtarrow 1.0 / 2.0 (pure wheels) and rtcudf 1.0, whose wheel requires `rtarrow<2`: a
+      variant pinning `rtarrow==2.0` beside `rtcudf==1.0` conflicts unless it overrides rtarrow.
+    - rtpuresrc 1.0: sdist only, pure Python: its built wheel is `py3-none-any`.
+    - rtrecipe 1.0: sdist only, with an in-tree backend that needs `rtdep` at build time and
+      writes the PEP 517 config settings it received into the package (`rtrecipe/built.json`).
+    """
+    import shutil
+
+    from support.index import _metadata, write_simple_pages, write_wheel
+
+    if (root / ".complete").is_file():
+        return root
+    files = root / "files"
+    shutil.copytree(base / "files", files)
+    for version in ("1.0", "2.0"):
+        write_wheel(
+            files, "rtarrow", version, "py3-none-any",
+            {"rtarrow/__init__.py": f"VERSION = {version!r}\n".encode()},
+            metadata=_metadata("rtarrow", version),
+        )  # fmt: skip
+    write_wheel(
+        files, "rtcudf", "1.0", "py3-none-any", {"rtcudf/__init__.py": b"import rtarrow\n"},
+        metadata=_metadata("rtcudf", "1.0", requires=["rtarrow<2"]),
+    )  # fmt: skip
+    _pure_sdist(files, "rtpuresrc", "1.0", "HELLO = 'pure from source'\n")
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "_backend"\n'
+        'backend-path = ["."]\n\n[project]\nname = "rtrecipe"\nversion = "1.0"\n'
+        'requires-python = ">=3.8"\n\n[tool.setuptools]\npackages = ["rtrecipe"]\n'
+        '[tool.setuptools.package-data]\nrtrecipe = ["built.json"]\n'
+    )
+    from support.index import write_sdist
+
+    write_sdist(
+        files,
+        "rtrecipe",
+        "1.0",
+        {
+            "pyproject.toml": pyproject.encode(),
+            "_backend.py": RTRECIPE_BACKEND.encode(),
+            "rtrecipe/__init__.py": b"",
+            "PKG-INFO": b"Metadata-Version: 2.1\nName: rtrecipe\nVersion: 1.0\n",
+        },
+    )
+    write_simple_pages(root)
+    (root / ".complete").write_text("1")
+    return root
+
+
+def make_git_repo(path: Path, name: str = "rtgit", version: str = "0.3") -> str:
+    """A git repository holding a pure-Python project; returns its full HEAD commit hash."""
+    import subprocess
+
+    pkg = path / "src" / name
+    pkg.mkdir(parents=True)
+    (path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\ndependencies = ["rtdep>=1"]\n'
+    )
+    (pkg / "__init__.py").write_text(f"FROM = 'git {name}'\n")
+    git = ["git", "-C", str(path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    return subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
