@@ -210,7 +210,9 @@ def test_failing_source_build_shows_tail_and_log(
     err = capsys.readouterr().err
     assert "build rtsrconly 1.0 from source: failed with exit code 1" in err
     assert err.count("build rtsrconly 1.0 from source") == 1
-    assert "full log: " in err and f"runenv-{VARIANT}-linux-x64.log" in err
+    # The log it names is the failed attempt's, which stays (a good build's log is .log).
+    log = root / "dist" / f"runenv-{VARIANT}-linux-x64.attempt.log"
+    assert f"full log: {log}" in err and "rtsrconly" in log.read_text()
     assert not (root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz").exists()
 
 

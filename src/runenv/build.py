@@ -36,11 +36,19 @@ from runenv import (
     source_build,
     wheels,
 )
-from runenv._cache import Cache, lock_for, replace_dir, staged_file, sweep_stale
+from runenv._cache import (
+    Cache,
+    is_verified,
+    lock_for,
+    mark_verified,
+    replace_dir,
+    staged_file,
+    sweep_stale,
+)
 from runenv._download import redact
 from runenv.check import import_check, top_level_modules
 from runenv.config import VariantConfig
-from runenv.errors import BuildError, LockError, RunenvError, UsageError
+from runenv.errors import BuildError, LockError, OSFailure, RunenvError, UsageError
 from runenv.manifest import PackageRecord, build_hash, make_manifest, read_manifest
 from runenv.plan import Plan, make_plan
 from runenv.platforms import Platform, host_platform
@@ -87,7 +95,8 @@ class Target:
 
     archive: Path
     manifest: Path
-    log: Path
+    log: Path  # the log of the build that made the archive beside it
+    attempt_log: Path  # the log of a build under way; it becomes `log` only if that succeeds
     tree: Path
 
     @classmethod
@@ -97,19 +106,22 @@ class Target:
             archive=options.dist / f"{stem}.tar.gz",
             manifest=options.dist / f"{stem}.json",
             log=options.dist / f"{stem}.log",
+            attempt_log=options.dist / f"{stem}.attempt.log",
             tree=options.pydist / plan.variant / plan.platform.value,
         )
 
-    def is_current(self, digest: str) -> bool:
-        """Whether the finished build on disk has this build hash (and is whole)."""
+    def is_current(self, digest: str, markers: Path) -> bool:
+        """Whether the finished build on disk has this build hash, and its archive still holds
+        the bytes its manifest names (verified as cache entries are, markers in `markers`)."""
         manifest = read_manifest(self.manifest)
         if manifest is None or manifest.get("build_hash") != digest:
             return False
-        try:
-            size = self.archive.stat().st_size
-        except OSError:
-            return False
-        return size == manifest.get("size") and self.tree.is_dir()
+        sha256 = manifest.get("sha256")
+        return (
+            isinstance(sha256, str)
+            and is_verified(self.archive, sha256, in_dir=markers)
+            and self.tree.is_dir()
+        )
 
 
 def _lock_dir(options: BuildOptions, plan: Plan) -> Path:
@@ -214,10 +226,27 @@ def build_target(
     force: bool = False,
 ) -> BuildResult:
     """Build one (variant, platform), or report it up to date (unless `force`)."""
+    try:
+        return _build_target(vc, platform, options, cache, client=client, force=force)
+    except OSError as exc:  # disk full, permission denied...: one line, not a traceback
+        raise OSFailure(exc, f"{vc.variant} {platform.value}") from exc
+
+
+def _build_target(
+    vc: VariantConfig,
+    platform: Platform,
+    options: BuildOptions,
+    cache: Cache,
+    *,
+    client: httpx.Client | None,
+    force: bool,
+) -> BuildResult:
     started = time.monotonic()
     plan = make_plan(vc, platform)
     target = Target.of(plan, options)
-    log_file = target.log if plan.enable_logging else None
+    # A build logs into `attempt_log`, renamed over `log` when it succeeds: a failed build
+    # leaves its log beside the last good archive, manifest and log, which stay untouched.
+    log_file = target.attempt_log if plan.enable_logging else None
     source = python_source(vc, plan, options)
     lock_file, relocked = ensure_lock(vc, plan, options, cache, log_file)
     digest = build_hash(plan, source.sha256, lock_file.read_bytes())
@@ -230,11 +259,12 @@ def build_target(
             seconds,
         )  # fmt: skip
 
-    if not force and target.is_current(digest):
+    markers = _lock_dir(options, plan)
+    if not force and target.is_current(digest, markers):
         return result(True)
     with lock_for(target.archive, in_dir=_lock_dir(options, plan)):
         # A concurrent build may have finished it while we waited for the lock.
-        if not force and target.is_current(digest):
+        if not force and target.is_current(digest, markers):
             return result(True)
         sweep_stale(target.tree)
         sweep_stale(target.archive)
@@ -246,6 +276,8 @@ def build_target(
         prefix = f".tmp-{platform.value}."
         with tempfile.TemporaryDirectory(prefix=prefix, dir=target.tree.parent) as work:
             _run_stages(job, Path(work))
+        if log_file is not None:
+            log_file.replace(target.log)
     return result(False)
 
 
@@ -346,6 +378,7 @@ def _run_stages(job: _Job, work: Path) -> None:
         copied=copied,
     )
     pack.write_manifest(target.manifest, manifest)
+    mark_verified(target.archive, sha256, in_dir=_lock_dir(options, plan))
 
 
 def _select(job: _Job, locked: lock.Lock) -> tuple[list[wheels.Artifact], Plan]:
@@ -439,22 +472,4 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
     return target.tree
 
 
-def clean(options: BuildOptions, variant: str | None = None) -> list[Path]:
-    """Remove build outputs (all, or one variant's); return what was removed."""
-    removed: list[Path] = []
-    patterns = [f"runenv-{variant}-{p.value}.*" for p in Platform] if variant else ["runenv-*"]
-    for pattern in patterns:
-        for path in sorted(options.dist.glob(pattern)) if options.dist.is_dir() else []:
-            path.unlink()
-            removed.append(path)
-    trees = [options.pydist / variant] if variant else [options.pydist]
-    for tree in trees:
-        if tree.exists():
-            shutil.rmtree(tree)
-            removed.append(tree)
-    if variant is None and options.dist.is_dir() and not any(options.dist.iterdir()):
-        options.dist.rmdir()
-    return removed
-
-
-__all__ = ["BuildError", "BuildOptions", "BuildResult", "build_target", "clean", "ensure_lock"]
+__all__ = ["BuildError", "BuildOptions", "BuildResult", "build_target", "ensure_lock"]

@@ -41,7 +41,8 @@ VERSIONS_DIR = "versions"
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 _VARIANT_RE = re.compile(r"^(?P<version>\d+\.\d+\.\d+)?(?:[-_.]?[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a variant folder's name
+_PACKAGE_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)  # PEP 508
 SITE_PACKAGES_PLACEHOLDERS = ("{site-packages}", "<site-packages>")
 
 
@@ -78,7 +79,7 @@ def _build_requirement(value: str) -> str:
 
 
 def _package_name(value: str) -> str:
-    if not _NAME_RE.match(value):
+    if not _PACKAGE_RE.match(value):
         raise ValueError(f"{value!r} is not a package name")
     return value
 
@@ -129,7 +130,7 @@ def parse_git(value: str) -> GitDependency:
     if not text.startswith("git+"):
         head, _, text = text.partition("@")
         name, text = head.strip(), text.strip()
-        if not _NAME_RE.match(name):
+        if not _PACKAGE_RE.match(name):
             raise ValueError(f"{value!r}: {name!r} is not a package name")
     bad = f"malformed git URL {value!r}: expected {_GIT_EXAMPLE} or name @ {_GIT_EXAMPLE}"
     if any(c.isspace() for c in text) or ("#" in text and "#egg=" not in text):
@@ -153,7 +154,7 @@ def parse_git(value: str) -> GitDependency:
     if fragment.startswith("egg=") and name is None:
         name = fragment[len("egg=") :]
     name = name or repo
-    if not _NAME_RE.match(name):
+    if not _PACKAGE_RE.match(name):
         raise ValueError(f"{bad} (cannot take a package name from {repo!r}: write name @ git+...)")
     url = urlunsplit((parts.scheme[len("git+") :], parts.netloc, path, parts.query, ""))
     return GitDependency(name=name, url=url, rev=rev, named=not value.strip().startswith("git+"))
@@ -410,12 +411,46 @@ def find_project(start: Path | None = None) -> Path:
     )
 
 
+def check_variant_name(name: str) -> str:
+    """`name` if it can name a variant: a plain folder name, never a path.
+
+    Letters, digits and `.`, `_`, `+`, `-`, starting with a letter or digit: no separators, no
+    `..`, nothing absolute, so a name can only ever mean a folder directly under `versions/` (and
+    `pydist/<name>` or `dist/runenv-<name>-*` for its outputs). UsageError otherwise.
+    """
+    if not _NAME_RE.fullmatch(name) or ".." in name:
+        raise UsageError(
+            f"{name!r} is not a variant name: a variant is a folder directly under "
+            f"{VERSIONS_DIR}/, named with letters, digits, '.', '_', '+' or '-' "
+            "(e.g. 3.12.10-atls), never a path"
+        )
+    return name
+
+
+def variant_folder(project: Path, name: str) -> Path:
+    """The folder of variant `name`, `versions/<name>/`: the one way every command resolves a
+    variant name. A path-shaped name, a missing folder or a link is a UsageError."""
+    folder = project / VERSIONS_DIR / check_variant_name(name)
+    if folder.is_symlink():
+        raise UsageError(
+            f"{VERSIONS_DIR}/{name} is a link: a variant is a plain folder under {VERSIONS_DIR}/"
+        )
+    if not folder.is_dir():
+        known = ", ".join(list_variants(project)) or "none"
+        raise UsageError(f"unknown variant {name!r} (known: {known}); create it with runenv new")
+    return folder
+
+
 def list_variants(project: Path) -> list[str]:
-    """Every folder under `versions/`, sorted."""
+    """Every variant under `versions/`: plain folders with a valid name, sorted."""
     root = project / VERSIONS_DIR
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if _NAME_RE.fullmatch(p.name) and ".." not in p.name and p.is_dir() and not p.is_symlink()
+    )
 
 
 def _display(project: Path, path: Path) -> str:
@@ -516,7 +551,7 @@ def _variant_layers(project: Path, variant: str, chain: tuple[str, ...] = ()) ->
     if parent in (*chain, variant):
         cycle = " -> ".join((*chain, variant, parent))
         raise ConfigError(shown, "extends", f"cycle: {cycle}")
-    if not (project / VERSIONS_DIR / parent).is_dir():
+    if parent not in list_variants(project):
         raise ConfigError(shown, "extends", f"no variant {parent!r} under {VERSIONS_DIR}/")
     return [*_variant_layers(project, parent, (*chain, variant)), layer]
 
@@ -618,10 +653,7 @@ def variant_python_version(variant: str, config: Config) -> str | None:
 
 def load_variant(project: Path, variant: str) -> VariantConfig:
     """Read, validate and merge every layer of `variant`."""
-    folder = project / VERSIONS_DIR / variant
-    if not folder.is_dir():
-        known = ", ".join(list_variants(project)) or "none"
-        raise UsageError(f"unknown variant {variant!r} (known: {known}); create it with runenv new")
+    folder = variant_folder(project, variant)
     layers: list[Layer] = []
     shared = _pick_file(project, project, SHARED_NAMES)
     if shared is not None:

@@ -7,6 +7,8 @@ message is one line that names the file, key or package at fault and what to do.
 
 from __future__ import annotations
 
+import errno
+
 
 class RunenvError(Exception):
     """Base class of every error runenv reports to the user."""
@@ -62,3 +64,30 @@ class CheckError(BuildError):
 
 class SubprocessError(BuildError):
     """A command runenv ran exited non-zero or timed out."""
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "free some space (or point dist/, pydist/ or RUNENV_CACHE_DIR elsewhere) "
+    "and run again",
+    errno.EDQUOT: "free some space within your quota and run again",
+    errno.EROFS: "the filesystem is read-only: use a writable folder",
+    errno.EACCES: "check the folder's permissions",
+    errno.EPERM: "check the folder's permissions",
+}
+
+
+def describe_os_error(exc: OSError, doing: str = "") -> str:
+    """One line for an OSError: what failed, on which path, and what to do."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = f": {exc.filename}" if exc.filename else ""
+    hint = _OS_HINTS.get(exc.errno or 0)
+    lead = f"{doing}: " if doing else ""
+    return f"{lead}{what}{where}" + (f" ({hint})" if hint else "")
+
+
+class OSFailure(BuildError):
+    """An operating-system error (disk full, permission denied...) during a build."""
+
+    def __init__(self, exc: OSError, doing: str = "") -> None:
+        self.errno = exc.errno
+        super().__init__(describe_os_error(exc, doing))

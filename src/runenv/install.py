@@ -50,6 +50,7 @@ import struct
 import threading
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -217,9 +218,20 @@ class _Wheel(WheelFile):
 
 def _open(wheel: Path) -> _Wheel:
     try:
-        return _Wheel(zipfile.ZipFile(wheel), wheel)
+        f = zipfile.ZipFile(wheel)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise BuildError(f"cannot install {wheel.name}: {exc}") from None
+    for name in f.namelist():
+        # installer refuses these too, but with a message that names neither (its
+        # os.path.commonpath raises "Can't mix absolute and relative paths").
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+            f.close()
+            raise BuildError(
+                f"cannot install {wheel.name}: entry {name!r} is an absolute path or leaves the "
+                "install folder: the wheel is broken or hostile, do not use it"
+            )
+    return _Wheel(f, wheel)
 
 
 def _dest_paths(source: _Wheel, layout: _Layout) -> set[str]:
@@ -527,7 +539,9 @@ def _install_one(wheel: Path, source: _Wheel, layout: _Layout) -> InstalledDist:
         AssertionError,
         EOFError,
         OSError,
+        NotImplementedError,  # a zip compression method Python cannot read
         zipfile.BadZipFile,
+        zlib.error,  # a corrupt deflate stream
     ) as exc:
         raise BuildError(f"cannot install {wheel.name}: {_reason(exc)}") from None
     lib = {"purelib", "platlib"}

@@ -29,18 +29,27 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from runenv._cache import Cache, lock_for, staged_file
+from runenv._cache import (
+    Cache,
+    evict,
+    file_sha256,
+    is_verified,
+    lock_for,
+    mark_verified,
+    recorded_sha256,
+    staged_file,
+)
 from runenv._subprocess import run
 from runenv.errors import BuildError, RunenvError
 from runenv.platforms import Platform
-
-logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pyproject_hooks import SubprocessRunner
 
     from runenv.plan import Plan
     from runenv.wheels import Artifact
+
+logger = logging.getLogger(__name__)
 
 CACHE_SECTION = "built-wheels"
 GIT_SECTION = "git"
@@ -244,7 +253,7 @@ def build_wheel(
     pure_key = cache_key(artifact, plan, host_pure=True)
     pure_folder = cache.section(CACHE_SECTION) / pure_key[:2] / pure_key
     with lock_for(pure_folder):
-        shared = next(pure_folder.glob("*.whl"), None) if pure_folder.is_dir() else None
+        shared = _cached_wheel(pure_folder)
         if shared is not None:
             return shared
         wheel = _build_native(
@@ -255,6 +264,7 @@ def build_wheel(
         if is_pure(wheel.name):
             with staged_file(pure_folder / wheel.name) as staged:
                 shutil.copyfile(wheel, staged)
+            mark_verified(pure_folder / wheel.name, file_sha256(wheel))
         else:
             (pure_folder / NOT_PURE).write_text(wheel.name + "\n", encoding="utf-8")
     return wheel
@@ -272,11 +282,11 @@ def _build_native(
 ) -> Path:
     key = cache_key(artifact, plan)
     folder = cache.section(CACHE_SECTION) / key[:2] / key
-    done = next(folder.glob("*.whl"), None) if folder.is_dir() else None
+    done = _cached_wheel(folder)
     if done is not None:
         return done
     with lock_for(folder):
-        done = next(folder.glob("*.whl"), None) if folder.is_dir() else None
+        done = _cached_wheel(folder)
         if done is not None:
             return done
         extra = (
@@ -290,6 +300,7 @@ def _build_native(
             target = folder / wheel.name
             with staged_file(target) as staged:
                 shutil.copyfile(wheel, staged)
+            mark_verified(target, file_sha256(target))
     return target
 
 
@@ -310,7 +321,7 @@ def host_pure_wheel(
     key = cache_key(artifact, plan, host_pure=True)
     folder = cache.section(CACHE_SECTION) / key[:2] / key
     with lock_for(folder):
-        done = next(folder.glob("*.whl"), None) if folder.is_dir() else None
+        done = _cached_wheel(folder)
         if done is not None:
             return done
         if (folder / NOT_PURE).is_file():
@@ -328,6 +339,7 @@ def host_pure_wheel(
                 target = folder / wheel.name
                 with staged_file(target) as staged:
                     shutil.copyfile(wheel, staged)
+                mark_verified(target, file_sha256(target))
         except BuildError as exc:  # cannot build here: it needs the native runner
             logger.debug("host build of %s failed: %s", artifact.name, exc)
             return None
@@ -401,6 +413,24 @@ def _build(
     except BaseException:
         tmp.cleanup()
         raise
+
+
+def _cached_wheel(folder: Path) -> Path | None:
+    """The wheel built earlier into `folder`, if it still holds the bytes recorded when it was
+    built; anything else found there is evicted (and the wheel is built again)."""
+    if not folder.is_dir():
+        return None
+    for wheel in sorted(folder.glob("*.whl")):
+        recorded = recorded_sha256(wheel)
+        if recorded is not None and is_verified(wheel, recorded):
+            return wheel
+        logger.warning(
+            "%s: the cached build does not match the sha256 recorded when it was built: "
+            "evicted it, building it again",
+            wheel.name,
+        )
+        evict(wheel)
+    return None
 
 
 def build_wheels(

@@ -270,7 +270,15 @@ def provision(url: str, sha256: str, size: int, dest: Path, interpreter: PurePos
     """
     if is_provisioned(dest, sha256):
         return False
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=".tmp-probe-", dir=dest.parent))
+        probe.rmdir()
+    except OSError as exc:
+        raise UsageError(
+            f"cache folder {dest.parent} is not usable ({exc.strerror or exc}): set "
+            "RUNENV_CATALOGUE_CACHE or --cache-dir to a writable folder"
+        ) from None
     with file_lock(dest.parent / f"{dest.name}.lock"):
         if is_provisioned(dest, sha256):
             return False
