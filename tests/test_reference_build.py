@@ -13,8 +13,8 @@ import pytest
 
 from runenv.cli import main
 from support.index import Index, IndexServer
+from support.project import SITE, VARIANT, make_project, manifest_of, run_python, unpack
 from support.reference import build_reference_index, make_git_repo
-from test_build import SITE, VARIANT, make_project, manifest_of, run_python, unpack
 from test_cross import cross_project
 
 
@@ -98,12 +98,18 @@ def test_build_wheel_recipe_installs_build_requires_and_passes_config_settings(
 def test_git_dependency_locked_to_full_commit_built_and_no_deps(
     tmp_path: Path, pbs: tuple[Path, str], ref_server: IndexServer
 ) -> None:
-    repo = tmp_path / "rtgit"
+    # The reference's form: a bare URL with an abbreviated rev, known to the config by the
+    # repository's name (rtgit-src), which is not the project's (rtgit).
+    repo = tmp_path / "rtgit-src"
     commit = make_git_repo(repo)
-    dep = f"git+{repo.as_uri()}@{commit[:7]}"  # the reference's form, an abbreviated rev
-    extra = "[packages.resolution]\nallowSourceList = ['rtgit']\nstrictMissing = true\n"
+    dep = f"git+{repo.as_uri()}@{commit[:7]}"
+    extra = "[packages.resolution]\nallowSourceList = ['rtgit_src']\nstrictMissing = true\n"
     root = make_project(tmp_path / "p", pbs, ["rtpure==1.0", dep], extra=extra)
-    text = config_toml(root).read_text().replace("[packages]\n", "[packages]\nnoDeps = ['rtgit']\n")
+    text = (
+        config_toml(root)
+        .read_text()
+        .replace("[packages]\n", "[packages]\nnoDeps = ['rtgit-src']\n")
+    )
     config_toml(root).write_text(text)
     assert cli(root, ref_server, "build") == 0
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
@@ -174,7 +180,7 @@ def test_conflict_paragraph_then_override_resolves(
     assert cli(root, ref_server, "lock") == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert "rtcudf==1.0 requires rtarrow<2, but the variant asks for rtarrow==2.0" in err
+    assert "rtcudf==1.0 requires rtarrow>=1.0,<2, but the variant asks for rtarrow==2.0" in err
     assert 'add rtarrow = "2.0" to packages.overrides' in err
 
     text = config_toml(root).read_text() + '[packages.overrides]\nrtarrow = "2.0"\n'

@@ -24,7 +24,7 @@ import re
 import sys
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,9 +209,7 @@ def lock(
         # uv applies version-less dependency-metadata to index packages only: a git package
         # needs its name and version given, which the first resolution tells.
         no_deps = {canonicalize_name(n) for n in request.no_deps}
-        git_pkgs = [
-            p for p in parsed.packages if p.vcs is not None and canonicalize_name(p.name) in no_deps
-        ]
+        git_pkgs = _no_deps_git(request.requirements, parsed, no_deps)
         if git_pkgs:
             reqs.write_text(
                 "".join(_named_git(r, git_pkgs) + "\n" for r in request.requirements), "utf-8"
@@ -278,18 +276,36 @@ def is_fresh(path: Path, request: LockRequest) -> bool:
 # --------------------------------------------------------------------------- uv
 
 
+def _url_key(url: str) -> str:
+    url = url.rstrip("/")
+    return url[: -len(".git")] if url.endswith(".git") else url
+
+
+def _no_deps_git(
+    requirements: tuple[str, ...], parsed: Lock, no_deps: Collection[str]
+) -> list[LockedPackage]:
+    """The locked git packages that noDeps names, by their locked name or by the name the
+    config gave their repository (`parapred-pytorch` for .../parapred-pytorch.git)."""
+    found: list[LockedPackage] = []
+    for text in requirements:
+        if not is_git_dependency(text):
+            continue
+        ref = parse_git(text)
+        for pkg in parsed.packages:
+            if pkg.vcs is None or _url_key(pkg.vcs.url) != _url_key(ref.url):
+                continue
+            if canonicalize_name(ref.name) in no_deps or canonicalize_name(pkg.name) in no_deps:
+                found.append(pkg)
+    return found
+
+
 def _named_git(text: str, packages: list[LockedPackage]) -> str:
     """A bare `git+URL@rev` requirement with the name its locked package has (`name @ ...`)."""
     if not is_git_dependency(text) or not text.strip().startswith("git+"):
         return text
     ref = parse_git(text)
-
-    def key(url: str) -> str:
-        url = url.rstrip("/")
-        return url[: -len(".git")] if url.endswith(".git") else url
-
     for pkg in packages:
-        if pkg.vcs is not None and key(pkg.vcs.url) == key(ref.url):
+        if pkg.vcs is not None and _url_key(pkg.vcs.url) == _url_key(ref.url):
             return f"{pkg.name} @ {text.strip()}"
     return text
 
@@ -310,7 +326,7 @@ def _input_files(
             args += [flag, str(path)]
     if request.no_deps:
         entries: list[dict[str, Any]] = []
-        for name in sorted({canonicalize_name(n) for n in request.no_deps}):
+        for name in sorted({*(canonicalize_name(n) for n in request.no_deps), *(versions or {})}):
             entry: dict[str, Any] = {"name": name, "requires-dist": []}
             if versions and name in versions:
                 entry["version"] = versions[name]
@@ -405,7 +421,7 @@ def _compile(
 # "rtcudf==1.0 depends on rtarrow<2", "all versions of rtcudf depend on rtarrow<2"
 _DEPENDS = re.compile(
     r"(?:all versions of |only )?(?P<who>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<who_spec>[=<>!~][^\s,]*)?"
-    r" depends? on (?P<dep>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<spec>[=<>!~][^\s,]*)"
+    r" depends? on (?P<dep>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<spec>[=<>!~]\S*)"
 )
 
 
@@ -430,9 +446,10 @@ def conflict_paragraph(uv_output: str, request: LockRequest) -> str | None:
         who = direct.get(canonicalize_name(match.group("who"))) or (
             match.group("who") + (match.group("who_spec") or "")
         )
+        spec = match.group("spec").rstrip(",.;")  # `<2, we can conclude`, `<2.` at the end
         value = want[2:] if want.startswith("==") and "," not in want else want
         return (
-            f"{who} requires {match.group('dep')}{match.group('spec')}, but the variant asks "
+            f"{who} requires {match.group('dep')}{spec}, but the variant asks "
             f"for {pin}. To use {pin} anyway (uv override: it replaces every range on "
             f'{match.group("dep")}), add {match.group("dep")} = "{value}" to packages.overrides.'
         )

@@ -155,6 +155,13 @@ def select_for_plan(lock: Lock, plan: Plan) -> Selection:
         allowed = policy is None or name in plan.build_wheel or policy.may_build(name)
         if pkg.vcs is not None:
             reason = f"git {pkg.vcs.url} at {pkg.vcs.commit}"
+            # The config may know it by its repository's name (`git+https://.../repo.git`).
+            declared = [
+                canonicalize_name(g.name) for g in plan.git if _same_repo(g.url, pkg.vcs.url)
+            ]
+            allowed = allowed or any(
+                policy is None or n in plan.build_wheel or policy.may_build(n) for n in declared
+            )
             if allowed:
                 filename = f"{pkg.name}-{pkg.vcs.commit}.git"
                 vcs = pkg.vcs
@@ -198,6 +205,14 @@ def select_for_plan(lock: Lock, plan: Plan) -> Selection:
             f"{len(missing)} package(s) cannot be installed: {names}"
         )
     return Selection(chosen, missing)
+
+
+def _same_repo(a: str, b: str) -> bool:
+    def key(url: str) -> str:
+        url = url.rstrip("/")
+        return url[: -len(".git")] if url.endswith(".git") else url
+
+    return key(a) == key(b)
 
 
 def _applies(pkg: LockedPackage, env: dict[str, str]) -> bool:

@@ -261,7 +261,7 @@ def _pure_sdist(out: Path, name: str, version: str, body: str) -> Path:
 def build_reference_index(root: Path, base: Path) -> Path:
     """The test index (`base`, a built `support.index` root) plus the packages these tests need.
 
-    - rtarrow 1.0 / 2.0 (pure wheels) and rtcudf 1.0, whose wheel requires `rtarrow<2`: a
+    - rtarrow 1.0 / 2.0 (pure wheels) and rtcudf 1.0, whose wheel requires `rtarrow>=1.0,<2`: a
       variant pinning `rtarrow==2.0` beside `rtcudf==1.0` conflicts unless it overrides rtarrow.
     - rtpuresrc 1.0: sdist only, pure Python: its built wheel is `py3-none-any`.
     - rtrecipe 1.0: sdist only, with an in-tree backend that needs `rtdep` at build time and
@@ -277,13 +277,13 @@ def build_reference_index(root: Path, base: Path) -> Path:
     shutil.copytree(base / "files", files)
     for version in ("1.0", "2.0"):
         write_wheel(
-            files, "rtarrow", version, "py3-none-any",
+            files, "rtarrow", version,
             {"rtarrow/__init__.py": f"VERSION = {version!r}\n".encode()},
             metadata=_metadata("rtarrow", version),
         )  # fmt: skip
     write_wheel(
-        files, "rtcudf", "1.0", "py3-none-any", {"rtcudf/__init__.py": b"import rtarrow\n"},
-        metadata=_metadata("rtcudf", "1.0", requires=["rtarrow<2"]),
+        files, "rtcudf", "1.0", {"rtcudf/__init__.py": b"import rtarrow\n"},
+        metadata=_metadata("rtcudf", "1.0", requires=["rtarrow>=1.0,<2"]),
     )  # fmt: skip
     _pure_sdist(files, "rtpuresrc", "1.0", "HELLO = 'pure from source'\n")
     pyproject = (
