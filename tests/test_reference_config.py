@@ -152,3 +152,41 @@ def test_shared_resolution_lists_union_and_platform_booleans_win(tmp_path: Path)
     assert linux.only_binary == {"numpy", "scipy"}
     assert windows.only_binary == {"numpy", "scipy", "x-y"}
     assert (linux.strict_missing, windows.strict_missing) == (True, False)
+
+
+def test_build_wheel_recipe_replaced_whole_and_force_lists_reach_the_plan(tmp_path: Path) -> None:
+    from runenv.plan import make_plan
+    from runenv.platforms import Platform
+
+    recipe = {"reason": "shared", "buildRequires": ["setuptools", "wheel"]}
+    shared = {
+        "packages": {
+            "dependencies": ["rtpure==1.0"],
+            "buildWheel": {"rtnative": {"linux-x64": recipe, "windows-x64": recipe}},
+            "resolution": {"forceNoBinaryList": ["RT_Pure"]},
+        }
+    }
+    variant = {
+        "packages": {
+            "buildWheel": {
+                "rtnative": {"linux-x64": {"reason": "mine", "configSettings": ["a=1", "a=2"]}}
+            }
+        }
+    }
+    checkout = write_reference_checkout(tmp_path / "c", shared, {"3.12.10": variant})
+    root = tmp_path / "p"
+    (root / "versions").mkdir(parents=True)
+    shutil.copy(checkout / "shared-config.json", root)
+    shutil.copytree(checkout / "python-3.12.10", root / "versions" / "3.12.10")
+    vc = load_variant(root, "3.12.10")
+    linux = make_plan(vc, Platform.LINUX_X64)
+    windows = make_plan(vc, Platform.WINDOWS_X64)
+    # The variant's linux-x64 recipe replaced the shared one whole: no build requirements left.
+    assert linux.build_wheel["rtnative"].build_requires == ()
+    assert linux.build_wheel["rtnative"].settings() == {"a": ["1", "2"]}
+    assert windows.build_wheel["rtnative"].build_requires == ("setuptools", "wheel")
+    assert linux.force_source == {
+        "rtnative": "packages.buildWheel: mine",
+        "rt-pure": "packages.resolution.forceNoBinaryList",
+    }
+    assert "rtnative" not in make_plan(vc, Platform.MACOSX_X64).force_source

@@ -84,6 +84,9 @@ def cmd_config(args: argparse.Namespace) -> int:
             print(f"  override:      {line}")
         for name in sorted(plan.no_deps):
             print(f"  no deps:       {name}")
+        for name, recipe in plan.build_wheel.items():
+            extras = [*recipe.build_requires, *(f"{k}={v}" for k, v in recipe.config_settings)]
+            print(f"  build wheel:   {name}" + (f" ({', '.join(extras)})" if extras else ""))
         if plan.policy is not None:
             policy = " ".join(f"{k}={v}" for k, v in plan.policy.to_json().items() if v)
             print(f"  resolution:    {policy or 'no source builds; missing wheels skipped'}")
