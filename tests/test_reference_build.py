@@ -230,3 +230,27 @@ def test_compiled_sdist_still_needs_native_runner(
     err = capsys.readouterr().err
     assert "cross build for linux-aarch64 needs 1 source build(s)" in err
     assert "rtsrconly 1.0 on linux-aarch64" in err and "rtpuresrc" not in err
+
+
+@pytest.mark.network
+def test_real_sdist_only_pure_package_builds_every_platform_from_linux(
+    tmp_path: Path, pbs: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """python-louvain 0.16 ships no wheel at all (the reference builds it on four runners)."""
+    monkeypatch.setenv("RUNENV_INDEX_URL", "")
+    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
+    extra = "[packages.resolution]\nallowSourceList = ['python-louvain']\nstrictMissing = true\n"
+    root = cross_project(tmp_path / "p", pbs, ["python-louvain==0.16"], extra)
+    assert main(["-q", "--project", str(root), "build", VARIANT, "--platform", "all"]) == 0
+    shas = set()
+    for manifest_path in sorted((root / "dist").glob("*.json")):
+        manifest = json.loads(manifest_path.read_text())
+        record = next(p for p in manifest["packages"] if p["name"] == "python-louvain")
+        assert record["from_source"] is True and record["wheel"].endswith("-py3-none-any.whl")
+        shas.add(record["sha256"])
+    assert len(shas) == 1
+    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "u")
+    code = (
+        "import community as c, networkx as n; print(len(c.best_partition(n.karate_club_graph())))"
+    )
+    assert run_python(runtime, code) == "34"
