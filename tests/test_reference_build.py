@@ -201,19 +201,26 @@ def test_pure_sdist_built_once_on_host_for_every_platform(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
-    root = cross_project(tmp_path / "p", pbs, ["rtpure==1.0", "rtpuresrc==1.0"])
+    commit = make_git_repo(tmp_path / "rtgit")  # a pure git dependency goes the same way
+    deps = ["rtpure==1.0", "rtpuresrc==1.0", f"rtgit @ git+{(tmp_path / 'rtgit').as_uri()}"]
+    root = cross_project(tmp_path / "p", pbs, deps)
     assert cli(root, ref_server, "build", "--platform", "all") == 0
-    wheels = set()
+    wheels: dict[str, set[str]] = {"rtpuresrc": set(), "rtgit": set()}
     for manifest_path in (root / "dist").glob("*.json"):
         manifest = json.loads(manifest_path.read_text())
-        record = next(p for p in manifest["packages"] if p["name"] == "rtpuresrc")
-        assert record["from_source"] is True
-        assert record["wheel"] == "rtpuresrc-1.0-py3-none-any.whl"
-        wheels.add(record["sha256"])
+        for name, expected in (("rtpuresrc", "rtpuresrc-1.0"), ("rtgit", "rtgit-0.3")):
+            record = next(p for p in manifest["packages"] if p["name"] == name)
+            assert record["from_source"] is True
+            assert record["wheel"] == f"{expected}-py3-none-any.whl"
+            wheels[name].add(record["sha256"])
     assert len(list((root / "dist").glob("*.json"))) == 5
-    assert len(wheels) == 1  # one wheel, built once, shared by every platform
+    # One wheel each, built once, shared by every platform.
+    assert {k: len(v) for k, v in wheels.items()} == {"rtpuresrc": 1, "rtgit": 1}
     built = list((tmp_path / "cache").rglob("rtpuresrc-1.0-py3-none-any.whl"))
     assert len(built) == 1, built
+    assert len(list((tmp_path / "cache").rglob("rtgit-0.3-py3-none-any.whl"))) == 1
+    lock = tomllib.loads((root / "versions" / VARIANT / "pylock.macosx-x64.toml").read_text())
+    assert next(p for p in lock["packages"] if p["name"] == "rtgit")["vcs"]["commit-id"] == commit
     win = root / "pydist" / VARIANT / "windows-x64" / "Lib" / "site-packages" / "rtpuresrc"
     assert (win / "__init__.py").is_file()
     assert SITE  # the host runtime was checked by import on this machine

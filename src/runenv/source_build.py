@@ -247,8 +247,9 @@ def build_wheel(
 ) -> Path:
     """The wheel built from `sdist` (a file, or a git checkout) for `plan`'s platform.
 
-    From the cache when it is there. A pure wheel is also kept where cross builds look for
-    one (and a compiled one leaves the marker), so every platform shares one build.
+    From the cache when it is there. A pure (`py3-none-any`) wheel is kept once, in the
+    host-pure entry every platform looks in first (under its lock, so concurrent builds wait
+    and share it); a compiled one leaves the marker that spares cross builds a host attempt.
     """
     pure_key = cache_key(artifact, plan, host_pure=True)
     pure_folder = cache.section(CACHE_SECTION) / pure_key[:2] / pure_key
@@ -261,12 +262,14 @@ def build_wheel(
             log_file=log_file,
         )  # fmt: skip
         pure_folder.mkdir(parents=True, exist_ok=True)
-        if is_pure(wheel.name):
-            with staged_file(pure_folder / wheel.name) as staged:
+        if is_pure(wheel.name):  # kept once, where every platform looks first
+            shared = pure_folder / wheel.name
+            with staged_file(shared) as staged:
                 shutil.copyfile(wheel, staged)
-            mark_verified(pure_folder / wheel.name, file_sha256(wheel))
-        else:
-            (pure_folder / NOT_PURE).write_text(wheel.name + "\n", encoding="utf-8")
+            mark_verified(shared, file_sha256(shared))
+            evict(wheel)
+            return shared
+        (pure_folder / NOT_PURE).write_text(wheel.name + "\n", encoding="utf-8")
     return wheel
 
 
