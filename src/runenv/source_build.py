@@ -1,4 +1,4 @@
-"""Stage 4c: build wheels from sdists and git commits with the target runtime's interpreter.
+"""The build-sdists stage: wheels from sdists and git commits, by the runtime's own interpreter.
 
 pypa/build drives the PEP 517 hooks; its `DefaultIsolatedEnv` would make the build environment
 from the interpreter running runenv, so `RuntimeEnv` implements build's `IsolatedEnv` protocol
@@ -40,6 +40,7 @@ from runenv._cache import (
     staged_file,
 )
 from runenv._subprocess import run
+from runenv._uv import run_uv
 from runenv.errors import BuildError, RunenvError
 from runenv.platforms import Platform, host_platform
 
@@ -75,12 +76,6 @@ class CrossSourceBuildError(BuildError):
         )
 
 
-def _uv() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
 class RuntimeEnv:
     """pypa/build's `IsolatedEnv`, made from the target runtime's interpreter."""
 
@@ -96,7 +91,6 @@ class RuntimeEnv:
         timeout: float,
         log_file: Path | None,
     ) -> None:
-        self._path = path
         self._indexes = indexes
         self._default_index = default_index
         self._cache = cache
@@ -128,9 +122,8 @@ class RuntimeEnv:
             index_args += ["--default-index", self._default_index]
         for index in self._indexes:
             index_args += ["--index", index]
-        run(
+        run_uv(
             [
-                _uv(),
                 "pip",
                 "install",
                 "--no-config",
@@ -140,7 +133,7 @@ class RuntimeEnv:
                 *sorted(requirements),
             ],
             what="install the build requirements",
-            env={"UV_CACHE_DIR": str(self._cache.section("uv"))},
+            cache=self._cache,
             timeout=self._timeout,
             log_file=self._log,
         )
