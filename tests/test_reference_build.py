@@ -261,3 +261,28 @@ def test_real_sdist_only_pure_package_builds_every_platform_from_linux(
         "import community as c, networkx as n; print(len(c.best_partition(n.karate_club_graph())))"
     )
     assert run_python(runtime, code) == "34"
+
+
+@pytest.mark.network
+def test_real_pypi_conflict_paragraph_and_its_override(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """uv's real wording, from PyPI: requests 2.32.3 wants urllib3>=1.21.1,<3."""
+    monkeypatch.setenv("RUNENV_INDEX_URL", "")
+    root = make_project(tmp_path / "p", pbs, ["requests==2.32.3", "urllib3==1.20"])
+    args = ["-q", "--project", str(root), "lock", VARIANT]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "requests==2.32.3 requires urllib3" in err and "urllib3==1.20" in err
+    assert 'add urllib3 = "1.20" to packages.overrides' in err
+    config_toml(root).write_text(
+        config_toml(root).read_text() + '[packages.overrides]\nurllib3 = "1.20"\n'
+    )
+    assert main(args) == 0
+    lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
+    assert {p["name"]: p["version"] for p in lock["packages"]}["urllib3"] == "1.20"
+    assert lock["tool"]["runenv"]["overrides"] == ["urllib3==1.20"]
