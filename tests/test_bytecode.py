@@ -13,7 +13,7 @@ import stat
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
@@ -202,20 +202,23 @@ def test_cross_build_compiler_host_runtime_then_runenvs_own_then_skipped(
     def no_host() -> Path:
         raise FetchError("cpython-9.9.9.tar.gz: not in the cache and --offline")
 
-    common = {"native": False, "timeout": 120.0}
-    host = bytecode.compile_runtime(
-        plan, tree, ["bin/tool.py"], host_python=lambda: Path(sys.executable), **common
-    )
+    def compile_with(
+        plan: Plan, host_python: Callable[[], Path], copied: list[str]
+    ) -> bytecode.BytecodeResult:
+        compiler = bytecode.choose_compiler(plan, tree, native=False, host_python=host_python)
+        return bytecode.compile_runtime(plan, tree, copied, compiler, timeout=120.0)
+
+    host = compile_with(plan, lambda: Path(sys.executable), ["bin/tool.py"])
     assert host.compiled and "runtime for this host" in host.compiler and host.files == 2
     assert pyc.is_file() and (tree / "bin" / "__pycache__" / f"tool.{TAG}.pyc").is_file()
 
     shutil.rmtree(pyc.parent)
-    own = bytecode.compile_runtime(plan, tree, [], host_python=no_host, **common)
+    own = compile_with(plan, no_host, [])
     assert own.compiled and own.compiler.startswith("runenv's own Python") and pyc.is_file()
 
     shutil.rmtree(pyc.parent)
     other = replace(plan, python_version="3.99.0")
-    none = bytecode.compile_runtime(other, tree, [], host_python=no_host, **common)
+    none = compile_with(other, no_host, [])
     assert not none.compiled and not pyc.parent.exists()
     assert none.to_json() == {
         "compiled": False,
@@ -223,9 +226,7 @@ def test_cross_build_compiler_host_runtime_then_runenvs_own_then_skipped(
         "is unavailable (cpython-9.9.9.tar.gz: not in the cache and --offline) and runenv runs "
         f"on {PY_XY}",
     }
-    off = bytecode.compile_runtime(
-        replace(plan, compile_bytecode=False), tree, [], host_python=no_host, **common
-    )
+    off = compile_with(replace(plan, compile_bytecode=False), no_host, [])
     assert off.to_json() == {"compiled": False, "reason": "[build] compileBytecode = false"}
     assert not pyc.parent.exists()
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from runenv._cache import (
     sweep_stale,
     temp_beside,
 )
+from runenv.bytecode import Compiler
 from runenv.check import import_check
 from runenv.config import VariantConfig
 from runenv.errors import BuildError, LockError, OSFailure, RunenvError
@@ -171,6 +172,9 @@ class BuildContext:
     python: python_fetch.PythonSource  # where the interpreter comes from, with its sha256
     target: Target
     log: BuildLog
+    # Set by `select` in a cross build: the wheels of its sources, built on this host because
+    # they came out py3-none-any (keyed by the source's file name).
+    host_built: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -242,14 +246,14 @@ def build_target(
         staged_archive = stack.enter_context(temp_beside(ctx.target.archive))
         background = stack.enter_context(ThreadPoolExecutor(1))
 
-        artifacts = select(ctx, lock_file)
-        unpacking = background.submit(fetch_python, ctx, work / "build")
+        artifacts, ctx = select(ctx, lock_file)
+        unpacking = background.submit(fetch_python, ctx, vc, work / "build")
         files = download_wheels(ctx, artifacts)
-        tree = unpacking.result()
+        tree, compiler = unpacking.result()
         built = build_sdists(ctx, artifacts, files, tree)
-        installed = install_wheels(ctx, tree, artifacts, files, built)
+        installed = install_wheels(ctx, tree, artifacts, files, built, compiler)
         copied = copy_variant_files(ctx, tree)
-        compiled = compile_bytecode(ctx, vc, tree, copied)
+        compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
             tree = tree.rename(work / "checked")
         packing = background.submit(pack.pack_tree, tree, staged_archive)
@@ -288,7 +292,8 @@ def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
     """Everything that decides the platform's lock (its freshness is a hash of this)."""
     return lock.LockRequest(
         requirements=plan.requirements,
-        constraints=plan.constraints,
+        overrides=plan.overrides,
+        no_deps=tuple(sorted(plan.no_deps)),
         python_version=plan.python_version,
         platform=plan.platform,
         glibc=plan.glibc,
@@ -361,31 +366,73 @@ def build_hash(ctx: BuildContext, lock_file: Path) -> str:
     return inputs.digest()
 
 
-def select(ctx: BuildContext, lock_file: Path) -> list[Artifact]:
-    """Select: the file each locked package installs from, a wheel or else its sdist.
+def select(ctx: BuildContext, lock_file: Path) -> tuple[list[Artifact], BuildContext]:
+    """Select: the file each locked package installs from, a wheel or else its source (an
+    sdist, a git commit), under the plan's `packages.resolution` policy.
 
-    A cross build that would need a source build stops here, before anything is downloaded.
+    What the policy lets go is a warning line and, in the returned context's plan, a skipped
+    package with its reason (the manifest records it). A cross build builds its sources here,
+    on this host, keeping those whose wheel is py3-none-any (`ctx.host_built`); one that needs
+    a native source build stops here, before the interpreter and the wheels are downloaded.
     """
     plan = ctx.plan
-    artifacts = wheels.select(
-        lock.read_lock(lock_file),
-        plan.platform,
-        plan.python_version,
-        plan.force_source,
-        glibc=plan.glibc,
-        macos=plan.macos,
+    selection = wheels.select_for_plan(lock.read_lock(lock_file), plan)
+    for name, why in selection.missing.items():
+        ctx.options.report(f"warning: {ctx.name}: {name} skipped: {why}")
+    if selection.missing:
+        ctx = replace(ctx, plan=replace(plan, skipped={**plan.skipped, **selection.missing}))
+    sources = [a for a in selection.artifacts if a.from_source]
+    if sources and not ctx.native:
+        ctx = replace(ctx, host_built=_host_pure_wheels(ctx, sources))
+    return selection.artifacts, ctx
+
+
+def _host_pure_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> dict[str, Path]:
+    """A cross build's sources, each built once on this host and kept when its wheel is
+    py3-none-any (shared by every platform through the cache); CrossSourceBuildError names
+    the ones that compile code and need a native runner. Only the sources are fetched."""
+    files = wheels.download_all(
+        sources, ctx.cache, client=ctx.client, timeout=ctx.timeout, offline=ctx.options.offline
     )
-    sdists = [a for a in artifacts if a.kind == "sdist"]
-    if sdists and not ctx.native:
-        raise source_build.CrossSourceBuildError(plan.platform, sdists)
-    return artifacts
+    return source_build.host_pure_wheels(
+        sources,
+        files,
+        ctx.plan,
+        ctx.cache,
+        default_index=ctx.options.default_index,
+        log_file=ctx.log.path,
+    )
 
 
-def fetch_python(ctx: BuildContext, dest: Path) -> Path:
-    """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`.
+def bytecode_compiler(ctx: BuildContext, vc: VariantConfig, tree: Path) -> Compiler | str:
+    """The interpreter that compiles this build's bytecode (`bytecode.choose_compiler`): the
+    runtime's own in `tree`, or for a cross build the host's runtime of the same version."""
 
-    It is unpacked once into an image in the cache and linked from there (`runenv._images`).
+    def host_python() -> Path:
+        host = host_platform()
+        source = python_fetch.variant_source(vc, host, mirror=ctx.options.python_mirror)
+        archive = python_fetch.download(
+            source, ctx.cache, client=ctx.client, timeout=ctx.timeout, offline=ctx.options.offline
+        )
+        runtime = bytecode.shared_runtime(archive, source.sha256)
+        return runtime / host.info.interpreter(ctx.plan.python_version)
+
+    return bytecode.choose_compiler(ctx.plan, tree, native=ctx.native, host_python=host_python)
+
+
+def _tag(compiler: Compiler | str) -> str:
+    """What decides an image's bytecode, for its cache key."""
+    return compiler.tag if isinstance(compiler, Compiler) else "none"
+
+
+def fetch_python(ctx: BuildContext, vc: VariantConfig, dest: Path) -> tuple[Path, Compiler | str]:
+    """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`;
+    and the build's bytecode compiler.
+
+    It is unpacked once into an image in the cache, its standard library compiled there, and
+    linked from there (`runenv._images`).
     """
+    compiler = bytecode_compiler(ctx, vc, dest)
     archive = python_fetch.download(
         ctx.python,
         ctx.cache,
@@ -397,11 +444,18 @@ def fetch_python(ctx: BuildContext, dest: Path) -> Path:
 
     def unpack(tree: Path) -> dict[str, object]:
         python_fetch.unpack(archive, tree)
+        if isinstance(compiler, Compiler):
+            # Natively the image's own interpreter compiles it (the same runtime as the build's).
+            own = replace(compiler, interpreter=tree / ctx.plan.interpreter)
+            bytecode.compile_image(
+                ctx.plan, tree, own if ctx.native else compiler, timeout=ctx.timeout,
+                log_file=ctx.log.path,
+            )  # fmt: skip
         return {"archive": archive.name}
 
-    key = _images.key(kind="python", sha256=ctx.python.sha256)
+    key = _images.key(kind="python", sha256=ctx.python.sha256, bytecode=_tag(compiler))
     _images.link_into(_images.ensure(ctx.cache, key, unpack), dest)
-    return dest
+    return dest, compiler
 
 
 def download_wheels(ctx: BuildContext, artifacts: Sequence[Artifact]) -> dict[str, Path]:
@@ -424,12 +478,15 @@ def download_wheels(ctx: BuildContext, artifacts: Sequence[Artifact]) -> dict[st
 def build_sdists(
     ctx: BuildContext, artifacts: Sequence[Artifact], files: Mapping[str, Path], tree: Path
 ) -> dict[str, Path]:
-    """Build sdists: a wheel from each selected sdist, with the runtime's own interpreter.
+    """Build sdists: a wheel from each selected source (sdist, git commit), with the runtime's
+    own interpreter; a cross build's come from `select` (built on this host, pure).
 
-    Keyed by the sdist's file name; native builds only (`select` refused the rest).
+    Keyed by the source's file name.
     """
+    if not ctx.native:
+        return dict(ctx.host_built)
     return source_build.build_wheels(
-        [a for a in artifacts if a.kind == "sdist"],
+        [a for a in artifacts if a.from_source],
         files,
         tree / ctx.plan.interpreter,
         ctx.plan,
@@ -445,8 +502,17 @@ def install_wheels(
     artifacts: Sequence[Artifact],
     files: Mapping[str, Path],
     built: Mapping[str, Path],
+    compiler: Compiler | str,
 ) -> list[InstalledDist]:
-    """Install: every wheel (downloaded, or built from its sdist) into the runtime's tree."""
+    """Install: every wheel (downloaded, or built from its sdist) into the runtime's tree,
+    through images in the cache that carry each wheel's bytecode (`runenv._images`)."""
+
+    def compile_image(image: Path) -> None:
+        if isinstance(compiler, Compiler):
+            bytecode.compile_image(
+                ctx.plan, image, compiler, timeout=ctx.timeout, log_file=ctx.log.path
+            )
+
     paths = [built.get(a.filename) or files[a.filename] for a in artifacts]
     # The lock's sha256 names a downloaded wheel; a built one is hashed (it is small).
     sha256s = [None if a.filename in built else a.sha256 for a in artifacts]
@@ -458,6 +524,8 @@ def install_wheels(
         ctx.plan.python_version,
         images=ctx.cache,
         sha256s=sha256s,
+        image_finish=compile_image,
+        image_tag=_tag(compiler),
     )
 
 
@@ -467,24 +535,15 @@ def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:
 
 
 def compile_bytecode(
-    ctx: BuildContext, vc: VariantConfig, tree: Path, copied: Sequence[str]
+    ctx: BuildContext, tree: Path, copied: Sequence[str], compiler: Compiler | str
 ) -> bytecode.BytecodeResult:
-    """Bytecode: every `.py` of the tree compiled by an interpreter of its X.Y (`bytecode`); a
-    cross build's is the host's runtime of the same version, fetched like the build's own."""
-
-    def host_python() -> Path:
-        host = host_platform()
-        source = python_fetch.variant_source(vc, host, mirror=ctx.options.python_mirror)
-        archive = python_fetch.download(
-            source, ctx.cache, client=ctx.client, timeout=ctx.timeout, offline=ctx.options.offline
-        )
-        runtime = bytecode.shared_runtime(archive, source.sha256)
-        return runtime / host.info.interpreter(ctx.plan.python_version)
-
+    """Bytecode: every `.py` of the tree compiled by an interpreter of its X.Y (`bytecode`);
+    what the images brought is kept, so this compiles the copied files and little else."""
+    if isinstance(compiler, Compiler) and ctx.native:
+        compiler = replace(compiler, interpreter=tree / ctx.plan.interpreter)
     result = bytecode.compile_runtime(
-        ctx.plan, tree, copied, native=ctx.native, host_python=host_python,
-        timeout=ctx.timeout, log_file=ctx.log.path,
-    )  # fmt: skip
+        ctx.plan, tree, copied, compiler, timeout=ctx.timeout, log_file=ctx.log.path
+    )
     if not result.compiled and ctx.plan.compile_bytecode:
         ctx.options.report(f"{ctx.name}: warning: no bytecode: {result.reason}")
     return result

@@ -32,6 +32,7 @@ it already has a valid one of the same kind, as some PBS builds ship for the std
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import os
 import shutil
@@ -250,42 +251,91 @@ def runenv_interpreter(python_version: str) -> Path | None:
     return Path(sys.executable) if sys.version_info[:2] == xy and sys.executable else None
 
 
+@dataclass(frozen=True)
+class Compiler:
+    """The interpreter that compiles a build's bytecode, and what decides the bytes it writes."""
+
+    interpreter: Path
+    description: str
+    tag: str  # invalidation mode + the compiler's exact Python version: an image cache key
+
+
+def choose_compiler(
+    plan: Plan, tree: Path, *, native: bool, host_python: Callable[[], Path]
+) -> Compiler | str:
+    """A same-X.Y interpreter for `plan`'s bytecode, or the reason there is none.
+
+    Native: the runtime's own. Cross: `host_python()`, the host's runtime of the plan's
+    version; a `RunenvError` from it falls back to runenv's own interpreter when that is the
+    same X.Y.
+    """
+    if not plan.compile_bytecode:
+        return "[build] compileBytecode = false"
+    xy = ".".join(plan.python_version.split(".")[:2])
+    exact = f"{INVALIDATION_MODE}:{plan.python_version}"
+    if native:
+        return Compiler(tree / plan.interpreter, f"the runtime's own Python {xy}", exact)
+    try:
+        return Compiler(
+            host_python(), f"the {plan.python_version} runtime for this host (same X.Y)", exact
+        )
+    except RunenvError as exc:
+        own = runenv_interpreter(plan.python_version)
+        if own is None:
+            return (
+                f"cross build with no Python {xy} to compile with: the host's runtime of "
+                f"{plan.python_version} is unavailable ({exc}) and runenv runs on "
+                f"{sys.version_info[0]}.{sys.version_info[1]}"
+            )
+        version = sys.version.split()[0]
+        return Compiler(own, f"runenv's own Python {version}", f"{INVALIDATION_MODE}:{version}")
+
+
 def compile_runtime(
     plan: Plan,
     tree: Path,
     copied: Iterable[str],
+    compiler: Compiler | str,
     *,
-    native: bool,
-    host_python: Callable[[], Path],
     timeout: float,
     log_file: Path | None = None,
 ) -> BytecodeResult:
     """The stage as a build runs it: compile the stdlib, site-packages and copied `.py` files
-    with a same-X.Y interpreter, or say in the result why there is no bytecode.
+    with `compiler` (`choose_compiler`), or say in the result why there is no bytecode.
 
-    `host_python` gives the host's runtime of the plan's version (a cross build's compiler); a
-    `RunenvError` from it falls back to runenv's own interpreter when that is the same X.Y.
+    The standard library and the packages come from images (`runenv._images`) compiled when
+    they were made; only the `.py` files with no `.pyc` yet, and the copied ones (a copied file
+    may replace a module an image compiled), go to the compiler, which keeps a `.pyc` whose
+    header already matches its source.
     """
-    if not plan.compile_bytecode:
-        return skipped("[build] compileBytecode = false")
-    xy = ".".join(plan.python_version.split(".")[:2])
-    if native:
-        interpreter, compiler = tree / plan.interpreter, f"the runtime's own Python {xy}"
-    else:
-        try:
-            interpreter = host_python()
-            compiler = f"the {plan.python_version} runtime for this host (same X.Y)"
-        except RunenvError as exc:
-            own = runenv_interpreter(plan.python_version)
-            if own is None:
-                return skipped(
-                    f"cross build with no Python {xy} to compile with: the host's runtime of "
-                    f"{plan.python_version} is unavailable ({exc}) and runenv runs on "
-                    f"{sys.version_info[0]}.{sys.version_info[1]}"
-                )
-            interpreter, compiler = own, f"runenv's own Python {sys.version.split()[0]}"
+    if isinstance(compiler, str):
+        return skipped(compiler)
     files = python_files(tree, [plan.site_packages.parent], copied)
-    return compile_tree(
-        tree, interpreter, plan.python_version, files, compiler=compiler, timeout=timeout,
-        log_file=log_file,
+    tag = "cpython-" + "".join(plan.python_version.split(".")[:2])
+    again = set(copied)
+    todo = [f for f in files if f in again or not (tree / _pyc_path(f, tag)).is_file()]
+    result = compile_tree(
+        tree, compiler.interpreter, plan.python_version, todo, compiler=compiler.description,
+        timeout=timeout, log_file=log_file,
     )  # fmt: skip
+    return dataclasses.replace(result, files=result.files + len(files) - len(todo))
+
+
+def _pyc_path(source: str, tag: str) -> str:
+    """Where the interpreter `tag` (`cpython-312`) looks for the bytecode of `source`."""
+    folder, _, name = source.rpartition("/")
+    stem = name[: -len(".py")]
+    return f"{folder}/__pycache__/{stem}.{tag}.pyc" if folder else f"__pycache__/{stem}.{tag}.pyc"
+
+
+def compile_image(
+    plan: Plan, tree: Path, compiler: Compiler, *, timeout: float, log_file: Path | None = None
+) -> None:
+    """Compile every `.py` an image (`runenv._images`) holds under the stdlib folder, in
+    batches of that image's own files, so its bytecode is the same whichever build makes it."""
+    files = python_files(tree, [plan.site_packages.parent])
+    if files:
+        compile_tree(
+            tree, compiler.interpreter, plan.python_version, files, timeout=timeout,
+            log_file=log_file,
+        )  # fmt: skip

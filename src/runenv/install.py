@@ -23,7 +23,7 @@ import os
 import warnings
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,19 +73,24 @@ def install_wheels(
     *,
     images: Cache | None = None,
     sha256s: Sequence[str | None] | None = None,
+    image_finish: Callable[[Path], None] | None = None,
+    image_tag: str = "",
 ) -> list[InstalledDist]:
     """Install `wheels` into the runtime tree `root` laid out for `platform`; report each.
 
     With `images` (a cache), each wheel is installed once per layout into an image there and
     linked into `root` (`runenv._images`); `sha256s`, when the caller knows them (the lock's),
-    save hashing each wheel again. The tree is the same either way.
+    save hashing each wheel again; `image_finish(image_tree)` runs on each new image (it
+    compiles its bytecode) and `image_tag` names what it adds, for the image's key.
 
     Fails with a `BuildError` naming the wheel if one is broken (a bad zip, a file whose hash
     or size differs from its RECORD, a file outside its scheme). The tree is then partly
     written: callers build in a staging directory and discard it on error.
     """
     if images is not None:
-        return _install_linked(root, wheels, platform, python_version, images, sha256s)
+        return _install_linked(
+            root, wheels, platform, python_version, images, sha256s, image_finish, image_tag
+        )
     root = root.resolve()
     layout = Layout.make(root, platform, python_version)
     sources: list[WheelSource] = []
@@ -123,6 +128,8 @@ def _install_linked(
     python_version: str,
     cache: Cache,
     sha256s: Sequence[str | None] | None,
+    finish: Callable[[Path], None] | None,
+    tag: str,
 ) -> list[InstalledDist]:
     """`install_wheels` through images: make the missing ones (in parallel), link them all."""
     site = platform.info.site_packages(python_version).as_posix()
@@ -133,6 +140,8 @@ def _install_linked(
 
         def make(tree: Path) -> dict[str, object]:
             (dist,) = install_wheels(tree, [wheel], platform, python_version)
+            if finish is not None:
+                finish(tree)
             return {**dataclasses.asdict(dist), "sha256": digest}
 
         image_key = _images.key(
@@ -141,6 +150,7 @@ def _install_linked(
             platform=platform.value,
             python=python_version,
             installer=INSTALLER_NAME.decode().strip(),
+            finish=tag,
         )
         return wheel, _images.ensure(cache, image_key, make, known_hashes=known)
 
