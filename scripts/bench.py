@@ -68,10 +68,32 @@ from typing import Any
 from runenv.platforms import platform_for
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANT = "3.12.10"
+VARIANT = "3.12.10"  # the workload's variant; `--workload atls` rebinds it
+PBS_VERSION = "3.12.10"  # the Python version the stand-in PBS archives claim to be
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "3.12.10": {
+        "variant": "3.12.10",
+        "imports": ["pandas", "scipy.stats", "sklearn.ensemble"],
+    },
+    # torch 2.7.0 with CUDA and ImmuneBuilder: about 3 GB of wheels. The reference system's
+    # start-up measure also imports openmm, pdbfixer, anarci, transformers and Bio; those the
+    # variant does not ship are left out of the import (and named in the results).
+    "atls": {
+        "variant": "3.12.10-atls",
+        "imports": [
+            "ImmuneBuilder",
+            "torch",
+            "openmm",
+            "pdbfixer",
+            "anarci",
+            "transformers",
+            "Bio",
+        ],
+    },
+}
 STEP_TIMEOUT = 1200.0  # seconds, for any one command
-GROUPS = ("runenv", "lock", "all", "reference", "uv")
-ISSUE_TARGETS = "issue 7"
+GROUPS = ("runenv", "lock", "all", "reference", "uv", "uvbc")
+ISSUE_TARGETS = "issue 13"
 
 _T0 = time.monotonic()
 
@@ -93,6 +115,27 @@ class Run:
     seconds: float
     stdout: str
     stderr: list[tuple[float, str]]  # (seconds since start, line)
+    max_rss: int = 0  # bytes: the largest resident set of the command or any process it waited for
+    peak_tree_rss: int = 0  # bytes: the largest sum of its process group's RSS, sampled
+
+
+def group_rss(pgid: int) -> int:
+    """The summed resident set (bytes) of every process in process group `pgid`, now."""
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            # Fields after the ")" closing the command name: state ppid pgrp ... (rss is 24th).
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid:
+                total += int(fields[21]) * page
+    return total
 
 
 def run(
@@ -103,7 +146,12 @@ def run(
     cwd: Path | None = None,
     timeout: float = STEP_TIMEOUT,
 ) -> Run:
-    """Run `cmd`, timing it from spawn to exit; stderr lines are time-stamped as they come."""
+    """Run `cmd`, timing it from spawn to exit; stderr lines are time-stamped as they come.
+
+    Memory: `wait4` gives the peak RSS of the largest single process (the command's, or any
+    child's it waited for, as `/usr/bin/time` reports it); on Linux the process group's summed
+    RSS is also sampled every 0.25 s, so parallel workers show too.
+    """
     argv = [str(c) for c in cmd]
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -119,6 +167,9 @@ def run(
     )
     out: list[str] = []
     err: list[tuple[float, str]] = []
+    waited: list[tuple[int, Any]] = []
+    peak = [0]
+    done = threading.Event()
 
     def read_out() -> None:
         assert proc.stdout is not None
@@ -129,23 +180,40 @@ def run(
         for line in proc.stderr:
             err.append((time.perf_counter() - start, line.rstrip("\n")))
 
+    def reap() -> None:
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        waited.append((status, usage))
+        done.set()
+
+    def sample() -> None:
+        if not Path("/proc/self/stat").exists():
+            return
+        while not done.wait(0.25):
+            peak[0] = max(peak[0], group_rss(proc.pid))
+
     readers = [threading.Thread(target=f, daemon=True) for f in (read_out, read_err)]
-    for t in readers:
+    reaper = threading.Thread(target=reap, daemon=True)
+    sampler = threading.Thread(target=sample, daemon=True)
+    for t in (*readers, reaper, sampler):
         t.start()
-    try:
-        code = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    if not done.wait(timeout):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 9)
-        proc.wait()
+        done.wait()
+        proc.returncode = -9
         raise BenchError(f"{what}: no answer after {timeout:.0f} s: {' '.join(argv)}") from None
     seconds = time.perf_counter() - start
-    for t in readers:
+    status, usage = waited[0]
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code  # reaped here: Popen must not wait for it again
+    for t in (*readers, sampler):
         t.join(timeout=30)
     if code:
         tail = " | ".join(line for _, line in err[-6:]) or "".join(out)[-500:]
         raise BenchError(f"{what} failed (exit {code}): {' '.join(argv)}: {tail}")
-    return Run(seconds, "".join(out), err)
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    unit = 1 if sys.platform == "darwin" else 1024
+    return Run(seconds, "".join(out), err, usage.ru_maxrss * unit, peak[0])
 
 
 # Settings that only say how to reach the index (certificates, proxies, timeouts): kept.
@@ -295,6 +363,8 @@ class Setup:
     uv: str
     index_url: str | None
     info: dict[str, Any]
+    imports: list[str]  # the start-up measure's modules
+    install_lock: bool  # uv by hand installs the lock (`-r pylock...`), not the requirements
 
     def runenv(self, *args: object) -> list[object]:
         extra = ["--index-url", self.index_url] if self.index_url else []
@@ -330,7 +400,7 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
             REPO / "scripts" / "standin_pbs.py",
             mirror,
             "--version",
-            VARIANT,
+            PBS_VERSION,
             "--base-url",
             base_url,
         ],
@@ -456,7 +526,7 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
         "cores": os.cpu_count(),
         "memory_gb": memory_gb(),
         "python_running_runenv": sys.version.split()[0],
-        "runtime_python": f"{runtime_version} (stand-in for {VARIANT}, made of {py312})",
+        "runtime_python": f"{runtime_version} (stand-in for {PBS_VERSION}, made of {py312})",
         "runenv": runenv_version,
         "runenv_commit": git_state(),
         "uv": first_line([uv, "--version"]),
@@ -465,6 +535,7 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
         "gzip": first_line(["gzip", "--version"]),
         "variant": VARIANT,
         "requirements": requirements,
+        "locked_packages": lock_file.read_text(encoding="utf-8").count("[[packages]]"),
         "index": args.index_url or "https://pypi.org/simple (default)",
         "python_mirror": "stand-in PBS archives on 127.0.0.1 (pinned by sha256)",
     }
@@ -480,6 +551,8 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
         uv,
         args.index_url,
         info,
+        list(WORKLOADS[args.workload]["imports"]),
+        args.workload == "atls",
     )
 
 
@@ -547,10 +620,19 @@ class Recorder:
         self.data: dict[str, dict[str, Any]] = {}
 
     def add(
-        self, name: str, seconds: float, parts: dict[str, float] | None = None, **extra: Any
+        self,
+        name: str,
+        seconds: float,
+        parts: dict[str, float] | None = None,
+        *,
+        memory: Run | None = None,
+        **extra: Any,
     ) -> None:
         entry = self.data.setdefault(name, {"runs": [], "parts": {}, "notes": [], "load": []})
         entry["runs"].append(round(seconds, 3))
+        if memory is not None:
+            entry.setdefault("max_rss_mb", []).append(round(memory.max_rss / 1e6, 1))
+            entry.setdefault("peak_group_rss_mb", []).append(round(memory.peak_tree_rss / 1e6, 1))
         entry["load"].append(load_now())
         for key, value in (parts or {}).items():
             entry["parts"].setdefault(key, []).append(round(value, 3))
@@ -593,7 +675,7 @@ def measure_runenv(s: Setup, rec: Recorder, i: int) -> None:
     for path in s.outputs():
         rmtree(path)
     cold = runenv_build(s, s.host, cache, "runenv cold build")
-    rec.add("runenv_cold", cold.seconds, stage_times(cold))
+    rec.add("runenv_cold", cold.seconds, stage_times(cold), memory=cold)
     check_state(cold, "built", rec, "runenv_cold")
     if relocked(cold):
         rec.note("runenv_cold", "re-locked: the committed lock was not fresh")
@@ -601,27 +683,33 @@ def measure_runenv(s: Setup, rec: Recorder, i: int) -> None:
 
     tree = s.project / "pydist" / VARIANT / s.host
     archive = s.project / "dist" / f"runenv-{VARIANT}-{s.host}.tar.gz"
-    out = s.work / "tree.tar.gz"
-    tar = run(["tar", "czf", out, "-C", tree, "."], env=clean_env(), what="tar czf")
     rec.add(
-        "tar_czf_runenv_tree",
-        tar.seconds,
-        archive_bytes=out.stat().st_size,
-        tree_bytes=tree_bytes(tree),
-        runenv_archive_bytes=archive.stat().st_size,
+        "runenv_archive", 0.0, archive_bytes=archive.stat().st_size, tree_bytes=tree_bytes(tree)
     )
-    out.unlink()
-    log(f"run {i}: tar czf of runenv's tree {tar.seconds:.1f} s")
+    measure_startup(s, rec, i, archive)
+    # The torch-sized tree is not tarred again here: uv by hand's tar czf is its comparison.
+    if not s.install_lock:
+        out = s.work / "tree.tar.gz"
+        tar = run(["tar", "czf", out, "-C", tree, "."], env=clean_env(), what="tar czf")
+        rec.add(
+            "tar_czf_runenv_tree",
+            tar.seconds,
+            archive_bytes=out.stat().st_size,
+            tree_bytes=tree_bytes(tree),
+            runenv_archive_bytes=archive.stat().st_size,
+        )
+        out.unlink()
+        log(f"run {i}: tar czf of runenv's tree {tar.seconds:.1f} s")
 
     for path in s.outputs():
         rmtree(path)
     warm = runenv_build(s, s.host, cache, "runenv warm build")
-    rec.add("runenv_warm", warm.seconds, stage_times(warm))
+    rec.add("runenv_warm", warm.seconds, stage_times(warm), memory=warm)
     check_state(warm, "built", rec, "runenv_warm")
     log(f"run {i}: runenv warm {warm.seconds:.1f} s")
 
     noop = runenv_build(s, s.host, cache, "runenv no-op build")
-    rec.add("runenv_noop", noop.seconds)
+    rec.add("runenv_noop", noop.seconds, memory=noop)
     check_state(noop, "up to date", rec, "runenv_noop")
     log(f"run {i}: runenv no-op {noop.seconds:.2f} s")
     rmtree(cache)
@@ -638,7 +726,7 @@ def measure_runenv_lock(s: Setup, rec: Recorder, i: int) -> None:
     finally:
         s.lock_file.write_bytes(s.lock_bytes)  # the next builds use the committed lock again
         rmtree(cache)
-    rec.add("runenv_cold_lock", result.seconds, stage_times(result))
+    rec.add("runenv_cold_lock", result.seconds, stage_times(result), memory=result)
     check_state(result, "built", rec, "runenv_cold_lock")
     log(f"run {i}: runenv cold + lock {result.seconds:.1f} s")
 
@@ -651,7 +739,7 @@ def measure_runenv_all(s: Setup, rec: Recorder, i: int) -> None:
         result = runenv_build(s, "all", cache, "runenv cold build of all platforms")
     finally:
         rmtree(cache)
-    rec.add("runenv_cold_all", result.seconds)
+    rec.add("runenv_cold_all", result.seconds, memory=result)
     check_state(result, "built", rec, "runenv_cold_all")
     for path in s.outputs():
         rmtree(path)
@@ -702,34 +790,115 @@ def measure_reference(s: Setup, rec: Recorder, i: int) -> None:
     log(f"run {i}: reference method {t3 - t0:.1f} s")
 
 
-def measure_uv(s: Setup, rec: Recorder, i: int) -> None:
-    """`uv pip install --python RUNTIME` into the unpacked runtime, then tar."""
-    d = s.work / f"uv-{i}"
+def uv_by_hand(s: Setup, rec: Recorder, i: int, *, bytecode: bool) -> None:
+    """`uv pip install --python RUNTIME` into the unpacked runtime, then tar.
+
+    With `bytecode`, `--compile-bytecode` too: runenv ships bytecode, so that is like for like.
+    The torch-sized workload installs the variant's lock (`-r pylock.<host>.toml`), so both
+    tools install the same files; the reference workload gives uv the requirements, as a user
+    would.
+    """
+    name = "uv_by_hand_bytecode" if bytecode else "uv_by_hand"
+    d = s.work / f"{name}-{i}"
     rmtree(d)
     runtime = d / "python"
     copy_tree(s.bare_runtime / "python", runtime)
     env = clean_env(runtime=True) | {"UV_CACHE_DIR": str(d / "uv-cache")}
     python = runtime / "bin" / "python3"
     extra = ["--default-index", s.index_url] if s.index_url else []
+    reqs: list[object] = ["-r", s.lock_file] if s.install_lock else list(s.requirements)
+    flags = ["--compile-bytecode"] if bytecode else []
     t0 = time.perf_counter()
-    run(
-        [s.uv, "pip", "install", "--no-config", "--python", python, *s.requirements, *extra],
+    installed = run(
+        [s.uv, "pip", "install", "--no-config", *flags, "--python", python, *reqs, *extra],
         env=env,
         what="uv pip install",
     )
     t1 = time.perf_counter()
+    rmtree(d / "uv-cache")  # not part of the runtime; frees disk before the tar (untimed)
     out = d / "runtime.tar.gz"
-    run(["tar", "czf", out, "-C", runtime, "."], env=env, what="tar czf")
-    t2 = time.perf_counter()
+    packed = run(["tar", "czf", out, "-C", runtime, "."], env=env, what="tar czf")
+    install = "uv pip install" + (" --compile-bytecode" if bytecode else "")
+    total = t1 - t0 + packed.seconds
     rec.add(
-        "uv_by_hand",
-        t2 - t0,
-        {"uv pip install": t1 - t0, "tar czf": t2 - t1},
+        name,
+        total,
+        {install: t1 - t0, "tar czf": packed.seconds},
+        memory=installed,
         archive_bytes=out.stat().st_size,
         tree_bytes=tree_bytes(runtime),
     )
     rmtree(d)
-    log(f"run {i}: uv by hand {t2 - t0:.1f} s")
+    log(f"run {i}: {LABELS[name]} {total:.1f} s")
+
+
+def measure_uv(s: Setup, rec: Recorder, i: int) -> None:
+    uv_by_hand(s, rec, i, bytecode=False)
+
+
+def measure_uv_bytecode(s: Setup, rec: Recorder, i: int) -> None:
+    uv_by_hand(s, rec, i, bytecode=True)
+
+
+def make_writable(root: Path, writable: bool) -> None:
+    """Add or take away every write bit under `root` (a read-only install, then cleanup)."""
+    for dirpath, dirs, files in os.walk(root):
+        for name in [*dirs, *files, None]:
+            path = Path(dirpath, name) if name else Path(dirpath)
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o200 if writable else mode & ~0o222)
+
+
+def count_pyc(root: Path) -> int:
+    return sum(1 for _ in root.rglob("*.pyc"))
+
+
+def measure_startup(s: Setup, rec: Recorder, i: int, archive: Path) -> None:
+    """First against second `import ...` from a fresh, read-only unpack of runenv's archive.
+
+    PYTHONDONTWRITEBYTECODE=1 is set explicitly (and every other PYTHON* setting dropped), so
+    a runtime without bytecode would compile in memory on every start, as on a shared
+    read-only install. The .pyc files are counted before and after: none may appear.
+    """
+    d = s.work / f"startup-{i}"
+    rmtree(d)
+    d.mkdir()
+    renv = clean_env(runtime=True)
+    run(["tar", "xzf", archive, "-C", d], env=renv, what="tar xzf (start-up)")
+    found = sorted(d.glob("**/bin/python3"), key=lambda p: len(p.parts))
+    if not found:
+        raise BenchError(f"no bin/python3 in {archive.name}")
+    python = found[0]
+    env = renv | {"PYTHONDONTWRITEBYTECODE": "1"}
+    probe = (
+        "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] "
+        "if importlib.util.find_spec(m.split('.')[0])))"
+    )
+    wanted = s.imports
+    present = run([python, "-c", probe, *wanted], env=env, what="find_spec", cwd=d).stdout.split()
+    absent = [m for m in wanted if m not in present]
+    if not present:
+        raise BenchError(f"none of {', '.join(wanted)} is in {archive.name}")
+    statement = "import " + ", ".join(present)
+    make_writable(d, False)
+    try:
+        before = count_pyc(d)
+        first = run([python, "-c", statement], env=env, what=f"first {statement}", cwd=d)
+        second = run([python, "-c", statement], env=env, what=f"second {statement}", cwd=d)
+        written = count_pyc(d) - before
+    finally:
+        make_writable(d, True)
+        rmtree(d)
+    rec.add("startup_first", first.seconds, statement=statement, absent=absent, pyc=before)
+    rec.add("startup_second", second.seconds, statement=statement)
+    if written:
+        rec.note("startup_first", f"{written} .pyc files were written despite the settings")
+    log(
+        f"run {i}: start-up first {first.seconds:.2f} s, second {second.seconds:.2f} s "
+        f"({statement}; {before} .pyc in the archive)"
+    )
 
 
 MEASURES: dict[str, Callable[[Setup, Recorder, int], None]] = {
@@ -738,6 +907,7 @@ MEASURES: dict[str, Callable[[Setup, Recorder, int], None]] = {
     "all": measure_runenv_all,
     "reference": measure_reference,
     "uv": measure_uv,
+    "uvbc": measure_uv_bytecode,
 }
 
 
@@ -751,6 +921,7 @@ LABELS = {
     "runenv_cold_all": "runenv cold, 5 platforms",
     "reference": "reference method (pip)",
     "uv_by_hand": "uv by hand",
+    "uv_by_hand_bytecode": "uv by hand --compile-bytecode",
     "tar_czf_runenv_tree": "tar czf of runenv's tree",
 }
 
@@ -775,31 +946,133 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's targets (and informational ratios), each with its value and pass/fail."""
-    cold, ref, uv = (median(data, k) for k in ("runenv_cold", "reference", "uv_by_hand"))
+def peak_mb(data: dict[str, dict[str, Any]], key: str, *names: str) -> float | None:
+    """The largest memory figure (`max_rss_mb` or `peak_group_rss_mb`) over runs of `names`."""
+    values = [v for n in names for v in data.get(n, {}).get(key, [])]
+    return max(values) if values else None
+
+
+# The figures issue 13 reported before this round (not measured by this script's schema 1).
+ISSUE13_BEFORE = {
+    "startup_312": "4.17 s first / 0.83-0.91 s second (about 4.8x)",
+    "startup_atls": "9.0 s first / 2.5-3.0 s second (about 3.3x)",
+    "atls": "109 s with wheels cached, 3.2 GB archive of a 5.4 GB tree, peak RSS 845 MB",
+}
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 13's targets, then issue 7's (kept as informational), each with pass/fail."""
+    data = result["measurements"]
+    atls = result.get("atls", {}).get("measurements", {})
+    prev = result.get("previous", {}).get("medians", {})
+    cold, ref = median(data, "runenv_cold"), median(data, "reference")
+    uv, uvbc = median(data, "uv_by_hand"), median(data, "uv_by_hand_bytecode")
     lock, warm = median(data, "runenv_cold_lock"), median(data, "runenv_warm")
     tar = data.get("tar_czf_runenv_tree", {})
     size = ratio(tar.get("runenv_archive_bytes"), tar.get("archive_bytes"))
-    rows = [
-        ("cold build / reference method", ratio(cold, ref), "x", 0.3, True),
-        ("cold build / uv by hand", ratio(cold, uv), "x", 0.6, True),
-        ("no-op rebuild", median(data, "runenv_noop"), " s", 1.0, True),
+    startup = ratio(median(data, "startup_first"), median(data, "startup_second"))
+    atls_startup = ratio(median(atls, "startup_first"), median(atls, "startup_second"))
+    atls_rss = peak_mb(atls, "max_rss_mb", "runenv_cold", "runenv_warm")
+    atls_group = peak_mb(atls, "peak_group_rss_mb", "runenv_cold", "runenv_warm")
+    atls_uvbc = median(atls, "uv_by_hand_bytecode")
+    rss = peak_mb(data, "max_rss_mb", "runenv_cold", "runenv_warm", "runenv_cold_lock")
+
+    def before(a: str, b: str) -> float | None:
+        return ratio(prev.get(a), prev.get(b))
+
+    # (what, value, unit, limit, is a target, value before this round)
+    rows: list[tuple[str, float | None, str, float | None, bool, float | None]] = [
+        ("warm build / uv by hand --compile-bytecode", ratio(warm, uvbc), "x", 0.25, True, None),
+        (
+            "warm build / uv by hand (no bytecode)",
+            ratio(warm, uv),
+            "x",
+            0.25,
+            True,
+            before("runenv_warm", "uv_by_hand"),
+        ),
+        ("cold build / uv by hand --compile-bytecode", ratio(cold, uvbc), "x", 0.4, True, None),
+        (
+            "cold build / uv by hand (no bytecode)",
+            ratio(cold, uv),
+            "x",
+            0.4,
+            True,
+            before("runenv_cold", "uv_by_hand"),
+        ),
+        ("start-up: first / second import (3.12.10)", startup, "x", 1.2, True, 4.17 / 0.87),
+        ("start-up: first / second import (atls)", atls_startup, "x", 1.2, True, 9.0 / 2.75),
+        ("atls: runenv peak RSS (largest process)", atls_rss, " MB", 1000.0, True, 845.0),
+        ("atls: runenv peak RSS (process group, sampled)", atls_group, " MB", 1000.0, False, None),
+        (
+            "atls: cold / uv by hand --compile-bytecode",
+            ratio(median(atls, "runenv_cold"), atls_uvbc),
+            "x",
+            None,
+            False,
+            None,
+        ),
+        (
+            "atls: warm / uv by hand --compile-bytecode",
+            ratio(median(atls, "runenv_warm"), atls_uvbc),
+            "x",
+            None,
+            False,
+            None,
+        ),
+        ("3.12.10: runenv peak RSS (largest process)", rss, " MB", None, False, None),
+        (
+            "cold build / reference method",
+            ratio(cold, ref),
+            "x",
+            0.3,
+            False,
+            before("runenv_cold", "reference"),
+        ),
+        ("no-op rebuild", median(data, "runenv_noop"), " s", 1.0, False, prev.get("runenv_noop")),
         (
             "5 platforms / 1 platform (cold)",
             ratio(median(data, "runenv_cold_all"), cold),
             "x",
             3.0,
-            True,
+            False,
+            before("runenv_cold_all", "runenv_cold"),
         ),
-        ("archive size / tar czf of the same tree", size, "x", 1.0, True),
-        ("cold + locking / reference method", ratio(lock, ref), "x", 0.3, False),
-        ("cold + locking / uv by hand", ratio(lock, uv), "x", 0.6, False),
-        ("warm build / reference method", ratio(warm, ref), "x", None, False),
-        ("warm build / uv by hand", ratio(warm, uv), "x", None, False),
+        (
+            "archive size / tar czf of the same tree",
+            size,
+            "x",
+            1.0,
+            False,
+            result.get("previous", {}).get("size_ratio"),
+        ),
+        (
+            "cold + locking / reference method",
+            ratio(lock, ref),
+            "x",
+            0.3,
+            False,
+            before("runenv_cold_lock", "reference"),
+        ),
+        (
+            "cold + locking / uv by hand (no bytecode)",
+            ratio(lock, uv),
+            "x",
+            0.6,
+            False,
+            before("runenv_cold_lock", "uv_by_hand"),
+        ),
+        (
+            "warm build / reference method",
+            ratio(warm, ref),
+            "x",
+            None,
+            False,
+            before("runenv_warm", "reference"),
+        ),
     ]
     out = []
-    for name, value, unit, limit, target in rows:
+    for name, value, unit, limit, target, old in rows:
         if limit is None:
             goal, ok = "", None
         elif name == "no-op rebuild":
@@ -807,7 +1080,15 @@ def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             goal, ok = f"<= {limit:g}{unit}", None if value is None else value <= limit
         out.append(
-            {"what": name, "value": value, "unit": unit, "goal": goal, "pass": ok, "target": target}
+            {
+                "what": name,
+                "value": value,
+                "unit": unit,
+                "goal": goal,
+                "pass": ok,
+                "target": target,
+                "before": old,
+            }
         )
     return out
 
@@ -815,6 +1096,8 @@ def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def fmt_value(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
+    if unit == " MB":
+        return f"{value:,.0f} MB"
     return f"{value:.2f}{unit}"
 
 
@@ -822,8 +1105,42 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**pass**" if ok else "**FAIL**")
 
 
+def load_range(entry: dict[str, Any]) -> str:
+    loads = [x for x in entry.get("load", []) if x is not None]
+    return f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""
+
+
+def mem_cell(entry: dict[str, Any]) -> str:
+    if not entry.get("max_rss_mb"):
+        return ""
+    return f"{max(entry['max_rss_mb']):,.0f} / {max(entry['peak_group_rss_mb']):,.0f}"
+
+
+def seconds_table(
+    data: dict[str, dict[str, Any]], labels: dict[str, str], prev: dict[str, float]
+) -> list[str]:
+    lines = [
+        "| what | median | min | max | before | load (1 min) | peak RSS MB (largest / group) "
+        "| parts (median s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for key, label in labels.items():
+        entry = data.get(key)
+        if not entry:
+            continue
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in entry["parts_median"].items())
+        old = f"{prev[key]:.2f}" if key in prev else ""
+        lines.append(
+            f"| {label} | {entry['median']:.2f} | {entry['min']:.2f} | {entry['max']:.2f} | "
+            f"{old} | {load_range(entry)} | {mem_cell(entry)} | {parts} |"
+        )
+    return lines
+
+
 def write_markdown(result: dict[str, Any], path: Path) -> None:
     data, info, runs = result["measurements"], result["machine"], result["runs"]
+    previous = result.get("previous", {})
+    prev = previous.get("medians", {})
     lines = [
         "# Benchmarks",
         "",
@@ -831,69 +1148,80 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         f"(the whole script took {result['wall_seconds'] / 60:.1f} min). Each figure is the "
         f"median of {runs} runs (min..max), all from one run of the script on one machine, "
         f"with one package set and one PBS archive. Raw timings: "
-        f"[benchmarks.json](benchmarks.json). Targets from {ISSUE_TARGETS}.",
+        f"[benchmarks.json](benchmarks.json). Targets from {ISSUE_TARGETS}; the figures "
+        f"*before* are the previous run of this script ({previous.get('date', 'n/a')}, runenv "
+        f"{previous.get('runenv_commit', '?')}: no bytecode, no images) and, for start-up and "
+        "the torch-sized workload, the figures issue 13 reported.",
         "",
-        "![runenv against the reference method and uv by hand](benchmarks.png)",
+        "The machine's 2 cores are shared with other engineers' builds and tests: the 1-minute "
+        "load average at the end of each measurement is recorded beside it (a load of 2 means "
+        "the cores were already busy). Measurements are interleaved (one of each per round), so "
+        "the noise hits all alike, but single figures can move by 20-30 %.",
         "",
-        "## Targets",
+        "![runenv against uv by hand and the reference method, before and now](benchmarks.png)",
         "",
-        "| ratio | measured | target | result |",
-        "|---|---:|---:|---|",
+        "## Targets (issue 13)",
+        "",
+        "| ratio | measured | before | target | result |",
+        "|---|---:|---:|---:|---|",
     ]
     for row in result["targets"]:
         if row["target"]:
             lines.append(
                 f"| {row['what']} | {fmt_value(row['value'], row['unit'])} | "
-                f"{row['goal']} | {verdict(row['pass'])} |"
+                f"{fmt_value(row.get('before'), row['unit'])} | {row['goal']} | "
+                f"{verdict(row['pass'])} |"
             )
     lines += [
         "",
-        "Also measured (not targets):",
+        "Also measured (issue 7's targets, kept for comparison, and informational ratios):",
         "",
-        "| ratio | measured | for comparison |",
-        "|---|---:|---:|",
+        "| ratio | measured | before | for comparison |",
+        "|---|---:|---:|---:|",
     ]
     for row in result["targets"]:
         if not row["target"]:
             note = f"{row['goal']} ({verdict(row['pass'])})" if row["goal"] else ""
-            lines.append(f"| {row['what']} | {fmt_value(row['value'], row['unit'])} | {note} |")
-    lines += [
-        "",
-        "## Seconds",
-        "",
-        "| what | median | min | max | parts (median s) |",
-        "|---|---:|---:|---:|---|",
-    ]
-    for key, label in LABELS.items():
-        entry = data.get(key)
-        if not entry:
-            continue
-        parts = ", ".join(f"{k} {v:.2f}" for k, v in entry["parts_median"].items())
-        lines.append(
-            f"| {label} | {entry['median']:.2f} | {entry['min']:.2f} | "
-            f"{entry['max']:.2f} | {parts} |"
-        )
+            lines.append(
+                f"| {row['what']} | {fmt_value(row['value'], row['unit'])} | "
+                f"{fmt_value(row.get('before'), row['unit'])} | {note} |"
+            )
+    if result.get("analysis"):
+        lines += ["", "## Reading the figures", "", result["analysis"].strip()]
+    lines += ["", f"## Seconds ({VARIANT_312}: {' '.join(info['requirements'])})", ""]
+    lines += seconds_table(data, LABELS, prev)
     notes = [f"{LABELS.get(k, k)}: {n}" for k, e in data.items() for n in e.get("notes", [])]
     if notes:
         lines += ["", "Notes: " + "; ".join(notes)]
-    tar, ref, uv = (data.get(k, {}) for k in ("tar_czf_runenv_tree", "reference", "uv_by_hand"))
+    lines += startup_lines(data, ISSUE13_BEFORE["startup_312"])
+    tar, ref, uv, uvbc = (
+        data.get(k, {})
+        for k in ("tar_czf_runenv_tree", "reference", "uv_by_hand", "uv_by_hand_bytecode")
+    )
     lines += [
         "",
         "## Archive sizes",
         "",
-        "| archive | bytes | / tar czf of runenv's tree |",
-        "|---|---:|---:|",
+        "| archive | bytes | / tar czf of runenv's tree | before |",
+        "|---|---:|---:|---:|",
     ]
     base = tar.get("archive_bytes")
-    for label, value in (
-        ("runenv's archive (`dist/runenv-3.12.10-HOST.tar.gz`)", tar.get("runenv_archive_bytes")),
-        ("`tar czf` of the same tree (`pydist/3.12.10/HOST`)", base),
-        ("reference method's `tar czf` (pip, .pyc files)", ref.get("archive_bytes")),
-        ("uv by hand's `tar czf`", uv.get("archive_bytes")),
+    prev_sizes = previous.get("archive_bytes", {})
+    for key, label, value in (
+        (
+            "runenv",
+            "runenv's archive (`dist/runenv-3.12.10-HOST.tar.gz`, bytecode)",
+            tar.get("runenv_archive_bytes"),
+        ),
+        ("tree", "`tar czf` of the same tree (`pydist/3.12.10/HOST`)", base),
+        ("reference", "reference method's `tar czf` (pip, .pyc files)", ref.get("archive_bytes")),
+        ("uv", "uv by hand's `tar czf` (no bytecode)", uv.get("archive_bytes")),
+        ("uvbc", "uv by hand --compile-bytecode, `tar czf`", uvbc.get("archive_bytes")),
     ):
         if value:
             rel = f"{value / base:.3f}" if base else "n/a"
-            lines.append(f"| {label} | {value:,} | {rel} |")
+            old = f"{prev_sizes[key]:,}" if key in prev_sizes else ""
+            lines.append(f"| {label} | {value:,} | {rel} | {old} |")
     if tar.get("tree_bytes"):
         lines.append(f"\nrunenv's tree holds {tar['tree_bytes']:,} bytes of files.")
     lines += [
@@ -910,6 +1238,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         if entry and entry["parts_median"]:
             parts = ", ".join(f"{k} {v:.2f}" for k, v in entry["parts_median"].items())
             lines.append(f"- {LABELS[key]}, {entry['median']:.2f} s: {parts}")
+    lines += atls_lines(result.get("atls"))
     lines += ["", "## Method", "", METHOD.strip(), "", "## Machine", "", "| | |", "|---|---|"]
     for key, value in info.items():
         shown = " ".join(value) if isinstance(value, list) else value
@@ -917,15 +1246,89 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+VARIANT_312 = "3.12.10"
+
+
+def startup_lines(data: dict[str, dict[str, Any]], before: str) -> list[str]:
+    first, second = data.get("startup_first"), data.get("startup_second")
+    if not first or not second:
+        return []
+    absent = first.get("absent") or []
+    lines = [
+        "",
+        f"Start-up, from a fresh read-only unpack of runenv's archive with "
+        f"`PYTHONDONTWRITEBYTECODE=1` ({first.get('pyc', '?'):,} `.pyc` files in the archive): "
+        f'`python3 -c "{first["statement"]}"` took {first["median"]:.2f} s the first time '
+        f"({first['min']:.2f}-{first['max']:.2f}) and {second['median']:.2f} s the second "
+        f"({second['min']:.2f}-{second['max']:.2f}): "
+        f"{first['median'] / second['median']:.2f}x. Before: {before}.",
+    ]
+    if absent:
+        lines.append(
+            f"Not in this variant, so left out of the import: {', '.join(absent)} (the "
+            "reference system's atls set ships them; this project's atls variant does not)."
+        )
+    return lines
+
+
+ATLS_LABELS = {
+    "runenv_cold": "runenv cold (empty cache)",
+    "runenv_warm": "runenv warm (caches full)",
+    "runenv_noop": "runenv no-op",
+    "uv_by_hand_bytecode": "uv by hand --compile-bytecode (-r pylock), tar czf",
+    "uv_by_hand": "uv by hand (-r pylock, no bytecode), tar czf",
+}
+
+
+def atls_lines(atls: dict[str, Any] | None) -> list[str]:
+    if not atls:
+        return []
+    data = atls["measurements"]
+    info = atls["machine"]
+    lines = [
+        "",
+        f"## Torch-sized workload (`{info['variant']}`, linux-x64)",
+        "",
+        f"`python scripts/bench.py --workload atls --runs {atls['runs']}` on {info['date']} "
+        f"({atls['wall_seconds'] / 60:.1f} min): the shipped variant's lock "
+        f"({info.get('locked_packages', '?')} packages: torch 2.7.0 with its CUDA wheels, "
+        "ImmuneBuilder), from PyPI, on the same stand-in PBS. Before (issue 13): "
+        f"{ISSUE13_BEFORE['atls']}.",
+        "",
+    ]
+    lines += seconds_table(data, ATLS_LABELS, {})
+    arch = data.get("runenv_archive", {})
+    uvbc, uv = data.get("uv_by_hand_bytecode", {}), data.get("uv_by_hand", {})
+    lines += ["", "| archive | bytes | tree bytes |", "|---|---:|---:|"]
+    for label, entry in (
+        ("runenv's archive (bytecode)", arch),
+        ("uv by hand --compile-bytecode, `tar czf`", uvbc),
+        ("uv by hand, `tar czf`", uv),
+    ):
+        if entry.get("archive_bytes"):
+            lines.append(f"| {label} | {entry['archive_bytes']:,} | {entry['tree_bytes']:,} |")
+    notes = [f"{ATLS_LABELS.get(k, k)}: {n}" for k, e in data.items() for n in e.get("notes", [])]
+    if notes:
+        lines += ["", "Notes: " + "; ".join(notes)]
+    lines += startup_lines(data, ISSUE13_BEFORE["startup_atls"])
+    for key in ("runenv_cold", "runenv_warm"):
+        entry = data.get(key)
+        if entry and entry["parts_median"]:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in entry["parts_median"].items())
+            lines.append(f"- {ATLS_LABELS[key]}, {entry['median']:.2f} s: {parts}")
+    return lines
+
+
 METHOD = """
 - **runenv cold**: `python -m runenv build 3.12.10 --platform <host>` with a fresh, empty
   `RUNENV_CACHE_DIR` (uv's cache is inside it) and no `dist/` or `pydist/`. The lock is kept:
   a checked-out project has `pylock.<platform>.toml` committed (the script brings the copied
   locks up to date once, untimed). Includes fetching the interpreter from the 127.0.0.1 mirror,
-  verifying and unpacking it, downloading and verifying every wheel, installing, the audit,
-  the import check from a moved tree, packing and the manifest.
+  verifying and unpacking it, downloading and verifying every wheel, installing, compiling
+  bytecode, the audit, the import check from a moved tree, packing and the manifest.
 - **runenv cold + locking**: the same, with the host's lock deleted first.
-- **runenv warm**: the same command again with the caches of the cold run, outputs removed.
+- **runenv warm**: the same command again with the caches of the cold run, outputs removed
+  (its images of installed wheels and of the interpreter are linked, not installed).
 - **runenv no-op**: the same command once more, nothing changed (end-to-end CLI wall time).
 - **runenv cold, 5 platforms**: `--platform all`, fresh cache, no outputs.
 - **reference method**: the unpacked runtime's own pip (bootstrapped with ensurepip and upgraded,
@@ -933,7 +1336,21 @@ METHOD = """
   turn, `pip install --no-index --find-links wheels/ REQS`, `tar czf` of the runtime. pip also
   byte-compiles, as it does by default.
 - **uv by hand**: `uv pip install --no-config --python RUNTIME/bin/python3 REQS` with a fresh
-  `UV_CACHE_DIR` (uv's default link mode), then `tar czf` of the runtime.
+  `UV_CACHE_DIR` (uv's default link mode), then `tar czf` of the runtime (uv's cache is removed
+  untimed in between). **uv by hand --compile-bytecode** is the same with `--compile-bytecode`:
+  runenv now ships bytecode, so that is the like-for-like baseline (same kind of tree, similar
+  archive size); the one without is what the earlier rounds measured against. For the
+  torch-sized workload both install the variant's lock (`-r pylock.linux-x64.toml`), so all
+  three install exactly the same files.
+- **start-up**: runenv's archive from the cold build is unpacked into a fresh folder, every write
+  bit is removed, and `python3 -c "import ..."` runs twice with `PYTHONDONTWRITEBYTECODE=1` set
+  explicitly (every other `PYTHON*` variable removed); the `.pyc` files are counted before and
+  after (none may appear). The script runs as root here, which ignores write bits: the
+  environment variable is what keeps the tree unwritten, and the count shows it did.
+- **peak RSS**: *largest* is `ru_maxrss` from `wait4` on runenv's process: the largest resident
+  set of runenv or of any process it waited for (what `/usr/bin/time -v` reports); *group* is
+  the sum of the RSS of every process in runenv's process group, sampled every 0.25 s from
+  `/proc` (parallel workers counted together; a short peak between samples can be missed).
 - The baselines start from the runtime already unpacked (untimed); neither checks anything.
 - All timings are wall-clock seconds of the commands as subprocesses. One round runs each
   measurement once, in the order above (tar czf of runenv's tree after its cold build); rounds
@@ -951,40 +1368,50 @@ COLOURS = {
 }
 
 
-def chart_rows(data: dict[str, dict[str, Any]]) -> list[tuple[str, float, float, float, str]]:
+ChartRow = tuple[str, float, float, float, str, float | None]
+
+CHART_LABELS = {
+    **LABELS,
+    "startup_first": "start-up: first import",
+    "startup_second": "start-up: second import",
+}
+
+
+def chart_rows(data: dict[str, dict[str, Any]], prev: dict[str, float]) -> list[ChartRow]:
+    """(label, median, min, max, colour kind, median before this round or None) per bar."""
     rows = []
-    for key, label in LABELS.items():
+    for key, label in CHART_LABELS.items():
         entry = data.get(key)
         if entry:
             kind = (
                 "runenv"
-                if key.startswith("runenv")
+                if key.startswith(("runenv", "startup"))
                 else "reference"
                 if key == "reference"
                 else "uv"
-                if key == "uv_by_hand"
+                if key.startswith("uv_by_hand")
                 else "tar"
             )
-            rows.append((label, entry["median"], entry["min"], entry["max"], kind))
+            rows.append((label, entry["median"], entry["min"], entry["max"], kind, prev.get(key)))
     return rows
 
 
 def target_lines(data: dict[str, dict[str, Any]]) -> list[tuple[float, str]]:
     lines = []
-    ref, uv = median(data, "reference"), median(data, "uv_by_hand")
-    if ref:
-        lines.append((0.3 * ref, "target 0.3x reference"))
-    if uv:
-        lines.append((0.6 * uv, "target 0.6x uv"))
+    uvbc = median(data, "uv_by_hand_bytecode")
+    if uvbc:
+        lines.append((0.25 * uvbc, "warm target 0.25x uv-bc"))
+        lines.append((0.4 * uvbc, "cold target 0.4x uv-bc"))
     return lines
 
 
 def write_chart(result: dict[str, Any], path: Path, *, renderer: str = "auto") -> str:
     data = result["measurements"]
-    rows = chart_rows(data)
+    prev = result.get("previous", {}).get("medians", {})
+    rows = chart_rows(data, prev)
     title = (
-        f"runenv {VARIANT} ({len(result['machine']['requirements'])} packages), "
-        f"median of {result['runs']} runs, seconds (lower is better)"
+        f"runenv {VARIANT_312} ({len(result['machine']['requirements'])} packages), "
+        f"median of {result['runs']} runs, seconds; pale: before"
     )
     if renderer in ("auto", "matplotlib"):
         try:
@@ -996,14 +1423,16 @@ def write_chart(result: dict[str, Any], path: Path, *, renderer: str = "auto") -
             if renderer == "matplotlib":
                 raise
         else:
-            fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.6), dpi=100)
+            fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.6), dpi=100)
             ys = list(range(len(rows)))[::-1]
-            for y, (_label, med, lo, hi, kind) in zip(ys, rows, strict=True):
+            for y, (_label, med, lo, hi, kind, old) in zip(ys, rows, strict=True):
                 colour = tuple(c / 255 for c in COLOURS[kind])
-                ax.barh(y, med, color=colour, height=0.6)
+                if old is not None:
+                    ax.barh(y + 0.3, old, color=colour, alpha=0.35, height=0.25)
+                ax.barh(y - 0.05, med, color=colour, height=0.45)
                 ax.errorbar(
                     med,
-                    y,
+                    y - 0.05,
                     xerr=[[med - lo], [hi - med]],
                     fmt="none",
                     ecolor="black",
@@ -1020,11 +1449,12 @@ def write_chart(result: dict[str, Any], path: Path, *, renderer: str = "auto") -
             for (x, label), style in zip(sorted(target_lines(data)), ("--", ":"), strict=False):
                 ax.axvline(x, color="crimson", ls=style, lw=1.2, label=f"{label} ({x:.1f} s)")
             if target_lines(data):
-                ax.legend(loc="lower right", fontsize=9, title="cold build", title_fontsize=9)
+                ax.legend(loc="lower right", fontsize=9)
             ax.set_yticks(ys, [r[0] for r in rows])
             ax.set_xlabel("seconds")
             ax.set_title(title, fontsize=10)
-            ax.set_xlim(0, max(r[3] for r in rows) * 1.15)
+            top = max(max(r[3], r[5] or 0) for r in rows)
+            ax.set_xlim(0, top * 1.15)
             fig.tight_layout()
             fig.savefig(path)
             plt.close(fig)
@@ -1141,18 +1571,19 @@ class _Canvas:
 
 
 def write_png_chart(
-    rows: list[tuple[str, float, float, float, str]],
+    rows: list[ChartRow],
     lines: list[tuple[float, str]],
     title: str,
     path: Path,
 ) -> None:
-    """A horizontal bar chart (median bars, min..max whiskers) with zlib and struct only."""
+    """A horizontal bar chart (median bars, min..max whiskers, pale bars for the figures
+    before) with zlib and struct only."""
     scale, row_h, left, right, top = 2, 40, 380, 110, 96
     width, height = 1100, top + row_h * len(rows) + 60
     c = _Canvas(width, height)
     black, grey, red = (0, 0, 0), (200, 200, 200), (200, 30, 50)
     c.text(20, 20, title, black, 2 if len(title) * 12 < width - 40 else 1)
-    top_value = max(r[3] for r in rows) * 1.05
+    top_value = max(max(r[3], r[5] or 0) for r in rows) * 1.05
     plot_w = width - left - right
 
     def x_of(v: float) -> int:
@@ -1167,11 +1598,14 @@ def write_png_chart(
         c.text(x - 6 * len(str(tick)), bottom + 8, str(tick), black, scale)
         tick += step
     c.text(left + plot_w // 2 - 42, bottom + 30, "seconds", black, scale)
-    for n, (label, med, lo, hi, kind) in enumerate(rows):
+    for n, (label, med, lo, hi, kind, old) in enumerate(rows):
         y = top + n * row_h
         c.text(left - 10 - 12 * len(label), y + 12, label, black, scale)
-        c.rect(left, y + 6, x_of(med), y + row_h - 6, COLOURS[kind])
-        mid = y + row_h // 2
+        if old is not None:
+            pale = tuple(255 - (255 - v) * 2 // 5 for v in COLOURS[kind])
+            c.rect(left, y + 3, x_of(old), y + 11, (pale[0], pale[1], pale[2]))
+        c.rect(left, y + 13, x_of(med), y + row_h - 5, COLOURS[kind])
+        mid = y + 13 + (row_h - 18) // 2
         c.rect(x_of(lo), mid - 1, x_of(hi) + 1, mid + 1, black)
         for v in (lo, hi):
             c.rect(x_of(v), mid - 7, x_of(v) + 2, mid + 7, black)
@@ -1197,6 +1631,50 @@ def render(result: dict[str, Any], out: Path, renderer: str) -> None:
     log(f"wrote {out / 'benchmarks.md'}, {out / 'benchmarks.png'} ({used} chart)")
 
 
+def previous_of(old: dict[str, Any]) -> dict[str, Any]:
+    """The medians and sizes of an earlier run, kept to show beside the new figures."""
+    data = old["measurements"]
+    tar = data.get("tar_czf_runenv_tree", {})
+    sizes = {
+        "runenv": tar.get("runenv_archive_bytes"),
+        "tree": tar.get("archive_bytes"),
+        "reference": data.get("reference", {}).get("archive_bytes"),
+        "uv": data.get("uv_by_hand", {}).get("archive_bytes"),
+    }
+    return {
+        "date": old["machine"]["date"],
+        "runenv_commit": old["machine"].get("runenv_commit"),
+        "runs": old["runs"],
+        "medians": {k: e["median"] for k, e in data.items() if "median" in e},
+        "archive_bytes": {k: v for k, v in sizes.items() if v},
+        "size_ratio": ratio(sizes["runenv"], sizes["tree"]),
+    }
+
+
+def merge_results(path: Path, new: dict[str, Any], workload: str) -> dict[str, Any]:
+    """The results file with this run in it: a 3.12.10 run replaces the main figures (the
+    replaced ones become `previous` if there is none yet) and keeps `atls`; an atls run goes
+    under `atls`, the rest kept."""
+    old: dict[str, Any] = {}
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+    if workload == "atls":
+        if not old:
+            raise BenchError(
+                f"{path} has no 3.12.10 results to add the atls ones to: run that first"
+            )
+        return old | {"atls": new}
+    result = dict(new)
+    if old.get("previous"):
+        result["previous"] = old["previous"]
+    elif old.get("measurements"):
+        result["previous"] = previous_of(old)
+    for key in ("atls", "analysis"):
+        if key in old:
+            result[key] = old[key]
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (3)")
@@ -1209,6 +1687,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the project whose shared-config and 3.12.10 variant to use",
     )
     parser.add_argument("--index-url", help="package index for every tool (default: PyPI)")
+    parser.add_argument(
+        "--workload",
+        choices=tuple(WORKLOADS),
+        default="3.12.10",
+        help="3.12.10 (pandas, scipy, scikit-learn; the default) or atls (torch with CUDA, "
+        "about 3 GB of wheels: runenv cold and warm against uv by hand, merged into "
+        "OUT/benchmarks.json under 'atls')",
+    )
     parser.add_argument(
         "--skip",
         action="append",
@@ -1231,10 +1717,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="re-render OUT/benchmarks.md and .png from OUT/benchmarks.json",
     )
     args = parser.parse_args(argv)
+    global VARIANT
+    VARIANT = WORKLOADS[args.workload]["variant"]
     out: Path = args.out.resolve()
     args.project = args.project.resolve()
     if args.render_only:
-        render(json.loads((out / "benchmarks.json").read_text(encoding="utf-8")), out, args.chart)
+        result = json.loads((out / "benchmarks.json").read_text(encoding="utf-8"))
+        result["targets"] = targets(result)
+        render(result, out, args.chart)
         return 0
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -1251,7 +1741,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"work folder {work}")
     started = time.monotonic()
     rec = Recorder()
-    groups = [g for g in GROUPS if g not in args.skip]
+    # The torch-sized workload: runenv cold/warm/no-op (with start-up) and uv by hand only.
+    offered = ("runenv", "uvbc", "uv") if args.workload == "atls" else GROUPS
+    groups = [g for g in offered if g not in args.skip]
     try:
         mirror = work / "mirror"
         mirror.mkdir()
@@ -1267,15 +1759,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     summarize(rec.data)
-    result = {
-        "schema": 1,
+    run_result = {
+        "schema": 2,
         "runs": args.runs,
         "wall_seconds": round(time.monotonic() - started, 1),
         "machine": setup.info,
         "measurements": rec.data,
     }
-    result["targets"] = targets(rec.data)
     out.mkdir(parents=True, exist_ok=True)
+    result = merge_results(out / "benchmarks.json", run_result, args.workload)
+    result["targets"] = targets(result)
     (out / "benchmarks.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     render(result, out, args.chart)
     for row in result["targets"]:
