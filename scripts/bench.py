@@ -364,7 +364,7 @@ class Setup:
     index_url: str | None
     info: dict[str, Any]
     imports: list[str]  # the start-up measure's modules
-    install_lock: bool  # uv by hand installs the lock (`-r pylock...`), not the requirements
+    install_lock: bool  # uv by hand installs the locked versions, not the requirements
 
     def runenv(self, *args: object) -> list[object]:
         extra = ["--index-url", self.index_url] if self.index_url else []
@@ -794,7 +794,7 @@ def uv_by_hand(s: Setup, rec: Recorder, i: int, *, bytecode: bool) -> None:
     """`uv pip install --python RUNTIME` into the unpacked runtime, then tar.
 
     With `bytecode`, `--compile-bytecode` too: runenv ships bytecode, so that is like for like.
-    The torch-sized workload installs the variant's lock (`-r pylock.<host>.toml`), so both
+    The torch-sized workload installs the variant's locked versions (`--no-deps`), so both
     tools install the same files; the reference workload gives uv the requirements, as a user
     would.
     """
@@ -806,7 +806,9 @@ def uv_by_hand(s: Setup, rec: Recorder, i: int, *, bytecode: bool) -> None:
     env = clean_env(runtime=True) | {"UV_CACHE_DIR": str(d / "uv-cache")}
     python = runtime / "bin" / "python3"
     extra = ["--default-index", s.index_url] if s.index_url else []
-    reqs: list[object] = ["-r", s.lock_file] if s.install_lock else list(s.requirements)
+    reqs: list[object] = list(s.requirements)
+    if s.install_lock:
+        reqs = ["--no-deps", "-r", locked_requirements(s)]
     flags = ["--compile-bytecode"] if bytecode else []
     t0 = time.perf_counter()
     installed = run(
@@ -830,6 +832,18 @@ def uv_by_hand(s: Setup, rec: Recorder, i: int, *, bytecode: bool) -> None:
     )
     rmtree(d)
     log(f"run {i}: {LABELS[name]} {total:.1f} s")
+
+
+def locked_requirements(s: Setup) -> Path:
+    """The host lock as `name==version` lines, for uv by hand to install with `--no-deps`.
+
+    Not `uv pip install -r pylock.toml`: the lock requires Python >= 3.12.10 and the stand-in
+    runtime is an older 3.12, which uv (rightly) refuses; runenv is given the same runtime.
+    """
+    path = s.work / "requirements-locked.txt"
+    packages = tomllib.loads(s.lock_file.read_text(encoding="utf-8"))["packages"]
+    path.write_text("".join(f"{p['name']}=={p['version']}\n" for p in packages), encoding="utf-8")
+    return path
 
 
 def measure_uv(s: Setup, rec: Recorder, i: int) -> None:
@@ -1275,8 +1289,8 @@ ATLS_LABELS = {
     "runenv_cold": "runenv cold (empty cache)",
     "runenv_warm": "runenv warm (caches full)",
     "runenv_noop": "runenv no-op",
-    "uv_by_hand_bytecode": "uv by hand --compile-bytecode (-r pylock), tar czf",
-    "uv_by_hand": "uv by hand (-r pylock, no bytecode), tar czf",
+    "uv_by_hand_bytecode": "uv by hand --compile-bytecode (locked versions), tar czf",
+    "uv_by_hand": "uv by hand (locked versions, no bytecode), tar czf",
 }
 
 
@@ -1340,8 +1354,8 @@ METHOD = """
   untimed in between). **uv by hand --compile-bytecode** is the same with `--compile-bytecode`:
   runenv now ships bytecode, so that is the like-for-like baseline (same kind of tree, similar
   archive size); the one without is what the earlier rounds measured against. For the
-  torch-sized workload both install the variant's lock (`-r pylock.linux-x64.toml`), so all
-  three install exactly the same files.
+  torch-sized workload uv installs the variant's locked versions with `--no-deps` (a
+  `name==version` list made from `pylock.linux-x64.toml`), so both install the same files.
 - **start-up**: runenv's archive from the cold build is unpacked into a fresh folder, every write
   bit is removed, and `python3 -c "import ..."` runs twice with `PYTHONDONTWRITEBYTECODE=1` set
   explicitly (every other `PYTHON*` variable removed); the `.pyc` files are counted before and
