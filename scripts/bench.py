@@ -1200,6 +1200,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
                 f"| {row['what']} | {fmt_value(row['value'], row['unit'])} | "
                 f"{fmt_value(row.get('before'), row['unit'])} | {note} |"
             )
+    lines += per_round_lines(data)
     if result.get("analysis"):
         lines += ["", "## Reading the figures", "", result["analysis"].strip()]
     lines += ["", f"## Seconds ({VARIANT_312}: {' '.join(info['requirements'])})", ""]
@@ -1261,6 +1262,25 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 
 
 VARIANT_312 = "3.12.10"
+
+
+def per_round_lines(data: dict[str, dict[str, Any]]) -> list[str]:
+    """Each round's own ratios: rounds run back to back, so they share the machine's load."""
+    pairs = [
+        ("cold / uv --compile-bytecode", "runenv_cold", "uv_by_hand_bytecode"),
+        ("cold / uv", "runenv_cold", "uv_by_hand"),
+        ("warm / uv --compile-bytecode", "runenv_warm", "uv_by_hand_bytecode"),
+        ("warm / uv", "runenv_warm", "uv_by_hand"),
+        ("start-up first / second", "startup_first", "startup_second"),
+    ]
+    out = []
+    for label, a, b in pairs:
+        if a in data and b in data:
+            each = [x / y for x, y in zip(data[a]["runs"], data[b]["runs"], strict=False) if y]
+            out.append(f"{label}: {', '.join(f'{r:.2f}x' for r in each)}")
+    if not out:
+        return []
+    return ["", "Ratios round by round (same round, similar load): " + "; ".join(out) + "."]
 
 
 def startup_lines(data: dict[str, dict[str, Any]], before: str) -> list[str]:
