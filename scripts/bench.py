@@ -437,6 +437,8 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
         if "\n[check]\n" not in text:
             text += "\n[check]\n"
         text = text.replace("\n[check]\n", f"\n[check]\n{line} }}\n", 1)
+    if args.variant_toml:  # e.g. "[build]\ncompileBytecode = false", said in the results
+        text = text.rstrip("\n") + "\n\n" + args.variant_toml.replace("\\n", "\n") + "\n"
     config.write_text(
         text.rstrip("\n") + "\n\n# stand-in PBS archives, "
         "served on 127.0.0.1 by scripts/bench.py\n" + pins_text,
@@ -548,6 +550,7 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
         "gzip": first_line(["gzip", "--version"]),
         "variant": VARIANT,
         "requirements": requirements,
+        "variant_toml_appended": args.variant_toml or "",
         "locked_packages": lock_file.read_text(encoding="utf-8").count("[[packages]]"),
         "index": args.index_url or "https://pypi.org/simple (default)",
         "python_mirror": "stand-in PBS archives on 127.0.0.1 (pinned by sha256)",
@@ -1753,6 +1756,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the project whose shared-config and 3.12.10 variant to use",
     )
     parser.add_argument("--index-url", help="package index for every tool (default: PyPI)")
+    parser.add_argument(
+        "--variant-toml",
+        help="TOML appended to the throwaway copy of the variant's config.toml (recorded)",
+    )
     parser.add_argument(
         "--workload",
         choices=tuple(WORKLOADS),
