@@ -3,71 +3,36 @@ unpacked elsewhere and run; rebuilds are reproducible, no-ops, safe when killed 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import tarfile
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
 from runenv.cli import main
-from support.index import IndexServer
-from support.pbs import PY_VERSION
-
-PY_XY = "{}.{}".format(*sys.version_info[:2])
-VARIANT = f"{PY_VERSION}-t"
-SITE = f"lib/python{PY_XY}/site-packages"
-ENV_NO_INDEX = {"RUNENV_INDEX_URL": ""}
-
-
-def make_project(
-    root: Path,
-    pbs: tuple[Path, str],
-    deps: list[str],
-    *,
-    extra: str = "",
-    variant: str = VARIANT,
-) -> Path:
-    """A project whose variant pins the loopback PBS archive and ships a tool and a module."""
-    folder = root / "versions" / variant
-    (folder / "files" / "bin").mkdir(parents=True)
-    (folder / "files" / "site").mkdir(parents=True)
-    tool = folder / "files" / "bin" / "rt-tool"
-    tool.write_text('#!/bin/sh\necho "RT_TOOL $(dirname "$0")"\n')
-    tool.chmod(0o755)
-    (folder / "files" / "site" / "rtcopied.py").write_text('VALUE = "copied"\n')
-    (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
-    (folder / "config.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            platforms = ["linux-x64"]
-            [packages]
-            dependencies = {json.dumps(deps)}
-            [python.archives.linux-x64]
-            url = "{pbs[0].as_uri()}"
-            sha256 = "{pbs[1]}"
-            [[packages.copyFiles]]
-            from = "files/bin/"
-            to = "bin/"
-            [[packages.copyFiles]]
-            from = "files/site/"
-            to = "{{site-packages}}/"
-            """
-        )
-        + extra
-    )
-    return root
-
-
-def build(root: Path, server: IndexServer, *args: str) -> int:
-    return main(
-        ["-q", "--project", str(root), "build", VARIANT, "--index-url", server.index_url, *args]
-    )
+from support.dists import write_wheel
+from support.index import (
+    CP,
+    RTNATIVE_PLATFORMS,
+    IndexServer,
+    compile_extension,
+    write_simple_pages,
+)
+from support.pbs import elf_header
+from support.project import (
+    SITE,
+    VARIANT,
+    archive_of,
+    build,
+    make_project,
+    manifest_of,
+    unpack,
+)
 
 
 def run_cli(root: Path, server: IndexServer, *args: str) -> subprocess.Popen[str]:
@@ -91,29 +56,6 @@ def run_cli(root: Path, server: IndexServer, *args: str) -> subprocess.Popen[str
     )
 
 
-def archive_of(root: Path) -> Path:
-    return root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz"
-
-
-def manifest_of(root: Path) -> dict[str, object]:
-    path = root / "dist" / f"runenv-{VARIANT}-linux-x64.json"
-    data: dict[str, object] = json.loads(path.read_text())
-    return data
-
-
-def unpack(archive: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    subprocess.run(["tar", "xzf", str(archive), "-C", str(dest)], check=True)
-    return dest
-
-
-def run_python(runtime: Path, code: str) -> str:
-    """What the runtime's own interpreter prints for `code` (it must succeed)."""
-    return subprocess.run(
-        [runtime / "bin" / "python3", "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def project(tmp_path: Path, pbs: tuple[Path, str]) -> Path:
     return make_project(tmp_path / "proj", pbs, ["rtpure==1.0", "rtnative==1.0"])
@@ -131,6 +73,11 @@ def test_build_unpack_elsewhere_and_run(
     assert set(names) == {"rtpure", "rtdep", "rtnative"}
     assert names["rtnative"]["wheel"].endswith("manylinux_2_17_x86_64.whl")
     assert not any(p["from_source"] for p in names.values())
+    assert {n: p["top_level"] for n, p in names.items()} == {
+        "rtpure": ["rtpure"],
+        "rtdep": ["rtdep"],
+        "rtnative": ["rtnative"],
+    }
     assert "bin/rt-tool" in manifest["copied_files"]  # type: ignore[operator]
     assert (project / "versions" / VARIANT / "pylock.linux-x64.toml").is_file()
     # Lock files stay out of folders users read or commit; outputs get the usual modes.
@@ -231,6 +178,62 @@ def test_failed_import_names_module_and_leaves_nothing(
     assert build(root, pkg_server) == 0
 
 
+_RTCEXT_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rtcext", NULL, -1, NULL};
+
+PyMODINIT_FUNC PyInit__rtcext(void) { return PyModule_Create(&module); }
+"""
+
+
+def test_import_check_sees_namespace_packages_and_underscore_modules(
+    tmp_path: Path, pbs: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wheel with a namespace package (`rtns/`, no `__init__`) and a `_`-prefixed C extension:
+    the manifest records both, and once they are broken in the built tree the check names both."""
+    index = tmp_path / "index"
+    ext = compile_extension(_RTCEXT_C, "_rtcext", tmp_path / "work" / "_rtcext.so")
+    write_wheel(
+        index / "files",
+        "rtnsext",
+        "1.0",
+        {
+            "rtns/core/__init__.py": b'VALUE = "core"\n',
+            "rtns/core/data.json": b"{}\n",
+            "rtns/plain.py": b'VALUE = "plain"\n',
+            f"_rtcext{sysconfig.get_config_var('EXT_SUFFIX')}": ext.read_bytes(),
+        },
+        tag=f"{CP}-{CP}-{RTNATIVE_PLATFORMS['linux-x64'][0]}",
+        purelib=False,
+    )
+    write_simple_pages(index)
+    root = make_project(tmp_path / "p", pbs, ["rtnsext==1.0"])
+    with IndexServer(index) as server:
+        assert build(root, server) == 0
+    (package,) = manifest_of(root)["packages"]  # type: ignore[misc]
+    assert package["top_level"] == ["_rtcext", "rtns.core", "rtns.plain"]
+
+    site = root / "pydist" / VARIANT / "linux-x64" / SITE
+    (extension,) = site.glob("_rtcext.*")
+    extension.unlink()  # the check hard-links the tree: replace the file, never write through
+    extension.write_bytes(b"not a shared object\n" * 8)
+    (site / "rtns" / "core" / "__init__.py").unlink()
+    (site / "rtns" / "core" / "__init__.py").write_text("raise ImportError('rtns.core broke')\n")
+    capsys.readouterr()
+    assert main(["--project", str(root), "check", VARIANT]) == 1
+    err = capsys.readouterr().err
+    assert "import check failed for 2 module(s): _rtcext: ImportError" in err
+    assert "rtns.core: ImportError: rtns.core broke" in err
+    config = root / "versions" / VARIANT / "config.toml"
+    config.write_text(
+        config.read_text()
+        + '\n[check]\nallowImportFailures = { _rtcext = "corrupt", "rtns.core" = "broken" }\n'
+    )
+    assert main(["--project", str(root), "check", VARIANT]) == 0
+
+
 def test_killed_builds_are_followed_by_a_correct_build(
     project: Path, pkg_server: IndexServer
 ) -> None:
@@ -271,8 +274,6 @@ def test_check_command_reruns_checks(
     assert build(project, pkg_server) == 0
     assert main(["--project", str(project), "check", VARIANT]) == 0
     # A planted wrong-architecture binary fails the re-check, naming the file.
-    from support.index import elf_header
-
     tree = project / "pydist" / VARIANT / "linux-x64"
     planted = tree / SITE / "rtnative" / "_planted.so"
     planted.write_bytes(elf_header())

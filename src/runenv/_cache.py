@@ -8,9 +8,12 @@ writer leaves at most a stray temp path, which later runs ignore and sweep.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +22,18 @@ from pathlib import Path
 import platformdirs
 from filelock import FileLock
 
+from runenv.errors import UsageError
+
 CACHE_ENV = "RUNENV_CACHE_DIR"
 TMP_PREFIX = ".tmp-"
+VERIFIED_SUFFIX = ".verified"
+CACHEDIR_TAG = "CACHEDIR.TAG"
+_TAG_TEXT = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by runenv.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+_HASH_CHUNK = 1 << 20
 
 
 def default_cache_root() -> Path:
@@ -42,8 +55,7 @@ class Cache:
     @classmethod
     @contextlib.contextmanager
     def ephemeral(cls) -> Iterator[Cache]:
-        base = default_cache_root() / "ephemeral"
-        base.mkdir(parents=True, exist_ok=True)
+        base = cls.default().section("ephemeral")
         path = Path(tempfile.mkdtemp(prefix="run-", dir=base))
         try:
             yield cls(path)
@@ -51,8 +63,25 @@ class Cache:
             shutil.rmtree(path, ignore_errors=True)
 
     def section(self, name: str) -> Path:
+        """The folder of one section, made on first use (with the root's CACHEDIR.TAG).
+
+        A root that cannot be made or written (a file, a read-only filesystem) is a UsageError
+        naming it, not a traceback.
+        """
         path = self.root / name
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            tag = self.root / CACHEDIR_TAG
+            if not tag.exists():
+                # The tag marks the folder as runenv's: `runenv clean --cache` removes only a
+                # tagged root, and backup tools skip it.
+                with staged_file(tag) as tmp:
+                    tmp.write_text(_TAG_TEXT, encoding="ascii")
+        except OSError as exc:
+            raise UsageError(
+                f"cache folder {self.root} is not usable ({exc.strerror or exc}): set "
+                f"{CACHE_ENV} to a writable folder"
+            ) from None
         return path
 
     def blob_path(self, section: str, sha256: str, filename: str) -> Path:
@@ -72,10 +101,20 @@ def lock_for(path: Path, *, in_dir: Path | None = None) -> FileLock:
 
 @contextlib.contextmanager
 def staged_file(target: Path) -> Iterator[Path]:
-    """Yield a temp path beside `target`; on success it replaces `target` atomically.
+    """Yield a temp path beside `target`; on success it replaces `target` atomically."""
+    with temp_beside(target) as tmp:
+        yield tmp
+        tmp.replace(target)
 
-    The temp file is created with the process umask (not mkstemp's 0600), so what lands in
-    `dist/` is readable as any file the user writes.
+
+@contextlib.contextmanager
+def temp_beside(target: Path) -> Iterator[Path]:
+    """Yield a new empty temp file beside `target`, removed on exit unless moved away.
+
+    Beside `target` means on its filesystem, so the caller can rename it over `target` when
+    it chooses (a build publishes its archive so). The name starts with `.tmp-<target name>.`,
+    which `sweep_stale` removes after a kill. The file is created with the process umask (not
+    mkstemp's 0600), so what lands in `dist/` is readable as any file the user writes.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -87,7 +126,6 @@ def staged_file(target: Path) -> Iterator[Path]:
             continue
     try:
         yield tmp
-        tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -140,3 +178,101 @@ def sweep_stale(target: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
+
+
+# --- verified cache entries ----------------------------------------------------------------
+#
+# Every file taken from the cache is checked against the sha256 it is used for. Re-hashing on
+# every take costs about 4 s per GB on a small runner (sha256 runs at ~240 MB/s without SHA
+# instructions), so a file is hashed once and a marker beside it, `<file>.verified`, records its
+# sha256 with its stat fingerprint: size, mtime, ctime, inode and device. A later take trusts
+# the marker only while the fingerprint is unchanged; any write to the file, a replacement by
+# another file, or a restore from elsewhere (actions/cache, a copied folder) changes the ctime or
+# the inode, which user code cannot set back, so the file is hashed again. A mismatch evicts it.
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB chunks."""
+    hasher = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _fingerprint(path: Path) -> dict[str, int] | None:
+    """The stat fields a marker records, or None when `path` is not a regular file."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino,
+        "dev": st.st_dev,
+    }
+
+
+def _marker(path: Path, in_dir: Path | None = None) -> Path:
+    return (in_dir or path.parent) / (path.name + VERIFIED_SUFFIX)
+
+
+def mark_verified(path: Path, sha256: str, *, in_dir: Path | None = None) -> None:
+    """Record that `path` holds `sha256` as of now (call it right after verifying the bytes).
+
+    The marker sits beside `path`, or in `in_dir` (for files in folders users publish).
+    """
+    seen = _fingerprint(path)
+    if seen is None:
+        return
+    marker = _marker(path, in_dir)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with staged_file(marker) as tmp:
+        tmp.write_text(json.dumps({"sha256": sha256, **seen}), encoding="utf-8")
+
+
+def recorded_sha256(path: Path) -> str | None:
+    """The sha256 the marker of `path` records, if it has a readable one."""
+    try:
+        data = json.loads(_marker(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("sha256") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def is_verified(path: Path, sha256: str, *, in_dir: Path | None = None) -> bool:
+    """Whether the cached file `path` holds exactly `sha256`.
+
+    True at the cost of a stat when its marker vouches for it; otherwise the file is hashed
+    (and the marker renewed when it matches). A link, a folder or a missing file is False.
+    """
+    seen = _fingerprint(path)
+    if seen is None:
+        return False
+    try:
+        data = json.loads(_marker(path, in_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and data == {"sha256": sha256, **seen}:
+        return True
+    try:
+        if file_sha256(path) != sha256:
+            return False
+    except OSError:
+        return False
+    mark_verified(path, sha256, in_dir=in_dir)
+    return True
+
+
+def evict(path: Path) -> None:
+    """Remove a cache entry that failed verification, and its marker (a link is not followed)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    _marker(path).unlink(missing_ok=True)

@@ -19,7 +19,6 @@ import hashlib
 import logging
 import random
 import re
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +29,16 @@ from urllib.request import url2pathname
 
 import httpx
 
-from runenv._cache import Cache, lock_for, staged_file, sweep_stale
+from runenv._cache import (
+    Cache,
+    evict,
+    is_verified,
+    lock_for,
+    mark_verified,
+    staged_file,
+    sweep_stale,
+)
+from runenv._progress import progress_bar
 from runenv.errors import ChecksumError, FetchError, UsageError
 
 log = logging.getLogger(__name__)
@@ -137,21 +145,24 @@ def fetch_to_cache(
 ) -> Path:
     """Make sure the file with `sha256` is in `cache` and return its path.
 
-    The path is `cache.blob_path(section, sha256, filename)`; when it is there already this
-    returns at once, without touching the network. Otherwise the file is fetched from `url`
-    (http(s)://, file:// or a plain path), verified, and renamed into place under a file lock
-    (concurrent fetchers wait, then find it). `timeout` bounds connecting and each wait for
-    data: a stalled server is a FetchError after about `timeout` seconds (not retried).
-    `offline` allows only the cache. `progress` shows a tqdm bar on a terminal's stderr.
+    The path is `cache.blob_path(section, sha256, filename)`; when it is there already and
+    still holds those bytes (`_cache.is_verified`) this returns without touching the network; a
+    cached copy that does not is evicted and fetched again, with a warning (refused offline).
+    Otherwise the file is fetched from `url` (http(s)://, file:// or a plain path), verified,
+    and renamed into place under a file lock (concurrent fetchers wait, then find it).
+    `timeout` bounds connecting and each wait for data: a stalled server is a FetchError after
+    about `timeout` seconds (not retried). `offline` allows only the cache. `progress` shows a
+    tqdm bar on a terminal's stderr.
 
     Raises FetchError (network, HTTP status, timeout, missing while offline), ChecksumError
     (wrong bytes, never cached) or UsageError (malformed sha256, filename or URL).
     """
     expected = _check_inputs(sha256, filename)
     target = cache.blob_path(section, expected, filename)
-    if target.is_file():
+    if is_verified(target, expected):
         return target
-    if offline:
+    present = target.exists() or target.is_symlink()
+    if offline and not present:
         raise FetchError(
             f"{filename} (sha256 {expected}) is not in the cache ({target.parent}) and --offline "
             f"forbids downloading it from {redact(url)}"
@@ -159,8 +170,10 @@ def fetch_to_cache(
     path = local_source(url)
     lock = lock_for(target)
     with lock:
-        if target.is_file():  # another process fetched it while we waited
+        if is_verified(target, expected):  # another process fetched it while we waited
             return target
+        if target.exists() or target.is_symlink():
+            _evict_corrupt(target, expected, filename, offline)
         sweep_stale(target)
         try:
             with staged_file(target) as tmp:
@@ -171,6 +184,7 @@ def fetch_to_cache(
                         _Transfer(
                             http, url, tmp, expected, filename, timeout, retries, progress
                         ).run()
+            mark_verified(target, expected)
         except BaseException:
             # Leave no trace of a failed fetch; waiters on the lock retry on a fresh lock file.
             with contextlib.suppress(OSError):  # Windows will not delete an open file
@@ -178,6 +192,22 @@ def fetch_to_cache(
             raise
     log.debug("cached %s from %s", filename, redact(url))
     return target
+
+
+def _evict_corrupt(target: Path, expected: str, filename: str, offline: bool) -> None:
+    """A cached file that is not the bytes its sha256 names: refuse it offline, else evict it."""
+    if offline:
+        raise FetchError(
+            f"{filename}: the cached copy ({target}) does not match sha256 {expected} and "
+            "--offline forbids fetching it again: run without --offline, or `runenv clean --cache`"
+        )
+    log.warning(
+        "%s: the cached copy does not match sha256 %s (corrupted or replaced): evicted it, "
+        "fetching it again",
+        filename,
+        expected,
+    )
+    evict(target)
 
 
 @contextlib.contextmanager
@@ -205,30 +235,6 @@ def _user_agent() -> str:
     return f"runenv/{__version__} httpx/{httpx.__version__}"
 
 
-def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool) -> Any:
-    """A tqdm bar in bytes on stderr, or a no-op when disabled or stderr is not a terminal."""
-    if not (enabled and sys.stderr.isatty()):
-        return contextlib.nullcontext(_NoBar())
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        leave=False,
-        dynamic_ncols=True,
-    )
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-
 def _copy_verified(src: Path, dest: Path, expected: str, name: str, progress: bool) -> None:
     """Copy a local file to `dest`, hashing it on the way; ChecksumError on wrong bytes."""
     hasher = hashlib.sha256()
@@ -237,7 +243,7 @@ def _copy_verified(src: Path, dest: Path, expected: str, name: str, progress: bo
         with (
             src.open("rb") as fin,
             dest.open("wb") as fout,
-            _progress_bar(size, 0, name, progress) as bar,
+            progress_bar(size, name, enabled=progress) as bar,
         ):
             while chunk := fin.read(CHUNK_SIZE):
                 hasher.update(chunk)
@@ -400,7 +406,7 @@ class _Transfer:
         window_start, window_bytes = time.monotonic(), 0
         with (
             self.dest.open("ab") as out,
-            _progress_bar(total, self.written, self.name, self.progress) as bar,
+            progress_bar(total, self.name, enabled=self.progress, initial=self.written) as bar,
         ):
             for chunk in resp.iter_raw():
                 out.write(chunk)

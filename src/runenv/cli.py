@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -23,23 +22,17 @@ import tomli_w
 from runenv import __version__, python_fetch
 from runenv._cache import Cache
 from runenv._download import new_client
-from runenv.build import (
-    INDEX_ENV,
-    BuildOptions,
-    build_many,
-    check_built,
-    clean,
-    ensure_lock,
-    pinned_archive,
-)
+from runenv.build import INDEX_ENV, BuildOptions, build_many, ensure_lock
 from runenv.catalogue import build_catalogue
+from runenv.clean import clean_cache, clean_outputs
 from runenv.config import VERSIONS_DIR, VariantConfig, find_project, list_variants, load_variant
-from runenv.errors import RunenvError, UsageError
+from runenv.errors import RunenvError, UsageError, describe_os_error
 from runenv.manifest import read_manifest
 from runenv.matrix import matrix, matrix_json, matrix_table
 from runenv.plan import make_plan
 from runenv.platforms import Platform, parse_platforms
-from runenv.python_fetch import MIRROR_ENV
+from runenv.python_fetch import MIRROR_ENV, choose_mirror, pinned_archive
+from runenv.recheck import check_built
 from runenv.scaffold import new_variant
 
 Handler = Callable[[argparse.Namespace], int]
@@ -232,7 +225,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     cache = Cache.default()
     for vc, plat in _targets(args):
         plan = make_plan(vc, plat)
-        path, relocked = ensure_lock(vc, plan, options, cache, None, force=args.force)
+        path, relocked = ensure_lock(vc, plan, options, cache, force=args.force)
         print(f"{'locked' if relocked else 'up to date'}: {path}")
     return 0
 
@@ -260,7 +253,7 @@ def cmd_fetch_python(args: argparse.Namespace) -> int:
         timeout = float(vc.config.build.timeout)
     else:
         version, allowed, mirror, pins, timeout = target, tuple(Platform), None, {}, 300.0
-    mirror = args.python_mirror or os.environ.get(python_fetch.MIRROR_ENV) or mirror
+    mirror = choose_mirror(args.python_mirror, mirror)
     platforms = parse_platforms(args.platform, allowed)
     dest = Path(args.dest) if args.dest else Path.cwd() / "pydist" / f"python-{version}"
     cache = Cache.default()
@@ -281,13 +274,11 @@ def cmd_fetch_python(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     """Remove build outputs (dist/, pydist/), and with --cache the download cache too."""
-    options = _build_options(args, _project(args))
-    removed = clean(options, args.variant)
-    if args.cache:
-        root = Cache.default().root
-        if root.exists():
-            shutil.rmtree(root)
-            removed.append(root)
+    project = _project(args)
+    options = _build_options(args, project)
+    removed = clean_outputs(options.dist, options.pydist, project, args.variant)
+    if args.cache and (root := clean_cache(Cache.default().root, project)) is not None:
+        removed.append(root)
     for path in removed:
         print(f"removed {path}")
     return 0
@@ -393,7 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = "-v" in args_list or "--verbose" in args_list
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        # Library modules warn through logging (an evicted cache entry, a package left out):
+        # one line each, like the CLI's errors; -v adds the module that said it.
+        format="%(levelname)s %(name)s: %(message)s" if verbose else "runenv: warning: %(message)s",
     )
     try:
         args = build_parser().parse_args(args_list)
@@ -411,6 +404,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the disk, not runenv: one line (the stages name what they did)
+        if verbose:
+            traceback.print_exc()
+        print(f"runenv: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
 
 
 __all__ = ["build_parser", "main"]

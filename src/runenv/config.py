@@ -1,9 +1,10 @@
 """Read, validate and merge `shared-config.toml` and `versions/<variant>/config.toml`.
 
 Each file is validated on its own first, so an error names the file it is in; then the layers
-(shared, the `extends` chain, the variant) are merged by the rules of DESIGN.md and validated
-once more as a whole. `config.json` in the reference system's JSON format is accepted in place of
-`config.toml` (one of the two per place).
+(shared, the `extends` chain, the variant) are merged by the rules in docs/architecture.md
+("The configuration and its merge rules") and validated once more as a whole. `config.json`
+in the reference system's JSON format is accepted in place of `config.toml` (one of the two
+per place).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ VERSIONS_DIR = "versions"
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 _VARIANT_RE = re.compile(r"^(?P<version>\d+\.\d+\.\d+)?(?:[-_.]?[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 SITE_PACKAGES_PLACEHOLDERS = ("{site-packages}", "<site-packages>")
 
 
@@ -271,12 +273,46 @@ def find_project(start: Path | None = None) -> Path:
     )
 
 
+def check_variant_name(name: str) -> str:
+    """`name` if it can name a variant: a plain folder name, never a path.
+
+    Letters, digits and `.`, `_`, `+`, `-`, starting with a letter or digit: no separators, no
+    `..`, nothing absolute, so a name can only ever mean a folder directly under `versions/` (and
+    `pydist/<name>` or `dist/runenv-<name>-*` for its outputs). UsageError otherwise.
+    """
+    if not _NAME_RE.fullmatch(name) or ".." in name:
+        raise UsageError(
+            f"{name!r} is not a variant name: a variant is a folder directly under "
+            f"{VERSIONS_DIR}/, named with letters, digits, '.', '_', '+' or '-' "
+            "(e.g. 3.12.10-atls), never a path"
+        )
+    return name
+
+
+def variant_folder(project: Path, name: str) -> Path:
+    """The folder of variant `name`, `versions/<name>/`: the one way every command resolves a
+    variant name. A path-shaped name, a missing folder or a link is a UsageError."""
+    folder = project / VERSIONS_DIR / check_variant_name(name)
+    if folder.is_symlink():
+        raise UsageError(
+            f"{VERSIONS_DIR}/{name} is a link: a variant is a plain folder under {VERSIONS_DIR}/"
+        )
+    if not folder.is_dir():
+        known = ", ".join(list_variants(project)) or "none"
+        raise UsageError(f"unknown variant {name!r} (known: {known}); create it with runenv new")
+    return folder
+
+
 def list_variants(project: Path) -> list[str]:
-    """Every folder under `versions/`, sorted."""
+    """Every variant under `versions/`: plain folders with a valid name, sorted."""
     root = project / VERSIONS_DIR
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if _NAME_RE.fullmatch(p.name) and ".." not in p.name and p.is_dir() and not p.is_symlink()
+    )
 
 
 def _display(project: Path, path: Path) -> str:
@@ -377,7 +413,7 @@ def _variant_layers(project: Path, variant: str, chain: tuple[str, ...] = ()) ->
     if parent in (*chain, variant):
         cycle = " -> ".join((*chain, variant, parent))
         raise ConfigError(shown, "extends", f"cycle: {cycle}")
-    if not (project / VERSIONS_DIR / parent).is_dir():
+    if parent not in list_variants(project):
         raise ConfigError(shown, "extends", f"no variant {parent!r} under {VERSIONS_DIR}/")
     return [*_variant_layers(project, parent, (*chain, variant)), layer]
 
@@ -399,7 +435,7 @@ _MERGER = Merger([(list, _merge_lists), (dict, "merge")], ["override"], ["overri
 
 
 def merge_layers(layers: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge raw config dicts, first to last, by DESIGN.md's rules (later wins)."""
+    """Merge raw config dicts, first to last, by the rules in docs/architecture.md (later wins)."""
     merged: dict[str, Any] = {}
     for layer in layers:
         data = {k: v for k, v in layer.items() if k != "extends"}
@@ -442,10 +478,7 @@ def variant_python_version(variant: str, config: Config) -> str | None:
 
 def load_variant(project: Path, variant: str) -> VariantConfig:
     """Read, validate and merge every layer of `variant`."""
-    folder = project / VERSIONS_DIR / variant
-    if not folder.is_dir():
-        known = ", ".join(list_variants(project)) or "none"
-        raise UsageError(f"unknown variant {variant!r} (known: {known}); create it with runenv new")
+    folder = variant_folder(project, variant)
     layers: list[Layer] = []
     shared = _pick_file(project, project, SHARED_NAMES)
     if shared is not None:

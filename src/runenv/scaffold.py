@@ -7,7 +7,13 @@ from pathlib import Path
 import tomli_w
 
 from runenv._cache import staged_file
-from runenv.config import VERSIONS_DIR, list_variants, load_variant, variant_python_version
+from runenv.config import (
+    VERSIONS_DIR,
+    check_variant_name,
+    list_variants,
+    load_variant,
+    variant_python_version,
+)
 from runenv.config import Config as _Config
 from runenv.errors import UsageError
 
@@ -28,13 +34,9 @@ _TEMPLATE = """\
 
 def new_variant(project: Path, variant: str, parent: str | None = None) -> Path:
     """Create `versions/<variant>/config.toml`; refuse a name that exists or cannot work."""
-    folder = project / VERSIONS_DIR / variant
-    if folder.exists():
+    folder = project / VERSIONS_DIR / check_variant_name(variant)
+    if folder.exists() or folder.is_symlink():
         raise UsageError(f"{VERSIONS_DIR}/{variant} already exists")
-    if "/" in variant or "\\" in variant or variant.startswith("."):
-        raise UsageError(
-            f"{variant!r} is not a valid variant name (a folder name like 3.13.0-custom)"
-        )
     body: dict[str, object] = {}
     if parent is not None:
         if parent not in list_variants(project):

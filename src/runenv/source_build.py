@@ -1,4 +1,4 @@
-"""Stage 4c: build wheels from sdists with the target runtime's own interpreter (native only).
+"""The build-sdists stage: wheels from sdists, by the runtime's own interpreter (native only).
 
 pypa/build drives the PEP 517 hooks; its `DefaultIsolatedEnv` would make the build environment
 from the interpreter running runenv, so `RuntimeEnv` implements build's `IsolatedEnv` protocol
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -20,16 +20,28 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runenv._cache import Cache, lock_for, staged_file
+from runenv._cache import (
+    Cache,
+    evict,
+    file_sha256,
+    is_verified,
+    lock_for,
+    mark_verified,
+    recorded_sha256,
+    staged_file,
+)
 from runenv._subprocess import run
+from runenv._uv import run_uv
 from runenv.errors import BuildError, RunenvError
-from runenv.platforms import Platform
+from runenv.platforms import Platform, host_platform
 
 if TYPE_CHECKING:
     from pyproject_hooks import SubprocessRunner
 
     from runenv.plan import Plan
     from runenv.wheels import Artifact
+
+logger = logging.getLogger(__name__)
 
 CACHE_SECTION = "built-wheels"
 # Bump when the way runenv builds wheels changes what they contain.
@@ -53,12 +65,6 @@ class CrossSourceBuildError(BuildError):
         )
 
 
-def _uv() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
 class RuntimeEnv:
     """pypa/build's `IsolatedEnv`, made from the target runtime's interpreter."""
 
@@ -74,7 +80,6 @@ class RuntimeEnv:
         timeout: float,
         log_file: Path | None,
     ) -> None:
-        self._path = path
         self._indexes = indexes
         self._default_index = default_index
         self._cache = cache
@@ -87,8 +92,8 @@ class RuntimeEnv:
             timeout=timeout,
             log_file=log_file,
         )
-        scripts = "Scripts" if sys.platform == "win32" else "bin"
-        exe = "python.exe" if sys.platform == "win32" else "python"
+        scripts = host_platform().info.scripts_dir()  # the venv is made on this machine
+        exe = "python.exe" if host_platform().info.is_windows else "python"
         self._python = path / scripts / exe
 
     @property
@@ -106,9 +111,8 @@ class RuntimeEnv:
             index_args += ["--default-index", self._default_index]
         for index in self._indexes:
             index_args += ["--index", index]
-        run(
+        run_uv(
             [
-                _uv(),
                 "pip",
                 "install",
                 "--no-config",
@@ -118,7 +122,7 @@ class RuntimeEnv:
                 *sorted(requirements),
             ],
             what="install the build requirements",
-            env={"UV_CACHE_DIR": str(self._cache.section("uv"))},
+            cache=self._cache,
             timeout=self._timeout,
             log_file=self._log,
         )
@@ -187,11 +191,11 @@ def build_wheel(
 
     key = cache_key(artifact, plan)
     folder = cache.section(CACHE_SECTION) / key[:2] / key
-    done = next(folder.glob("*.whl"), None) if folder.is_dir() else None
+    done = _cached_wheel(folder)
     if done is not None:
         return done
     with lock_for(folder):
-        done = next(folder.glob("*.whl"), None) if folder.is_dir() else None
+        done = _cached_wheel(folder)
         if done is not None:
             return done
         extra = (
@@ -228,7 +232,26 @@ def build_wheel(
             target = folder / built.name
             with staged_file(target) as staged:
                 shutil.copyfile(built, staged)
+            mark_verified(target, file_sha256(target))
     return target
+
+
+def _cached_wheel(folder: Path) -> Path | None:
+    """The wheel built earlier into `folder`, if it still holds the bytes recorded when it was
+    built; anything else found there is evicted (and the wheel is built again)."""
+    if not folder.is_dir():
+        return None
+    for wheel in sorted(folder.glob("*.whl")):
+        recorded = recorded_sha256(wheel)
+        if recorded is not None and is_verified(wheel, recorded):
+            return wheel
+        logger.warning(
+            "%s: the cached build does not match the sha256 recorded when it was built: "
+            "evicted it, building it again",
+            wheel.name,
+        )
+        evict(wheel)
+    return None
 
 
 def build_wheels(

@@ -78,6 +78,10 @@ def main(argv: Sequence[str] | None = None, catalogue: Catalogue | None = None) 
     except CatalogueError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code
+    except OSError as exc:  # the disk (full, read-only...): one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"{PROG}: error: {exc.strerror or exc}{where}\n")
+        return 1
     except KeyboardInterrupt:
         return 130
 
