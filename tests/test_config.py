@@ -540,7 +540,7 @@ def test_cli_config_plan_json_for_shipped_variant() -> None:
         "ImmuneBuilder==1.2",
     ]
     assert plan["site_packages"] == "lib/python3.12/site-packages"
-    assert plan["copy_files"] == []
+    assert [c["to"] for c in plan["copy_files"]] == ["bin"]
 
 
 def test_cli_merged_config_as_toml_and_json() -> None:

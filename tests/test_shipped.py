@@ -25,9 +25,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from runenv.check import top_level_modules
 from runenv.config import list_variants, load_variant
 from runenv.lock import lock_path, read_lock
+from runenv.modules import importable
 from runenv.plan import make_plan
 from runenv.platforms import host_platform
 
@@ -154,7 +154,6 @@ def test_shipped_variant_builds_for_host_and_imports(variant: str, workdir: Path
     subprocess.run(["tar", "xzf", f"{stem}.tar.gz", "-C", str(runtime)], check=True)
     manifest = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
     interpreter = runtime / manifest["interpreter"]
-    site_packages = runtime / manifest["site_packages"]
 
     # Every top-level requirement and every locked package is in the archive.
     installed = {canonicalize_name(p["name"]) for p in manifest["packages"]}
@@ -164,7 +163,7 @@ def test_shipped_variant_builds_for_host_and_imports(variant: str, workdir: Path
     missing = (wanted | {canonicalize_name(p.name) for p in locked.packages}) - installed
     assert not missing, f"{variant}: locked but not in the archive: {sorted(missing)}"
 
-    modules = top_level_modules(site_packages)
+    modules = importable(runtime, manifest["site_packages"], manifest["copied_files"])
     allowed = plan.allow_import_failures
     script = (
         "import importlib, sys, json\n"
