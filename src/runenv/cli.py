@@ -35,7 +35,7 @@ from runenv.clean import clean_cache, clean_outputs
 from runenv.config import VERSIONS_DIR, VariantConfig, find_project, list_variants, load_variant
 from runenv.errors import RunenvError, UsageError, describe_os_error
 from runenv.manifest import read_manifest
-from runenv.matrix import matrix, matrix_json, matrix_table
+from runenv.matrix import matrix_json, matrix_table
 from runenv.plan import make_plan
 from runenv.platforms import Platform, parse_platforms
 from runenv.python_fetch import MIRROR_ENV
@@ -122,12 +122,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    """Every (variant, platform) to build, with its native GitHub runner (the CI matrix)."""
+    """The CI plan: cross builds on Linux, native builds, native verification, their cost."""
     project = _project(args)
     if args.json:
         print(matrix_json(project))
         return 0
-    for line in matrix_table(matrix(project)):
+    for line in matrix_table(project):
         print(line)
     return 0
 
@@ -372,7 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", action="store_true", help="also remove the download cache")
 
     p = command("matrix", cmd_matrix)
-    p.add_argument("--json", action="store_true", help="GitHub strategy.matrix JSON, one line")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="build and verify strategy.matrix JSON and the estimate, one line",
+    )
 
     p = command("catalogue", cmd_catalogue)
     p.add_argument("--base-url", metavar="URL", help="where the archives will be (default: dist/)")
