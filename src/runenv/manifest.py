@@ -71,6 +71,7 @@ def make_manifest(
     python_sha256: str,
     packages: Sequence[PackageRecord],
     copied: Sequence[str],
+    checked: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest of one archive (DESIGN.md, "Artifacts")."""
     return {
@@ -99,6 +100,13 @@ def make_manifest(
         ],
         "skipped": [{"name": n, "reason": r} for n, r in sorted(plan.skipped.items())],
         "copied_files": list(copied),
+        # What the import check imports (every top-level name in site-packages) and may see
+        # fail: recorded so a cross-built archive gets the same check on its native runner
+        # (`python -m runenv_catalogue check MANIFEST`, the workflow's verify job).
+        "check": {
+            "modules": sorted(set(checked)),
+            "allowed_failures": dict(sorted(plan.allow_import_failures.items())),
+        },
     }
 
 

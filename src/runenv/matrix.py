@@ -50,26 +50,37 @@ OSES = ("linux", "macos", "windows")
 
 @dataclass(frozen=True)
 class CostModel:
-    """Estimated runner minutes of the pieces of a job (assumptions, not measurements).
+    """Estimated runner minutes of the pieces of a job: assumptions, not measurements (GitHub
+    is out of reach from where this was written), one figure per piece, stated in seconds.
 
-    `setup`: per build job, by OS: start-up, checkout, setup-python, `pip install .` and the
-    cache restore (pip is slowest on Windows). A target then costs `per_target` (fetch and
-    unpack the interpreter, audit, pack, upload) plus its locked files at `mb_per_minute`,
-    `import_check` where it runs natively, and `source_build` per sdist it compiles. A verify
-    job costs `verify_setup` (start-up, a sparse checkout of the stdlib-only check, Python)
-    plus, per archive, its files at `verify_mb_per_minute` (download, verify, unpack) and the
-    import check.
+    Every job starts (`start`: set up job and checkout, ~6 s) and gets Python from the tool
+    cache (`python`, ~6 s). A build job then installs runenv from pip's cache (`install`,
+    ~25 s; ~50 s on Windows) and restores runenv's download cache (`cache`, ~15 s); each
+    target costs `per_target` (unpack the interpreter, install, pack, manifest, upload, ~20 s)
+    plus its locked files at `mb_per_minute` (hash, unzip, compress), `import_check` (~10 s)
+    where it runs natively, and `source_build` per sdist it compiles. A verify job installs
+    nothing (its check is the stdlib-only catalogue package, run from the checkout); per
+    archive it costs its files at `verify_mb_per_minute` (download, hash, unpack) and the
+    import check. Billing rounds each job up to a whole minute, so small jobs count whole.
     """
 
-    setup: Mapping[str, float] = field(
-        default_factory=lambda: {"linux": 1.0, "macos": 1.2, "windows": 2.0}
+    start: float = 0.1
+    python: float = 0.1
+    install: Mapping[str, float] = field(
+        default_factory=lambda: {"linux": 0.4, "macos": 0.4, "windows": 0.8}
     )
-    per_target: float = 0.5
+    cache: float = 0.25
+    per_target: float = 0.35
     mb_per_minute: float = 400.0
-    import_check: float = 0.3
+    import_check: float = 0.15
     source_build: float = 6.0
-    verify_setup: float = 0.4
-    verify_mb_per_minute: float = 800.0
+    verify_mb_per_minute: float = 530.0
+
+    def setup(self, os_name: str, *, build: bool = True) -> float:
+        """Minutes before a job's own work: start and Python; for a build, runenv and cache."""
+        if not build:
+            return self.start + self.python
+        return self.start + self.python + self.install[os_name] + self.cache
 
 
 @dataclass(frozen=True)
@@ -193,7 +204,7 @@ def _target_minutes(t: TargetPlan, model: CostModel, *, native: bool) -> float:
 
 def native_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
     """Today's plan: every target on its own native runner."""
-    return [Job(t.os, model.setup[t.os] + _target_minutes(t, model, native=True)) for t in targets]
+    return [Job(t.os, model.setup(t.os) + _target_minutes(t, model, native=True)) for t in targets]
 
 
 def planned_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
@@ -202,17 +213,17 @@ def planned_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
     for variant in dict.fromkeys(t.variant for t in targets):
         group = [t for t in targets if t.variant == variant and t.on_cross_host]
         if group:
-            minutes = model.setup["linux"] + sum(
+            minutes = model.setup("linux") + sum(
                 _target_minutes(t, model, native=t.platform == CROSS_HOST) for t in group
             )
             jobs.append(Job("linux", minutes))
     for t in targets:
         if not t.on_cross_host:
-            jobs.append(Job(t.os, model.setup[t.os] + _target_minutes(t, model, native=True)))
+            jobs.append(Job(t.os, model.setup(t.os) + _target_minutes(t, model, native=True)))
     for plat in ALL_PLATFORMS:
         checked = [t for t in targets if t.cross and t.platform == plat]
         if checked:
-            minutes = model.verify_setup + sum(
+            minutes = model.setup(plat.info.os, build=False) + sum(
                 t.wheel_bytes / 1e6 / model.verify_mb_per_minute + model.import_check
                 for t in checked
             )
