@@ -65,6 +65,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runenv.platforms import platform_for
+
 REPO = Path(__file__).resolve().parents[1]
 VARIANT = "3.12.10"
 STEP_TIMEOUT = 1200.0  # seconds, for any one command
@@ -220,11 +222,9 @@ def first_line(cmd: Sequence[object]) -> str:
 
 
 def host_key() -> str:
-    os_name = {"linux": "linux", "darwin": "macosx", "win32": "windows"}.get(sys.platform, "?")
-    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}.get(
-        platform.machine().lower(), "?"
-    )
-    return f"{os_name}-{arch}"
+    """This machine's platform key, as runenv names it (`sys.platform-machine` if none)."""
+    found = platform_for(sys.platform, platform.machine())
+    return found.value if found else f"{sys.platform}-{platform.machine()}"
 
 
 def find_python312(given: str | None) -> Path:

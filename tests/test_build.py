@@ -3,13 +3,11 @@ unpacked elsewhere and run; rebuilds are reproducible, no-ops, safe when killed 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import tarfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -17,57 +15,16 @@ import pytest
 
 from runenv.cli import main
 from support.index import IndexServer
-from support.pbs import PY_VERSION
-
-PY_XY = "{}.{}".format(*sys.version_info[:2])
-VARIANT = f"{PY_VERSION}-t"
-SITE = f"lib/python{PY_XY}/site-packages"
-ENV_NO_INDEX = {"RUNENV_INDEX_URL": ""}
-
-
-def make_project(
-    root: Path,
-    pbs: tuple[Path, str],
-    deps: list[str],
-    *,
-    extra: str = "",
-    variant: str = VARIANT,
-) -> Path:
-    """A project whose variant pins the loopback PBS archive and ships a tool and a module."""
-    folder = root / "versions" / variant
-    (folder / "files" / "bin").mkdir(parents=True)
-    (folder / "files" / "site").mkdir(parents=True)
-    tool = folder / "files" / "bin" / "rt-tool"
-    tool.write_text('#!/bin/sh\necho "RT_TOOL $(dirname "$0")"\n')
-    tool.chmod(0o755)
-    (folder / "files" / "site" / "rtcopied.py").write_text('VALUE = "copied"\n')
-    (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
-    (folder / "config.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            platforms = ["linux-x64"]
-            [packages]
-            dependencies = {json.dumps(deps)}
-            [python.archives.linux-x64]
-            url = "{pbs[0].as_uri()}"
-            sha256 = "{pbs[1]}"
-            [[packages.copyFiles]]
-            from = "files/bin/"
-            to = "bin/"
-            [[packages.copyFiles]]
-            from = "files/site/"
-            to = "{{site-packages}}/"
-            """
-        )
-        + extra
-    )
-    return root
-
-
-def build(root: Path, server: IndexServer, *args: str) -> int:
-    return main(
-        ["-q", "--project", str(root), "build", VARIANT, "--index-url", server.index_url, *args]
-    )
+from support.pbs import elf_header
+from support.project import (
+    SITE,
+    VARIANT,
+    archive_of,
+    build,
+    make_project,
+    manifest_of,
+    unpack,
+)
 
 
 def run_cli(root: Path, server: IndexServer, *args: str) -> subprocess.Popen[str]:
@@ -89,29 +46,6 @@ def run_cli(root: Path, server: IndexServer, *args: str) -> subprocess.Popen[str
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def archive_of(root: Path) -> Path:
-    return root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz"
-
-
-def manifest_of(root: Path) -> dict[str, object]:
-    path = root / "dist" / f"runenv-{VARIANT}-linux-x64.json"
-    data: dict[str, object] = json.loads(path.read_text())
-    return data
-
-
-def unpack(archive: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    subprocess.run(["tar", "xzf", str(archive), "-C", str(dest)], check=True)
-    return dest
-
-
-def run_python(runtime: Path, code: str) -> str:
-    """What the runtime's own interpreter prints for `code` (it must succeed)."""
-    return subprocess.run(
-        [runtime / "bin" / "python3", "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
 
 
 @pytest.fixture
@@ -271,8 +205,6 @@ def test_check_command_reruns_checks(
     assert build(project, pkg_server) == 0
     assert main(["--project", str(project), "check", VARIANT]) == 0
     # A planted wrong-architecture binary fails the re-check, naming the file.
-    from support.index import elf_header
-
     tree = project / "pydist" / VARIANT / "linux-x64"
     planted = tree / SITE / "rtnative" / "_planted.so"
     planted.write_bytes(elf_header())

@@ -401,15 +401,15 @@ GOOD = ("bin/python3", b"#!/bin/sh\n")
 @pytest.mark.parametrize(
     ("entries", "message"),
     [
-        ([GOOD, ("../evil", b"x")], "leaves the runtime folder"),
-        ([GOOD, ("/abs/evil", b"x")], "absolute path"),
-        ([GOOD, _link("out", "../../evil")], "leaves the runtime folder"),
-        ([GOOD, _link("out", "/etc/passwd")], "link"),
-        ([GOOD, _link("hard", "../evil", hard=True)], "leaves the runtime folder"),
-        ([GOOD, _link("up", ".."), ("up/evil", b"x")], "link"),
+        ([GOOD, ("../evil", b"x")], "'../evil': '..' leaves the tree"),
+        ([GOOD, ("/abs/evil", b"x")], "'/abs/evil': absolute"),
+        ([GOOD, _link("out", "../../evil")], "symlink 'out' -> '../../evil': leaves the tree"),
+        ([GOOD, _link("out", "/etc/passwd")], "symlink 'out' -> '/etc/passwd': absolute"),
+        ([GOOD, _link("hard", "../evil", hard=True)], "hard link 'hard' -> '../evil': leaves"),
+        ([GOOD, _link("up", ".."), ("up/evil", b"x")], "symlink 'up' -> '..': leaves the tree"),
         # lexically inside, really outside: a/b/l -> ../.. is the root; root/.. is not
-        ([GOOD, _link("a/b/l", "../.."), _link("esc", "a/b/l/..")], "outside"),
-        ([GOOD, _link("dir", "sub"), ("dir/f", b"x")], "under a link"),
+        ([GOOD, _link("a/b/l", "../.."), _link("esc", "a/b/l/..")], "'esc'.*outside"),
+        ([GOOD, _link("dir", "sub"), ("dir/f", b"x")], "'dir/f': .* through the symlink dir"),
     ],
 )
 @pytest.mark.parametrize("data_filter", [True, False], ids=["filter", "no-filter"])

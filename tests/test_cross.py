@@ -14,10 +14,9 @@ from runenv.config import load_variant
 from runenv.install import install_wheels
 from runenv.plan import make_plan
 from runenv.platforms import ALL_PLATFORMS, Platform
-from support.foreign import foreign_pbs_archive
-from support.index import SRCONLY_HELLO, Index, IndexServer, elf_header, macho_fat
-from support.pbs import PY_VERSION
-from test_build import SITE, VARIANT, make_project, manifest_of, run_python, unpack
+from support.index import SRCONLY_HELLO, Index, IndexServer
+from support.pbs import PY_VERSION, elf_header, foreign_pbs_archive, macho_fat
+from support.project import SITE, VARIANT, build, make_project, manifest_of, run_python, unpack
 
 PY_XY = ".".join(PY_VERSION.split(".")[:2])
 
@@ -34,12 +33,6 @@ def cross_project(root: Path, pbs: tuple[Path, str], deps: list[str], extra: str
     config = root / "versions" / VARIANT / "config.toml"
     config.write_text(config.read_text().replace('platforms = ["linux-x64"]\n', ""))
     return root
-
-
-def build(root: Path, server: IndexServer, *args: str) -> int:
-    return main(
-        ["-q", "--project", str(root), "build", VARIANT, "--index-url", server.index_url, *args]
-    )
 
 
 def runenv_gets(server: IndexServer, filename: str) -> int:

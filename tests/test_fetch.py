@@ -114,7 +114,7 @@ def run_python(tree: Path, code: str) -> str:
 # -- the whole pipeline -------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX tree layout")
+@pytest.mark.skipif(HOST.info.is_windows, reason="POSIX tree layout")
 def test_fetched_tree_runs_after_being_moved(
     tmp_path: Path, cache: Cache, served: tuple[str, str], loopback: LoopbackServer
 ) -> None:

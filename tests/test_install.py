@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
-import io
 import os
 import subprocess
 import sys
@@ -17,50 +15,9 @@ import pytest
 from runenv.errors import BuildError
 from runenv.install import InstalledDist, install_wheels, top_level
 from runenv.platforms import Platform, host_platform
+from support.dists import record_hash, write_wheel
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
-def _digest(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
-
-
-def make_wheel(
-    where: Path,
-    name: str,
-    version: str,
-    files: dict[str, bytes],
-    *,
-    entry_points: str | None = None,
-    record_override: dict[str, str] | None = None,
-    unrecorded: dict[str, bytes] | None = None,
-) -> Path:
-    """A real wheel: files, dist-info (METADATA, WHEEL, entry_points.txt), a correct RECORD."""
-    dist_info = f"{name}-{version}.dist-info"
-    members = dict(files)
-    members[f"{dist_info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
-    )
-    members[f"{dist_info}/WHEEL"] = (
-        b"Wheel-Version: 1.0\nGenerator: runenv-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    )
-    if entry_points:
-        members[f"{dist_info}/entry_points.txt"] = entry_points.encode()
-    rows = [(path, _digest(data), str(len(data))) for path, data in members.items()]
-    for path, digest in (record_override or {}).items():
-        rows = [(p, digest if p == path else h, s) for p, h, s in rows]
-    rows.append((f"{dist_info}/RECORD", "", ""))
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
-    members[f"{dist_info}/RECORD"] = out.getvalue().encode()
-    members.update(unrecorded or {})
-    wheel = where / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path, data in members.items():
-            info = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, data, zipfile.ZIP_DEFLATED)
-    return wheel
 
 
 HELLO_INIT = b'GREETING = "hello from runenv"\n\ndef main():\n    print(GREETING)\n    return 0\n'
@@ -70,7 +27,7 @@ HELLO_INIT = b'GREETING = "hello from runenv"\n\ndef main():\n    print(GREETING
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """`hello` (package, module, console + gui script, .data scripts and data) and `plain`."""
     where = tmp_path_factory.mktemp("wheels")
-    hello = make_wheel(
+    hello = write_wheel(
         where,
         "hello",
         "1.0",
@@ -87,7 +44,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
             "[console_scripts]\nhello = hello:main\n\n[gui_scripts]\nhello-gui = hello:main\n"
         ),
     )
-    plain = make_wheel(where, "plain", "2.0", {"plain.py": b"NAME = 'plain'\n"})
+    plain = write_wheel(where, "plain", "2.0", {"plain.py": b"NAME = 'plain'\n"})
     return [hello, plain]
 
 
@@ -106,10 +63,10 @@ def _check_records(site: Path) -> None:
             assert not os.path.isabs(path) and "\\" not in path, path
             if digest:
                 data = (site / path).read_bytes()
-                assert (_digest(data), str(len(data))) == (digest, size), path
+                assert (record_hash(data), str(len(data))) == (digest, size), path
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX runtime")
+@pytest.mark.skipif(host_platform().info.is_windows, reason="POSIX runtime")
 def test_posix_install_relocates(tmp_path: Path, wheels: list[Path]) -> None:
     build = tmp_path / "build" / "runtime"
     subprocess.run(
@@ -222,16 +179,16 @@ def test_cross_posix_target_layout(tmp_path: Path, wheels: list[Path]) -> None:
 def test_broken_wheels_are_named(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
-    bad_hash = make_wheel(
+    bad_hash = write_wheel(
         tmp_path,
         "badhash",
         "1.0",
         {"badhash.py": b"x = 1\n"},
-        record_override={"badhash.py": _digest(b"something else")},
+        record_override={"badhash.py": record_hash(b"something else")},
     )
     with pytest.raises(BuildError, match=r"badhash-1\.0-py3-none-any\.whl.*badhash\.py"):
         install_wheels(tree, [bad_hash], Platform.LINUX_X64, "3.12")
-    unrecorded = make_wheel(
+    unrecorded = write_wheel(
         tmp_path, "sneaky", "1.0", {"sneaky.py": b""}, unrecorded={"sneaky_extra.py": b""}
     )
     with pytest.raises(BuildError, match=r"sneaky-1\.0-py3-none-any\.whl.*not mentioned in RECORD"):
@@ -240,7 +197,7 @@ def test_broken_wheels_are_named(tmp_path: Path) -> None:
     garbage.write_bytes(b"not a zip")
     with pytest.raises(BuildError, match=r"garbage-1\.0-py3-none-any\.whl"):
         install_wheels(tree, [garbage], Platform.LINUX_X64, "3.12")
-    escape = make_wheel(tmp_path, "escape", "1.0", {"../../evil.py": b""})
+    escape = write_wheel(tmp_path, "escape", "1.0", {"../../evil.py": b""})
     with pytest.raises(BuildError, match=r"escape-1\.0-py3-none-any\.whl"):
         install_wheels(tree, [escape], Platform.LINUX_X64, "3.12")
     assert not (tmp_path / "evil.py").exists()
@@ -248,9 +205,9 @@ def test_broken_wheels_are_named(tmp_path: Path) -> None:
 
 def test_clashing_wheels_install_in_order(tmp_path: Path) -> None:
     """Two wheels writing one path: the later one wins, every time (no thread race)."""
-    first = make_wheel(tmp_path, "first", "1.0", {"ns/shared.txt": b"first\n", "a.py": b""})
-    second = make_wheel(tmp_path, "second", "1.0", {"ns/shared.txt": b"second\n", "b.py": b""})
-    others = [make_wheel(tmp_path, f"other{i}", "1.0", {f"o{i}.py": b""}) for i in range(4)]
+    first = write_wheel(tmp_path, "first", "1.0", {"ns/shared.txt": b"first\n", "a.py": b""})
+    second = write_wheel(tmp_path, "second", "1.0", {"ns/shared.txt": b"second\n", "b.py": b""})
+    others = [write_wheel(tmp_path, f"other{i}", "1.0", {f"o{i}.py": b""}) for i in range(4)]
     for attempt in range(3):
         tree = tmp_path / f"tree{attempt}"
         tree.mkdir()
@@ -262,10 +219,10 @@ def test_clashing_wheels_install_in_order(tmp_path: Path) -> None:
 def test_reinstall_replaces_the_old_distribution(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
-    old = make_wheel(tmp_path / "", "plain", "1.0", {"plain.py": b"V = 1\n", "plain_old.py": b""})
+    old = write_wheel(tmp_path / "", "plain", "1.0", {"plain.py": b"V = 1\n", "plain_old.py": b""})
     install_wheels(tree, [old], Platform.LINUX_X64, "3.12")
     (tmp_path / "new").mkdir()
-    new = make_wheel(tmp_path / "new", "plain", "2.0", {"plain.py": b"V = 2\n"})
+    new = write_wheel(tmp_path / "new", "plain", "2.0", {"plain.py": b"V = 2\n"})
     install_wheels(tree, [new], Platform.LINUX_X64, "3.12")
     site = tree / "lib" / "python3.12" / "site-packages"
     assert sorted(p.name for p in site.iterdir()) == ["plain-2.0.dist-info", "plain.py"]
@@ -273,9 +230,9 @@ def test_reinstall_replaces_the_old_distribution(tmp_path: Path) -> None:
 
 
 def test_same_package_twice_is_an_error(tmp_path: Path) -> None:
-    a = make_wheel(tmp_path, "dup", "1.0", {"dup.py": b""})
+    a = write_wheel(tmp_path, "dup", "1.0", {"dup.py": b""})
     (tmp_path / "b").mkdir()
-    b = make_wheel(tmp_path / "b", "dup", "2.0", {"dup.py": b""})
+    b = write_wheel(tmp_path / "b", "dup", "2.0", {"dup.py": b""})
     with pytest.raises(BuildError, match="same package"):
         install_wheels(tmp_path, [a, b], Platform.LINUX_X64, "3.12")
 

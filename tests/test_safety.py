@@ -27,8 +27,9 @@ from runenv.install import install_wheels
 from runenv.lock import read_lock
 from runenv.plan import CopyStep
 from runenv.platforms import host_platform
-from support.index import IndexServer, write_wheel
-from test_build import VARIANT, archive_of, build, make_project, manifest_of, unpack
+from support.dists import write_wheel
+from support.index import IndexServer
+from support.project import VARIANT, archive_of, build, make_project, manifest_of, unpack
 
 PY = "{}.{}".format(*sys.version_info[:2])
 
@@ -352,9 +353,7 @@ def test_a_poisoned_cached_wheel_never_reaches_the_runtime(
         tmp_path / "evil",
         "rtpure",
         "1.0",
-        "py3-none-any",
         {"rtpure/__init__.py": b'VALUE = "POISONED from cache"\n'},
-        metadata="Metadata-Version: 2.1\nName: rtpure\nVersion: 1.0\n",
     )
     shutil.copyfile(evil, cached)
     shutil.rmtree(root / "dist")
@@ -398,9 +397,7 @@ def _wheel(tmp_path: Path, files: dict[str, bytes]) -> Path:
         tmp_path / "wheels",
         "bad",
         "1.0",
-        "py3-none-any",
         files,
-        metadata="Metadata-Version: 2.1\nName: bad\nVersion: 1.0\n",
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import platform as host
+import sys
 import threading
 from pathlib import Path
 
@@ -177,6 +179,31 @@ def test_download_all_fetches_verified_files_once(
     assert again == {a.filename: paths[a.filename] for a in linux}
     assert all(server.hits(a.filename) - before[a.filename] == 1 for a in linux)
     assert download_all([], cache) == {}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("tty", [True, False], ids=["terminal", "pipe"])
+def test_download_progress_is_drawn_on_a_terminal_only(
+    locks: dict[Platform, Lock],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tty: bool,
+) -> None:
+    arts = _artifacts(locks[Platform.LINUX_X64], Platform.LINUX_X64)
+    stderr = _Terminal() if tty else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert download_all(arts, Cache(tmp_path / "cache"), timeout=30, progress=True)
+    drawn = stderr.getvalue()
+    if tty:  # one bar for the set: in bytes when the lock knows every size, else in files
+        by_bytes = all(a.size is not None for a in arts)
+        assert "wheels:" in drawn
+        assert ("B/s" if by_bytes else f"0/{len(arts)} ") in drawn
+    else:
+        assert drawn == ""
 
 
 def test_concurrent_downloads_share_one_fetch(

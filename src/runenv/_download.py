@@ -19,7 +19,6 @@ import hashlib
 import logging
 import random
 import re
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from runenv._cache import (
     staged_file,
     sweep_stale,
 )
+from runenv._progress import progress_bar
 from runenv.errors import ChecksumError, FetchError, UsageError
 
 log = logging.getLogger(__name__)
@@ -235,30 +235,6 @@ def _user_agent() -> str:
     return f"runenv/{__version__} httpx/{httpx.__version__}"
 
 
-def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool) -> Any:
-    """A tqdm bar in bytes on stderr, or a no-op when disabled or stderr is not a terminal."""
-    if not (enabled and sys.stderr.isatty()):
-        return contextlib.nullcontext(_NoBar())
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        leave=False,
-        dynamic_ncols=True,
-    )
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-
 def _copy_verified(src: Path, dest: Path, expected: str, name: str, progress: bool) -> None:
     """Copy a local file to `dest`, hashing it on the way; ChecksumError on wrong bytes."""
     hasher = hashlib.sha256()
@@ -267,7 +243,7 @@ def _copy_verified(src: Path, dest: Path, expected: str, name: str, progress: bo
         with (
             src.open("rb") as fin,
             dest.open("wb") as fout,
-            _progress_bar(size, 0, name, progress) as bar,
+            progress_bar(size, name, enabled=progress) as bar,
         ):
             while chunk := fin.read(CHUNK_SIZE):
                 hasher.update(chunk)
@@ -430,7 +406,7 @@ class _Transfer:
         window_start, window_bytes = time.monotonic(), 0
         with (
             self.dest.open("ab") as out,
-            _progress_bar(total, self.written, self.name, self.progress) as bar,
+            progress_bar(total, self.name, enabled=self.progress, initial=self.written) as bar,
         ):
             for chunk in resp.iter_raw():
                 out.write(chunk)

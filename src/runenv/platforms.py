@@ -191,16 +191,24 @@ _HOST_OS = {"linux": "linux", "darwin": "macos", "win32": "windows"}
 _HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
-def host_platform() -> Platform:
-    """The platform key of the machine runenv runs on."""
-    os_name = _HOST_OS.get(sys.platform)
-    arch = _HOST_ARCH.get(_platform.machine().lower())
+def platform_for(sys_platform: str, machine: str) -> Platform | None:
+    """The platform of a machine with this `sys.platform` and `platform.machine()`, if any."""
+    os_name = _HOST_OS.get(sys_platform)
+    arch = _HOST_ARCH.get(machine.lower())
     for plat, info in _INFO.items():
         if info.os == os_name and info.arch == arch:
             return plat
-    raise UsageError(
-        f"this machine ({sys.platform}, {_platform.machine()}) is not one of runenv's platforms"
-    )
+    return None
+
+
+def host_platform() -> Platform:
+    """The platform key of the machine runenv runs on."""
+    found = platform_for(sys.platform, _platform.machine())
+    if found is None:
+        raise UsageError(
+            f"this machine ({sys.platform}, {_platform.machine()}) is not one of runenv's platforms"
+        )
+    return found
 
 
 def parse_platforms(values: list[str] | None, allowed: tuple[Platform, ...]) -> list[Platform]:

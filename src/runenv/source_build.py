@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -33,7 +32,7 @@ from runenv._cache import (
 )
 from runenv._subprocess import run
 from runenv.errors import BuildError, RunenvError
-from runenv.platforms import Platform
+from runenv.platforms import Platform, host_platform
 
 if TYPE_CHECKING:
     from pyproject_hooks import SubprocessRunner
@@ -99,8 +98,8 @@ class RuntimeEnv:
             timeout=timeout,
             log_file=log_file,
         )
-        scripts = "Scripts" if sys.platform == "win32" else "bin"
-        exe = "python.exe" if sys.platform == "win32" else "python"
+        scripts = host_platform().info.scripts_dir()  # the venv is made on this machine
+        exe = "python.exe" if host_platform().info.is_windows else "python"
         self._python = path / scripts / exe
 
     @property

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 from runenv._cache import Cache
 from runenv._download import fetch_to_cache, new_client
+from runenv._progress import progress_bar
 from runenv.errors import LockError
 from runenv.lock import Lock, LockedFile, LockedPackage
 from runenv.platforms import DEFAULT_GLIBC, Platform
@@ -183,7 +183,9 @@ def download_all(
     http = new_client(timeout) if own_client else client
     sizes = [a.size for a in unique.values()]
     by_bytes = all(s is not None for s in sizes)
-    bar = _bar(sum(s or 0 for s in sizes) if by_bytes else len(unique), by_bytes, progress)
+    # One bar for the whole set: bytes when every size is known, else files.
+    total = sum(s or 0 for s in sizes) if by_bytes else len(unique)
+    bar = progress_bar(total, "wheels", enabled=progress, unit="B" if by_bytes else "file")
     results: dict[str, Path] = {}
 
     def fetch(art: Artifact) -> Path:
@@ -226,33 +228,3 @@ def download_all(
             http.close()
     logger.debug("%d files ready in %s", len(results), cache.section(WHEELS_SECTION))
     return results
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(total: int, by_bytes: bool, enabled: bool) -> Any:
-    """One tqdm bar for the whole set (bytes when every size is known, else files)."""
-    if not (enabled and sys.stderr.isatty()):
-        return _NoBar()
-    from tqdm import tqdm
-
-    if by_bytes:
-        return tqdm(
-            total=total,
-            desc="wheels",
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            file=sys.stderr,
-            leave=False,
-            dynamic_ncols=True,
-        )
-    return tqdm(
-        total=total, desc="wheels", unit="file", file=sys.stderr, leave=False, dynamic_ncols=True
-    )

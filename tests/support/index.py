@@ -30,8 +30,9 @@ extension file:
   `Machine = IMAGE_FILE_MACHINE_AMD64`, DLL characteristics, and an empty PE32+ optional header.
 
 The placeholders are not loadable; they exist for audits that read binary headers
-(`elf_header`, `macho_header`, `macho_fat`, `pe_header` build more of them, e.g. to plant a
-wrong-architecture file). The sdists' `pyproject.toml` carry static `[project]` metadata, so uv
+(`support.pbs` re-exports the writers of `scripts/standin_pbs.py`: `elf_header`,
+`macho_header`, `macho_fat`, `pe_header` build more of them, e.g. to plant a wrong-architecture
+file). The sdists' `pyproject.toml` carry static `[project]` metadata, so uv
 resolves them without building anything.
 
 `IndexServer(root)` (a `support.http.LoopbackServer`) serves it: `.index_url` is
@@ -41,14 +42,10 @@ data)` serves other bytes for it; every fault of `LoopbackServer` works too.
 
 from __future__ import annotations
 
-import base64
-import csv
 import hashlib
 import html
 import importlib.metadata
-import io
 import shutil
-import struct
 import subprocess
 import sys
 import sysconfig
@@ -56,7 +53,7 @@ import tarfile
 import tempfile
 import traceback
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import Parser
@@ -65,15 +62,23 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
+from .dists import write_sdist, write_wheel
 from .http import LoopbackServer, _Handler, wrong_bytes
+from .pbs import (
+    CPU_TYPE_ARM64,
+    CPU_TYPE_X86_64,
+    EM_AARCH64,
+    IMAGE_FILE_MACHINE_AMD64,
+    elf_header,
+    macho_header,
+    pe_header,
+)
 
 INDEX_VERSION = "2"  # bump when the contents change, so stale session dirs are rebuilt
 PY = f"{sys.version_info.major}{sys.version_info.minor}"
 CP = f"cp{PY}"
 RTPURE_HELLO = "RTPURE_HELLO: hello from rtpure-hello"
 SRCONLY_HELLO = "rtsrconly built from source"
-ZIP_DATE = (2020, 1, 1, 0, 0, 0)
-SDIST_MTIME = 1577836800  # 2020-01-01
 
 # Platform key -> (wheel platform tag, extension file name) for rtnative.
 RTNATIVE_PLATFORMS: dict[str, tuple[str, str]] = {
@@ -83,51 +88,6 @@ RTNATIVE_PLATFORMS: dict[str, tuple[str, str]] = {
     "macosx-aarch64": ("macosx_11_0_arm64", f".cpython-{PY}-darwin.so"),
     "windows-x64": ("win_amd64", f".{CP}-win_amd64.pyd"),
 }
-
-
-# --------------------------------------------------------------------------- binary headers
-
-EM_X86_64 = 62
-EM_AARCH64 = 183
-CPU_TYPE_X86_64 = 0x01000007
-CPU_TYPE_ARM64 = 0x0100000C
-IMAGE_FILE_MACHINE_AMD64 = 0x8664
-IMAGE_FILE_MACHINE_ARM64 = 0xAA64
-
-
-def elf_header(machine: int = EM_AARCH64) -> bytes:
-    """A 64-byte ELF64 little-endian `ET_DYN` header for `machine` (no sections)."""
-    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
-    return struct.pack("<16sHHIQQQIHHHHHH", ident, 3, machine, 1, 0, 0, 0, 0, 64, 56, 0, 64, 0, 0)
-
-
-def macho_header(cputype: int = CPU_TYPE_ARM64) -> bytes:
-    """A 32-byte Mach-O 64 `MH_BUNDLE` header for `cputype` (no load commands)."""
-    subtype = 3 if cputype == CPU_TYPE_X86_64 else 0
-    return struct.pack("<IiiIIIII", 0xFEEDFACF, cputype, subtype, 8, 0, 0, 0, 0)
-
-
-def macho_fat(cputypes: Iterable[int]) -> bytes:
-    """A universal (fat) Mach-O holding one `macho_header` slice per cputype."""
-    types = list(cputypes)
-    offset = 8 + 20 * len(types)
-    offset = (offset + 15) // 16 * 16
-    arches, slices = b"", b""
-    for cputype in types:
-        body = macho_header(cputype)
-        subtype = 3 if cputype == CPU_TYPE_X86_64 else 0
-        arches += struct.pack(">iiIII", cputype, subtype, offset + len(slices), len(body), 4)
-        slices += body
-    head = struct.pack(">II", 0xCAFEBABE, len(types)) + arches
-    return head.ljust(offset, b"\0") + slices
-
-
-def pe_header(machine: int = IMAGE_FILE_MACHINE_AMD64) -> bytes:
-    """A DOS stub + PE signature + COFF header (DLL) + empty PE32+ optional header."""
-    dos = b"MZ" + bytes(0x3A) + struct.pack("<I", 64)
-    coff = struct.pack("<HHIIIHH", machine, 0, 0, 0, 0, 240, 0x2022)
-    optional = struct.pack("<H", 0x20B).ljust(240, b"\0")
-    return dos + b"PE\0\0" + coff + optional
 
 
 # --------------------------------------------------------------------------- sources
@@ -197,68 +157,6 @@ def _pyproject(name: str, version: str, requires: Iterable[str] = ()) -> str:
 # --------------------------------------------------------------------------- archive writers
 
 
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-    return "sha256=" + digest.decode()
-
-
-def write_wheel(
-    out_dir: Path,
-    name: str,
-    version: str,
-    tag: str,
-    files: Mapping[str, bytes],
-    *,
-    metadata: str,
-    entry_points: str | None = None,
-    purelib: bool = True,
-) -> Path:
-    """Write a valid wheel (sorted entries, fixed dates, RECORD with hashes); return its path.
-
-    `files` maps archive paths (e.g. `pkg/__init__.py`, `pkg-1.0.data/data/share/x`) to bytes.
-    """
-    dist = f"{name}-{version}"
-    info = f"{dist}.dist-info"
-    members = dict(files)
-    members[f"{info}/METADATA"] = metadata.encode()
-    members[f"{info}/WHEEL"] = (
-        "Wheel-Version: 1.0\nGenerator: runenv-tests\n"
-        f"Root-Is-Purelib: {'true' if purelib else 'false'}\nTag: {tag}\n"
-    ).encode()
-    if entry_points:
-        members[f"{info}/entry_points.txt"] = entry_points.encode()
-    record_name = f"{info}/RECORD"
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    for path in sorted(members):
-        writer.writerow([path, _record_hash(members[path]), len(members[path])])
-    writer.writerow([record_name, "", ""])
-    members[record_name] = buf.getvalue().encode()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{dist}-{tag}.whl"
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(members, key=lambda p: (p.startswith(info), p)):
-            zi = zipfile.ZipInfo(path, ZIP_DATE)
-            zi.external_attr = (0o755 if path.endswith((".so", ".pyd")) else 0o644) << 16
-            zi.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(zi, members[path])
-    return target
-
-
-def write_sdist(out_dir: Path, name: str, version: str, files: Mapping[str, bytes]) -> Path:
-    """Write `name-version.tar.gz` with `files` under `name-version/` (fixed mtimes, no owners)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base = f"{name}-{version}"
-    target = out_dir / f"{base}.tar.gz"
-    with tarfile.open(target, "w:gz", format=tarfile.PAX_FORMAT) as tf:
-        for path in sorted(files):
-            data = files[path]
-            ti = tarfile.TarInfo(f"{base}/{path}")
-            ti.size, ti.mtime, ti.mode = len(data), SDIST_MTIME, 0o644
-            tf.addfile(ti, io.BytesIO(data))
-    return target
-
-
 def compile_extension(source: str, module: str, out: Path) -> Path:
     """Compile a one-file C extension for the running interpreter with gcc."""
     include = sysconfig.get_path("include")
@@ -283,7 +181,6 @@ def _build_packages(files: Path, work: Path) -> None:
         files,
         "rtpure",
         "1.0",
-        "py3-none-any",
         {
             "rtpure/__init__.py": b'VALUE = "rtpure 1.0"\n',
             "rtpure/cli.py": (f"def main() -> None:\n    print({RTPURE_HELLO!r})\n").encode(),
@@ -302,7 +199,6 @@ def _build_packages(files: Path, work: Path) -> None:
         files,
         "rtdep",
         "1.0",
-        "py3-none-any",
         {"rtdep/__init__.py": b'VALUE = "rtdep 1.0"\n'},
         metadata=_metadata("rtdep", "1.0", requires_python=">=3.8"),
     )
@@ -310,7 +206,6 @@ def _build_packages(files: Path, work: Path) -> None:
         files,
         "rtdep",
         "2.0",
-        "py3-none-any",
         {"rtdep/__init__.py": b'VALUE = "rtdep 2.0"\n'},
         metadata=_metadata("rtdep", "2.0", requires_python=">=3.99"),
     )
@@ -318,7 +213,6 @@ def _build_packages(files: Path, work: Path) -> None:
         files,
         "rtwin",
         "1.0",
-        "py3-none-any",
         {"rtwin/__init__.py": b'VALUE = "rtwin 1.0"\n'},
         metadata=_metadata("rtwin", "1.0"),
     )
@@ -338,8 +232,8 @@ def _build_packages(files: Path, work: Path) -> None:
             files,
             "rtnative",
             "1.0",
-            f"{CP}-{CP}-{plat}",
             {"rtnative/__init__.py": native_init, f"rtnative/_native{suffix}": binary},
+            tag=f"{CP}-{CP}-{plat}",
             metadata=native_meta,
             purelib=False,
         )
@@ -421,7 +315,6 @@ def repack_installed(name: str, out_dir: Path) -> Path | None:
         out_dir,
         canon,
         dist.version,
-        "py3-none-any",
         members,
         metadata=dist.read_text("METADATA") or "",
         entry_points=dist.read_text("entry_points.txt"),

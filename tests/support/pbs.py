@@ -1,153 +1,79 @@
-"""A PBS-shaped CPython archive made from the running interpreter, for tests without GitHub.
+"""PBS-shaped CPython archives for tests without GitHub, written by `scripts/standin_pbs.py`.
 
-The archive looks like a python-build-standalone `install_only` archive for the host:
+That script (the one the README documents for machines without GitHub) is the only writer of
+PBS-shaped archives and of the bare binary headers the audits read; it is standard-library only
+so that any interpreter can run it, which is why it is loaded here by path, not installed.
 
-    python/bin/python3.X            copy of the running interpreter's real executable
-    python/bin/python3, python      symlinks to python3.X
-    python/lib/python3.X/           the stdlib, without tests, idlelib, tkinter, turtledemo,
-                                    __pycache__ and (by default) ensurepip; with lib-dynload
-    python/lib/python3.X/site-packages/   empty
-    python/lib/libpython3.X.so*     when the interpreter is built shared
-    python/include/python3.X/       the C headers (native source builds need them)
-
-The copied executable finds its prefix from where it sits, so an extracted tree runs from
-anywhere on this machine and `sys.prefix` is the tree's root. It is built once per process
-(`pbs_archive()`), reproducibly (sorted entries, fixed mtimes, no owners), and copied from there:
+The host archive is a copy of the running interpreter (see the script's `host_tree`); it runs
+from wherever it is unpacked on this machine. It is built once per process (`pbs_archive()`)
+and copied from there:
 
     path, sha256 = make_pbs_archive(tmp_path)                  # tmp_path/python.tar.gz
-    path, sha256 = write_pbs_copy(mirror_root / PBS_TAG)       # cpython-3.11.7+20250101-...
+    path, sha256 = write_pbs_copy(mirror_root / PBS_TAG)       # cpython-3.11.7+20250529-...
+    path, sha256 = foreign_pbs_archive(Platform.WINDOWS_X64, tmp_path)   # header-only stand-in
+
+`write_tar` writes hand-made (also hostile) tars for extraction tests.
 """
 
 from __future__ import annotations
 
 import atexit
-import gzip
-import hashlib
+import importlib.util
 import io
-import os
 import shutil
-import subprocess
 import sys
-import sysconfig
 import tarfile
 import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
-from runenv.platforms import host_platform
+from runenv.platforms import Platform, host_platform
 
-PBS_TAG = "20250101"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "standin_pbs.py"
+
+
+def _load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("standin_pbs", SCRIPT)
+    assert spec is not None and spec.loader is not None, SCRIPT
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+standin = _load_script()
+
+PBS_TAG: str = standin.PBS_TAG
+FIXED_MTIME: int = standin.FIXED_MTIME
 PY_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 PY_XY = "{}.{}".format(*sys.version_info[:2])
-HOST_TRIPLE = host_platform().info.pbs_triple
-FIXED_MTIME = 1_700_000_000
+HOST = host_platform()
+HOST_TRIPLE = HOST.info.pbs_triple
 
-_SKIP_DIRS = {
-    "test",
-    "tests",
-    "idle_test",
-    "idlelib",
-    "tkinter",
-    "turtledemo",
-    "__pycache__",
-    "site-packages",
-    "ensurepip",
-}
-_SKIP_SUFFIXES = (".pyc", ".pyo", ".a", ".o")
+sha256_of = standin.sha256_of
+# Binary headers of the right format and architecture (not loadable; audits read them).
+EM_X86_64: int = standin.EM_X86_64
+EM_AARCH64: int = standin.EM_AARCH64
+CPU_TYPE_X86_64: int = standin.CPU_TYPE_X86_64
+CPU_TYPE_ARM64: int = standin.CPU_TYPE_ARM64
+IMAGE_FILE_MACHINE_AMD64: int = standin.IMAGE_FILE_MACHINE_AMD64
+IMAGE_FILE_MACHINE_ARM64: int = standin.IMAGE_FILE_MACHINE_ARM64
+elf_header = standin.elf_header
+macho_header = standin.macho_header
+macho_fat = standin.macho_fat
+pe_header = standin.pe_header
 
 _lock = threading.Lock()
 _built: tuple[Path, str] | None = None
 
 
 def pbs_filename(version: str = PY_VERSION, triple: str = HOST_TRIPLE, tag: str = PBS_TAG) -> str:
-    """The name PBS gives this archive, e.g. `cpython-3.11.7+20250101-x86_64-...-gnu-...`."""
-    return f"cpython-{version}+{tag}-{triple}-install_only_stripped.tar.gz"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def build_pbs_tree(dest: Path, *, ensurepip: bool = False) -> Path:
-    """Write the `python/` tree (see the module docstring) under `dest`; return `dest/python`."""
-    root = dest / "python"
-    bindir, libdir = root / "bin", root / "lib"
-    bindir.mkdir(parents=True)
-    exe = Path(os.path.realpath(sys.executable))
-    shutil.copy2(exe, bindir / f"python{PY_XY}")
-    for alias in ("python3", "python"):
-        (bindir / alias).symlink_to(f"python{PY_XY}")
-
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    skip = _SKIP_DIRS - ({"ensurepip"} if ensurepip else set())
-
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        return {n for n in names if n in skip or n.endswith(_SKIP_SUFFIXES)}
-
-    shutil.copytree(stdlib, libdir / f"python{PY_XY}", symlinks=True, ignore=ignore)
-    (libdir / f"python{PY_XY}" / "site-packages").mkdir()
-
-    shared_libdir = sysconfig.get_config_var("LIBDIR")
-    if shared_libdir and sysconfig.get_config_var("Py_ENABLE_SHARED"):
-        for lib in sorted(Path(shared_libdir).glob("libpython3*.so*")):
-            target = libdir / lib.name
-            if lib.is_symlink():
-                target.symlink_to(os.readlink(lib))
-            else:
-                shutil.copy2(lib, target)
-
-    include = Path(sysconfig.get_paths()["include"])
-    if include.is_dir():
-        shutil.copytree(include, root / "include" / include.name, symlinks=True)
-    _strip_binaries(root)
-    return root
-
-
-def _strip_binaries(root: Path) -> None:
-    """Strip debug info from ELF files, as PBS's `_stripped` archives are (best effort)."""
-    strip = shutil.which("strip")
-    if strip is None or sys.platform != "linux":
-        return
-    files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p)]
-    if files:
-        subprocess.run(
-            [strip, "--strip-unneeded", *map(str, files)],
-            check=False,
-            capture_output=True,
-            timeout=120,
-        )
-
-
-def _is_elf(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(4) == b"\x7fELF"
-
-
-def write_tar_gz(out: Path, root: Path, arcroot: str = "python") -> Path:
-    """Pack the tree `root` as `arcroot/...` into a reproducible .tar.gz at `out`."""
-    with (
-        out.open("wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        for path in [root, *sorted(root.rglob("*"))]:
-            name = arcroot if path == root else f"{arcroot}/{path.relative_to(root).as_posix()}"
-            info = tar.gettarinfo(str(path), arcname=name)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mtime = FIXED_MTIME
-            if info.isreg():
-                with path.open("rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
-    return out
+    """The name PBS gives this archive, e.g. `cpython-3.11.7+20250529-x86_64-...-gnu-...`."""
+    name: str = standin.pbs_filename(version, triple, tag)
+    return name
 
 
 def pbs_archive() -> tuple[Path, str]:
@@ -161,10 +87,8 @@ def pbs_archive() -> tuple[Path, str]:
         if _built is None or not _built[0].is_file():
             workdir = Path(tempfile.mkdtemp(prefix="runenv-test-pbs-"))
             atexit.register(shutil.rmtree, workdir, True)
-            build_pbs_tree(workdir / "tree")
-            out = write_tar_gz(workdir / pbs_filename(), workdir / "tree" / "python")
-            shutil.rmtree(workdir / "tree")
-            _built = (out, sha256_of(out))
+            out = workdir / pbs_filename()
+            _built = (out, standin.write_archive(HOST.value, out, host=True))
         return _built
 
 
@@ -185,6 +109,13 @@ def write_pbs_copy(
     A mirror holds `<mirror>/<tag>/<filename>`, so `write_pbs_copy(mirror / PBS_TAG)` fills one.
     """
     return make_pbs_archive(dest_dir, pbs_filename(version, triple, tag))
+
+
+def foreign_pbs_archive(platform: Platform, dest_dir: Path) -> tuple[Path, str]:
+    """Write `dest_dir/python-<platform>.tar.gz`, the header-only stand-in of `platform`
+    (a cross build never runs it; its audit reads the interpreter's header)."""
+    out = dest_dir / f"python-{platform.value}.tar.gz"
+    return out, standin.write_archive(platform.value, out, host=False)
 
 
 @dataclass(frozen=True)

@@ -26,16 +26,21 @@ SCHEMA_VERSION = 1
 CACHE_ENV = "RUNENV_CATALOGUE_CACHE"
 PLATFORMS = ("linux-x64", "linux-aarch64", "macosx-x64", "macosx-aarch64", "windows-x64")
 _OS = {"linux": "linux", "darwin": "macosx", "win32": "windows"}
-_ARCH = {"x86_64": "x64", "amd64": "x64", "x64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
+_ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def platform_for(sys_platform: str, machine: str) -> str | None:
+    """The platform key of a machine with this `sys.platform` and `platform.machine()`, if any
+    (the same mapping as runenv's; the tests check they agree)."""
+    key = f"{_OS.get(sys_platform)}-{_ARCH.get(machine.lower())}"
+    return key if key in PLATFORMS else None
 
 
 def host_platform() -> str:
     """The platform key (`{os}-{arch}`) of the machine this Python runs on."""
-    os_name = _OS.get(sys.platform)
-    arch = _ARCH.get(_platform.machine().lower())
-    key = f"{os_name}-{arch}"
-    if key not in PLATFORMS:
+    key = platform_for(sys.platform, _platform.machine())
+    if key is None:
         raise UsageError(
             f"this machine ({sys.platform}, {_platform.machine()}) is not one of the catalogue's "
             f"platforms ({', '.join(PLATFORMS)}): pass --platform"

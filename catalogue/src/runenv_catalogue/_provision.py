@@ -13,6 +13,7 @@ Standard library only, on Linux, macOS and Windows.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import http.client
 import json
@@ -38,7 +39,6 @@ CHUNK = 1 << 16
 TIMEOUT = 60.0
 LOCK_TIMEOUT = 1800.0
 ATTEMPTS = 3
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _USERINFO = re.compile(r"(//)[^/@?#\s]*@")
 
 
@@ -221,64 +221,142 @@ def _copy_hashed(url: str, dest: Path, size: int) -> tuple[str, int]:
     return digest.hexdigest(), count
 
 
-def _member_path(name: str, archive: str) -> PurePosixPath:
-    clean = name.replace("\\", "/")
-    if clean.startswith("/") or _DRIVE.match(clean):
-        raise UnsafeArchiveError(f"{archive}: absolute path {name!r}")
-    parts = [p for p in PurePosixPath(clean).parts if p != "."]
+# The archive rules below are a copy of runenv's `_extract.py` (this package imports nothing
+# but the standard library); tests/test_catalogue_parity.py checks both refuse and accept the
+# same archives. Change them together.
+
+
+def _clean_name(name: str, archive: str) -> PurePosixPath:
+    """The entry's path with `.` parts dropped; refuses absolute paths and `..`."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
+        raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: absolute or non-POSIX path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafeArchiveError(f"{archive}: path {name!r} leaves the runtime folder")
-    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+        raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: '..' leaves the tree")
+    return PurePosixPath(*parts) if parts else PurePosixPath()
 
 
-def _check_members(members: list[tarfile.TarInfo], archive: str) -> None:
-    """Refuse absolute paths, `..`, devices, links out of the tree, entries under a link."""
-    links = set()
+def _inside(path: str) -> bool:
+    """Whether a normalised relative POSIX path stays inside the tree."""
+    return path == "." or not (path == ".." or path.startswith("../") or path.startswith("/"))
+
+
+def plan_members(members: list[tarfile.TarInfo], archive: str) -> list[tarfile.TarInfo]:
+    """Check every entry and return them with clean names, ready to extract in order.
+
+    Refuses absolute paths, `..`, devices and other special files, entries written through
+    or over a symlink, symlinks pointing out of the tree and hard links to anything but a
+    regular file extracted before them; the error names the first entry at fault.
+    """
+    planned: list[tarfile.TarInfo] = []
+    kinds: dict[PurePosixPath, str] = {}
+    modes: dict[PurePosixPath, int] = {}
     for member in members:
-        path = _member_path(member.name, archive)
-        if member.isdev() or member.isfifo():
-            raise UnsafeArchiveError(f"{archive}: {member.name!r} is a device or fifo")
-        for parent in path.parents:
-            if str(parent) in links:
-                raise UnsafeArchiveError(f"{archive}: {member.name!r} lies under a link")
-        if member.issym() or member.islnk():
-            target = member.linkname.replace("\\", "/")
-            if target.startswith("/") or _DRIVE.match(target):
-                raise UnsafeArchiveError(f"{archive}: link {member.name!r} -> {target!r}")
-            base = str(path.parent) if member.issym() else ""
-            if posixpath.normpath(posixpath.join(base, target)).split("/")[0] == "..":
+        rel = _clean_name(member.name, archive)
+        if not rel.parts:  # the tree's root itself
+            if not member.isdir():
+                raise UnsafeArchiveError(f"{archive}: refused entry {member.name!r}: not a folder")
+            continue
+        for parent in list(rel.parents)[:-1]:
+            if kinds.get(parent) == "symlink":
                 raise UnsafeArchiveError(
-                    f"{archive}: link {member.name!r} -> {target!r} leaves the runtime folder"
+                    f"{archive}: refused entry {member.name!r}: it would be written through "
+                    f"the symlink {parent}"
                 )
-            links.add(str(path))
+        if kinds.get(rel) == "symlink":
+            raise UnsafeArchiveError(
+                f"{archive}: refused entry {member.name!r}: it would replace the symlink {rel}"
+            )
+        if member.issym():
+            target = member.linkname
+            if (
+                not target
+                or target.startswith("/")
+                or "\\" in target
+                or (len(target) > 1 and target[1] == ":")
+            ):
+                raise UnsafeArchiveError(
+                    f"{archive}: refused symlink {member.name!r} -> {target!r}: absolute target"
+                )
+            resolved = posixpath.normpath(posixpath.join(str(rel.parent), target))
+            if not _inside(resolved):
+                raise UnsafeArchiveError(
+                    f"{archive}: refused symlink {member.name!r} -> {target!r}: leaves the tree"
+                )
+            kind = "symlink"
+        elif member.islnk():
+            try:
+                link = _clean_name(member.linkname, archive)
+            except UnsafeArchiveError:
+                raise UnsafeArchiveError(
+                    f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
+                    "leaves the tree"
+                ) from None
+            if kinds.get(link) != "file":
+                raise UnsafeArchiveError(
+                    f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
+                    "not a regular file extracted before it"
+                )
+            member = copy.copy(member)
+            member.linkname = str(link)
+            member.mode = modes[link]  # tarfile chmods the shared inode: keep the file's mode
+            kind = "file"
+        elif member.isreg():
+            kind = "file"
+        elif member.isdir():
+            kind = "dir"
+        else:
+            raise UnsafeArchiveError(
+                f"{archive}: refused entry {member.name!r}: device, fifo or other special file"
+            )
+        member = copy.copy(member)  # the archive's own index keeps the original names
+        member.name = str(rel)
+        kinds[rel] = kind
+        modes[rel] = member.mode
+        planned.append(member)
+    return planned
+
+
+def check_links(root: Path, archive: str) -> None:
+    """Refuse a tree with a symlink that, followed through the others, resolves outside `root`."""
+    real_root = Path(os.path.realpath(root))
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            resolved = Path(os.path.realpath(path))
+            if resolved != real_root and real_root not in resolved.parents:
+                entry = path.relative_to(root).as_posix()
+                raise UnsafeArchiveError(
+                    f"{archive}: refused symlink {entry!r} -> {str(path.readlink())!r}: "
+                    "resolves outside the tree"
+                )
 
 
 def safe_extract(archive: Path, dest: Path, shown: str) -> None:
     """Unpack `archive` into the new folder `dest`, refusing anything that would escape it.
 
-    Checks every entry first (see `_check_members`), uses tarfile's `data` filter where this
-    Python has it, creates symlinks after every other entry so nothing is written through
-    one, and checks where each symlink really points once made.
+    Checks every entry first (`plan_members`), uses tarfile's `data` filter where this Python
+    has it as a second line of defence, and checks where each symlink really points once made.
     """
     dest.mkdir()
     try:
         with tarfile.open(archive, "r:*") as tf:
-            members = tf.getmembers()
-            _check_members(members, shown)
-            symlinks = [m for m in members if m.issym()]
-            others = [m for m in members if not m.issym()]
-            for group in (others, symlinks):
-                if hasattr(tarfile, "data_filter"):
-                    tf.extractall(dest, members=group, filter="data")
-                else:  # pragma: no cover - Pythons without PEP 706
-                    tf.extractall(dest, members=group)
-    except tarfile.TarError as exc:
-        raise UnsafeArchiveError(f"{shown}: cannot unpack: {exc}") from None
-    root = os.path.realpath(dest)
-    for member in symlinks:
-        real = os.path.realpath(dest / member.name)
-        if real != root and not real.startswith(root + os.sep):
-            raise UnsafeArchiveError(f"{shown}: link {member.name!r} points outside the runtime")
+            members = plan_members(tf.getmembers(), shown)
+            if hasattr(tarfile, "data_filter"):
+                tf.extractall(dest, members=members, filter="data")
+            else:  # pragma: no cover - Pythons without PEP 706
+                tf.extractall(dest, members=members)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        # The checks above should catch what the filter would (FilterError: Python >= 3.11.4).
+        filter_error: Any = getattr(tarfile, "FilterError", ())
+        if isinstance(exc, filter_error):
+            raise UnsafeArchiveError(
+                f"{shown}: refused entry {exc.tarinfo.name!r}: {exc}"
+            ) from None
+        raise CatalogueError(f"{shown}: cannot unpack: {exc}") from None
+    check_links(dest, shown)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,90 @@
+"""A throwaway runenv project for end-to-end tests, and what they read back from its build.
+
+`make_project(root, pbs, deps)` writes a variant that pins the loopback PBS archive, ships a
+tool and a module (copyFiles) and depends on packages of the loopback index; `build` runs the
+CLI on it; `archive_of`, `manifest_of`, `unpack` and `run_python` read the result.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from runenv.cli import main
+from support.index import IndexServer
+from support.pbs import PY_VERSION
+
+PY_XY = "{}.{}".format(*sys.version_info[:2])
+VARIANT = f"{PY_VERSION}-t"
+SITE = f"lib/python{PY_XY}/site-packages"
+
+
+def make_project(
+    root: Path,
+    pbs: tuple[Path, str],
+    deps: list[str],
+    *,
+    extra: str = "",
+    variant: str = VARIANT,
+) -> Path:
+    """A project whose variant pins the loopback PBS archive and ships a tool and a module."""
+    folder = root / "versions" / variant
+    (folder / "files" / "bin").mkdir(parents=True)
+    (folder / "files" / "site").mkdir(parents=True)
+    tool = folder / "files" / "bin" / "rt-tool"
+    tool.write_text('#!/bin/sh\necho "RT_TOOL $(dirname "$0")"\n')
+    tool.chmod(0o755)
+    (folder / "files" / "site" / "rtcopied.py").write_text('VALUE = "copied"\n')
+    (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
+    (folder / "config.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            platforms = ["linux-x64"]
+            [packages]
+            dependencies = {json.dumps(deps)}
+            [python.archives.linux-x64]
+            url = "{pbs[0].as_uri()}"
+            sha256 = "{pbs[1]}"
+            [[packages.copyFiles]]
+            from = "files/bin/"
+            to = "bin/"
+            [[packages.copyFiles]]
+            from = "files/site/"
+            to = "{{site-packages}}/"
+            """
+        )
+        + extra
+    )
+    return root
+
+
+def build(root: Path, server: IndexServer, *args: str) -> int:
+    return main(
+        ["-q", "--project", str(root), "build", VARIANT, "--index-url", server.index_url, *args]
+    )
+
+
+def archive_of(root: Path) -> Path:
+    return root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz"
+
+
+def manifest_of(root: Path) -> dict[str, object]:
+    path = root / "dist" / f"runenv-{VARIANT}-linux-x64.json"
+    data: dict[str, object] = json.loads(path.read_text())
+    return data
+
+
+def unpack(archive: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    subprocess.run(["tar", "xzf", str(archive), "-C", str(dest)], check=True)
+    return dest
+
+
+def run_python(runtime: Path, code: str) -> str:
+    """What the runtime's own interpreter prints for `code` (it must succeed)."""
+    return subprocess.run(
+        [runtime / "bin" / "python3", "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
