@@ -180,7 +180,7 @@ def test_matrix_command_prints_the_plan_and_the_estimate(tmp_path: Path) -> None
     assert text.returncode == 0, text.stderr
     assert "native because:" in text.stdout
     assert "3.12.10-src windows-x64: numpy 2.2.6: no wheel for windows-x64" in text.stdout
-    assert "macOS + Windows billed:" in text.stdout and "x of all native" in text.stdout
+    assert "macOS + Windows billed minutes:" in text.stdout and "x of all native" in text.stdout
 
 
 def test_a_lock_without_any_usable_file_is_an_error(tmp_path: Path) -> None:

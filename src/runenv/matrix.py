@@ -314,21 +314,21 @@ def matrix_table(project: Path) -> list[str]:
         for t in native:
             lines += [f"  {t.variant} {t.platform}: {why}" for why in t.native_reasons]
     est = estimate(targets)
-    lines += [
-        "",
-        "estimated minutes (runner minutes / billed: whole minutes per job x multiplier):",
-    ]
-    lines.append(f"  {'':8}{'this plan':>24}{'all native':>24}")
+    lines += ["", "estimated minutes (billed: each job rounded up to whole minutes x multiplier):"]
+    width = 30
+    lines.append(f"  {'':9}{'this plan':<{width}}{'all native':<{width}}multiplier")
     for os_name in OSES:
-        mine, theirs = est["plan"][os_name], est["all_native"][os_name]
-        lines.append(f"  {os_name:8}{_cell(mine):>24}{_cell(theirs):>24}   x{MULTIPLIERS[os_name]}")
-    lines.append(f"  {'billed':8}{est['billed']:>24}{est['all_native_billed']:>24}")
+        mine, theirs = _cell(est["plan"][os_name]), _cell(est["all_native"][os_name])
+        lines.append(f"  {os_name:9}{mine:<{width}}{theirs:<{width}}x{MULTIPLIERS[os_name]}")
+    total, native_total = f"{est['billed']} billed", f"{est['all_native_billed']} billed"
+    lines.append(f"  {'total':9}{total:<{width}}{native_total}")
     lines.append(
-        f"  macOS + Windows billed: {est['macos_windows_billed_ratio']}x of all native "
-        f"(runner minutes {est['macos_windows_minutes_ratio']}x)"
+        f"  macOS + Windows billed minutes: {est['macos_windows_billed_ratio']}x of all native "
+        f"(runner minutes: {est['macos_windows_minutes_ratio']}x)"
     )
     return lines
 
 
 def _cell(by: Mapping[str, Any]) -> str:
-    return f"{by['jobs']} jobs {by['minutes']:.1f} / {by['billed']}"
+    jobs = f"{by['jobs']} job" + ("" if by["jobs"] == 1 else "s")
+    return f"{jobs}, {by['minutes']:.1f} min, {by['billed']} billed"

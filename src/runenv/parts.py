@@ -113,13 +113,15 @@ def publish_parts(manifest_path: Path, part_size: int) -> list[dict[str, Any]]:
     size = manifest.get("size")
     listed = manifest.get("parts")
     if (
-        manifest.get("part_size") == part_size
-        and isinstance(listed, list)
+        isinstance(listed, list)
+        and manifest.get("part_size") == part_size
         and _parts_present(archive, listed)
-    ) or (isinstance(size, int) and size <= part_size and "parts" not in manifest):
-        for old in stale_parts(archive) if not listed else ():
+    ):
+        return list(listed)  # already cut at this size
+    if listed is None and isinstance(size, int) and size <= part_size:
+        for old in stale_parts(archive):  # left by an earlier, larger archive
             old.unlink()
-        return list(listed or [])
+        return []
     parts = split(archive, part_size)
     updated = {k: v for k, v in manifest.items() if k not in ("parts", "part_size")}
     if parts:
