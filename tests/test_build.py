@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import time
 from pathlib import Path
@@ -14,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from runenv.cli import main
-from support.index import IndexServer
+from support.dists import write_wheel
+from support.index import (
+    CP,
+    RTNATIVE_PLATFORMS,
+    IndexServer,
+    compile_extension,
+    write_simple_pages,
+)
 from support.pbs import elf_header
 from support.project import (
     SITE,
@@ -65,6 +73,11 @@ def test_build_unpack_elsewhere_and_run(
     assert set(names) == {"rtpure", "rtdep", "rtnative"}
     assert names["rtnative"]["wheel"].endswith("manylinux_2_17_x86_64.whl")
     assert not any(p["from_source"] for p in names.values())
+    assert {n: p["top_level"] for n, p in names.items()} == {
+        "rtpure": ["rtpure"],
+        "rtdep": ["rtdep"],
+        "rtnative": ["rtnative"],
+    }
     assert "bin/rt-tool" in manifest["copied_files"]  # type: ignore[operator]
     assert (project / "versions" / VARIANT / "pylock.linux-x64.toml").is_file()
     # Lock files stay out of folders users read or commit; outputs get the usual modes.
@@ -163,6 +176,62 @@ def test_failed_import_names_module_and_leaves_nothing(
         config.read_text() + '\n[check]\nallowImportFailures = { rtbroken = "no GPU here" }\n'
     )
     assert build(root, pkg_server) == 0
+
+
+_RTCEXT_C = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rtcext", NULL, -1, NULL};
+
+PyMODINIT_FUNC PyInit__rtcext(void) { return PyModule_Create(&module); }
+"""
+
+
+def test_import_check_sees_namespace_packages_and_underscore_modules(
+    tmp_path: Path, pbs: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wheel with a namespace package (`rtns/`, no `__init__`) and a `_`-prefixed C extension:
+    the manifest records both, and once they are broken in the built tree the check names both."""
+    index = tmp_path / "index"
+    ext = compile_extension(_RTCEXT_C, "_rtcext", tmp_path / "work" / "_rtcext.so")
+    write_wheel(
+        index / "files",
+        "rtnsext",
+        "1.0",
+        {
+            "rtns/core/__init__.py": b'VALUE = "core"\n',
+            "rtns/core/data.json": b"{}\n",
+            "rtns/plain.py": b'VALUE = "plain"\n',
+            f"_rtcext{sysconfig.get_config_var('EXT_SUFFIX')}": ext.read_bytes(),
+        },
+        tag=f"{CP}-{CP}-{RTNATIVE_PLATFORMS['linux-x64'][0]}",
+        purelib=False,
+    )
+    write_simple_pages(index)
+    root = make_project(tmp_path / "p", pbs, ["rtnsext==1.0"])
+    with IndexServer(index) as server:
+        assert build(root, server) == 0
+    (package,) = manifest_of(root)["packages"]  # type: ignore[misc]
+    assert package["top_level"] == ["_rtcext", "rtns.core", "rtns.plain"]
+
+    site = root / "pydist" / VARIANT / "linux-x64" / SITE
+    (extension,) = site.glob("_rtcext.*")
+    extension.unlink()  # the check hard-links the tree: replace the file, never write through
+    extension.write_bytes(b"not a shared object\n" * 8)
+    (site / "rtns" / "core" / "__init__.py").unlink()
+    (site / "rtns" / "core" / "__init__.py").write_text("raise ImportError('rtns.core broke')\n")
+    capsys.readouterr()
+    assert main(["--project", str(root), "check", VARIANT]) == 1
+    err = capsys.readouterr().err
+    assert "import check failed for 2 module(s): _rtcext: ImportError" in err
+    assert "rtns.core: ImportError: rtns.core broke" in err
+    config = root / "versions" / VARIANT / "config.toml"
+    config.write_text(
+        config.read_text()
+        + '\n[check]\nallowImportFailures = { _rtcext = "corrupt", "rtns.core" = "broken" }\n'
+    )
+    assert main(["--project", str(root), "check", VARIANT]) == 0
 
 
 def test_killed_builds_are_followed_by_a_correct_build(

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from runenv.errors import BuildError
-from runenv.install import InstalledDist, install_wheels, top_level
+from runenv.install import InstalledDist, install_wheels
+from runenv.modules import importable, top_level
 from runenv.platforms import Platform, host_platform
 from support.dists import record_hash, write_wheel
 
@@ -255,12 +256,29 @@ def test_top_level_names() -> None:
         "hello-1.0.data/scripts/x",
         "typing_extensions.pyi",
         "not-an-identifier.py",
+        "vendorlibs/libfoo.so",  # a shared library in a namespace folder: not a module
+        "plainext.so",  # an extension without an ABI tag: a module
     ]
     assert top_level(paths) == (
         "_cffi_backend",
         "google.protobuf",
         "nsonly.mod",
         "numpy",
+        "plainext",
         "six",
         "win_ext",
     )
+
+
+def test_importable_names_what_records_and_copied_files_declare(
+    tmp_path: Path, wheels: list[Path]
+) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    install_wheels(tree, wheels, Platform.LINUX_X64, "3.12")
+    site = "lib/python3.12/site-packages"
+    (tree / site / "norecord-1.0.dist-info").mkdir()  # no RECORD: it declares nothing
+    (tree / site / "stray.py").write_text("")  # in no RECORD and not copied: not imported
+    (tree / site / "rtcopied.py").write_text("")
+    copied = [f"{site}/rtcopied.py", "bin/tool.py"]
+    assert importable(tree, site, copied) == ["hello", "hello_mod", "plain", "rtcopied"]

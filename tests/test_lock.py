@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import platform as host
 import shutil
+import socket
 import tomllib
 from pathlib import Path
 
@@ -229,6 +230,22 @@ def test_uv_failure_is_one_clear_line(server: IndexServer, cache: Cache, tmp_pat
     assert path.read_text() == "previous lock\n"  # untouched
     with pytest.raises(LockError, match="nosuchpkg"):
         lock(request(server, "nosuchpkg"), path, cache=cache, timeout=120)
+
+
+def test_uv_timeout_is_one_clear_line(cache: Cache, tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # takes connections, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/simple"
+        req = LockRequest(("rtpure",), PY, Platform.LINUX_X64, (), default_index=url)
+        with pytest.raises(LockError) as err:
+            lock(
+                req, tmp_path / "v" / "pylock.linux-x64.toml", cache=cache, timeout=2, log_file=log
+            )
+    assert str(err.value) == (
+        f"cannot lock v for linux-x64 (Python {PY}): uv timed out after 2s (build.timeout) "
+        f"(full log: {log})"
+    )
+    assert not (tmp_path / "v" / "pylock.linux-x64.toml").exists()
 
 
 def test_user_uv_settings_do_not_leak(

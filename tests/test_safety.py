@@ -118,12 +118,20 @@ def test_clean_removes_only_runenv_outputs_and_never_follows_links(
     theirs.write_text("mine")
     other_variant = dist / "runenv-3.12.10-atls-linux-x64.json"
     other_variant.write_text("{}")
+    prefix_alike = dist / "runenv-3.12.10-atls-extra-linux-x64.json"  # another variant's
+    prefix_alike.write_text("{}")
     # pydist/<variant> as a link to a folder outside: the link goes, the folder stays.
     linked = bare_project / "pydist" / "3.12.10-atls"
     linked.symlink_to(tmp_path / "outside")
     assert main(["-q", "--project", str(bare_project), "clean", "3.12.10-atls"]) == 0
     assert not linked.is_symlink() and (tmp_path / "outside" / "precious.txt").exists()
     assert not other_variant.exists() and mine.exists() and theirs.exists()
+    assert prefix_alike.exists()
+    # `clean 3.12.10` leaves `3.12.10-atls`'s outputs alone.
+    other_variant.write_text("{}")
+    assert main(["-q", "--project", str(bare_project), "clean", "3.12.10"]) == 0
+    assert other_variant.exists() and not mine.exists() and theirs.exists()
+    mine.write_text("archive")
     capsys.readouterr()
     assert main(["-q", "--project", str(bare_project), "clean"]) == 0
     assert not mine.exists() and theirs.exists()

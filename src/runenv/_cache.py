@@ -101,10 +101,20 @@ def lock_for(path: Path, *, in_dir: Path | None = None) -> FileLock:
 
 @contextlib.contextmanager
 def staged_file(target: Path) -> Iterator[Path]:
-    """Yield a temp path beside `target`; on success it replaces `target` atomically.
+    """Yield a temp path beside `target`; on success it replaces `target` atomically."""
+    with temp_beside(target) as tmp:
+        yield tmp
+        tmp.replace(target)
 
-    The temp file is created with the process umask (not mkstemp's 0600), so what lands in
-    `dist/` is readable as any file the user writes.
+
+@contextlib.contextmanager
+def temp_beside(target: Path) -> Iterator[Path]:
+    """Yield a new empty temp file beside `target`, removed on exit unless moved away.
+
+    Beside `target` means on its filesystem, so the caller can rename it over `target` when
+    it chooses (a build publishes its archive so). The name starts with `.tmp-<target name>.`,
+    which `sweep_stale` removes after a kill. The file is created with the process umask (not
+    mkstemp's 0600), so what lands in `dist/` is readable as any file the user writes.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -116,7 +126,6 @@ def staged_file(target: Path) -> Iterator[Path]:
             continue
     try:
         yield tmp
-        tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
 

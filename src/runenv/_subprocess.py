@@ -59,27 +59,34 @@ def run(
         out = _text(exc.output)
         _log(log_file, shown, out, f"timed out after {timeout:g}s")
         raise SubprocessError(
-            f"{what}: timed out after {timeout:g}s (build.timeout){_where(log_file)}"
+            what,
+            f"timed out after {timeout:g}s (build.timeout)",
+            timed_out=True,
+            output_tail=_tail(out),
+            log_file=log_file,
         ) from None
     except OSError as exc:
-        raise SubprocessError(f"{what}: cannot run {argv[0]}: {exc.strerror}") from None
+        raise SubprocessError(what, f"cannot run {argv[0]}: {exc.strerror}") from None
     _log(log_file, shown, proc.stdout, f"exit code {proc.returncode}")
     if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.rstrip().splitlines()[-TAIL_LINES:])
         raise SubprocessError(
-            f"{what}: failed with exit code {proc.returncode}{_where(log_file)}\n{tail}"
+            what,
+            f"failed with exit code {proc.returncode}",
+            returncode=proc.returncode,
+            output_tail=_tail(proc.stdout),
+            log_file=log_file,
         )
     return proc.stdout
+
+
+def _tail(output: str) -> str:
+    return "\n".join(output.rstrip().splitlines()[-TAIL_LINES:])
 
 
 def _text(data: str | bytes | None) -> str:
     if data is None:
         return ""
     return data.decode(errors="replace") if isinstance(data, bytes) else data
-
-
-def _where(log_file: Path | None) -> str:
-    return f" (full log: {log_file})" if log_file else ""
 
 
 def _log(log_file: Path | None, shown: str, output: str, status: str) -> None:

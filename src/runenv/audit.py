@@ -1,4 +1,4 @@
-"""Stage 7 for every build: each native binary and each installed wheel fits the platform.
+"""The check stage, on every build: each native binary and each installed wheel fits the platform.
 
 A cross build cannot run its interpreter, so this is its check; a native build runs it too.
 Binaries are recognised by their headers (ELF, Mach-O thin and fat/universal2, PE), never by

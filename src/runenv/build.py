@@ -1,27 +1,29 @@
-"""The build of one (variant, platform): the whole pipeline is `build_target`.
+"""The build of one (variant, platform): the whole pipeline is `build_target`, read top to bottom.
 
-Stages, each in its own module: plan (`plan`), fetch Python (`python_fetch`), lock (`lock`),
-wheels (`wheels`, `source_build`), install (`install`), copy files (`copy_files`), check
-(`check`, `audit`), pack (`pack`, `manifest`).
+Each stage is one call there, to a function below named after it, which hands the work to the
+module that holds it: plan (`plan`), lock (`lock`), select and download wheels (`wheels`),
+fetch Python (`python_fetch`), build sdists (`source_build`), install (`install`), copy files
+(`copy_files`), check (`check`, `audit`), pack (`pack`), publish (`manifest`, `pack`). What
+every stage reads travels in one `BuildContext`; what a stage produces is passed on by name.
+docs/architecture.md describes the stages, the data each passes on, and where a new one goes.
 
 Safety: everything is built under `pydist/<variant>/.tmp-*` while holding the target's file
-lock, and only then moved into place, in an order that keeps the manifest the last word: the old
-manifest goes first, then the tree and the archive are replaced, then the new manifest is
-written. A manifest on disk therefore always describes the archive beside it, and a build
-killed at any point leaves nothing that a later build (or a user reading manifests) would take
-as finished.
+lock, and published last, in an order that keeps the manifest the last word: the old manifest
+goes first, then the tree and the archive are replaced, then the new manifest is written. A
+manifest on disk therefore always describes the archive beside it, and a build killed at any
+point leaves nothing that a later build (or a user reading manifests) would take as finished.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -42,16 +44,18 @@ from runenv._cache import (
     lock_for,
     mark_verified,
     replace_dir,
-    staged_file,
     sweep_stale,
+    temp_beside,
 )
-from runenv._download import redact
-from runenv.check import import_check, top_level_modules
+from runenv.check import import_check
 from runenv.config import VariantConfig
-from runenv.errors import BuildError, LockError, OSFailure, RunenvError, UsageError
-from runenv.manifest import PackageRecord, build_hash, make_manifest, read_manifest
+from runenv.errors import BuildError, LockError, OSFailure, RunenvError
+from runenv.install import InstalledDist
+from runenv.manifest import BuildInputs, PackageRecord, make_manifest, read_manifest
+from runenv.modules import importable
 from runenv.plan import Plan, make_plan
 from runenv.platforms import Platform, host_platform
+from runenv.wheels import Artifact
 
 Reporter = Callable[[str], None]
 
@@ -124,12 +128,160 @@ class Target:
         )
 
 
-def _lock_dir(options: BuildOptions, plan: Plan) -> Path:
-    """Where a build's lock files live: under pydist/, not in dist/ or versions/."""
-    return options.pydist / ".locks" / plan.variant
+class BuildLog:
+    """The build's log (`[build] enableLogging`): every command's output, beside the archive.
+
+    A build writes `path` (the target's attempt log), which `publish` renames over the log of
+    the last good build: a failed build leaves its own log beside the last good archive,
+    manifest and log, which stay untouched. `start()` truncates it and writes its header once
+    per build; the pipeline calls it before the first stage that does work, so a build found
+    up to date leaves the logs as they were. `path` is None when logging is off.
+    """
+
+    def __init__(self, target: Target, plan: Plan) -> None:
+        self.path = target.attempt_log if plan.enable_logging else None
+        self._final = target.log
+        self._header = f"runenv {__version__}: build {plan.variant} {plan.platform.value}\n\n"
+        self._started = False
+
+    def start(self) -> None:
+        if self.path is None or self._started:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(self._header, encoding="utf-8")
+        self._started = True
+
+    def publish(self) -> None:
+        """The attempt's log becomes the build's log (call it when the build succeeded)."""
+        if self.path is not None and self._started:
+            self.path.replace(self._final)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every stage of one build reads, settled by the plan stage before any work."""
+
+    plan: Plan
+    options: BuildOptions
+    cache: Cache
+    client: httpx.Client | None
+    python: python_fetch.PythonSource  # where the interpreter comes from, with its sha256
+    target: Target
+    log: BuildLog
+
+    @property
+    def name(self) -> str:
+        return f"{self.plan.variant} {self.plan.platform.value}"
+
+    @property
+    def native(self) -> bool:
+        """Whether this machine can run the target's interpreter (source builds, import check)."""
+        return self.plan.platform == host_platform()
+
+    @property
+    def timeout(self) -> float:
+        return float(self.plan.timeout)
+
+    @property
+    def lock_dir(self) -> Path:
+        """Where the build's file locks and its archive's verified-marker live."""
+        return _lock_dir(self.options, self.plan)
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def build_target(
+    vc: VariantConfig,
+    platform: Platform,
+    options: BuildOptions,
+    cache: Cache,
+    *,
+    client: httpx.Client | None = None,
+    force: bool = False,
+) -> BuildResult:
+    """Build one (variant, platform), or find it up to date (unless `force`): the whole build.
+
+    Two stages run beside another, on `background`: the interpreter is fetched and unpacked
+    while the wheels download, and the archive is packed while the tree is checked. Nothing
+    is published unless both the check and the pack succeed; a failure anywhere leaves the
+    last finished build, and its log, as they were.
+    """
+    started = time.monotonic()
+    ctx = plan_build(vc, platform, options, cache, client)
+
+    # Lock: redone when its inputs changed (refused under --locked).
+    lock_file = lock.lock_path(vc.folder, platform)
+    why = stale_lock(vc, ctx.plan, options)
+    if why is not None:
+        ctx.log.start()  # a re-lock is work: uv's output opens the build's log
+        relock(vc, ctx.plan, options, cache, why, log_file=ctx.log.path)
+
+    digest = build_hash(ctx, lock_file)
+
+    def result(up_to_date: bool) -> BuildResult:
+        t = ctx.target
+        seconds = time.monotonic() - started
+        return BuildResult(
+            ctx.plan, t.archive, t.manifest, t.tree, digest, up_to_date, why is not None, seconds
+        )
+
+    if not force and ctx.target.is_current(digest, ctx.lock_dir):
+        return result(up_to_date=True)
+    # The work: under the target's file lock, in a work folder beside its tree; on any error
+    # the background thread is waited for, then the staged archive and the work folder go.
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(lock_for(ctx.target.archive, in_dir=ctx.lock_dir))
+        if not force and ctx.target.is_current(digest, ctx.lock_dir):  # finished meanwhile
+            return result(up_to_date=True)
+        work = stack.enter_context(_work_dir(ctx))
+        ctx.log.start()
+        staged_archive = stack.enter_context(temp_beside(ctx.target.archive))
+        background = stack.enter_context(ThreadPoolExecutor(1))
+
+        artifacts = select(ctx, lock_file)
+        unpacking = background.submit(fetch_python, ctx, work / "build")
+        files = download_wheels(ctx, artifacts)
+        tree = unpacking.result()
+        built = build_sdists(ctx, artifacts, files, tree)
+        installed = install_wheels(ctx, tree, artifacts, files, built)
+        copied = copy_variant_files(ctx, tree)
+        if ctx.native:  # checked away from where it was built: relocation is tested
+            tree = tree.rename(work / "checked")
+        packing = background.submit(pack.pack_tree, tree, staged_archive)
+        check(ctx, tree, copied)
+        sha256, size = packing.result()
+        manifest = describe(ctx, digest, sha256, size, installed, built, copied)
+        publish(ctx, tree, staged_archive, manifest)
+    return result(up_to_date=False)
+
+
+# --------------------------------------------------------------------------- the stages
+
+
+def plan_build(
+    vc: VariantConfig,
+    platform: Platform,
+    options: BuildOptions,
+    cache: Cache,
+    client: httpx.Client | None,
+) -> BuildContext:
+    """Plan: the platform's plan, where its interpreter comes from, where the build lands."""
+    plan = make_plan(vc, platform)
+    target = Target.of(plan, options)
+    return BuildContext(
+        plan=plan,
+        options=options,
+        cache=cache,
+        client=client,
+        python=python_fetch.variant_source(vc, platform, mirror=options.python_mirror),
+        target=target,
+        log=BuildLog(target, plan),
+    )
 
 
 def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
+    """Everything that decides the platform's lock (its freshness is a hash of this)."""
     return lock.LockRequest(
         requirements=plan.requirements,
         constraints=plan.constraints,
@@ -143,30 +295,38 @@ def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
     )
 
 
-def ensure_lock(
-    vc: VariantConfig,
-    plan: Plan,
-    options: BuildOptions,
-    cache: Cache,
-    log_file: Path | None,
-    *,
-    force: bool = False,
-) -> tuple[Path, bool]:
-    """Stage 3: the platform's lock, re-locked when its inputs changed (unless `--locked`)."""
+def stale_lock(vc: VariantConfig, plan: Plan, options: BuildOptions) -> str | None:
+    """Lock: why the platform's lock must be redone, or None when it is fresh.
+
+    LockError when it is stale and `--locked` forbids re-locking.
+    """
     path = lock.lock_path(vc.folder, plan.platform)
-    request = lock_request(plan, options)
-    if not force and lock.is_fresh(path, request):
-        return path, False
-    shown = path.relative_to(vc.project) if path.is_relative_to(vc.project) else path
+    if lock.is_fresh(path, lock_request(plan, options)):
+        return None
     why = "its inputs changed" if path.exists() else "there is none yet"
     if options.locked:
+        shown = path.relative_to(vc.project) if path.is_relative_to(vc.project) else path
         raise LockError(
             f"{shown}: {why} and --locked forbids re-locking: "
             f"run `runenv lock {vc.variant} --platform {plan.platform.value}`"
         )
+    return why
+
+
+def relock(
+    vc: VariantConfig,
+    plan: Plan,
+    options: BuildOptions,
+    cache: Cache,
+    why: str,
+    *,
+    log_file: Path | None = None,
+    force: bool = False,
+) -> None:
+    """Lock: resolve the platform's lock again, unless a concurrent run did while we waited."""
+    path = lock.lock_path(vc.folder, plan.platform)
+    request = lock_request(plan, options)
     options.report(f"{plan.variant} {plan.platform.value}: locking ({why})")
-    if log_file is not None:  # a re-lock starts the build's log: uv's output opens it
-        _start_log(log_file, plan)
     with lock_for(path, in_dir=_lock_dir(options, plan)):
         if force or not lock.is_fresh(path, request):
             lock.lock(
@@ -177,129 +337,34 @@ def ensure_lock(
                 log_file=log_file,
                 offline=options.offline,
             )
-    return path, True
 
 
-def pinned_archive(vc: VariantConfig, platform: Platform) -> python_fetch.PinnedArchive | None:
-    spec = vc.config.python.archives.get(platform)
-    if spec is None:
-        return None
-    path = (vc.folder / spec.path).resolve() if spec.path else None
-    return python_fetch.PinnedArchive(url=spec.url, path=path, sha256=spec.sha256)
+def ensure_lock(
+    vc: VariantConfig, plan: Plan, options: BuildOptions, cache: Cache, *, force: bool = False
+) -> tuple[Path, bool]:
+    """The platform's lock, re-locked when stale or `force`d (`runenv lock`); and whether it was."""
+    why = "forced" if force else stale_lock(vc, plan, options)
+    if why is not None:
+        relock(vc, plan, options, cache, why, force=force)
+    return lock.lock_path(vc.folder, plan.platform), why is not None
 
 
-def python_source(
-    vc: VariantConfig, plan: Plan, options: BuildOptions
-) -> python_fetch.PythonSource:
-    """Where this platform's interpreter comes from: pinned, mirror, or upstream PBS."""
-    mirror = (
-        options.python_mirror or os.environ.get(python_fetch.MIRROR_ENV) or vc.config.python.mirror
+def build_hash(ctx: BuildContext, lock_file: Path) -> str:
+    """The build hash: of the named inputs that decide the output (`manifest.BuildInputs`)."""
+    inputs = BuildInputs.of(
+        ctx.plan, ctx.python.sha256, lock_file.read_bytes(), pack.source_date_epoch()
     )
-    return python_fetch.resolve(
-        plan.python_version, plan.platform, mirror=mirror, pinned=pinned_archive(vc, plan.platform)
-    )
+    return inputs.digest()
 
 
-@dataclass(frozen=True)
-class _Job:
-    """One build's inputs, settled before any work starts."""
+def select(ctx: BuildContext, lock_file: Path) -> list[Artifact]:
+    """Select: the file each locked package installs from, a wheel or else its sdist.
 
-    plan: Plan
-    options: BuildOptions
-    cache: Cache
-    client: httpx.Client | None
-    source: python_fetch.PythonSource
-    lock_file: Path
-    digest: str
-    target: Target
-    log_file: Path | None
-
-
-def build_target(
-    vc: VariantConfig,
-    platform: Platform,
-    options: BuildOptions,
-    cache: Cache,
-    *,
-    client: httpx.Client | None = None,
-    force: bool = False,
-) -> BuildResult:
-    """Build one (variant, platform), or report it up to date (unless `force`)."""
-    try:
-        return _build_target(vc, platform, options, cache, client=client, force=force)
-    except OSError as exc:  # disk full, permission denied...: one line, not a traceback
-        raise OSFailure(exc, f"{vc.variant} {platform.value}") from exc
-
-
-def _build_target(
-    vc: VariantConfig,
-    platform: Platform,
-    options: BuildOptions,
-    cache: Cache,
-    *,
-    client: httpx.Client | None,
-    force: bool,
-) -> BuildResult:
-    started = time.monotonic()
-    plan = make_plan(vc, platform)
-    target = Target.of(plan, options)
-    # A build logs into `attempt_log`, renamed over `log` when it succeeds: a failed build
-    # leaves its log beside the last good archive, manifest and log, which stay untouched.
-    log_file = target.attempt_log if plan.enable_logging else None
-    source = python_source(vc, plan, options)
-    lock_file, relocked = ensure_lock(vc, plan, options, cache, log_file)
-    digest = build_hash(plan, source.sha256, lock_file.read_bytes())
-    job = _Job(plan, options, cache, client, source, lock_file, digest, target, log_file)
-
-    def result(up_to_date: bool) -> BuildResult:
-        seconds = time.monotonic() - started
-        return BuildResult(
-            plan, target.archive, target.manifest, target.tree, digest, up_to_date, relocked,
-            seconds,
-        )  # fmt: skip
-
-    markers = _lock_dir(options, plan)
-    if not force and target.is_current(digest, markers):
-        return result(True)
-    with lock_for(target.archive, in_dir=_lock_dir(options, plan)):
-        # A concurrent build may have finished it while we waited for the lock.
-        if not force and target.is_current(digest, markers):
-            return result(True)
-        sweep_stale(target.tree)
-        sweep_stale(target.archive)
-        target.tree.parent.mkdir(parents=True, exist_ok=True)
-        # The log is started (truncated) only when there is work: a no-op keeps the last
-        # build's; after a re-lock it already holds uv's output.
-        if log_file and not relocked:
-            _start_log(log_file, plan)
-        prefix = f".tmp-{platform.value}."
-        with tempfile.TemporaryDirectory(prefix=prefix, dir=target.tree.parent) as work:
-            _run_stages(job, Path(work))
-        if log_file is not None:
-            log_file.replace(target.log)
-    return result(False)
-
-
-def _start_log(log_file: Path, plan: Plan) -> None:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    header = f"runenv {__version__}: build {plan.variant} {plan.platform.value}\n\n"
-    log_file.write_text(header, encoding="utf-8")
-
-
-def _run_stages(job: _Job, work: Path) -> None:
-    """Stages 4 to 8 in a work folder; the finished outputs are moved into place last."""
-    plan, options, cache, client, target, log_file = (
-        job.plan, job.options, job.cache, job.client, job.target, job.log_file
-    )  # fmt: skip
-    report = options.report
-    name = f"{plan.variant} {plan.platform.value}"
-    native = plan.platform == host_platform()
-
-    # Stage 4a: choose a file per package; a cross build that needs a source build stops here,
-    # before anything is downloaded.
-    locked = lock.read_lock(job.lock_file)
+    A cross build that would need a source build stops here, before anything is downloaded.
+    """
+    plan = ctx.plan
     artifacts = wheels.select(
-        locked,
+        lock.read_lock(lock_file),
         plan.platform,
         plan.python_version,
         plan.force_source,
@@ -307,93 +372,161 @@ def _run_stages(job: _Job, work: Path) -> None:
         macos=plan.macos,
     )
     sdists = [a for a in artifacts if a.kind == "sdist"]
-    if sdists and not native:
+    if sdists and not ctx.native:
         raise source_build.CrossSourceBuildError(plan.platform, sdists)
+    return artifacts
 
-    # Stages 2 and 4b: the interpreter and every locked file, verified, from the caches. The
-    # interpreter is fetched and unpacked while the wheels download.
-    report(f"{name}: fetching Python {plan.python_version} and {len(artifacts)} packages")
-    timeout = float(plan.timeout)
 
-    def interpreter() -> Path:
-        archive = python_fetch.download(
-            job.source, cache, client=client, timeout=timeout, offline=options.offline,
-            progress=options.progress,
-        )  # fmt: skip
-        return python_fetch.unpack(archive, work / "build")
-
-    with ThreadPoolExecutor(1) as pool:
-        unpacked = pool.submit(interpreter)
-        files = wheels.download_all(
-            artifacts, cache, client=client, parallel=plan.parallel_downloads, timeout=timeout,
-            offline=options.offline, progress=options.progress,
-        )  # fmt: skip
-        tree = unpacked.result()
-
-    # Stage 4c: wheels from sdists, with the runtime's own interpreter (native only).
-    built = source_build.build_wheels(
-        sdists,
-        files,
-        tree / plan.interpreter,
-        plan,
-        cache,
-        default_index=options.default_index,
-        log_file=log_file,
+def fetch_python(ctx: BuildContext, dest: Path) -> Path:
+    """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`."""
+    archive = python_fetch.download(
+        ctx.python,
+        ctx.cache,
+        client=ctx.client,
+        timeout=ctx.timeout,
+        offline=ctx.options.offline,
+        progress=ctx.options.progress,
     )
-    wheel_paths = [built.get(a.filename) or files[a.filename] for a in artifacts]
+    return python_fetch.unpack(archive, dest)
 
-    # Stage 5 and 6: install, then the variant's own files.
-    report(f"{name}: installing {len(wheel_paths)} wheels")
-    installed = install.install_wheels(tree, wheel_paths, plan.platform, plan.python_version)
-    copied = copy_files.copy_files(plan.copy_files, tree)
 
-    # Stages 7 and 8 overlap: the archive is packed while the tree is checked (both only read
-    # it; the import check writes no bytecode), and nothing is published unless both succeed.
-    if native:
-        checked = work / "checked"
-        tree.rename(checked)  # checked away from where it was built: relocation is tested
-        tree = checked
-    report(f"{name}: checking and packing")
-    with staged_file(target.archive) as staged, ThreadPoolExecutor(1) as pool:
-        packing = pool.submit(pack.pack_tree, tree, staged)
-        try:
-            _check(plan, tree, native, timeout, log_file)
-        except BaseException:
-            wait([packing])  # the check's error is the one to report; the archive is dropped
-            raise
-        packed = packing.result()
-        # Publish in the order the module docstring explains; the archive lands on leaving.
-        target.manifest.unlink(missing_ok=True)
-        replace_dir(tree, target.tree)
-    sha256, size = packed
+def download_wheels(ctx: BuildContext, artifacts: Sequence[Artifact]) -> dict[str, Path]:
+    """Download wheels: every selected file (wheels and sdists), verified, from the cache."""
+    plan = ctx.plan
+    ctx.options.report(
+        f"{ctx.name}: fetching Python {plan.python_version} and {len(artifacts)} packages"
+    )
+    return wheels.download_all(
+        artifacts,
+        ctx.cache,
+        client=ctx.client,
+        parallel=ctx.plan.parallel_downloads,
+        timeout=ctx.timeout,
+        offline=ctx.options.offline,
+        progress=ctx.options.progress,
+    )
+
+
+def build_sdists(
+    ctx: BuildContext, artifacts: Sequence[Artifact], files: Mapping[str, Path], tree: Path
+) -> dict[str, Path]:
+    """Build sdists: a wheel from each selected sdist, with the runtime's own interpreter.
+
+    Keyed by the sdist's file name; native builds only (`select` refused the rest).
+    """
+    return source_build.build_wheels(
+        [a for a in artifacts if a.kind == "sdist"],
+        files,
+        tree / ctx.plan.interpreter,
+        ctx.plan,
+        ctx.cache,
+        default_index=ctx.options.default_index,
+        log_file=ctx.log.path,
+    )
+
+
+def install_wheels(
+    ctx: BuildContext,
+    tree: Path,
+    artifacts: Sequence[Artifact],
+    files: Mapping[str, Path],
+    built: Mapping[str, Path],
+) -> list[InstalledDist]:
+    """Install: every wheel (downloaded, or built from its sdist) into the runtime's tree."""
+    paths = [built.get(a.filename) or files[a.filename] for a in artifacts]
+    ctx.options.report(f"{ctx.name}: installing {len(paths)} wheels")
+    return install.install_wheels(tree, paths, ctx.plan.platform, ctx.plan.python_version)
+
+
+def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:
+    """Copy files: the variant's `copyFiles` into the tree; their runtime-relative paths."""
+    return copy_files.copy_files(ctx.plan.copy_files, tree)
+
+
+def check(ctx: BuildContext, tree: Path, copied: Sequence[str]) -> None:
+    """Check: audit every binary and wheel tag; natively, import every top-level module.
+
+    It only reads the tree (the import check writes no bytecode), so the pack runs beside it.
+    """
+    ctx.options.report(f"{ctx.name}: checking and packing")
+    plan = ctx.plan
+    audit.audit_tree(tree, plan)
+    if ctx.native:
+        import_check(
+            tree,
+            tree / plan.interpreter,
+            importable(tree, plan.site_packages.as_posix(), copied),
+            plan.allow_import_failures,
+            timeout=ctx.timeout,
+            log_file=ctx.log.path,
+        )
+
+
+def describe(
+    ctx: BuildContext,
+    digest: str,
+    sha256: str,
+    size: int,
+    installed: Sequence[InstalledDist],
+    built: Mapping[str, Path],
+    copied: Sequence[str],
+) -> dict[str, Any]:
+    """The manifest of the packed archive (`manifest.make_manifest`)."""
     built_names = {path.name for path in built.values()}
     records = [
-        PackageRecord(d.name, d.version, d.wheel, d.sha256, from_source=d.wheel in built_names)
+        PackageRecord(
+            d.name, d.version, d.wheel, d.sha256, d.wheel in built_names, top_level=d.top_level
+        )
         for d in installed
     ]
-    manifest = make_manifest(
-        plan,
-        archive=target.archive,
+    return make_manifest(
+        ctx.plan,
+        archive=ctx.target.archive,
         sha256=sha256,
         size=size,
-        build_hash=job.digest,
-        python_url=redact(job.source.url),
-        python_sha256=job.source.sha256,
+        build_hash=digest,
+        python_url=ctx.python.public_url,
+        python_sha256=ctx.python.sha256,
         packages=records,
         copied=copied,
     )
+
+
+def publish(ctx: BuildContext, tree: Path, archive: Path, manifest: Mapping[str, Any]) -> None:
+    """Publish: the old manifest goes, the tree and the archive take their places, the new
+    manifest is written (the module docstring says why it is last), the attempt's log becomes
+    the build's log. The archive is marked verified, so the next no-op hashes it only if it
+    changed."""
+    target = ctx.target
+    target.manifest.unlink(missing_ok=True)
+    replace_dir(tree, target.tree)
+    archive.replace(target.archive)
     pack.write_manifest(target.manifest, manifest)
-    mark_verified(target.archive, sha256, in_dir=_lock_dir(options, plan))
+    ctx.log.publish()
+    mark_verified(target.archive, manifest["sha256"], in_dir=ctx.lock_dir)
 
 
-def _check(plan: Plan, tree: Path, native: bool, timeout: float, log_file: Path | None) -> None:
-    """Stage 7: audit every binary and wheel tag; natively, import every top-level module."""
-    audit.audit_tree(tree, plan)
-    if native:
-        import_check(
-            tree, tree / plan.interpreter, top_level_modules(tree / plan.site_packages),
-            plan.allow_import_failures, timeout=timeout, log_file=log_file,
-        )  # fmt: skip
+# --------------------------------------------------------------------------- helpers
+
+
+def _lock_dir(options: BuildOptions, plan: Plan) -> Path:
+    """Where a build's lock files live: under pydist/, not in dist/ or versions/."""
+    return options.pydist / ".locks" / plan.variant
+
+
+@contextlib.contextmanager
+def _work_dir(ctx: BuildContext) -> Iterator[Path]:
+    """A fresh work folder beside the target's tree, after sweeping killed builds' leftovers.
+
+    Call it holding the target's lock: then no live build owns those leftovers.
+    """
+    tree = ctx.target.tree
+    sweep_stale(tree)
+    sweep_stale(ctx.target.archive)
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".tmp-{ctx.plan.platform.value}."
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=tree.parent) as work:
+        yield Path(work)
 
 
 def build_many(
@@ -406,15 +539,22 @@ def build_many(
 ) -> tuple[list[BuildResult], list[tuple[tuple[VariantConfig, Platform], RunenvError]]]:
     """Build several targets, two at a time; every target runs to its end.
 
+    A target's OSError (disk full, permission denied...) is its failure, as one line naming
+    it (`OSFailure`), like any other error of a build.
+
     Two workers keep the network busy while the other target installs or packs (both cores,
-    since zlib and the installer's copies release the GIL), without oversubscribing a small
-    runner. Pure wheels shared by several platforms are fetched once by the cache.
+    since libdeflate and the installer's copies release the GIL), without oversubscribing a
+    small runner. Pure wheels shared by several platforms are fetched once by the cache.
     """
     results: list[BuildResult] = []
     failures: list[tuple[tuple[VariantConfig, Platform], RunenvError]] = []
 
     def one(target: tuple[VariantConfig, Platform]) -> BuildResult:
-        return build_target(target[0], target[1], options, cache, client=client, force=force)
+        vc, platform = target
+        try:
+            return build_target(vc, platform, options, cache, client=client, force=force)
+        except OSError as exc:
+            raise OSFailure(exc, f"{vc.variant} {platform.value}") from exc
 
     with ThreadPoolExecutor(max_workers=min(2, max(1, len(targets)))) as pool:
         futures = [(t, pool.submit(one, t)) for t in targets]
@@ -426,29 +566,13 @@ def build_many(
     return results, failures
 
 
-def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) -> Path:
-    """Re-run the checks on a finished build (`runenv check`); return the tree checked."""
-    plan = make_plan(vc, platform)
-    target = Target.of(plan, options)
-    if read_manifest(target.manifest) is None or not target.tree.is_dir():
-        raise UsageError(
-            f"{plan.variant} {platform.value} is not built: run `runenv build {plan.variant} "
-            f"--platform {platform.value}`"
-        )
-    audit.audit_tree(target.tree, plan)
-    if platform == host_platform():
-        # Check a hard-linked copy at another path: relocation is checked, the tree untouched.
-        with tempfile.TemporaryDirectory(prefix=".tmp-check.", dir=target.tree.parent) as tmp:
-            moved = Path(tmp) / "runtime"
-            shutil.copytree(target.tree, moved, symlinks=True, copy_function=os.link)
-            import_check(
-                moved,
-                moved / plan.interpreter,
-                top_level_modules(moved / plan.site_packages),
-                plan.allow_import_failures,
-                timeout=float(plan.timeout),
-            )
-    return target.tree
-
-
-__all__ = ["BuildError", "BuildOptions", "BuildResult", "build_target", "ensure_lock"]
+__all__ = [
+    "BuildContext",
+    "BuildError",
+    "BuildOptions",
+    "BuildResult",
+    "Target",
+    "build_many",
+    "build_target",
+    "ensure_lock",
+]

@@ -1,4 +1,7 @@
-"""Stage 7 (native builds): import every top-level module with the runtime's own interpreter.
+"""The check stage, natively: import every top-level module with the runtime's interpreter.
+
+The names come from `runenv.modules.importable` (what the installed distributions' RECORDs
+declare, namespace packages and `_`-prefixed modules included).
 
 The tree is checked at a path other than the one it was built in, so a runtime that only works
 where it was built fails here rather than on a user's machine.
@@ -27,32 +30,12 @@ for name in sys.argv[1:]:
 print("RUNENV-CHECK " + json.dumps({"prefix": sys.prefix, "failures": failures}))
 """
 
-_SKIP_SUFFIXES = (".dist-info", ".data", ".egg-info", ".pth", ".pyc", ".txt", ".typed")
-_EXTENSION_SUFFIXES = (".so", ".pyd")
-
 
 @dataclass(frozen=True)
 class CheckResult:
     prefix: str
     imported: tuple[str, ...]
     accepted_failures: dict[str, str]
-
-
-def top_level_modules(site_packages: Path) -> list[str]:
-    """Importable top-level names in site-packages: packages, modules, extension modules."""
-    names: set[str] = set()
-    for entry in site_packages.iterdir():
-        name = entry.name
-        if name.startswith(("_", ".")) or name.endswith(_SKIP_SUFFIXES) or name == "__pycache__":
-            continue
-        if entry.is_dir():
-            if (entry / "__init__.py").exists() or any(entry.glob("__init__.*")):
-                names.add(name)
-        elif name.endswith(".py"):
-            names.add(name[:-3])
-        elif name.endswith(_EXTENSION_SUFFIXES):
-            names.add(name.split(".")[0])
-    return sorted(n for n in names if n.isidentifier())
 
 
 def import_check(

@@ -16,6 +16,7 @@ from pathlib import Path
 from runenv._cache import CACHEDIR_TAG, TMP_PREFIX
 from runenv.config import check_variant_name
 from runenv.errors import UsageError
+from runenv.platforms import Platform
 
 
 def clean_outputs(
@@ -27,7 +28,13 @@ def clean_outputs(
     for folder in (dist, pydist):
         _refuse_unsafe_root(folder, project, "output folder")
     removed: list[Path] = []
-    stems = [f"runenv-{variant}-", f"{TMP_PREFIX}runenv-{variant}-"] if variant else ["runenv-"]
+    # `runenv-3.12.10-linux-x64.` must not match `runenv-3.12.10-atls-linux-x64.`: one variant's
+    # outputs are named with each platform key in full.
+    stems = (
+        [f"{pre}runenv-{variant}-{p.value}." for p in Platform for pre in ("", TMP_PREFIX)]
+        if variant
+        else ["runenv-"]
+    )
     if dist.is_dir():
         for path in sorted(dist.iterdir()):
             name = path.name

@@ -22,14 +22,7 @@ import tomli_w
 from runenv import __version__, python_fetch
 from runenv._cache import Cache
 from runenv._download import new_client
-from runenv.build import (
-    INDEX_ENV,
-    BuildOptions,
-    build_many,
-    check_built,
-    ensure_lock,
-    pinned_archive,
-)
+from runenv.build import INDEX_ENV, BuildOptions, build_many, ensure_lock
 from runenv.catalogue import build_catalogue
 from runenv.clean import clean_cache, clean_outputs
 from runenv.config import VERSIONS_DIR, VariantConfig, find_project, list_variants, load_variant
@@ -38,7 +31,8 @@ from runenv.manifest import read_manifest
 from runenv.matrix import matrix_json, matrix_table
 from runenv.plan import make_plan
 from runenv.platforms import Platform, parse_platforms
-from runenv.python_fetch import MIRROR_ENV
+from runenv.python_fetch import MIRROR_ENV, choose_mirror, pinned_archive
+from runenv.recheck import check_built
 from runenv.scaffold import new_variant
 
 Handler = Callable[[argparse.Namespace], int]
@@ -231,7 +225,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     cache = Cache.default()
     for vc, plat in _targets(args):
         plan = make_plan(vc, plat)
-        path, relocked = ensure_lock(vc, plan, options, cache, None, force=args.force)
+        path, relocked = ensure_lock(vc, plan, options, cache, force=args.force)
         print(f"{'locked' if relocked else 'up to date'}: {path}")
     return 0
 
@@ -259,7 +253,7 @@ def cmd_fetch_python(args: argparse.Namespace) -> int:
         timeout = float(vc.config.build.timeout)
     else:
         version, allowed, mirror, pins, timeout = target, tuple(Platform), None, {}, 300.0
-    mirror = args.python_mirror or os.environ.get(python_fetch.MIRROR_ENV) or mirror
+    mirror = choose_mirror(args.python_mirror, mirror)
     platforms = parse_platforms(args.platform, allowed)
     dest = Path(args.dest) if args.dest else Path.cwd() / "pydist" / f"python-{version}"
     cache = Cache.default()

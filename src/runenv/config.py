@@ -1,9 +1,10 @@
 """Read, validate and merge `shared-config.toml` and `versions/<variant>/config.toml`.
 
 Each file is validated on its own first, so an error names the file it is in; then the layers
-(shared, the `extends` chain, the variant) are merged by the rules of DESIGN.md and validated
-once more as a whole. `config.json` in the reference system's JSON format is accepted in place of
-`config.toml` (one of the two per place).
+(shared, the `extends` chain, the variant) are merged by the rules in docs/architecture.md
+("The configuration and its merge rules") and validated once more as a whole. `config.json`
+in the reference system's JSON format is accepted in place of `config.toml` (one of the two
+per place).
 """
 
 from __future__ import annotations
@@ -434,7 +435,7 @@ _MERGER = Merger([(list, _merge_lists), (dict, "merge")], ["override"], ["overri
 
 
 def merge_layers(layers: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge raw config dicts, first to last, by DESIGN.md's rules (later wins)."""
+    """Merge raw config dicts, first to last, by the rules in docs/architecture.md (later wins)."""
     merged: dict[str, Any] = {}
     for layer in layers:
         data = {k: v for k, v in layer.items() if k != "extends"}

@@ -1,4 +1,4 @@
-"""Stage 6: copy the variant's extra files (`copyFiles`) into the runtime tree.
+"""The copy-files stage: copy the variant's extra files (`copyFiles`) into the runtime tree.
 
 Nothing outside the variant folder reaches the tree. The sources are resolved and kept inside
 the variant folder by the config (`config._resolve_copies`); inside a copied folder, a symbolic

@@ -8,6 +8,7 @@ message is one line that names the file, key or package at fault and what to do.
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 
 class RunenvError(Exception):
@@ -63,7 +64,32 @@ class CheckError(BuildError):
 
 
 class SubprocessError(BuildError):
-    """A command runenv ran exited non-zero or timed out."""
+    """A command runenv ran exited non-zero, timed out, or could not start.
+
+    The fields let a caller re-word the failure (lock.py does) without parsing the message:
+    `returncode` is None when the command timed out or never ran, `output_tail` holds the last
+    lines of its combined output, `log_file` the log that holds all of it.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        problem: str,
+        *,
+        returncode: int | None = None,
+        timed_out: bool = False,
+        output_tail: str = "",
+        log_file: Path | None = None,
+    ) -> None:
+        self.what = what
+        self.problem = problem
+        self.returncode = returncode
+        self.timed_out = timed_out
+        self.output_tail = output_tail
+        self.log_file = log_file
+        where = f" (full log: {log_file})" if log_file else ""
+        shown_tail = f"\n{output_tail}" if output_tail and not timed_out else ""
+        super().__init__(f"{what}: {problem}{where}{shown_tail}")
 
 
 _OS_HINTS = {

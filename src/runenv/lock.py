@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from runenv._cache import Cache, staged_file
-from runenv._subprocess import run
+from runenv._uv import run_uv
 from runenv.errors import LockError, SubprocessError, UsageError
 from runenv.platforms import DEFAULT_GLIBC, DEFAULT_MACOS, Platform
 
@@ -44,22 +43,6 @@ from runenv.platforms import DEFAULT_GLIBC, DEFAULT_MACOS, Platform
 LOCK_FORMAT_VERSION = 1
 PYPI_SIMPLE = "https://pypi.org/simple"
 TOOL_TABLE = "runenv"
-
-# uv settings from the user's environment that may stay: transport and credentials only.
-# Everything else under UV_* (indexes, constraints, exclude-newer, ...) would change the
-# resolution behind the configuration's back, so it is removed.
-_KEEP_UV_ENV = frozenset(
-    {
-        "UV_HTTP_TIMEOUT",
-        "UV_HTTP_RETRIES",
-        "UV_REQUEST_TIMEOUT",
-        "UV_NATIVE_TLS",
-        "UV_INSECURE_HOST",
-        "UV_KEYRING_PROVIDER",
-        "UV_CONCURRENT_DOWNLOADS",
-    }
-)
-_KEEP_UV_ENV_RE = re.compile(r"UV_INDEX_.+_(USERNAME|PASSWORD)")
 
 
 @dataclass(frozen=True)
@@ -237,32 +220,8 @@ def is_fresh(path: Path, request: LockRequest) -> bool:
 # --------------------------------------------------------------------------- uv
 
 
-def _uv() -> list[str]:
-    try:
-        from uv import find_uv_bin
-
-        return [find_uv_bin()]
-    except (ImportError, FileNotFoundError):
-        return [sys.executable, "-m", "uv"]
-
-
 def _dotted(version: tuple[int, int]) -> str:
     return ".".join(map(str, version))
-
-
-def _uv_env(request: LockRequest, cache: Cache) -> dict[str, str | None]:
-    env: dict[str, str | None] = {
-        key: None
-        for key in os.environ
-        if key.startswith("UV_") and key not in _KEEP_UV_ENV and not _KEEP_UV_ENV_RE.fullmatch(key)
-    }
-    env["UV_CACHE_DIR"] = str(cache.section("uv"))
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    env["UV_NO_PROGRESS"] = "1"
-    # uv reads the macOS minimum from here (its default is a recent macOS, not the floor).
-    macos = request.floor if request.platform.info.os == "macos" else None
-    env["MACOSX_DEPLOYMENT_TARGET"] = _dotted(macos) if macos else None
-    return env
 
 
 def _compile(
@@ -277,8 +236,7 @@ def _compile(
     log_file: Path | None,
     offline: bool,
 ) -> None:
-    cmd: list[str] = [
-        *_uv(),
+    args: list[str] = [
         "pip",
         "compile",
         str(reqs),
@@ -302,37 +260,36 @@ def _compile(
         "first-index",
     ]
     for url in request.indexes:
-        cmd += ["--index", url]
+        args += ["--index", url]
     if offline:
-        cmd.append("--offline")
+        args.append("--offline")
+    # uv reads the macOS minimum from here (its default is a recent macOS, not the floor).
+    macos = request.floor if request.platform.info.os == "macos" else None
     try:
-        run(
-            cmd,
+        run_uv(
+            args,
             what=f"uv lock of {label}",
-            env=_uv_env(request, cache),
+            cache=cache,
             timeout=timeout,
             log_file=log_file,
+            env={"MACOSX_DEPLOYMENT_TARGET": _dotted(macos) if macos else None},
         )
     except SubprocessError as exc:
         raise _uv_failure(exc, label) from None
 
 
 def _uv_failure(exc: SubprocessError, label: str) -> LockError:
-    head, _, tail = str(exc).partition("\n")
-    if "timed out" in head:
-        return LockError(f"cannot lock {label}: uv {head.split(': ', 1)[-1]}")
-    lines = [line.rstrip() for line in tail.splitlines() if line.strip()]
-    errors = [
-        line.strip()[len("error:") :].strip() for line in lines if line.strip().startswith("error:")
-    ]
-    causes = [
-        line.strip()[len("cause:") :].strip() for line in lines if line.strip().startswith("cause:")
-    ]
-    summary = errors[0] if errors else (lines[-1].strip() if lines else head)
+    """uv's own explanation (its `error:` and first `cause:` lines) as one LockError."""
+    where = f" (full log: {exc.log_file})" if exc.log_file else ""
+    if exc.timed_out or exc.returncode is None:  # timed out, or uv could not start
+        return LockError(f"cannot lock {label}: uv {exc.problem}{where}")
+    lines = [line.strip() for line in exc.output_tail.splitlines() if line.strip()]
+    errors = [line[len("error:") :].strip() for line in lines if line.startswith("error:")]
+    causes = [line[len("cause:") :].strip() for line in lines if line.startswith("cause:")]
+    summary = errors[0] if errors else (lines[-1] if lines else f"uv {exc.problem}")
     if causes:
         summary = f"{summary}: {causes[0]}"
-    where = head[head.find(" (full log:") :] if " (full log:" in head else ""
-    body = "\n".join(lines)
+    body = "\n".join(line.rstrip() for line in exc.output_tail.splitlines() if line.strip())
     return LockError(f"cannot lock {label}: {summary}{where}" + (f"\n{body}" if body else ""))
 
 

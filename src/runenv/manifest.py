@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from runenv.plan import CopyStep, Plan
 
 SCHEMA_VERSION = 1
 # Bump when a change to runenv changes what a build produces from the same inputs.
-BUILD_FORMAT = 1
+# 2: the manifest lists each package's top-level names; the import check imports them all.
+BUILD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -27,37 +29,98 @@ class PackageRecord:
     wheel: str
     sha256: str
     from_source: bool
-    top_level: tuple[str, ...] = ()
+    top_level: tuple[str, ...] = ()  # importable names it installed (`runenv.modules`)
 
 
-def _hash_copies(digest: Any, steps: Iterable[CopyStep]) -> None:
+PLAN_FIELDS_NOT_HASHED: dict[str, str] = {
+    "requirements": "resolved into the lock, whose bytes are hashed (its inputs-hash holds them)",
+    "constraints": "resolved into the lock, whose bytes are hashed (its inputs-hash holds them)",
+    "timeout": "bounds how long a command may run, never what it produces",
+    "parallel_downloads": "decides how the files are fetched, not which (each is sha256-checked)",
+    "enable_logging": "the log lies beside the archive, in neither the archive nor the manifest",
+}
+"""Every `Plan` field that `BuildInputs` leaves out, with why it cannot change the output.
+
+Every other `Plan` field is a field of `BuildInputs` by the same name (a test holds the two
+lists to that), so a field added to the plan must be hashed or explained here.
+"""
+
+
+@dataclass(frozen=True)
+class CopiedFile:
+    """One file a copy step ships, by content: the step's destination, the file's path under
+    the step's source (its name, for a file source), its exec bit and its sha256."""
+
+    to: str
+    path: str
+    executable: bool
+    sha256: str
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """Everything that decides what a build produces; `digest()` is the build hash.
+
+    A build whose hash matches the finished build on disk does nothing, so a field missing here
+    gives a false "up to date", and a field that cannot change the output rebuilds for nothing.
+    """
+
+    variant: str  # named in the manifest and the archive's file name
+    platform: str  # decides the layout, the wheels and the check
+    python_version: str  # decides the layout (lib/pythonX.Y) and the manifest
+    python_sha256: str  # the interpreter's archive (its URL does not matter, its bytes do)
+    lock_sha256: str  # the lock: every file installed, with its hash
+    skipped: dict[str, str]  # listed with their reasons in the manifest
+    force_source: tuple[str, ...]  # built from their sdist instead of a wheel
+    copy_files: tuple[CopiedFile, ...]  # by content, not by where the sources are
+    registries: tuple[str, ...]  # where a source build's build requirements come from
+    runtime_env: dict[str, str]  # published in the manifest
+    allow_import_failures: dict[str, str]  # the check the build passed
+    glibc: tuple[int, int]  # which wheels fit, and the audit's floor
+    macos: tuple[int, int] | None  # which wheels fit, the audit's floor, source builds' target
+    source_date_epoch: int  # every archive entry's mtime
+
+    @classmethod
+    def of(cls, plan: Plan, python_sha256: str, lock_bytes: bytes, mtime: int) -> BuildInputs:
+        return cls(
+            variant=plan.variant,
+            platform=plan.platform.value,
+            python_version=plan.python_version,
+            python_sha256=python_sha256,
+            lock_sha256=hashlib.sha256(lock_bytes).hexdigest(),
+            skipped=dict(plan.skipped),
+            force_source=tuple(sorted(plan.force_source)),  # the reasons are not shipped
+            copy_files=tuple(_copied_files(plan.copy_files)),
+            registries=plan.registries,
+            runtime_env=dict(plan.runtime_env),
+            allow_import_failures=dict(plan.allow_import_failures),
+            glibc=plan.glibc,
+            macos=plan.macos,
+            source_date_epoch=mtime,
+        )
+
+    def digest(self) -> str:
+        """sha256 of a canonical JSON of the inputs, runenv's version and the build format."""
+        doc = {"format": BUILD_FORMAT, "runenv": __version__, "inputs": dataclasses.asdict(self)}
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _copied_files(steps: Iterable[CopyStep]) -> Iterator[CopiedFile]:
+    """Each file the steps copy, in copy order: a later step may overwrite an earlier one."""
     for step in steps:
-        digest.update(f"copy {step.dest.as_posix()}\0".encode())
-        sources = sorted(step.source.rglob("*")) if step.source.is_dir() else [step.source]
-        for src in sources:
-            if src.is_dir():
-                continue
-            rel = src.relative_to(step.source).as_posix() if step.source.is_dir() else src.name
-            executable = os.access(src, os.X_OK)
-            digest.update(f"{rel}\0{int(executable)}\0".encode())
-            digest.update(hashlib.sha256(src.read_bytes()).digest())
-
-
-def build_hash(plan: Plan, python_sha256: str, lock_bytes: bytes) -> str:
-    """sha256 over everything that decides a build's output (DESIGN.md, "The build")."""
-    digest = hashlib.sha256()
-    settings = plan.to_json()
-    settings.pop("copy_files")  # hashed by content below, not by absolute source path
-    header = {
-        "format": BUILD_FORMAT,
-        "runenv": __version__,
-        "python_sha256": python_sha256,
-        "plan": settings,
-    }
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    digest.update(hashlib.sha256(lock_bytes).digest())
-    _hash_copies(digest, plan.copy_files)
-    return digest.hexdigest()
+        if step.source.is_dir():
+            sources = [p for p in sorted(step.source.rglob("*")) if not p.is_dir()]
+            pairs = [(src, src.relative_to(step.source).as_posix()) for src in sources]
+        else:
+            pairs = [(step.source, step.source.name)]
+        for src, rel in pairs:
+            yield CopiedFile(
+                to=step.dest.as_posix(),
+                path=rel,
+                executable=os.access(src, os.X_OK),
+                sha256=hashlib.sha256(src.read_bytes()).hexdigest(),
+            )
 
 
 def make_manifest(
@@ -73,7 +136,7 @@ def make_manifest(
     copied: Sequence[str],
     checked: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The manifest of one archive (DESIGN.md, "Artifacts")."""
+    """The manifest of one archive (docs/architecture.md, "The artifact")."""
     return {
         "schema_version": SCHEMA_VERSION,
         "variant": plan.variant,
@@ -95,6 +158,7 @@ def make_manifest(
                 "wheel": p.wheel,
                 "sha256": p.sha256,
                 "from_source": p.from_source,
+                "top_level": list(p.top_level),
             }
             for p in sorted(packages, key=lambda p: p.name.lower())
         ],

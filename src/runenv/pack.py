@@ -18,29 +18,22 @@ The same tree gives the same bytes, whoever builds it, wherever and whenever. Th
 - **Format**: POSIX.1-2001 (PAX) via `tarfile`: a plain ustar header, plus a PAX header only
   where ustar cannot hold a value (long or non-ASCII names, sizes of 8 GiB and more). Two zero
   blocks end the archive, padded to a multiple of 10240 bytes as `tar` does.
-- **Compression**: gzip (RFC 1952), every member with mtime 0, no file name and OS 255
-  (unknown, so the host's OS does not show). With libdeflate (the `deflate` package, the
-  default) the tar stream is cut in 4 MiB blocks and each block is compressed on its own thread
-  into its own gzip member, the members concatenated in order: RFC 1952 allows a file of
-  several members and every gzip reader (`gzip`, `tar`, Python's `gzip`/`tarfile`, libarchive)
-  reads them as one stream. Without libdeflate, one member is made like `pigz` makes it
-  (https://github.com/madler/pigz/blob/master/pigz.c, "parallel compression") with zlib: fixed
-  blocks deflated on threads, each primed with the last 32 KiB of the previous block (`zdict`)
-  and ended with a sync flush, an empty final block closing the stream. Either way the output
+- **Compression**: gzip (RFC 1952) by libdeflate (the `deflate` package, a dependency): the tar
+  stream is cut in 4 MiB blocks and each block is compressed on its own thread into its own
+  gzip member (mtime 0, no file name, OS 255 so the host's OS does not show), the members
+  concatenated in order. RFC 1952 allows a file of several members and every gzip reader
+  (`gzip`, `tar`, Python's `gzip`/`tarfile`, libarchive) reads them as one stream. The output
   depends only on the input bytes, the level and the block size, never on the number of
   threads or their timing.
 
   Measured on the 3.12.10 variant's linux-x64 tree (396 MB of tar stream, 2 cores): libdeflate
-  level 6, 2.3 s, 116.5 MB; zlib level 6 (pigz-style), 7.3 s, 118.2 MB; `tar czf`, 16 s,
-  118.3 MB. libdeflate's level 6 is smaller than gzip's and three times faster than zlib's.
+  level 6, 2.3 s, 116.5 MB; `tar czf`, 16 s, 118.3 MB.
 
 The sha256 and size of the archive are computed while it is written (no second read), and the
 archive appears at its final path only when complete (`staged_file`).
 
 "Same bytes" assumes the same deflate implementation: the `deflate` release runenv pins (its
-libdeflate is bundled), or, without it, the zlib CPython was built with (a system whose zlib is
-zlib-ng, Fedora 40 and later, deflates differently). The tar stream, and so the unpacked tree,
-never differs.
+libdeflate is bundled). The tar stream, and so the unpacked tree, never differs.
 """
 
 from __future__ import annotations
@@ -50,47 +43,30 @@ import hashlib
 import json
 import os
 import stat
-import struct
 import tarfile
-import types
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+import deflate
+
 from runenv._cache import staged_file
 from runenv.errors import BuildError
 
-_libdeflate: types.ModuleType | None
-try:  # libdeflate: the fast, small default (see the module docstring)
-    import deflate as _libdeflate
-except ImportError:  # pragma: no cover - a platform without a `deflate` wheel
-    _libdeflate = None
-
-# Chosen by measurement (`python scripts/bench_pack.py TREE`), on a 375 MB runtime tree
-# (CPython 3.11 stdlib + numpy, pandas, scipy, scikit-learn) with 2 cores, against
-# `tar czf` (gzip -6): 15.6 s, 113.74 MB. Here: -1 2.6 s 128.97 MB; -4 3.7 s 118.12 MB;
-# -5 4.8 s 115.05 MB; -6 7.3 s 113.63 MB; -7 9.5 s 113.28 MB; -9 28.7 s 112.86 MB.
-# Level 6 is the lowest whose archive is no larger than `tar czf`'s, in half its time.
+# Chosen by measurement (`python scripts/bench_pack.py TREE`): level 6 with libdeflate gives
+# 116.5 MB in 2.3 s on the 3.12.10 tree, against `tar czf`'s 118.3 MB in 16 s.
 DEFAULT_LEVEL = 6
-# Level 6 with libdeflate: 116.5 MB in 2.3 s on the 3.12.10 tree, against `tar czf`'s 118.3 MB.
-# libdeflate members of 4 MiB: each costs an 18-byte header and a window that starts empty,
-# small next to a 4 MiB block, and 4 MiB keeps both cores busy from about 10 MB of input.
+# Members of 4 MiB: each costs an 18-byte header and a window that starts empty, small next to
+# a 4 MiB block, and 4 MiB keeps both cores busy from about 10 MB of input.
 MEMBER_SIZE = 4 << 20
-# 1 MiB blocks: large enough that per-block costs (a new compressor, a sync marker) vanish,
-# small enough to keep two cores busy on a small tree and memory bounded.
-BLOCK_SIZE = 1 << 20
 DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z
-WINDOW = 32 * 1024  # deflate's window: the most a block can reach back into the previous one
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 _RECORDSIZE = 20 * tarfile.BLOCKSIZE
 _READ_CHUNK = 1 << 20
-# An empty, final (BFINAL=1) fixed-Huffman deflate block: what ends the stream.
-_FINAL_BLOCK = b"\x03\x00"
 
 
 def source_date_epoch() -> int:
@@ -117,9 +93,8 @@ def pack_tree(root: Path, archive: Path, *, level: int = DEFAULT_LEVEL) -> tuple
     if not root.is_dir():
         raise BuildError(f"cannot pack {root}: not a directory")
     mtime = source_date_epoch()
-    compress = write_gzip_members if _libdeflate is not None else write_gzip
     with staged_file(archive) as tmp, tmp.open("wb", buffering=0) as out:
-        return compress(tar_stream(root, mtime=mtime), out, level=level)
+        return write_gzip_members(tar_stream(root, mtime=mtime), out, level=level)
 
 
 def write_manifest(path: Path, manifest: Mapping[str, object]) -> None:
@@ -218,15 +193,6 @@ def _blocks(chunks: Iterator[bytes | memoryview], size: int) -> Iterator[bytes]:
         yield bytes(buf)
 
 
-def _deflate(block: bytes, zdict: bytes, level: int) -> bytes:
-    """Raw deflate of `block` as if it followed `zdict`, ended byte-aligned by a sync flush."""
-    if zdict:
-        comp = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
-    else:
-        comp = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return comp.compress(block) + comp.flush(zlib.Z_SYNC_FLUSH)
-
-
 def _in_order(func: Callable[[_T], _R], items: Iterable[_T], threads: int | None) -> Iterator[_R]:
     """`func` over `items` on threads, results in input order, with a bounded read-ahead
     (enough to keep every thread busy, no more in memory)."""
@@ -274,48 +240,11 @@ def write_gzip_members(
 ) -> tuple[str, int]:
     """Write `chunks` to `out` as gzip members of `block_size` input bytes each, compressed by
     libdeflate on threads (it releases the GIL); return (sha256, size)."""
-    if _libdeflate is None:
-        raise BuildError("libdeflate (the `deflate` package) is not installed")
-    compress = _libdeflate.gzip_compress
+    compress = deflate.gzip_compress
     sink = _Sink(out)
     blocks = _blocks(chunks, block_size)
     for member in _in_order(lambda block: compress(block, level), blocks, threads):
         sink.emit(member)
     if sink.size == 0:  # an empty input still makes a valid gzip file
         sink.emit(compress(b"", level))
-    return sink.digest.hexdigest(), sink.size
-
-
-def write_gzip(
-    chunks: Iterator[bytes | memoryview],
-    out: BinaryIO,
-    *,
-    level: int = DEFAULT_LEVEL,
-    block_size: int = BLOCK_SIZE,
-    threads: int | None = None,
-) -> tuple[str, int]:
-    """Write `chunks` to `out` as one gzip member, deflated in parallel; return (sha256, size).
-
-    zlib and hashlib release the GIL on large buffers, so the threads use every core.
-    """
-    sink = _Sink(out)
-    emit = sink.emit
-    xfl = 2 if level == 9 else 4 if level == 1 else 0
-    emit(b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + bytes([xfl, 255]))
-    crc = 0
-    isize = 0
-
-    def tasks() -> Iterator[tuple[bytes, bytes]]:
-        """Each block with the window before it, checksummed as it goes by."""
-        nonlocal crc, isize
-        previous = b""
-        for block in _blocks(chunks, block_size):
-            crc = zlib.crc32(block, crc)
-            isize += len(block)
-            yield block, previous
-            previous = (previous + block)[-WINDOW:] if len(block) < WINDOW else block[-WINDOW:]
-
-    for deflated in _in_order(lambda task: _deflate(*task, level), tasks(), threads):
-        emit(deflated)
-    emit(_FINAL_BLOCK + struct.pack("<II", crc, isize & 0xFFFFFFFF))
     return sink.digest.hexdigest(), sink.size

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ import httpx
 from runenv._cache import Cache, lock_for
 from runenv._download import fetch_to_cache, local_source, new_client, redact
 from runenv._extract import extract_tar
+from runenv.config import VariantConfig
 from runenv.errors import FetchError, UsageError
 from runenv.platforms import Platform
 
@@ -278,6 +280,34 @@ def resolve(
         )
     url = _mirror_url(mirror, entry.url, entry.filename) if mirror else entry.url
     return PythonSource(version, platform, url, entry.sha256.lower(), entry.filename)
+
+
+def pinned_archive(vc: VariantConfig, platform: Platform) -> PinnedArchive | None:
+    """The archive the variant pins for `platform` (`[python.archives.<platform>]`), if any."""
+    spec = vc.config.python.archives.get(platform)
+    if spec is None:
+        return None
+    path = (vc.folder / spec.path).resolve() if spec.path else None
+    return PinnedArchive(url=spec.url, path=path, sha256=spec.sha256)
+
+
+def choose_mirror(option: str | None, configured: str | None) -> str | None:
+    """The mirror to use: `--python-mirror`, else `$RUNENV_PYTHON_MIRROR`, else the config's."""
+    return option or os.environ.get(MIRROR_ENV) or configured
+
+
+def variant_source(vc: VariantConfig, platform: Platform, *, mirror: str | None) -> PythonSource:
+    """Where a variant's interpreter for `platform` comes from: pinned, mirror, or upstream.
+
+    `mirror` is the command line's `--python-mirror` (None: the environment's, else the
+    config's).
+    """
+    return resolve(
+        vc.python_version,
+        platform,
+        mirror=choose_mirror(mirror, vc.config.python.mirror),
+        pinned=pinned_archive(vc, platform),
+    )
 
 
 def _pinned_source(version: str, platform: Platform, pinned: PinnedArchive) -> PythonSource:

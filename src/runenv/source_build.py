@@ -1,4 +1,4 @@
-"""Stage 4c: build wheels from sdists with the target runtime's own interpreter (native only).
+"""The build-sdists stage: wheels from sdists, by the runtime's own interpreter (native only).
 
 pypa/build drives the PEP 517 hooks; its `DefaultIsolatedEnv` would make the build environment
 from the interpreter running runenv, so `RuntimeEnv` implements build's `IsolatedEnv` protocol
@@ -31,6 +31,7 @@ from runenv._cache import (
     staged_file,
 )
 from runenv._subprocess import run
+from runenv._uv import run_uv
 from runenv.errors import BuildError, RunenvError
 from runenv.platforms import Platform, host_platform
 
@@ -64,12 +65,6 @@ class CrossSourceBuildError(BuildError):
         )
 
 
-def _uv() -> str:
-    from uv import find_uv_bin
-
-    return str(find_uv_bin())
-
-
 class RuntimeEnv:
     """pypa/build's `IsolatedEnv`, made from the target runtime's interpreter."""
 
@@ -85,7 +80,6 @@ class RuntimeEnv:
         timeout: float,
         log_file: Path | None,
     ) -> None:
-        self._path = path
         self._indexes = indexes
         self._default_index = default_index
         self._cache = cache
@@ -117,9 +111,8 @@ class RuntimeEnv:
             index_args += ["--default-index", self._default_index]
         for index in self._indexes:
             index_args += ["--index", index]
-        run(
+        run_uv(
             [
-                _uv(),
                 "pip",
                 "install",
                 "--no-config",
@@ -129,7 +122,7 @@ class RuntimeEnv:
                 *sorted(requirements),
             ],
             what="install the build requirements",
-            env={"UV_CACHE_DIR": str(self._cache.section("uv"))},
+            cache=self._cache,
             timeout=self._timeout,
             log_file=self._log,
         )

@@ -47,10 +47,6 @@ class Artifact:
     reason: str | None = None  # why an sdist was chosen
     size: int | None = None
 
-    @property
-    def from_source(self) -> bool:
-        return self.kind == "sdist"
-
 
 def marker_environment(platform: Platform, python_version: str) -> dict[str, str]:
     """PEP 508 marker values of a CPython `python_version` runtime on `platform`."""

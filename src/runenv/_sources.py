@@ -1,0 +1,114 @@
+"""Wheels as installer sources: opened once, and grouped so that no two groups write one path.
+
+Wheels are installed on parallel threads; wheels that would write the same path are put in one
+group and installed one after the other, in the order given, so the result never depends on
+thread timing (the later wheel wins, as with pip).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from installer.exceptions import InstallerError
+from installer.sources import WheelFile
+from installer.utils import parse_entrypoints
+
+from runenv._destination import Layout
+from runenv._scripts import script_stem
+from runenv.errors import BuildError
+
+if TYPE_CHECKING:
+    from installer.sources import WheelContentElement
+
+
+class WheelSource(WheelFile):
+    """A `WheelFile` that tells the destination which RECORD row it is installing."""
+
+    def __init__(self, f: zipfile.ZipFile, path: Path) -> None:
+        super().__init__(f)
+        self.zip = f
+        self.path = path
+        self.current: tuple[str, str, str] | None = None
+
+    def get_contents(self) -> Iterator[WheelContentElement]:
+        for element in super().get_contents():
+            self.current = element[0]
+            yield element
+            self.current = None
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def open_wheel(wheel: Path) -> WheelSource:
+    """Open `wheel`, or fail naming it."""
+    try:
+        f = zipfile.ZipFile(wheel)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise BuildError(f"cannot install {wheel.name}: {exc}") from None
+    for name in f.namelist():
+        # installer refuses these too, but with a message that names neither (its
+        # os.path.commonpath raises "Can't mix absolute and relative paths").
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+            f.close()
+            raise BuildError(
+                f"cannot install {wheel.name}: entry {name!r} is an absolute path or leaves the "
+                "install folder: the wheel is broken or hostile, do not use it"
+            )
+    return WheelSource(f, wheel)
+
+
+def clash_groups(sources: Sequence[WheelSource], layout: Layout) -> list[list[int]]:
+    """Wheel indexes in groups that share no path, each group in the given order."""
+    parent = list(range(len(sources)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, source in enumerate(sources):
+        try:
+            paths = _dest_paths(source, layout)
+        except (InstallerError, ValueError, KeyError, AssertionError) as exc:
+            raise BuildError(f"cannot install {source.path.name}: {exc}") from None
+        for path in paths:
+            j = owner.setdefault(path, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(sources)):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def _dest_paths(source: WheelSource, layout: Layout) -> set[str]:
+    """Every path the wheel will write (case-folded for Windows), to find clashing wheels."""
+    lib = layout.schemes["purelib"]
+    data_dir = source.data_dir + "/"
+    paths: set[str] = set()
+    for name in source.zip.namelist():
+        if name.endswith("/"):
+            continue
+        if name.startswith(data_dir):
+            scheme, _, rest = name[len(data_dir) :].partition("/")
+            base = layout.schemes.get(scheme, lib)
+            if scheme == "scripts":
+                rest = script_stem(rest)
+            paths.add(posixpath.join(base, rest))
+        else:
+            paths.add(posixpath.join(lib, name))
+    try:
+        text = source.read_dist_info("entry_points.txt")
+    except (KeyError, ValueError):
+        text = ""
+    for script, *_ in parse_entrypoints(text) if text else ():
+        paths.add(posixpath.join(layout.schemes["scripts"], script_stem(script)))
+    return {p.lower() for p in paths} if layout.windows else paths

@@ -1,0 +1,79 @@
+"""The importable top-level names of a runtime, read from what its distributions installed.
+
+One rule for both places that need the list: the manifest records each package's names (from
+the files its wheel wrote), and the import check imports every name that the RECORD of each
+distribution in the tree declares, plus modules that copyFiles put in site-packages.
+
+A package is a directory with an `__init__` module; a module is a `.py` file or an extension
+(`.so`, `.pyd`); names starting with `_` count (`_cffi_backend`). A directory without
+`__init__` is a namespace package (PEP 420): the search goes on below it to the first regular
+packages and modules, named with dots (`google.protobuf`, `google._upb._message`). Importing
+those imports the namespace too and runs the code that can fail; the namespace alone imports
+whenever its directory exists, so it checks nothing. As for any package, deeper sub-packages
+are not imported: they may need optional dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from runenv._installed import dist_infos, record_paths
+
+_EXTENSION_SUFFIXES = (".so", ".pyd")
+
+
+def top_level(paths: Iterable[str]) -> tuple[str, ...]:
+    """Importable top-level names among `paths` (relative to site-packages, `/`-separated).
+
+    `.dist-info`, `.data`, `__pycache__`, `.pth` files, paths outside site-packages (`../`)
+    and directories that are not identifiers (`numpy.libs`) give no name.
+    """
+    paths = list(paths)
+    packages = {p.rpartition("/")[0] for p in paths if _module(p.rpartition("/")[2]) == "__init__"}
+    names: set[str] = set()
+    for path in paths:
+        parts = path.split("/")
+        if parts[0].endswith((".dist-info", ".data")):
+            continue
+        for depth in range(1, len(parts)):
+            directory = parts[depth - 1]
+            if not directory.isidentifier() or directory == "__pycache__":
+                break
+            if "/".join(parts[:depth]) in packages:
+                names.add(".".join(parts[:depth]))
+                break
+        else:
+            module = _module(parts[-1])
+            if module and module != "__init__":
+                names.add(".".join([*parts[:-1], module]))
+    return tuple(sorted(names))
+
+
+def importable(tree: Path, site_packages: str, copied: Iterable[str] = ()) -> list[str]:
+    """Every top-level name to import in the runtime `tree`.
+
+    `site_packages` is relative to `tree`; `copied` are the files copyFiles wrote, relative to
+    `tree` as the manifest lists them (those outside site-packages are not modules).
+    """
+    site = tree / site_packages
+    names = {name for _, info in dist_infos(site) for name in top_level(record_paths(info))}
+    prefix = site_packages.rstrip("/") + "/"
+    names.update(top_level(p[len(prefix) :] for p in copied if p.startswith(prefix)))
+    return sorted(names)
+
+
+def _module(filename: str) -> str | None:
+    """The module a file defines (`six.py`, `_foo.cpython-312-x86_64-linux-gnu.so`), if any."""
+    if filename.endswith(".py"):
+        stem = filename[:-3]
+    elif filename.endswith(_EXTENSION_SUFFIXES):
+        stem = filename.split(".", 1)[0]
+        if stem.startswith("lib") and filename == f"{stem}.so":
+            # `libfoo.so` without an ABI tag is a shared library a package loads, not a module
+            # (extensions are `foo.cpython-312-...so` or `foo.abi3.so`; a bare `.so` named lib*
+            # would fail an import that nobody makes).
+            return None
+    else:
+        return None
+    return stem if stem.isidentifier() else None

@@ -1,0 +1,44 @@
+"""`runenv check`: the checks of a build, run again on a finished runtime tree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from runenv import audit
+from runenv.build import BuildOptions, Target
+from runenv.check import import_check
+from runenv.config import VariantConfig
+from runenv.errors import UsageError
+from runenv.manifest import read_manifest
+from runenv.modules import importable
+from runenv.plan import make_plan
+from runenv.platforms import Platform, host_platform
+
+
+def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) -> Path:
+    """Re-run the checks on a finished build (`runenv check`); return the tree checked."""
+    plan = make_plan(vc, platform)
+    target = Target.of(plan, options)
+    manifest = read_manifest(target.manifest)
+    if manifest is None or not target.tree.is_dir():
+        raise UsageError(
+            f"{plan.variant} {platform.value} is not built: run `runenv build {plan.variant} "
+            f"--platform {platform.value}`"
+        )
+    audit.audit_tree(target.tree, plan)
+    if platform == host_platform():
+        # Check a hard-linked copy at another path: relocation is checked, the tree untouched.
+        with tempfile.TemporaryDirectory(prefix=".tmp-check.", dir=target.tree.parent) as tmp:
+            moved = Path(tmp) / "runtime"
+            shutil.copytree(target.tree, moved, symlinks=True, copy_function=os.link)
+            import_check(
+                moved,
+                moved / plan.interpreter,
+                importable(moved, plan.site_packages.as_posix(), manifest.get("copied_files", [])),
+                plan.allow_import_failures,
+                timeout=float(plan.timeout),
+            )
+    return target.tree
