@@ -29,11 +29,13 @@ from runenv.config import VERSIONS_DIR, VariantConfig, find_project, list_varian
 from runenv.errors import RunenvError, UsageError, describe_os_error
 from runenv.manifest import read_manifest
 from runenv.matrix import matrix_json, matrix_table
+from runenv.parts import DEFAULT_PART_SIZE, PART_SIZE_ENV, part_size_from
 from runenv.plan import make_plan
 from runenv.platforms import Platform, parse_platforms
 from runenv.python_fetch import MIRROR_ENV, choose_mirror, pinned_archive
 from runenv.recheck import check_built
 from runenv.scaffold import new_variant
+from runenv.sign import SIGN_ENV, sign_command_from
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -177,6 +179,9 @@ def _build_options(args: argparse.Namespace, project: Path) -> BuildOptions:
         default_index=getattr(args, "index_url", None) or os.environ.get(INDEX_ENV),
         progress=_progress(args),
         report=_say(args),
+        # Only `build` signs and cuts parts: other commands ignore the environment's settings.
+        sign_command=sign_command_from(args.sign_command) if "sign_command" in args else None,
+        part_size=part_size_from(args.part_size) if "part_size" in args else DEFAULT_PART_SIZE,
     )
 
 
@@ -340,6 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true", help="build from scratch in throwaway caches")
     p.add_argument("--offline", action="store_true", help="use the caches only")
     p.add_argument("--out", metavar="DIR", help="where archives and manifests go (default: dist/)")
+    p.add_argument(
+        "--part-size",
+        metavar="BYTES",
+        help=f"cut archives above this into parts (env {PART_SIZE_ENV}; default 2000000000)",
+    )
+    p.add_argument(
+        "--sign-command",
+        metavar="CMD",
+        help=f"run CMD LISTFILE over the tree's binaries before the pack (env {SIGN_ENV})",
+    )
     _source_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 

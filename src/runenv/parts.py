@@ -110,18 +110,12 @@ def publish_parts(manifest_path: Path, part_size: int) -> list[dict[str, Any]]:
     if manifest is None or not isinstance(manifest.get("archive"), str):
         raise BuildError(f"{manifest_path}: not a readable manifest")
     archive = manifest_path.parent / manifest["archive"]
-    size = manifest.get("size")
     listed = manifest.get("parts")
-    if (
-        isinstance(listed, list)
-        and manifest.get("part_size") == part_size
-        and _parts_present(archive, listed)
-    ):
-        return list(listed)  # already cut at this size
-    if listed is None and isinstance(size, int) and size <= part_size:
-        for old in stale_parts(archive):  # left by an earlier, larger archive
-            old.unlink()
-        return []
+    if _current(manifest, archive, part_size):
+        if not listed:
+            for old in stale_parts(archive):  # left by an earlier, larger archive
+                old.unlink()
+        return list(listed or [])
     parts = split(archive, part_size)
     updated = {k: v for k, v in manifest.items() if k not in ("parts", "part_size")}
     if parts:
@@ -129,6 +123,26 @@ def publish_parts(manifest_path: Path, part_size: int) -> list[dict[str, Any]]:
         updated["part_size"] = part_size
     write_manifest(manifest_path, updated)
     return parts
+
+
+def parts_current(manifest_path: Path, part_size: int) -> bool:
+    """Whether the manifest already has what `publish_parts` would give it at this part size
+    (no parts for an archive within it; else parts of this size, each there)."""
+    manifest = read_manifest(manifest_path)
+    if manifest is None or not isinstance(manifest.get("archive"), str):
+        return False
+    return _current(manifest, manifest_path.parent / manifest["archive"], part_size)
+
+
+def _current(manifest: dict[str, Any], archive: Path, part_size: int) -> bool:
+    listed, size = manifest.get("parts"), manifest.get("size")
+    if listed is None:
+        return isinstance(size, int) and size <= part_size
+    return (
+        isinstance(listed, list)
+        and manifest.get("part_size") == part_size
+        and _parts_present(archive, listed)
+    )
 
 
 def _parts_present(archive: Path, listed: list[Any]) -> bool:
