@@ -95,9 +95,11 @@ def sign_windows(files: list[Path], tmp: Path) -> None:
             _run("signtool", "sign", "/fd", "sha256", "/tr", stamp, "/td", "sha256",
                  "/f", pfx, "/p", password, f)  # fmt: skip
         return
+    secret = tmp / "pfx-password"  # read from a file: not on a command line
+    secret.write_text(password)
     for f in files:
         signed = f.with_name(f.name + ".signed")
-        _run("osslsigncode", "sign", "-pkcs12", pfx, "-pass", password, "-h", "sha256",
+        _run("osslsigncode", "sign", "-pkcs12", pfx, "-readpass", secret, "-h", "sha256",
              "-ts", stamp, "-in", f, "-out", signed)  # fmt: skip
         signed.replace(f)
 

@@ -156,3 +156,70 @@ def test_a_failing_sign_command_fails_the_build_with_nothing_published(
     assert len(out.stderr.strip().splitlines()) == 1
     assert not list((project / "dist").glob("runenv-*.tar.gz"))
     assert not list((project / "dist").glob("runenv-*.json"))
+
+
+# --- scripts/sign_runtime.py, the sign command CI passes ----------------------------------
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sign_runtime.py"
+FAKE_OSSLSIGNCODE = """\
+#!/usr/bin/env python3
+import json, os, shutil, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as fh:
+    fh.write(json.dumps(args) + "\\n")
+src, out = args[args.index("-in") + 1], args[args.index("-out") + 1]
+shutil.copyfile(src, out)
+with open(out, "ab") as fh:
+    fh.write(b"AUTHENTICODE")
+"""
+
+
+def _script(tmp_path: Path, platform: str, files: list[Path], env: dict[str, str]) -> str:
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{f}\n" for f in files))
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), str(listing)],
+        capture_output=True,
+        text=True,
+        env={**env, "RUNENV_SIGN_PLATFORM": platform},
+        check=True,
+    )
+    return out.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the Linux path of the script")
+def test_ci_sign_script_signs_windows_binaries_on_linux_and_skips_without_keys(
+    tmp_path: Path,
+) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "osslsigncode"
+    fake.write_text(FAKE_OSSLSIGNCODE)
+    fake.chmod(0o755)
+    files = [tmp_path / n for n in ("python.exe", "python312.dll", "_ssl.pyd", "notes.so")]
+    for f in files:
+        f.write_bytes(b"MZ" + f.name.encode())
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("WINDOWS_", "MACOS_"))}
+    base["PATH"] = f"{tools}{os.pathsep}{base['PATH']}"
+    base["FAKE_LOG"] = str(tmp_path / "calls.jsonl")
+
+    # No keys: a GitHub notice, nothing touched.
+    said = _script(tmp_path, "windows-x64", files, base)
+    assert said.startswith("::notice::windows-x64: not signed: the repository has no ")
+    assert not (tmp_path / "calls.jsonl").exists()
+
+    keys = {**base, "WINDOWS_CERTIFICATE_PFX": "Y2VydA==", "WINDOWS_CERTIFICATE_PASSWORD": "pw"}
+    said = _script(tmp_path, "windows-x64", files, keys)
+    assert "windows-x64: signed 3 binaries" in said
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert [Path(c[c.index("-in") + 1]).name for c in calls] == [
+        "python.exe",
+        "python312.dll",
+        "_ssl.pyd",
+    ]
+    for call in calls:
+        assert call[:2] == ["sign", "-pkcs12"] and "-ts" in call and "sha256" in call
+        assert "pw" not in call  # the password is read from a file
+    assert all(f.read_bytes().endswith(b"AUTHENTICODE") for f in files[:3])
+    assert files[3].read_bytes() == b"MZnotes.so"  # not a Windows binary name: left alone
+    assert "nothing to sign" in _script(tmp_path, "linux-x64", files, keys)
