@@ -158,6 +158,29 @@ def test_a_failing_sign_command_fails_the_build_with_nothing_published(
     assert not list((project / "dist").glob("runenv-*.json"))
 
 
+def test_a_cross_build_signs_the_foreign_platforms_binaries(
+    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """macOS binaries built on Linux: the hook gets the Mach-O files, told the platform."""
+    from support.project import VARIANT as CROSS_VARIANT
+    from support.project import build
+    from test_cross import cross_project
+
+    root = cross_project(tmp_path / "p", pbs, ["rtnative==1.0"])
+    (root / "recorder.py").write_text(RECORDER)
+    record = root / "record.json"
+    monkeypatch.setenv("REC_OUT", str(record))
+    target = "macosx-aarch64"
+    assert build(root, pkg_server, "--platform", target, "--sign-command", _sign(root)) == 0
+    seen = json.loads(record.read_text())
+    assert seen["platform"] == target and seen["variant"] == CROSS_VARIANT
+    tree = root / "pydist" / CROSS_VARIANT / target
+    listed = sorted(Path(f).relative_to(seen["tree"]).as_posix() for f in seen["files"])
+    assert listed == _binaries(tree)
+    kinds = {identify(tree / name).format for name in listed}  # type: ignore[union-attr]
+    assert kinds == {"Mach-O"} and any("rtnative" in name for name in listed)
+
+
 # --- scripts/sign_runtime.py, the sign command CI passes ----------------------------------
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sign_runtime.py"
