@@ -18,6 +18,7 @@ one, and a cross build refuses every sdist (`source_build.CrossSourceBuildError`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -257,6 +258,7 @@ def estimate(targets: Sequence[TargetPlan], model: CostModel | None = None) -> d
     total_native = sum(v["billed"] for v in native.values())
     return {
         "multipliers": dict(MULTIPLIERS),
+        "assumed_minutes": dataclasses.asdict(model),  # the cost model's figures (CostModel)
         "plan": planned,
         "all_native": native,
         "billed": total,
