@@ -4,8 +4,8 @@ Each stage is one call there, to a function below named after it, which hands th
 module that holds it: plan (`plan`), lock (`lock`), select and download wheels (`wheels`),
 fetch Python (`python_fetch`), build sdists (`source_build`), install (`install`), copy files
 (`copy_files`), check (`check`, `audit`), sign (`sign`), pack (`pack`), publish (`manifest`,
-`pack`), parts (`parts`). What
-every stage reads travels in one `BuildContext`; what a stage produces is passed on by name.
+`pack`), parts (`parts`). What every stage reads travels in one `BuildContext`; what a stage
+produces is passed on by name.
 docs/architecture.md describes the stages, the data each passes on, and where a new one goes.
 
 Safety: everything is built under `pydist/<variant>/.tmp-*` while holding the target's file

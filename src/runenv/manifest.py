@@ -17,7 +17,8 @@ from runenv.plan import CopyStep, Plan
 SCHEMA_VERSION = 1
 # Bump when a change to runenv changes what a build produces from the same inputs.
 # 2: the manifest lists each package's top-level names; the import check imports them all.
-BUILD_FORMAT = 2
+# 3: the manifest records the import check (`check`), which a cross build's verify job runs.
+BUILD_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,8 @@ def make_manifest(
         ],
         "skipped": [{"name": n, "reason": r} for n, r in sorted(plan.skipped.items())],
         "copied_files": list(copied),
-        # What the import check imports (every top-level name in site-packages) and may see
-        # fail: recorded so a cross-built archive gets the same check on its native runner
+        # What the import check imports (`modules.importable`) and may see fail: recorded so a
+        # cross-built archive gets the same check on its native runner
         # (`python -m runenv_catalogue check MANIFEST`, the workflow's verify job).
         "check": {
             "modules": sorted(set(checked)),
