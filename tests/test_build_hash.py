@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from runenv.config import load_variant
+from runenv.config import load_variant, parse_git
 from runenv.manifest import PLAN_FIELDS_NOT_HASHED, BuildInputs
-from runenv.plan import CopyStep, Plan, make_plan
+from runenv.plan import BuildRecipe, CopyStep, Plan, SourcePolicy, make_plan
 from runenv.platforms import Platform
 
 PYTHON_SHA = "a" * 64
@@ -76,7 +76,11 @@ def other_values(plan: Plan, tmp_path: Path) -> dict[str, Any]:
         "platform": Platform.MACOSX_AARCH64,
         "python_version": "3.12.11",
         "requirements": ("rtpure==2.0",),
-        "constraints": ("rtdep==2.0",),
+        "overrides": ("rtdep==2.0",),
+        "no_deps": frozenset({"rtpure"}),
+        "git": (parse_git("rtgit @ git+https://git.example.com/org/rtgit.git@v1"),),
+        "policy": SourcePolicy(strict_missing=True),
+        "build_wheel": {"rtpure": BuildRecipe("no wheel", ("setuptools",), (("k", "v"),))},
         "skipped": {"gone": "another reason"},
         "force_source": {"rtpure": "patched"},
         "copy_files": (CopyStep(elsewhere, PurePosixPath("share")),),

@@ -93,8 +93,8 @@ def test_overrides_merge_per_package_and_replace_pins(tmp_path: Path) -> None:
         "pandas[performance]==2.2.3; python_version >= '3.9'",
         "scipy>=1.13,<1.14",
     )
-    # An override of a package that is not a direct dependency pins it where it is pulled in.
-    assert plan.constraints == ("urllib3==2.2.0",)
+    # Every override goes to uv's --overrides: it replaces the package's ranges everywhere.
+    assert plan.overrides == ("numpy==2.1.3", "scipy>=1.13,<1.14", "urllib3==2.2.0")
 
 
 def test_skip_and_force_source_merge_per_package_and_platform(tmp_path: Path) -> None:

@@ -302,7 +302,14 @@ def test_read_lock_requires_hashes_and_files(tmp_path: Path) -> None:
         'lock-version = "1.0"\n[[packages]]\nname = "foo"\nversion = "1.0"\n'
         'vcs = { type = "git", url = "https://x/foo.git", commit-id = "abc" }\n'
     )
-    with pytest.raises(LockError, match=r"foo 1\.0 comes from a vcs"):
+    # A git source must carry its full commit hash: an abbreviated one is not a pin.
+    with pytest.raises(LockError, match=r"foo 1\.0: a git source needs its url and full commit"):
+        read_lock(path)
+    path.write_text(
+        'lock-version = "1.0"\n[[packages]]\nname = "foo"\nversion = "1.0"\n'
+        'directory = { path = "src/foo" }\n'
+    )
+    with pytest.raises(LockError, match=r"foo 1\.0 comes from a directory"):
         read_lock(path)
     with pytest.raises(LockError, match="no such lock"):
         read_lock(tmp_path / "missing.toml")

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,9 @@ class BuildContext:
     python: python_fetch.PythonSource  # where the interpreter comes from, with its sha256
     target: Target
     log: BuildLog
+    # Set by `select` in a cross build: the wheels of its sources, built on this host because
+    # they came out py3-none-any (keyed by the source's file name).
+    host_built: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -252,7 +255,7 @@ def build_target(
         staged_archive = stack.enter_context(temp_beside(ctx.target.archive))
         background = stack.enter_context(ThreadPoolExecutor(1))
 
-        artifacts = select(ctx, lock_file)
+        artifacts, ctx = select(ctx, lock_file)
         unpacking = background.submit(fetch_python, ctx, work / "build")
         files = download_wheels(ctx, artifacts)
         tree = unpacking.result()
@@ -304,7 +307,8 @@ def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
     """Everything that decides the platform's lock (its freshness is a hash of this)."""
     return lock.LockRequest(
         requirements=plan.requirements,
-        constraints=plan.constraints,
+        overrides=plan.overrides,
+        no_deps=tuple(sorted(plan.no_deps)),
         python_version=plan.python_version,
         platform=plan.platform,
         glibc=plan.glibc,
@@ -385,24 +389,42 @@ def build_hash(ctx: BuildContext, lock_file: Path) -> str:
     return hashlib.sha256(f"{digest}\0signed by\0{command}".encode()).hexdigest()
 
 
-def select(ctx: BuildContext, lock_file: Path) -> list[Artifact]:
-    """Select: the file each locked package installs from, a wheel or else its sdist.
+def select(ctx: BuildContext, lock_file: Path) -> tuple[list[Artifact], BuildContext]:
+    """Select: the file each locked package installs from, a wheel or else its source (an
+    sdist, a git commit), under the plan's `packages.resolution` policy.
 
-    A cross build that would need a source build stops here, before anything is downloaded.
+    What the policy lets go is a warning line and, in the returned context's plan, a skipped
+    package with its reason (the manifest records it). A cross build builds its sources here,
+    on this host, keeping those whose wheel is py3-none-any (`ctx.host_built`); one that needs
+    a native source build stops here, before the interpreter and the wheels are downloaded.
     """
     plan = ctx.plan
-    artifacts = wheels.select(
-        lock.read_lock(lock_file),
-        plan.platform,
-        plan.python_version,
-        plan.force_source,
-        glibc=plan.glibc,
-        macos=plan.macos,
+    selection = wheels.select_for_plan(lock.read_lock(lock_file), plan)
+    for name, why in selection.missing.items():
+        ctx.options.report(f"warning: {ctx.name}: {name} skipped: {why}")
+    if selection.missing:
+        ctx = replace(ctx, plan=replace(plan, skipped={**plan.skipped, **selection.missing}))
+    sources = [a for a in selection.artifacts if a.from_source]
+    if sources and not ctx.native:
+        ctx = replace(ctx, host_built=_host_pure_wheels(ctx, sources))
+    return selection.artifacts, ctx
+
+
+def _host_pure_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> dict[str, Path]:
+    """A cross build's sources, each built once on this host and kept when its wheel is
+    py3-none-any (shared by every platform through the cache); CrossSourceBuildError names
+    the ones that compile code and need a native runner. Only the sources are fetched."""
+    files = wheels.download_all(
+        sources, ctx.cache, client=ctx.client, timeout=ctx.timeout, offline=ctx.options.offline
     )
-    sdists = [a for a in artifacts if a.kind == "sdist"]
-    if sdists and not ctx.native:
-        raise source_build.CrossSourceBuildError(plan.platform, sdists)
-    return artifacts
+    return source_build.host_pure_wheels(
+        sources,
+        files,
+        ctx.plan,
+        ctx.cache,
+        default_index=ctx.options.default_index,
+        log_file=ctx.log.path,
+    )
 
 
 def fetch_python(ctx: BuildContext, dest: Path) -> Path:
@@ -438,12 +460,15 @@ def download_wheels(ctx: BuildContext, artifacts: Sequence[Artifact]) -> dict[st
 def build_sdists(
     ctx: BuildContext, artifacts: Sequence[Artifact], files: Mapping[str, Path], tree: Path
 ) -> dict[str, Path]:
-    """Build sdists: a wheel from each selected sdist, with the runtime's own interpreter.
+    """Build sdists: a wheel from each selected source (sdist, git commit), with the runtime's
+    own interpreter; a cross build's come from `select` (built on this host, pure).
 
-    Keyed by the sdist's file name; native builds only (`select` refused the rest).
+    Keyed by the source's file name.
     """
+    if not ctx.native:
+        return dict(ctx.host_built)
     return source_build.build_wheels(
-        [a for a in artifacts if a.kind == "sdist"],
+        [a for a in artifacts if a.from_source],
         files,
         tree / ctx.plan.interpreter,
         ctx.plan,

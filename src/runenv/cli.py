@@ -34,6 +34,7 @@ from runenv.plan import make_plan
 from runenv.platforms import Platform, parse_platforms
 from runenv.python_fetch import MIRROR_ENV, choose_mirror, pinned_archive
 from runenv.recheck import check_built
+from runenv.reference_import import import_reference
 from runenv.scaffold import new_variant
 from runenv.sign import SIGN_ENV, sign_command_from
 
@@ -75,8 +76,16 @@ def cmd_config(args: argparse.Namespace) -> int:
             print(f"    {req}")
         for name, why in plan.force_source.items():
             print(f"  from source:   {name} ({why})")
-        for constraint in plan.constraints:
-            print(f"  constraint:    {constraint}")
+        for line in plan.overrides:
+            print(f"  override:      {line}")
+        for name in sorted(plan.no_deps):
+            print(f"  no deps:       {name}")
+        for name, recipe in plan.build_wheel.items():
+            extras = [*recipe.build_requires, *(f"{k}={v}" for k, v in recipe.config_settings)]
+            print(f"  build wheel:   {name}" + (f" ({', '.join(extras)})" if extras else ""))
+        if plan.policy is not None:
+            policy = " ".join(f"{k}={v}" for k, v in plan.policy.to_json().items() if v)
+            print(f"  resolution:    {policy or 'no source builds; missing wheels skipped'}")
         for name, why in plan.skipped.items():
             print(f"  skipped:       {name} ({why})")
         for step in data["copy_files"]:
@@ -151,7 +160,7 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
     def say(message: str) -> None:
-        if not args.quiet:
+        if not args.quiet or message.startswith("warning:"):  # warnings always show
             print(message, file=sys.stderr, flush=True)
 
     return say
@@ -277,6 +286,31 @@ def cmd_fetch_python(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import a checkout of the reference system (shared-config.json, python-*/ folders)."""
+    if args.project:
+        project = Path(args.project).resolve()
+    else:
+        try:
+            project = find_project()
+        except UsageError:
+            project = Path.cwd().resolve()  # a new project: versions/ is created here
+    result = import_reference(Path(args.path), project, force=args.force)
+    for path in result.replaced:
+        print(f"replaced {path}")
+    if result.shared is not None:
+        print(f"shared-config.json -> {result.shared}")
+    for item in result.variants:
+        payload = (
+            f" + copyFiles {', '.join(item.copied)} ({item.files} files)" if item.copied else ""
+        )
+        print(f"{item.source.name}/config.json -> {item.target / 'config.json'}{payload}")
+    names = " ".join(item.variant for item in result.variants)
+    print(f"imported {len(result.variants)} variant(s): {names}")
+    print("next: runenv lock VARIANT --platform all (each variant's locks), then runenv build")
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     """Remove build outputs (dist/, pydist/), and with --cache the download cache too."""
     project = _project(args)
@@ -391,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", metavar="URL", help="where the archives will be (default: dist/)")
     p.add_argument("--version", metavar="V", help="catalogue package version (default: derived)")
     p.add_argument("--dist", metavar="DIR", help="where the manifests are (default: dist/)")
+
+    p = command("import", cmd_import)
+    p.add_argument("path", metavar="PATH", help="a checkout of the reference system")
+    p.add_argument("--force", action="store_true", help="replace variants that exist already")
 
     p = command("new", cmd_new)
     p.add_argument("variant", help="folder name, e.g. 3.13.0-custom")

@@ -16,16 +16,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from deepmerge import Merger
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     model_validator,
 )
@@ -40,7 +42,8 @@ VERSIONS_DIR = "versions"
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 _VARIANT_RE = re.compile(r"^(?P<version>\d+\.\d+\.\d+)?(?:[-_.]?[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a variant folder's name
+_PACKAGE_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)  # PEP 508
 SITE_PACKAGES_PLACEHOLDERS = ("{site-packages}", "<site-packages>")
 
 
@@ -48,14 +51,121 @@ SITE_PACKAGES_PLACEHOLDERS = ("{site-packages}", "<site-packages>")
 
 
 def _requirement(value: str) -> str:
+    if is_git_dependency(value):
+        parse_git(value)  # raises ValueError naming what is wrong
+        return value
     try:
         req = Requirement(value)
     except InvalidRequirement as exc:
         reason = str(exc).splitlines()[0]  # packaging adds lines that point at the column
         raise ValueError(f"malformed requirement {value!r}: {reason}") from None
     if req.url:
-        raise ValueError(f"requirement {value!r}: direct URL requirements cannot be locked")
+        raise ValueError(
+            f"requirement {value!r}: direct URL requirements cannot be locked "
+            "(only git ones: git+https://host/org/repo.git@rev)"
+        )
     return value
+
+
+def _build_requirement(value: str) -> str:
+    """A requirement of a source build (`setuptools>=40.8.0`, `numpy==1.26.4`): no URLs."""
+    try:
+        req = Requirement(value)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0]
+        raise ValueError(f"{value!r} is not a requirement: {reason}") from None
+    if req.url:
+        raise ValueError(f"{value!r}: a build requirement must come from an index, not a URL")
+    return value
+
+
+def _package_name(value: str) -> str:
+    if not _PACKAGE_RE.match(value):
+        raise ValueError(f"{value!r} is not a package name")
+    return value
+
+
+def _config_setting(value: str) -> str:
+    """One PEP 517 config setting as the reference writes it: `key=value`."""
+    key, eq, _ = value.partition("=")
+    if not eq or not key.strip():
+        raise ValueError(f"{value!r} is not a config setting of the form key=value")
+    return value
+
+
+# --- git dependencies ----------------------------------------------------------------------
+
+_GIT_SCHEMES = ("git+https", "git+http", "git+ssh", "git+file")
+_GIT_EXAMPLE = "git+https://host/org/repo.git@rev"
+
+
+@dataclass(frozen=True)
+class GitDependency:
+    """A dependency on a git repository: `git+URL[@rev]` or `name @ git+URL[@rev]`."""
+
+    name: str  # as given, else the repository's: `parapred-pytorch` for .../parapred-pytorch.git
+    url: str  # the repository URL, without `git+` and without the revision
+    rev: str | None
+    named: bool  # written as `name @ git+...`
+
+    @property
+    def requirement(self) -> str:
+        """The line uv reads: the dependency as written, normalised to `name @ git+...`."""
+        rev = f"@{self.rev}" if self.rev else ""
+        return f"{self.name} @ git+{self.url}{rev}"
+
+
+def is_git_dependency(value: str) -> bool:
+    """Whether a dependency string names a git repository (it may still be malformed)."""
+    text = value.strip()
+    if text.startswith("git+"):
+        return True
+    _, at, rest = text.partition("@")
+    return bool(at) and rest.strip().startswith("git+")
+
+
+def parse_git(value: str) -> GitDependency:
+    """Split a git dependency; ValueError saying what is wrong with a malformed one."""
+    text = value.strip()
+    name: str | None = None
+    if not text.startswith("git+"):
+        head, _, text = text.partition("@")
+        name, text = head.strip(), text.strip()
+        if not _PACKAGE_RE.match(name):
+            raise ValueError(f"{value!r}: {name!r} is not a package name")
+    bad = f"malformed git URL {value!r}: expected {_GIT_EXAMPLE} or name @ {_GIT_EXAMPLE}"
+    if any(c.isspace() for c in text) or ("#" in text and "#egg=" not in text):
+        raise ValueError(bad)
+    text, _, fragment = text.partition("#")
+    parts = urlsplit(text)
+    if parts.scheme not in _GIT_SCHEMES:
+        raise ValueError(f"{bad} (scheme {parts.scheme or 'missing'!r})")
+    if parts.scheme != "git+file" and not parts.hostname:
+        raise ValueError(f"{bad} (no host)")
+    path = parts.path
+    rev: str | None = None
+    if "@" in path:
+        path, _, rev = path.rpartition("@")
+        if not rev or not re.fullmatch(r"[A-Za-z0-9._/+-]+", rev):
+            raise ValueError(f"{bad} (empty or invalid revision after @)")
+    repo = path.rstrip("/").rsplit("/", 1)[-1]
+    repo = repo[: -len(".git")] if repo.endswith(".git") else repo
+    if not repo:
+        raise ValueError(f"{bad} (no repository path)")
+    if fragment.startswith("egg=") and name is None:
+        name = fragment[len("egg=") :]
+    name = name or repo
+    if not _PACKAGE_RE.match(name):
+        raise ValueError(f"{bad} (cannot take a package name from {repo!r}: write name @ git+...)")
+    url = urlunsplit((parts.scheme[len("git+") :], parts.netloc, path, parts.query, ""))
+    return GitDependency(name=name, url=url, rev=rev, named=not value.strip().startswith("git+"))
+
+
+def dependency_name(value: str) -> str:
+    """The package name of a (validated) dependency string, git ones included."""
+    if is_git_dependency(value):
+        return parse_git(value).name
+    return Requirement(value).name
 
 
 def _python_version(value: str) -> str:
@@ -127,6 +237,9 @@ Sha256 = Annotated[str, AfterValidator(_sha256)]
 OverrideStr = Annotated[str, AfterValidator(_override)]
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
 Glibc = Annotated[str, AfterValidator(_glibc)]
+BuildRequirement = Annotated[str, AfterValidator(_build_requirement)]
+PackageName = Annotated[str, AfterValidator(_package_name)]
+ConfigSetting = Annotated[str, AfterValidator(_config_setting)]
 
 
 # --- the models --------------------------------------------------------------------------
@@ -143,9 +256,32 @@ class CopyFile(_Model):
     to: RelativePath
 
 
+class Resolution(_Model):
+    """The reference system's source policy: which packages may, must or must not be built.
+
+    Booleans left out inherit from the less specific layer; lists add up (see README.md).
+    """
+
+    allowSourceAll: StrictBool | None = None
+    strictMissing: StrictBool | None = None
+    allowSourceList: list[PackageName] = []
+    forceNoBinaryList: list[PackageName] = []
+    onlyBinaryList: list[PackageName] = []
+
+
+class BuildWheel(_Model):
+    """Build this package's wheel from its sdist on one platform, with these extras."""
+
+    reason: str = ""
+    buildRequires: list[BuildRequirement] = []
+    # PEP 517 config settings: `key=value` strings (the reference's form) or a table.
+    configSettings: list[ConfigSetting] | dict[str, str | list[str]] = []
+
+
 class PlatformSpecific(_Model):
     dependencies: list[RequirementStr] = []
     copyFiles: list[CopyFile] = []
+    resolution: Resolution | None = None
 
 
 class Packages(_Model):
@@ -153,6 +289,9 @@ class Packages(_Model):
     overrides: dict[str, OverrideStr] = {}
     skip: dict[str, dict[Platform, str]] = {}
     forceSource: dict[str, dict[Platform, str]] = {}
+    buildWheel: dict[str, dict[Platform, BuildWheel]] = {}
+    noDeps: list[PackageName] = []
+    resolution: Resolution | None = None
     copyFiles: list[CopyFile] = []
     platformSpecific: dict[Platform, PlatformSpecific] = {}
 
@@ -431,7 +570,18 @@ def _merge_lists(config: Merger, path: list[str], base: list[Any], nxt: list[Any
     return [*base, *nxt]
 
 
-_MERGER = Merger([(list, _merge_lists), (dict, "merge")], ["override"], ["override"])
+def _merge_dicts(
+    config: Merger, path: list[str], base: dict[str, Any], nxt: dict[str, Any]
+) -> dict[str, Any]:
+    # `packages.buildWheel.<package>.<platform>` is one recipe: a later layer replaces it whole.
+    if len(path) == 4 and path[:2] == ["packages", "buildWheel"]:
+        return dict(nxt)
+    for key, value in nxt.items():
+        base[key] = config.value_strategy([*path, key], base[key], value) if key in base else value
+    return base
+
+
+_MERGER = Merger([(list, _merge_lists), (dict, _merge_dicts)], ["override"], ["override"])
 
 
 def merge_layers(layers: list[Mapping[str, Any]]) -> dict[str, Any]:
@@ -468,6 +618,32 @@ def _resolve_copies(
     return common, per
 
 
+def declared_names(config: Config) -> set[str]:
+    """Canonical names of every dependency the config declares, on any platform."""
+    pkgs = config.packages
+    deps = [
+        *(pkgs.dependencies or []),
+        *(d for s in pkgs.platformSpecific.values() for d in s.dependencies),
+    ]
+    return {canonicalize_name(dependency_name(d)) for d in deps}
+
+
+def _check_no_deps(project: Path, layers: list[Layer], config: Config) -> None:
+    """`noDeps` may only name declared dependencies (shared-config's may name any)."""
+    declared = declared_names(config)
+    for layer in layers:
+        if layer.path.parent == project:
+            continue  # the shared config serves many variants
+        for i, name in enumerate(layer.model.packages.noDeps):
+            if canonicalize_name(name) not in declared:
+                raise ConfigError(
+                    _display(project, layer.path),
+                    f"packages.noDeps[{i}]",
+                    f"{name} is not a dependency of this variant (on any platform): "
+                    "remove it or add it to packages.dependencies",
+                )
+
+
 def variant_python_version(variant: str, config: Config) -> str | None:
     """`python.version`, else the variant name's leading X.Y.Z."""
     if config.python.version:
@@ -490,6 +666,7 @@ def load_variant(project: Path, variant: str) -> VariantConfig:
     merged = merge_layers([layer.data for layer in layers])
     config = _validate(_display(project, layers[-1].path) + " (merged)", merged)
 
+    _check_no_deps(project, layers, config)
     version = variant_python_version(variant, config)
     if version is None:
         raise ConfigError(

@@ -23,7 +23,7 @@ import re
 import sys
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from packaging.utils import canonicalize_name
 
 from runenv._cache import Cache, staged_file
 from runenv._uv import run_uv
+from runenv.config import is_git_dependency, parse_git
 from runenv.errors import LockError, SubprocessError, UsageError
 from runenv.platforms import DEFAULT_GLIBC, DEFAULT_MACOS, Platform
 
@@ -55,7 +56,9 @@ class LockRequest:
     indexes: tuple[str, ...]  # additional index URLs, in priority order
     default_index: str | None = None  # None: PyPI
     skipped: tuple[str, ...] = ()  # package names skipped on this platform
-    constraints: tuple[str, ...] = ()  # pins for packages pulled in indirectly (overrides)
+    constraints: tuple[str, ...] = ()  # uv constraints (narrow what may be chosen)
+    overrides: tuple[str, ...] = ()  # uv overrides: replace every requirement on a package
+    no_deps: tuple[str, ...] = ()  # packages locked without their dependencies
     glibc: tuple[int, int] = DEFAULT_GLIBC  # Linux: the manylinux floor to resolve for
     macos: tuple[int, int] | None = None  # macOS: the minimum to resolve for (None: default)
 
@@ -74,8 +77,8 @@ class LockRequest:
         floor = self.floor
         doc = {
             "lock-format": LOCK_FORMAT_VERSION,
-            "requirements": sorted(str(_requirement(r)) for r in self.requirements),
-            "constraints": sorted(str(_requirement(r)) for r in self.constraints),
+            "requirements": sorted(_normal(r) for r in self.requirements),
+            "constraints": sorted(_normal(r) for r in self.constraints),
             "python-version": self.python_version,
             "platform": str(self.platform),
             "floor": list(floor) if floor else None,
@@ -83,6 +86,11 @@ class LockRequest:
             "default-index": self.default_index or PYPI_SIMPLE,
             "skipped": sorted({canonicalize_name(s) for s in self.skipped}),
         }
+        # Added only when used, so locks written before these existed stay fresh.
+        if self.overrides:
+            doc["overrides"] = sorted(_normal(r) for r in self.overrides)
+        if self.no_deps:
+            doc["no-deps"] = sorted({canonicalize_name(n) for n in self.no_deps})
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -107,6 +115,20 @@ class LockedPackage:
     sdist: LockedFile | None
     index: str | None = None
     marker: str | None = None
+    vcs: VcsSource | None = None
+
+    @property
+    def from_git(self) -> bool:
+        return self.vcs is not None
+
+
+@dataclass(frozen=True)
+class VcsSource:
+    """A package locked to a git commit (PEP 751 `vcs`): built from that commit's tree."""
+
+    url: str
+    commit: str  # the full commit hash
+    requested: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +140,7 @@ class Lock:
     inputs_hash: str | None = None
     platform: str | None = None
     python_version: str | None = None
+    overrides: tuple[str, ...] = ()  # the overrides the lock was resolved with
 
     def package(self, name: str) -> LockedPackage | None:
         """The locked package called `name` (any spelling), if any."""
@@ -144,18 +167,14 @@ def lock(
     Raises LockError when uv cannot resolve (with uv's explanation), when a file lacks a
     sha256, or when a skipped package is still required by another one.
     """
-    for req in (*request.requirements, *request.constraints):
-        _requirement(req)
+    for req in (*request.requirements, *request.constraints, *request.overrides):
+        _normal(req)
     label = f"{path.parent.name} for {request.platform} (Python {request.python_version})"
     with tempfile.TemporaryDirectory(prefix="runenv-lock-") as tmp_name:
         tmp = Path(tmp_name)
         reqs = tmp / "requirements.in"
         reqs.write_text("".join(r + "\n" for r in request.requirements), encoding="utf-8")
-        base: list[str] = []
-        if request.constraints:
-            constraints = tmp / "constraints.txt"
-            constraints.write_text("".join(r + "\n" for r in request.constraints), "utf-8")
-            base = ["--constraints", str(constraints)]
+        base = _input_files(request, tmp)
         out = tmp / "pylock.toml"
         _compile(
             request,
@@ -170,6 +189,22 @@ def lock(
         )
         text = out.read_text(encoding="utf-8")
         parsed = _parse(_loads(text, path), path)
+        # uv applies version-less dependency-metadata to index packages only: a git package
+        # needs its name and version given, which the first resolution tells.
+        no_deps = {canonicalize_name(n) for n in request.no_deps}
+        git_pkgs = _no_deps_git(request.requirements, parsed, no_deps)
+        if git_pkgs:
+            reqs.write_text(
+                "".join(_named_git(r, git_pkgs) + "\n" for r in request.requirements), "utf-8"
+            )
+            versions = {str(canonicalize_name(p.name)): p.version for p in git_pkgs}
+            base = _input_files(request, tmp, versions)
+            _compile(
+                request, reqs, out, [*base, "--format", "pylock.toml"], label,
+                cache=cache, timeout=timeout, log_file=log_file, offline=offline,
+            )  # fmt: skip
+            text = out.read_text(encoding="utf-8")
+            parsed = _parse(_loads(text, path), path)
         if request.skipped:
             _check_skipped(
                 request,
@@ -191,6 +226,10 @@ def lock(
     }
     if request.floor:
         meta["glibc" if request.platform.info.os == "linux" else "macos"] = _dotted(request.floor)
+    if request.overrides:  # the lock says which versions were forced over declared ranges
+        meta["overrides"] = list(request.overrides)
+    if request.no_deps:
+        meta["no-deps"] = sorted({canonicalize_name(n) for n in request.no_deps})
     final = text.rstrip("\n") + "\n\n" + tomli_w.dumps({"tool": {TOOL_TABLE: meta}})
     with staged_file(path) as staged:
         staged.write_text(final, encoding="utf-8")
@@ -218,6 +257,68 @@ def is_fresh(path: Path, request: LockRequest) -> bool:
 
 
 # --------------------------------------------------------------------------- uv
+
+
+def _url_key(url: str) -> str:
+    url = url.rstrip("/")
+    return url[: -len(".git")] if url.endswith(".git") else url
+
+
+def _no_deps_git(
+    requirements: tuple[str, ...], parsed: Lock, no_deps: Collection[str]
+) -> list[LockedPackage]:
+    """The locked git packages that noDeps names, by their locked name or by the name the
+    config gave their repository (`parapred-pytorch` for .../parapred-pytorch.git)."""
+    found: list[LockedPackage] = []
+    for text in requirements:
+        if not is_git_dependency(text):
+            continue
+        ref = parse_git(text)
+        for pkg in parsed.packages:
+            if pkg.vcs is None or _url_key(pkg.vcs.url) != _url_key(ref.url):
+                continue
+            if canonicalize_name(ref.name) in no_deps or canonicalize_name(pkg.name) in no_deps:
+                found.append(pkg)
+    return found
+
+
+def _named_git(text: str, packages: list[LockedPackage]) -> str:
+    """A bare `git+URL@rev` requirement with the name its locked package has (`name @ ...`)."""
+    if not is_git_dependency(text) or not text.strip().startswith("git+"):
+        return text
+    ref = parse_git(text)
+    for pkg in packages:
+        if pkg.vcs is not None and _url_key(pkg.vcs.url) == _url_key(ref.url):
+            return f"{pkg.name} @ {text.strip()}"
+    return text
+
+
+def _input_files(
+    request: LockRequest, tmp: Path, versions: Mapping[str, str] | None = None
+) -> list[str]:
+    """uv arguments for the constraints, overrides and no-deps packages of `request`.
+
+    noDeps uses uv's `dependency-metadata` (in a config file of its own): the package is
+    resolved as if it declared no dependencies, so the rest still resolves jointly.
+    """
+    args: list[str] = []
+    for flag, lines in (("--constraints", request.constraints), ("--overrides", request.overrides)):
+        if lines:
+            path = tmp / f"{flag.strip('-')}.txt"
+            path.write_text("".join(r + "\n" for r in lines), encoding="utf-8")
+            args += [flag, str(path)]
+    if request.no_deps:
+        entries: list[dict[str, Any]] = []
+        for name in sorted({*(canonicalize_name(n) for n in request.no_deps), *(versions or {})}):
+            entry: dict[str, Any] = {"name": name, "requires-dist": []}
+            if versions and name in versions:
+                entry["version"] = versions[name]
+            entries.append(entry)
+        table = {"dependency-metadata": entries}
+        config = tmp / "uv.toml"
+        config.write_text(tomli_w.dumps(table), encoding="utf-8")
+        args += ["--config-file", str(config)]
+    return args
 
 
 def _dotted(version: tuple[int, int]) -> str:
@@ -275,14 +376,56 @@ def _compile(
             env={"MACOSX_DEPLOYMENT_TARGET": _dotted(macos) if macos else None},
         )
     except SubprocessError as exc:
-        raise _uv_failure(exc, label) from None
+        raise _uv_failure(exc, label, request) from None
 
 
-def _uv_failure(exc: SubprocessError, label: str) -> LockError:
-    """uv's own explanation (its `error:` and first `cause:` lines) as one LockError."""
+# "rtcudf==1.0 depends on rtarrow<2", "all versions of rtcudf depend on rtarrow<2"
+_DEPENDS = re.compile(
+    r"(?:all versions of |only )?(?P<who>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<who_spec>[=<>!~][^\s,]*)?"
+    r" depends? on (?P<dep>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<spec>[=<>!~]\S*)"
+)
+
+
+def conflict_paragraph(uv_output: str, request: LockRequest) -> str | None:
+    """One short paragraph for a resolution conflict between a pin of the variant and a range
+    another package declares: both sides, and the `overrides` line that forces the pin."""
+    direct: dict[str, str] = {}
+    for text in request.requirements:
+        if is_git_dependency(text):
+            continue
+        req = _requirement(text)
+        direct[canonicalize_name(req.name)] = text.split(";")[0].strip()
+    flat = " ".join(uv_output.split())
+    for match in _DEPENDS.finditer(flat):
+        dep = canonicalize_name(match.group("dep"))
+        pin = direct.get(dep)
+        if pin is None:
+            continue
+        want = str(_requirement(pin).specifier)
+        if not want or canonicalize_name(match.group("who")) == dep:
+            continue
+        who = direct.get(canonicalize_name(match.group("who"))) or (
+            match.group("who") + (match.group("who_spec") or "")
+        )
+        spec = match.group("spec").rstrip(",.;")  # `<2, we can conclude`, `<2.` at the end
+        value = want[2:] if want.startswith("==") and "," not in want else want
+        return (
+            f"{who} requires {match.group('dep')}{spec}, but the variant asks "
+            f"for {pin}. To use {pin} anyway (uv override: it replaces every range on "
+            f'{match.group("dep")}), add {match.group("dep")} = "{value}" to packages.overrides.'
+        )
+    return None
+
+
+def _uv_failure(exc: SubprocessError, label: str, request: LockRequest) -> LockError:
+    """uv's own explanation (its `error:` and first `cause:` lines) as one LockError; a
+    conflict between a pin of the variant and another package's range as one paragraph."""
     where = f" (full log: {exc.log_file})" if exc.log_file else ""
     if exc.timed_out or exc.returncode is None:  # timed out, or uv could not start
         return LockError(f"cannot lock {label}: uv {exc.problem}{where}")
+    paragraph = conflict_paragraph(exc.output_tail, request)
+    if paragraph is not None:
+        return LockError(f"cannot lock {label}: {paragraph}{where}")
     lines = [line.strip() for line in exc.output_tail.splitlines() if line.strip()]
     errors = [line[len("error:") :].strip() for line in lines if line.startswith("error:")]
     causes = [line[len("cause:") :].strip() for line in lines if line.startswith("cause:")]
@@ -365,6 +508,13 @@ def _requirement(text: str) -> Requirement:
         raise UsageError(f"invalid requirement {text!r}: {exc}") from None
 
 
+def _normal(text: str) -> str:
+    """A requirement in canonical text; a git dependency as written (its URL is its identity)."""
+    if is_git_dependency(text):
+        return text.strip()
+    return str(_requirement(text))
+
+
 def _loads(text: str, path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
@@ -389,6 +539,7 @@ def _parse(doc: Mapping[str, Any], path: Path) -> Lock:
         inputs_hash=_opt_str(tool.get("inputs-hash")),
         platform=_opt_str(tool.get("platform")),
         python_version=_opt_str(tool.get("python-version")),
+        overrides=tuple(o for o in tool.get("overrides", ()) if isinstance(o, str)),
     )
 
 
@@ -396,12 +547,21 @@ def _package(entry: dict[str, Any], path: Path) -> LockedPackage:
     name: str = entry["name"]
     version = _opt_str(entry.get("version")) or ""
     who = f"{name} {version}".strip()
-    for unsupported in ("vcs", "directory"):
-        if unsupported in entry:
-            raise LockError(
-                f"{path}: {who} comes from a {unsupported}; runenv installs only locked "
-                "files with hashes (wheels, sdists, archives)"
-            )
+    if "directory" in entry:
+        raise LockError(
+            f"{path}: {who} comes from a directory; runenv installs only locked files with "
+            "hashes (wheels, sdists, archives) and git commits"
+        )
+    if "vcs" in entry:
+        return LockedPackage(
+            name=name,
+            version=version,
+            wheels=(),
+            sdist=None,
+            index=None,
+            marker=_opt_str(entry.get("marker")),
+            vcs=_vcs(entry["vcs"], path, who),
+        )
     wheels = [_file(w, path, who) for w in entry.get("wheels", [])]
     sdist = _file(entry["sdist"], path, who) if "sdist" in entry else None
     if "archive" in entry:
@@ -420,6 +580,19 @@ def _package(entry: dict[str, Any], path: Path) -> LockedPackage:
         index=_opt_str(entry.get("index")),
         marker=_opt_str(entry.get("marker")),
     )
+
+
+def _vcs(data: Any, path: Path, who: str) -> VcsSource:
+    if not isinstance(data, dict) or data.get("type") != "git":
+        raise LockError(f"{path}: {who}: only git repositories are supported as a vcs source")
+    url = _opt_str(data.get("url"))
+    commit = _opt_str(data.get("commit-id"))
+    if not url or not commit or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise LockError(
+            f"{path}: {who}: a git source needs its url and full commit-id in the lock; "
+            "run `runenv lock` again"
+        )
+    return VcsSource(url=url, commit=commit, requested=_opt_str(data.get("requested-revision")))
 
 
 def _file(data: Any, path: Path, who: str) -> LockedFile:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,9 @@ class PackageRecord:
 
 PLAN_FIELDS_NOT_HASHED: dict[str, str] = {
     "requirements": "resolved into the lock, whose bytes are hashed (its inputs-hash holds them)",
-    "constraints": "resolved into the lock, whose bytes are hashed (its inputs-hash holds them)",
+    "overrides": "resolved into the lock, whose bytes are hashed (its inputs-hash holds them)",
+    "no_deps": "resolved into the lock, whose bytes are hashed (its inputs-hash holds them)",
+    "git": "resolved into the lock (to full commits), whose bytes are hashed",
     "timeout": "bounds how long a command may run, never what it produces",
     "parallel_downloads": "decides how the files are fetched, not which (each is sha256-checked)",
     "enable_logging": "the log lies beside the archive, in neither the archive nor the manifest",
@@ -80,6 +82,10 @@ class BuildInputs:
     glibc: tuple[int, int]  # which wheels fit, and the audit's floor
     macos: tuple[int, int] | None  # which wheels fit, the audit's floor, source builds' target
     source_date_epoch: int  # every archive entry's mtime
+    # `packages.resolution`: which packages without a wheel are built, skipped or fail the build
+    policy: dict[str, Any] | None = None
+    # `packages.buildWheel`: the build requirements and PEP 517 settings of source builds
+    build_wheel: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, plan: Plan, python_sha256: str, lock_bytes: bytes, mtime: int) -> BuildInputs:
@@ -98,11 +104,20 @@ class BuildInputs:
             glibc=plan.glibc,
             macos=plan.macos,
             source_date_epoch=mtime,
+            policy=plan.policy.to_json() if plan.policy else None,
+            build_wheel={
+                name: {k: v for k, v in recipe.to_json().items() if k != "reason"}
+                for name, recipe in sorted(plan.build_wheel.items())
+            },
         )
 
     def digest(self) -> str:
         """sha256 of a canonical JSON of the inputs, runenv's version and the build format."""
-        doc = {"format": BUILD_FORMAT, "runenv": __version__, "inputs": dataclasses.asdict(self)}
+        inputs = dataclasses.asdict(self)
+        for key, unused in (("policy", None), ("build_wheel", {})):  # old hashes stay valid
+            if inputs[key] == unused:
+                del inputs[key]
+        doc = {"format": BUILD_FORMAT, "runenv": __version__, "inputs": inputs}
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()
 

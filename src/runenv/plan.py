@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from runenv.config import SITE_PACKAGES_PLACEHOLDERS, VariantConfig, override_spec
+from runenv.config import (
+    SITE_PACKAGES_PLACEHOLDERS,
+    GitDependency,
+    Resolution,
+    VariantConfig,
+    dependency_name,
+    is_git_dependency,
+    override_spec,
+    parse_git,
+)
 from runenv.errors import ConfigError, UsageError
 from runenv.platforms import DEFAULT_MACOS, Platform
 
@@ -23,6 +32,94 @@ class CopyStep:
 
 
 @dataclass(frozen=True)
+class SourcePolicy:
+    """`packages.resolution` for one platform: the shared, variant and platform layers merged.
+
+    Lists are unions of canonical names; booleans come from the most specific layer that sets
+    them (platformSpecific over the package level; a later file over an earlier one).
+    """
+
+    allow_all: bool = False
+    strict_missing: bool = False
+    allow: frozenset[str] = frozenset()
+    force_no_binary: frozenset[str] = frozenset()
+    only_binary: frozenset[str] = frozenset()
+
+    def may_build(self, name: str) -> bool:
+        """Whether the policy lets `name` be built from source when no wheel fits."""
+        key = canonicalize_name(name)
+        if key in self.only_binary:
+            return False
+        return self.allow_all or key in self.allow or key in self.force_no_binary
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allowSourceAll": self.allow_all,
+            "strictMissing": self.strict_missing,
+            "allowSourceList": sorted(self.allow),
+            "forceNoBinaryList": sorted(self.force_no_binary),
+            "onlyBinaryList": sorted(self.only_binary),
+        }
+
+
+def _policy(base: Resolution | None, specific: Resolution | None) -> SourcePolicy | None:
+    layers = [r for r in (base, specific) if r is not None]
+    if not layers:
+        return None
+
+    def names(key: str) -> frozenset[str]:
+        return frozenset(canonicalize_name(n) for r in layers for n in getattr(r, key))
+
+    def flag(key: str) -> bool:
+        values = [getattr(r, key) for r in layers if getattr(r, key) is not None]
+        return bool(values[-1]) if values else False
+
+    return SourcePolicy(
+        allow_all=flag("allowSourceAll"),
+        strict_missing=flag("strictMissing"),
+        allow=names("allowSourceList"),
+        force_no_binary=names("forceNoBinaryList"),
+        only_binary=names("onlyBinaryList"),
+    )
+
+
+@dataclass(frozen=True)
+class BuildRecipe:
+    """`packages.buildWheel.<package>.<platform>`: build requirements and PEP 517 settings."""
+
+    reason: str
+    build_requires: tuple[str, ...] = ()
+    config_settings: tuple[tuple[str, str], ...] = ()  # in order; a key may repeat
+
+    def settings(self) -> dict[str, str | list[str]]:
+        """The settings as PEP 517's `config_settings` (a repeated key becomes a list)."""
+        out: dict[str, str | list[str]] = {}
+        for key, value in self.config_settings:
+            if key in out:
+                prev = out[key]
+                out[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+            else:
+                out[key] = value
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "buildRequires": list(self.build_requires),
+            "configSettings": [f"{k}={v}" for k, v in self.config_settings],
+        }
+
+
+def _settings(raw: list[str] | dict[str, str | list[str]]) -> tuple[tuple[str, str], ...]:
+    if isinstance(raw, dict):
+        return tuple(
+            (k, v) for k, vs in raw.items() for v in (vs if isinstance(vs, list) else [vs])
+        )
+    pairs = (item.partition("=") for item in raw)
+    return tuple((k.strip(), v) for k, _, v in pairs)
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a build of (variant, platform) needs to know from the configuration."""
 
@@ -30,7 +127,7 @@ class Plan:
     platform: Platform
     python_version: str
     requirements: tuple[str, ...]
-    constraints: tuple[str, ...]
+    overrides: tuple[str, ...]  # uv overrides: `name<spec>`, replacing every range on `name`
     skipped: dict[str, str]  # canonical package name -> reason
     force_source: dict[str, str]  # canonical package name -> reason
     copy_files: tuple[CopyStep, ...]
@@ -42,6 +139,10 @@ class Plan:
     timeout: int
     parallel_downloads: bool
     enable_logging: bool
+    policy: SourcePolicy | None = None  # None: no `resolution` table, any sdist may be built
+    build_wheel: dict[str, BuildRecipe] = field(default_factory=dict)  # canonical name ->
+    no_deps: frozenset[str] = frozenset()  # canonical names locked without their dependencies
+    git: tuple[GitDependency, ...] = ()
 
     @property
     def interpreter(self) -> PurePosixPath:
@@ -59,9 +160,13 @@ class Plan:
             "interpreter": str(self.interpreter),
             "site_packages": str(self.site_packages),
             "requirements": list(self.requirements),
-            "constraints": list(self.constraints),
+            "overrides": list(self.overrides),
             "skipped": dict(self.skipped),
             "force_source": dict(self.force_source),
+            "resolution": self.policy.to_json() if self.policy else None,
+            "build_wheel": {k: v.to_json() for k, v in self.build_wheel.items()},
+            "no_deps": sorted(self.no_deps),
+            "git": [g.requirement for g in self.git],
             "copy_files": [
                 {"from": str(c.source), "to": c.dest.as_posix()} for c in self.copy_files
             ],
@@ -111,31 +216,59 @@ def make_plan(vc: VariantConfig, platform: Platform) -> Plan:
         if platform in by_plat
     }
 
+    policy = _policy(pkgs.resolution, extra.resolution if extra else None)
+    build_wheel: dict[str, BuildRecipe] = {
+        canonicalize_name(name): BuildRecipe(
+            by_plat[platform].reason or "packages.buildWheel",
+            tuple(by_plat[platform].buildRequires),
+            _settings(by_plat[platform].configSettings),
+        )
+        for name, by_plat in pkgs.buildWheel.items()
+        if platform in by_plat
+    }
+    for built, recipe in build_wheel.items():
+        force_source.setdefault(built, f"packages.buildWheel: {recipe.reason}")
+    for forced in sorted(policy.force_no_binary if policy else ()):
+        force_source.setdefault(forced, "packages.resolution.forceNoBinaryList")
+
     requirements: list[str] = []
+    git: list[GitDependency] = []
     seen: set[NormalizedName] = set()
     for dep in deps:
-        req = Requirement(dep)
-        name = canonicalize_name(req.name)
+        name = canonicalize_name(dependency_name(dep))
         if name in skipped:
             continue
         if name in seen:
             raise ConfigError(
-                str(vc.layers[-1].path.relative_to(vc.project)),
+                _shown(vc),
                 "packages.dependencies",
-                f"{req.name} is listed twice for {platform.value}",
+                f"{dependency_name(dep)} is listed twice for {platform.value}",
             )
         seen.add(name)
+        if is_git_dependency(dep):
+            ref = parse_git(dep)
+            if policy is not None and not (policy.may_build(name) or name in build_wheel):
+                raise ConfigError(
+                    _declared_in(vc, dep),
+                    "packages.dependencies",
+                    f"{dep.strip()} is built from source, which packages.resolution does not "
+                    f"allow on {platform.value}: add {ref.name} to "
+                    "packages.resolution.allowSourceList",
+                )
+            git.append(ref)
+            requirements.append(dep.strip())
+            continue
+        req = Requirement(dep)
         if name in overrides:
             extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
             marker = f"; {req.marker}" if req.marker else ""
             dep = f"{req.name}{extras}{overrides[name]}{marker}"
         requirements.append(dep)
-    # An override of a package that is not a direct dependency pins it where it is pulled in.
-    constraints = tuple(
-        f"{name}{spec}"
-        for name, spec in overrides.items()
-        if name not in seen and name not in skipped
+    # uv overrides: each replaces every requirement on its package, direct or transitive.
+    override_lines = tuple(
+        f"{name}{spec}" for name, spec in overrides.items() if name not in skipped
     )
+    no_deps = frozenset(canonicalize_name(n) for n in pkgs.noDeps) & seen
 
     site = platform.info.site_packages(vc.python_version)
     copies = (*vc.copy_files, *vc.platform_copy_files.get(platform, ()))
@@ -150,7 +283,7 @@ def make_plan(vc: VariantConfig, platform: Platform) -> Plan:
         platform=platform,
         python_version=vc.python_version,
         requirements=tuple(requirements),
-        constraints=constraints,
+        overrides=override_lines,
         skipped=skipped,
         force_source=force_source,
         copy_files=steps,
@@ -162,4 +295,28 @@ def make_plan(vc: VariantConfig, platform: Platform) -> Plan:
         timeout=cfg.build.timeout,
         parallel_downloads=cfg.build.parallelDownloads,
         enable_logging=cfg.build.enableLogging,
+        policy=policy,
+        build_wheel=build_wheel,
+        no_deps=no_deps,
+        git=tuple(git),
     )
+
+
+def _shown(vc: VariantConfig) -> str:
+    path = vc.layers[-1].path
+    return path.relative_to(vc.project).as_posix() if path.is_relative_to(vc.project) else str(path)
+
+
+def _declared_in(vc: VariantConfig, dep: str) -> str:
+    """The file (relative to the project) whose dependencies list holds `dep`."""
+    for layer in reversed(vc.layers):
+        pkgs = layer.model.packages
+        lists = [pkgs.dependencies or [], *(s.dependencies for s in pkgs.platformSpecific.values())]
+        if any(dep in deps for deps in lists):
+            path = layer.path
+            return (
+                path.relative_to(vc.project).as_posix()
+                if path.is_relative_to(vc.project)
+                else str(path)
+            )
+    return _shown(vc)

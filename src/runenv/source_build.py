@@ -1,9 +1,15 @@
-"""The build-sdists stage: wheels from sdists, by the runtime's own interpreter (native only).
+"""The build-sdists stage: wheels from sdists and git commits, by the runtime's own interpreter.
 
 pypa/build drives the PEP 517 hooks; its `DefaultIsolatedEnv` would make the build environment
 from the interpreter running runenv, so `RuntimeEnv` implements build's `IsolatedEnv` protocol
-with a venv of the *runtime's* interpreter, filled by uv from the variant's indexes. Built
+with a venv of the *runtime's* interpreter, filled by uv from the variant's indexes (plus a
+`buildWheel` recipe's `buildRequires`; its `configSettings` go to the PEP 517 hooks). Built
 wheels are cached under a key of everything that decides them, so a rebuild compiles nothing.
+
+Cross builds cannot run the target's interpreter, but a source whose wheel comes out
+`py3-none-any` fits every platform: `host_pure_wheel` builds it once with the interpreter
+running runenv and keeps it when the built wheel's tags say it is pure (and a marker when they
+do not, so a compiled package is not rebuilt on every cross build).
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import zipfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from runenv._cache import (
     Cache,
@@ -44,6 +53,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CACHE_SECTION = "built-wheels"
+GIT_SECTION = "git"
+NOT_PURE = "not-pure"  # marker: the host build of this source is not py3-none-any
 # Bump when the way runenv builds wheels changes what they contain.
 BUILD_RECIPE = 1
 
@@ -128,17 +139,58 @@ class RuntimeEnv:
         )
 
 
-def cache_key(artifact: Artifact, plan: Plan) -> str:
-    """Everything that decides a built wheel: sdist, platform, Python, build settings."""
-    inputs = {
+def cache_key(artifact: Artifact, plan: Plan, *, host_pure: bool = False) -> str:
+    """Everything that decides a built wheel: source, platform, Python, build settings.
+
+    A host-built pure wheel serves every platform, so its key leaves the platform out.
+    """
+    inputs: dict[str, object] = {
         "recipe": BUILD_RECIPE,
         "sdist_sha256": artifact.sha256,
-        "platform": plan.platform.value,
+        "platform": "host-pure" if host_pure else plan.platform.value,
         "python": plan.python_version,
-        "macos": plan.macos,
+        "macos": None if host_pure else plan.macos,
         "registries": list(plan.registries),
     }
+    recipe = plan.build_wheel.get(canonicalize_name(artifact.name))
+    if artifact.kind == "git":
+        inputs["git"] = artifact.url
+    if recipe is not None:
+        inputs["build_requires"] = list(recipe.build_requires)
+        inputs["config_settings"] = [list(kv) for kv in recipe.config_settings]
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def is_pure(wheel_name: str) -> bool:
+    """Whether a wheel's tags fit every platform and Python 3 (`py3-none-any`)."""
+    tags = parse_wheel_filename(wheel_name)[3]
+    pure = all(t.abi == "none" and t.platform == "any" for t in tags)
+    return pure and any(t.interpreter.startswith("py3") for t in tags)
+
+
+def fetch_git(artifact: Artifact, cache: Cache, *, timeout: float, log_file: Path | None) -> Path:
+    """A checkout of the artifact's repository at its locked commit, kept in the cache."""
+    folder = cache.section(GIT_SECTION) / artifact.sha256
+    tree = folder / "tree"
+    if tree.is_dir():
+        return tree
+    with lock_for(folder):
+        if tree.is_dir():
+            return tree
+        folder.mkdir(parents=True, exist_ok=True)
+        what = f"fetch {artifact.name} from {artifact.url} at {artifact.sha256[:12]}"
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+        with tempfile.TemporaryDirectory(prefix=".tmp-git-", dir=folder) as tmp:
+            stage = Path(tmp) / "tree"
+            run(["git", "clone", "--quiet", "--no-checkout", artifact.url, stage], what=what,
+                env=env, timeout=timeout, log_file=log_file)  # fmt: skip
+            run(["git", "-C", stage, "checkout", "--quiet", "--detach", artifact.sha256],
+                what=what, env=env, timeout=timeout, log_file=log_file)  # fmt: skip
+            head = stage / ".git" / "HEAD"
+            if head.read_text(encoding="utf-8").strip() != artifact.sha256:
+                raise BuildError(f"{what}: the checkout is not at the locked commit")
+            stage.rename(tree)
+    return tree
 
 
 def _unpack_sdist(sdist: Path, dest: Path) -> Path:
@@ -186,9 +238,44 @@ def build_wheel(
     default_index: str | None = None,
     log_file: Path | None = None,
 ) -> Path:
-    """The wheel built from `sdist` for `plan`'s platform, from the cache when it is there."""
-    from build import BuildBackendException, ProjectBuilder
+    """The wheel built from `sdist` (a file, or a git checkout) for `plan`'s platform.
 
+    From the cache when it is there. A pure (`py3-none-any`) wheel is kept once, in the
+    host-pure entry every platform looks in first (under its lock, so concurrent builds wait
+    and share it); a compiled one leaves the marker that spares cross builds a host attempt.
+    """
+    pure_key = cache_key(artifact, plan, host_pure=True)
+    pure_folder = cache.section(CACHE_SECTION) / pure_key[:2] / pure_key
+    with lock_for(pure_folder):
+        shared = _cached_wheel(pure_folder)
+        if shared is not None:
+            return shared
+        wheel = _build_native(
+            artifact, sdist, runtime_python, plan, cache, default_index=default_index,
+            log_file=log_file,
+        )  # fmt: skip
+        pure_folder.mkdir(parents=True, exist_ok=True)
+        if is_pure(wheel.name):  # kept once, where every platform looks first
+            shared = pure_folder / wheel.name
+            with staged_file(shared) as staged:
+                shutil.copyfile(wheel, staged)
+            mark_verified(shared, file_sha256(shared))
+            evict(wheel)
+            return shared
+        (pure_folder / NOT_PURE).write_text(wheel.name + "\n", encoding="utf-8")
+    return wheel
+
+
+def _build_native(
+    artifact: Artifact,
+    sdist: Path,
+    runtime_python: Path,
+    plan: Plan,
+    cache: Cache,
+    *,
+    default_index: str | None,
+    log_file: Path | None,
+) -> Path:
     key = cache_key(artifact, plan)
     folder = cache.section(CACHE_SECTION) / key[:2] / key
     done = _cached_wheel(folder)
@@ -201,39 +288,127 @@ def build_wheel(
         extra = (
             {"MACOSX_DEPLOYMENT_TARGET": f"{plan.macos[0]}.{plan.macos[1]}"} if plan.macos else {}
         )
-        what = f"build {artifact.name} {artifact.version} from source"
-        # A failed build names its full log: the build's own, else one kept in the cache.
-        log_file = log_file or folder.parent / f"{key}.log"
-        with tempfile.TemporaryDirectory(prefix="runenv-sdist-") as tmp:
-            work = Path(tmp)
-            project = _unpack_sdist(sdist, work / "src")
-            env = RuntimeEnv(
-                runtime_python,
-                work / "env",
-                indexes=plan.registries,
-                default_index=default_index,
-                cache=cache,
-                extra_environ=extra,
-                timeout=float(plan.timeout),
-                log_file=log_file,
-            )
-            try:
-                builder = ProjectBuilder.from_isolated_env(
-                    env, project, runner=_runner(float(plan.timeout), log_file, what)
-                )
-                env.install(builder.build_system_requires)
-                env.install(builder.get_requires_for_build("wheel"))
-                built = Path(builder.build("wheel", work / "out"))
-            except BuildBackendException as exc:
-                cause = exc.exception  # our runner's SubprocessError already says what failed
-                raise BuildError(
-                    str(cause) if isinstance(cause, RunenvError) else f"{what}: {cause}"
-                ) from None
-            target = folder / built.name
+        built = _build(
+            artifact, sdist, runtime_python, plan, cache, extra,
+            default_index=default_index, log_file=log_file or folder.parent / f"{key}.log",
+        )  # fmt: skip
+        with built as wheel:
+            target = folder / wheel.name
             with staged_file(target) as staged:
-                shutil.copyfile(built, staged)
+                shutil.copyfile(wheel, staged)
             mark_verified(target, file_sha256(target))
     return target
+
+
+def host_pure_wheel(
+    artifact: Artifact,
+    source: Path,
+    plan: Plan,
+    cache: Cache,
+    *,
+    default_index: str | None = None,
+    log_file: Path | None = None,
+) -> Path | None:
+    """The source's wheel built on this machine if it is `py3-none-any`, else None.
+
+    Built once (with the interpreter running runenv) and cached for every platform; a source
+    whose wheel is not pure leaves a marker so later cross builds do not rebuild it.
+    """
+    key = cache_key(artifact, plan, host_pure=True)
+    folder = cache.section(CACHE_SECTION) / key[:2] / key
+    with lock_for(folder):
+        done = _cached_wheel(folder)
+        if done is not None:
+            return done
+        if (folder / NOT_PURE).is_file():
+            return None
+        try:
+            built = _build(
+                artifact, source, Path(sys.executable), plan, cache, {},
+                default_index=default_index, log_file=log_file or folder.parent / f"{key}.log",
+            )  # fmt: skip
+            with built as wheel:
+                if not is_pure(wheel.name):
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / NOT_PURE).write_text(wheel.name + "\n", encoding="utf-8")
+                    return None
+                target = folder / wheel.name
+                with staged_file(target) as staged:
+                    shutil.copyfile(wheel, staged)
+                mark_verified(target, file_sha256(target))
+        except BuildError as exc:  # cannot build here: it needs the native runner
+            logger.debug("host build of %s failed: %s", artifact.name, exc)
+            return None
+    return target
+
+
+class _Built:
+    """A wheel in a temp folder, removed on leaving the `with` block."""
+
+    def __init__(self, tmp: tempfile.TemporaryDirectory[str], wheel: Path) -> None:
+        self._tmp = tmp
+        self._wheel = wheel
+
+    def __enter__(self) -> Path:
+        return self._wheel
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+
+def _build(
+    artifact: Artifact,
+    source: Path,
+    python: Path,
+    plan: Plan,
+    cache: Cache,
+    extra: Mapping[str, str],
+    *,
+    default_index: str | None,
+    log_file: Path,
+) -> _Built:
+    """Build a wheel from an sdist file or a source folder with `python`; BuildError if not."""
+    from build import BuildBackendException, ProjectBuilder
+
+    recipe = plan.build_wheel.get(canonicalize_name(artifact.name))
+    settings = recipe.settings() if recipe else None
+    what = f"build {artifact.name} {artifact.version} from source"
+    tmp = tempfile.TemporaryDirectory(prefix="runenv-sdist-")
+    try:
+        work = Path(tmp.name)
+        if source.is_dir():
+            project = work / "src" / artifact.name
+            shutil.copytree(source, project, symlinks=True)
+        else:
+            project = _unpack_sdist(source, work / "src")
+        env = RuntimeEnv(
+            python,
+            work / "env",
+            indexes=plan.registries,
+            default_index=default_index,
+            cache=cache,
+            extra_environ=extra,
+            timeout=float(plan.timeout),
+            log_file=log_file,
+        )
+        try:
+            builder = ProjectBuilder.from_isolated_env(
+                env, project, runner=_runner(float(plan.timeout), log_file, what)
+            )
+            env.install(builder.build_system_requires)
+            if recipe is not None:  # the recipe's extra build requirements
+                env.install(recipe.build_requires)
+            env.install(builder.get_requires_for_build("wheel", settings))
+            built = Path(builder.build("wheel", work / "out", settings))
+        except BuildBackendException as exc:
+            cause = exc.exception  # our runner's SubprocessError already says what failed
+            raise BuildError(
+                str(cause) if isinstance(cause, RunenvError) else f"{what}: {cause}"
+            ) from None
+        return _Built(tmp, built)
+    except BaseException:
+        tmp.cleanup()
+        raise
 
 
 def _cached_wheel(folder: Path) -> Path | None:
@@ -269,10 +444,11 @@ def build_wheels(
         raise BuildError(
             f"source builds need the runtime's interpreter, {runtime_python} is missing"
         )
+    timeout = float(plan.timeout)
     return {
         a.filename: build_wheel(
             a,
-            files[a.filename],
+            source_of(a, files, cache, timeout=timeout, log_file=log_file),
             runtime_python,
             plan,
             cache,
@@ -281,3 +457,46 @@ def build_wheels(
         )
         for a in sdists
     }
+
+
+def source_of(
+    artifact: Artifact,
+    files: Mapping[str, Path],
+    cache: Cache,
+    *,
+    timeout: float,
+    log_file: Path | None,
+) -> Path:
+    """Where a source artifact is: its downloaded sdist, or its git checkout."""
+    if artifact.kind == "git":
+        return fetch_git(artifact, cache, timeout=timeout, log_file=log_file)
+    return files[artifact.filename]
+
+
+def host_pure_wheels(
+    sources: Sequence[Artifact],
+    files: Mapping[str, Path],
+    plan: Plan,
+    cache: Cache,
+    *,
+    default_index: str | None = None,
+    log_file: Path | None = None,
+) -> dict[str, Path]:
+    """For a cross build: the wheels of `sources` that build `py3-none-any` on this host.
+
+    Raises CrossSourceBuildError (its message unchanged) naming those that do not.
+    """
+    timeout = float(plan.timeout)
+    built: dict[str, Path] = {}
+    native_only = []
+    for a in sources:
+        source = source_of(a, files, cache, timeout=timeout, log_file=log_file)
+        wheel = host_pure_wheel(a, source, plan, cache, default_index=default_index,
+                                log_file=log_file)  # fmt: skip
+        if wheel is None:
+            native_only.append(a)
+        else:
+            built[a.filename] = wheel
+    if native_only:
+        raise CrossSourceBuildError(plan.platform, native_only)
+    return built

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
@@ -23,9 +23,12 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from runenv._cache import Cache
 from runenv._download import fetch_to_cache, new_client
 from runenv._progress import progress_bar
-from runenv.errors import LockError
+from runenv.errors import BuildError, LockError
 from runenv.lock import Lock, LockedFile, LockedPackage
 from runenv.platforms import DEFAULT_GLIBC, Platform
+
+if TYPE_CHECKING:
+    from runenv.plan import Plan
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +45,22 @@ class Artifact:
     version: str
     filename: str
     url: str
-    sha256: str
-    kind: Literal["wheel", "sdist"]
+    sha256: str  # for a git source: the full commit hash
+    kind: Literal["wheel", "sdist", "git"]
     reason: str | None = None  # why an sdist was chosen
     size: int | None = None
+
+    @property
+    def from_source(self) -> bool:
+        return self.kind != "wheel"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a platform installs, and what the resolution policy let go (name -> reason)."""
+
+    artifacts: list[Artifact]
+    missing: dict[str, str]
 
 
 def marker_environment(platform: Platform, python_version: str) -> dict[str, str]:
@@ -114,6 +129,92 @@ def select(
     return chosen
 
 
+def select_for_plan(lock: Lock, plan: Plan) -> Selection:
+    """`select` under the plan's `packages.resolution` policy, with git sources.
+
+    Without a policy any package with no fitting wheel is built from its sdist (`select`).
+    With one, a package with no fitting wheel is built only if the policy allows it
+    (allowSourceAll, allowSourceList, forceNoBinaryList, or a buildWheel recipe) and not in
+    onlyBinaryList; otherwise it is missing: with strictMissing a BuildError naming every such
+    package, else it lands in `Selection.missing` with the reason (never dropped silently).
+    """
+    policy, platform = plan.policy, plan.platform
+    ranks = {
+        tag: i
+        for i, tag in enumerate(
+            platform.info.wheel_tags(plan.python_version, plan.glibc, plan.macos)
+        )
+    }
+    env = marker_environment(platform, plan.python_version)
+    chosen: list[Artifact] = []
+    missing: dict[str, str] = {}
+    for pkg in lock.packages:
+        if not _applies(pkg, env):
+            continue
+        name = canonicalize_name(pkg.name)
+        allowed = policy is None or name in plan.build_wheel or policy.may_build(name)
+        if pkg.vcs is not None:
+            reason = f"git {pkg.vcs.url} at {pkg.vcs.commit}"
+            # The config may know it by its repository's name (`git+https://.../repo.git`).
+            declared = [
+                canonicalize_name(g.name) for g in plan.git if _same_repo(g.url, pkg.vcs.url)
+            ]
+            allowed = allowed or any(
+                policy is None or n in plan.build_wheel or policy.may_build(n) for n in declared
+            )
+            if allowed:
+                filename = f"{pkg.name}-{pkg.vcs.commit}.git"
+                vcs = pkg.vcs
+                chosen.append(
+                    Artifact(pkg.name, pkg.version, filename, vcs.url, vcs.commit, "git", reason)
+                )
+            else:
+                missing[name] = f"{reason}: building from source is not allowed by the policy"
+            continue
+        forced_why = plan.force_source.get(name)
+        if forced_why is None:
+            wheel = _best_wheel(pkg, ranks)
+            if wheel is not None:
+                chosen.append(_artifact(pkg, wheel, "wheel", None))
+                continue
+            reason = f"no wheel for {platform}"
+            if not allowed:
+                assert policy is not None
+                why = (
+                    "packages.resolution.onlyBinaryList forbids building it from source"
+                    if name in policy.only_binary
+                    else "packages.resolution does not allow building it from source "
+                    "(allowSourceList, allowSourceAll or buildWheel would)"
+                )
+                missing[name] = f"{reason}, and {why}"
+                continue
+            if pkg.wheels:
+                reason += f" (the lock has {', '.join(w.filename for w in pkg.wheels)})"
+        else:
+            reason = f"forced to source ({forced_why})"
+        if pkg.sdist is None:
+            raise LockError(
+                f"{pkg.name} {pkg.version}: {reason}, and the lock has no sdist to build from "
+                f"for {platform}"
+            )
+        chosen.append(_artifact(pkg, pkg.sdist, "sdist", reason))
+    if missing and policy is not None and policy.strict_missing:
+        names = "; ".join(f"{n}: {why}" for n, why in missing.items())
+        raise BuildError(
+            f"{plan.variant} {platform}: packages.resolution.strictMissing is set and "
+            f"{len(missing)} package(s) cannot be installed: {names}"
+        )
+    return Selection(chosen, missing)
+
+
+def _same_repo(a: str, b: str) -> bool:
+    def key(url: str) -> str:
+        url = url.rstrip("/")
+        return url[: -len(".git")] if url.endswith(".git") else url
+
+    return key(a) == key(b)
+
+
 def _applies(pkg: LockedPackage, env: dict[str, str]) -> bool:
     """False only for a package whose marker is certainly false on the target.
 
@@ -167,6 +268,8 @@ def download_all(
     """
     unique: dict[str, Artifact] = {}
     for art in artifacts:
+        if art.kind == "git":  # fetched by source_build from its repository
+            continue
         seen = unique.setdefault(art.filename, art)
         if seen.sha256 != art.sha256:
             raise LockError(
