@@ -1,10 +1,11 @@
 """The CI plan: which (variant, platform) is built where, and what that costs in runner minutes.
 
 Planned by capability, offline, from the committed locks: a target whose every locked package
-has a fitting wheel (after skips, with `forceSource` and the other forced-source settings that
-reach the plan's `force_source` honoured) is cross-buildable and goes to a Linux runner, one
-job per variant; a target that needs a source build (an sdist chosen by `wheels.select`, the
-same choice the build makes) or has no committed lock goes to its native runner. Every
+has a fitting wheel (after skips and what the `packages.resolution` policy leaves out) is
+cross-buildable and goes to a Linux runner, one job per variant; a target that needs a source
+build (an sdist or a git commit chosen by `wheels.select_for_plan`, the same choice the build
+makes: no fitting wheel, `forceSource`, `forceNoBinaryList`, a `buildWheel` recipe) or has no
+committed lock goes to its native runner. Every
 cross-built archive is then verified on its native runner (`verify` entries, one job per
 runner): unpacked at a new path and import-checked there, as a native build checks its tree.
 
@@ -12,8 +13,9 @@ The GitHub Actions workflow feeds `runenv matrix --json`'s `build` and `verify` 
 verbatim to two jobs' `strategy.matrix` through `fromJSON`, so this module is the one place
 that decides what CI builds and where.
 
-An sdist is always planned native: the lock cannot tell a pure-Python sdist from a compiled
-one, and a cross build refuses every sdist (`source_build.CrossSourceBuildError`).
+A source build is always planned native: the lock cannot tell a pure-Python sdist from a
+compiled one (a cross build builds the pure ones on the host but fails on the others, with
+`source_build.CrossSourceBuildError`), and the planner builds nothing to find out.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class TargetPlan:
     python_version: str
     native_reasons: tuple[str, ...]  # why it needs its native runner; empty: cross-buildable
     wheel_bytes: int  # the locked files it installs (download, install and pack cost)
-    source_builds: int  # sdists it builds from source
+    source_builds: int  # sdists and git commits it builds from source
 
     @property
     def os(self) -> str:
@@ -119,18 +121,13 @@ def plan_target(project: Path, variant: str, platform: Platform) -> TargetPlan:
             f"no committed lock ({path.name}): run `runenv lock {variant} --platform {platform}`"
         )
         return TargetPlan(variant, platform, plan.python_version, (reason,), 0, 0)
-    artifacts = wheels.select(
-        lock.read_lock(path),
-        platform,
-        plan.python_version,
-        plan.force_source,
-        glibc=plan.glibc,
-        macos=plan.macos,
-    )
-    sdists = [a for a in artifacts if a.kind == "sdist"]
-    reasons = tuple(f"{a.name} {a.version}: {a.reason or 'built from source'}" for a in sdists)
+    # The build's own choice: `packages.resolution` may leave a package out (not native);
+    # buildWheel and forceNoBinaryList entries are in the plan's force_source (native).
+    artifacts = wheels.select_for_plan(lock.read_lock(path), plan).artifacts
+    sources = [a for a in artifacts if a.from_source]  # an sdist or a git commit
+    reasons = tuple(f"{a.name} {a.version}: {a.reason or 'built from source'}" for a in sources)
     size = sum(a.size or 0 for a in artifacts)
-    return TargetPlan(variant, platform, plan.python_version, reasons, size, len(sdists))
+    return TargetPlan(variant, platform, plan.python_version, reasons, size, len(sources))
 
 
 def plan_targets(project: Path) -> list[TargetPlan]:
