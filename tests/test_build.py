@@ -121,6 +121,8 @@ def test_rebuild_is_reproducible_and_noop_is_up_to_date(
 ) -> None:
     assert build(project, pkg_server) == 0
     first = manifest_of(project)["sha256"]
+    with tarfile.open(archive_of(project)) as tf:  # bytecode included (a build path would show)
+        assert sum(name.endswith(".pyc") for name in tf.getnames()) > 500
     capsys.readouterr()
     assert build(project, pkg_server) == 0
     assert capsys.readouterr().out.startswith("up to date:")

@@ -92,6 +92,7 @@ def other_values(plan: Plan, tmp_path: Path) -> dict[str, Any]:
         "timeout": plan.timeout + 1,
         "parallel_downloads": not plan.parallel_downloads,
         "enable_logging": not plan.enable_logging,
+        "compile_bytecode": not plan.compile_bytecode,
     }
 
 

@@ -208,6 +208,19 @@ def test_build_settings_and_scalars_later_wins(tmp_path: Path) -> None:
     assert plan.python_version == "3.12.9"
 
 
+def test_compile_bytecode_on_by_default_merges_as_a_scalar(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        "[build]\ncompileBytecode = false\n",
+        **{"3.12.10": "", "3.12.10_on": "[build]\ncompileBytecode = true\n"},
+    )
+    assert plan_of(root, "3.12.10").compile_bytecode is False
+    assert plan_of(root, "3.12.10-on").compile_bytecode is True
+    (tmp_path / "d").mkdir()
+    assert plan_of(project(tmp_path / "d", None, **{"3.11.7": ""}), "3.11.7").compile_bytecode
+    # (tests/test_build_hash.py checks that it changes the build hash)
+
+
 def test_defaults_without_shared_config(tmp_path: Path) -> None:
     root = project(tmp_path, None, **{"3.11.7": ""})
     vc = load_variant(root, "3.11.7")
@@ -396,6 +409,7 @@ BAD_CONFIGS = [
     ("[build]\ntimeout = -5\n", "build.timeout: "),
     ('[build]\ntimeout = "long"\n', "build.timeout: "),
     ('[build]\nenableLogging = "yes please"\n', "build.enableLogging: "),
+    ('[build]\ncompileBytecode = "sometimes"\n', "build.compileBytecode: "),
     ('[packages.overrides]\nnumpy = "not a version!"\n', "packages.overrides.numpy: "),
     (
         '[[packages.copyFiles]]\nfrom = "missing/"\nto = "bin/"\n',

@@ -78,6 +78,16 @@ def test_all_five_platforms_from_one_host(
 
     win = root / "pydist" / VARIANT / "windows-x64"
     assert (win / "Lib" / "site-packages" / "rtpure" / "__init__.py").is_file()
+    # Bytecode for the foreign tree, compiled by the host's runtime of the same version.
+    tag = f"cpython-{PY_XY.replace('.', '')}"
+    assert (
+        win / "Lib" / "site-packages" / "rtpure" / "__pycache__" / f"__init__.{tag}.pyc"
+    ).is_file()
+    assert (win / "Lib" / "__pycache__" / f"os.{tag}.pyc").is_file()
+    bytecode = json.loads((root / "dist" / f"runenv-{VARIANT}-windows-x64.json").read_text())[
+        "bytecode"
+    ]
+    assert bytecode["compiled"] and "runtime for this host" in bytecode["compiler"]
     assert (
         win
         / "Lib"

@@ -118,6 +118,14 @@ def test_the_sign_command_gets_every_binary_before_the_pack(
             assert member is not None and member.read().endswith(MARK), name
     assert manifest["sha256"] == hashlib.sha256(result.archive.read_bytes()).hexdigest()
 
+    # The signed files were unshared first: the installed images in the cache, which trees
+    # hard-link, hold no signature.
+    images = Cache.default().root / "images"
+    assert images.is_dir()
+    for path in images.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert not path.read_bytes().endswith(MARK), path
+
     # Signing is part of the build hash: the same signed build is up to date, an unsigned
     # one is not (it would otherwise keep the signed archive, or the other way round).
     again = build_target(vc, HOST, signed, Cache.default())

@@ -8,9 +8,8 @@ cross-platform runtime needs:
   lands in a Windows tree, as with distlib's `ScriptMaker`.
 - **RECORD** paths are relative to site-packages on every host (installer writes absolute
   paths for other schemes when it runs on Windows).
-- **No bytecode** is compiled: a cross target cannot run the host's `.pyc` files (magic
-  number), and for the host the interpreter writes them on first import anyway; skipping them
-  also keeps the archive smaller and free of build paths.
+- **No bytecode** is compiled here: the bytecode stage (`bytecode.py`) compiles the whole tree
+  afterwards, with an interpreter of the target's X.Y, reproducibly.
 - **Verification in one pass**: every file's sha256 and size are computed while it is written
   and compared with the wheel's RECORD then, instead of reading and inflating the wheel twice
   (`validate_record(validate_contents=True)` doubles the install time).

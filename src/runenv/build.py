@@ -3,9 +3,9 @@
 Each stage is one call there, to a function below named after it, which hands the work to the
 module that holds it: plan (`plan`), lock (`lock`), select and download wheels (`wheels`),
 fetch Python (`python_fetch`), build sdists (`source_build`), install (`install`), copy files
-(`copy_files`), check (`check`, `audit`), sign (`sign`), pack (`pack`), publish (`manifest`,
-`pack`), parts (`parts`). What every stage reads travels in one `BuildContext`; what a stage
-produces is passed on by name.
+(`copy_files`), bytecode (`bytecode`), check (`check`, `audit`), sign (`sign`), pack (`pack`),
+publish (`manifest`, `pack`), parts (`parts`). What every stage reads travels in one
+`BuildContext`; what a stage produces is passed on by name.
 docs/architecture.md describes the stages, the data each passes on, and where a new one goes.
 
 Safety: everything is built under `pydist/<variant>/.tmp-*` while holding the target's file
@@ -31,7 +31,9 @@ import httpx
 
 from runenv import (
     __version__,
+    _images,
     audit,
+    bytecode,
     copy_files,
     install,
     lock,
@@ -51,6 +53,7 @@ from runenv._cache import (
     sweep_stale,
     temp_beside,
 )
+from runenv.bytecode import Compiler
 from runenv.check import import_check
 from runenv.config import VariantConfig
 from runenv.errors import BuildError, LockError, OSFailure, RunenvError
@@ -256,24 +259,25 @@ def build_target(
         background = stack.enter_context(ThreadPoolExecutor(1))
 
         artifacts, ctx = select(ctx, lock_file)
-        unpacking = background.submit(fetch_python, ctx, work / "build")
+        unpacking = background.submit(fetch_python, ctx, vc, work / "build")
         files = download_wheels(ctx, artifacts)
-        tree = unpacking.result()
+        tree, compiler = unpacking.result()
         built = build_sdists(ctx, artifacts, files, tree)
-        installed = install_wheels(ctx, tree, artifacts, files, built)
+        installed = install_wheels(ctx, tree, artifacts, files, built, compiler)
         copied = copy_variant_files(ctx, tree)
+        compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
             tree = tree.rename(work / "checked")
         modules = importable(tree, ctx.plan.site_packages.as_posix(), copied)
         if options.sign_command is None:
             packing = background.submit(pack.pack_tree, tree, staged_archive)
-            check(ctx, tree, modules)
-        else:  # signing changes the files: the pack waits for it
-            check(ctx, tree, modules)
+            check(ctx, tree, modules, compiled.compiled)
+        else:  # signing changes the binaries: the pack waits for it
+            check(ctx, tree, modules, compiled.compiled)
             sign_binaries(ctx, tree, options.sign_command)
             packing = background.submit(pack.pack_tree, tree, staged_archive)
         sha256, size = packing.result()
-        manifest = describe(ctx, digest, sha256, size, installed, built, copied, modules)
+        manifest = describe(ctx, digest, sha256, size, installed, built, copied, compiled, modules)
         publish(ctx, tree, staged_archive, manifest)
         cut_parts(ctx)
     return result(up_to_date=False)
@@ -427,8 +431,35 @@ def _host_pure_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> dict[st
     )
 
 
-def fetch_python(ctx: BuildContext, dest: Path) -> Path:
-    """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`."""
+def bytecode_compiler(ctx: BuildContext, vc: VariantConfig, tree: Path) -> Compiler | str:
+    """The interpreter that compiles this build's bytecode (`bytecode.choose_compiler`): the
+    runtime's own in `tree`, or for a cross build the host's runtime of the same version."""
+
+    def host_python() -> Path:
+        host = host_platform()
+        source = python_fetch.variant_source(vc, host, mirror=ctx.options.python_mirror)
+        archive = python_fetch.download(
+            source, ctx.cache, client=ctx.client, timeout=ctx.timeout, offline=ctx.options.offline
+        )
+        runtime = bytecode.shared_runtime(archive, source.sha256)
+        return runtime / host.info.interpreter(ctx.plan.python_version)
+
+    return bytecode.choose_compiler(ctx.plan, tree, native=ctx.native, host_python=host_python)
+
+
+def _tag(compiler: Compiler | str) -> str:
+    """What decides an image's bytecode, for its cache key."""
+    return compiler.tag if isinstance(compiler, Compiler) else "none"
+
+
+def fetch_python(ctx: BuildContext, vc: VariantConfig, dest: Path) -> tuple[Path, Compiler | str]:
+    """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`;
+    and the build's bytecode compiler.
+
+    It is unpacked once into an image in the cache, its standard library compiled there, and
+    linked from there (`runenv._images`).
+    """
+    compiler = bytecode_compiler(ctx, vc, dest)
     archive = python_fetch.download(
         ctx.python,
         ctx.cache,
@@ -437,7 +468,21 @@ def fetch_python(ctx: BuildContext, dest: Path) -> Path:
         offline=ctx.options.offline,
         progress=ctx.options.progress,
     )
-    return python_fetch.unpack(archive, dest)
+
+    def unpack(tree: Path) -> dict[str, object]:
+        python_fetch.unpack(archive, tree)
+        if isinstance(compiler, Compiler):
+            # Natively the image's own interpreter compiles it (the same runtime as the build's).
+            own = replace(compiler, interpreter=tree / ctx.plan.interpreter)
+            bytecode.compile_image(
+                ctx.plan, tree, own if ctx.native else compiler, timeout=ctx.timeout,
+                log_file=ctx.log.path,
+            )  # fmt: skip
+        return {"archive": archive.name}
+
+    key = _images.key(kind="python", sha256=ctx.python.sha256, bytecode=_tag(compiler))
+    _images.link_into(_images.ensure(ctx.cache, key, unpack), dest)
+    return dest, compiler
 
 
 def download_wheels(ctx: BuildContext, artifacts: Sequence[Artifact]) -> dict[str, Path]:
@@ -484,11 +529,31 @@ def install_wheels(
     artifacts: Sequence[Artifact],
     files: Mapping[str, Path],
     built: Mapping[str, Path],
+    compiler: Compiler | str,
 ) -> list[InstalledDist]:
-    """Install: every wheel (downloaded, or built from its sdist) into the runtime's tree."""
+    """Install: every wheel (downloaded, or built from its sdist) into the runtime's tree,
+    through images in the cache that carry each wheel's bytecode (`runenv._images`)."""
+
+    def compile_image(image: Path) -> None:
+        if isinstance(compiler, Compiler):
+            bytecode.compile_image(
+                ctx.plan, image, compiler, timeout=ctx.timeout, log_file=ctx.log.path
+            )
+
     paths = [built.get(a.filename) or files[a.filename] for a in artifacts]
+    # The lock's sha256 names a downloaded wheel; a built one is hashed (it is small).
+    sha256s = [None if a.filename in built else a.sha256 for a in artifacts]
     ctx.options.report(f"{ctx.name}: installing {len(paths)} wheels")
-    return install.install_wheels(tree, paths, ctx.plan.platform, ctx.plan.python_version)
+    return install.install_wheels(
+        tree,
+        paths,
+        ctx.plan.platform,
+        ctx.plan.python_version,
+        images=ctx.cache,
+        sha256s=sha256s,
+        image_finish=compile_image,
+        image_tag=_tag(compiler),
+    )
 
 
 def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:
@@ -496,9 +561,25 @@ def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:
     return copy_files.copy_files(ctx.plan.copy_files, tree)
 
 
-def check(ctx: BuildContext, tree: Path, modules: Sequence[str]) -> None:
-    """Check: audit every binary and wheel tag; natively, import every top-level module
-    (`modules`: `modules.importable`, which the manifest records for a later native check).
+def compile_bytecode(
+    ctx: BuildContext, tree: Path, copied: Sequence[str], compiler: Compiler | str
+) -> bytecode.BytecodeResult:
+    """Bytecode: every `.py` of the tree compiled by an interpreter of its X.Y (`bytecode`);
+    what the images brought is kept, so this compiles the copied files and little else."""
+    if isinstance(compiler, Compiler) and ctx.native:
+        compiler = replace(compiler, interpreter=tree / ctx.plan.interpreter)
+    result = bytecode.compile_runtime(
+        ctx.plan, tree, copied, compiler, timeout=ctx.timeout, log_file=ctx.log.path
+    )
+    if not result.compiled and ctx.plan.compile_bytecode:
+        ctx.options.report(f"{ctx.name}: warning: no bytecode: {result.reason}")
+    return result
+
+
+def check(ctx: BuildContext, tree: Path, modules: Sequence[str], shipped_bytecode: bool) -> None:
+    """Check: audit every binary and wheel tag; natively, import every top-level module (from
+    the shipped bytecode, when there is some: a module compiled on import fails the check).
+    `modules` is `modules.importable`, which the manifest records for a later native check.
 
     It only reads the tree (the import check writes no bytecode), so the pack runs beside it.
     """
@@ -513,6 +594,7 @@ def check(ctx: BuildContext, tree: Path, modules: Sequence[str]) -> None:
             plan.allow_import_failures,
             timeout=ctx.timeout,
             log_file=ctx.log.path,
+            bytecode=shipped_bytecode,
         )
 
 
@@ -538,6 +620,7 @@ def describe(
     installed: Sequence[InstalledDist],
     built: Mapping[str, Path],
     copied: Sequence[str],
+    compiled: bytecode.BytecodeResult,
     modules: Sequence[str],
 ) -> dict[str, Any]:
     """The manifest of the packed archive (`manifest.make_manifest`)."""
@@ -558,6 +641,7 @@ def describe(
         python_sha256=ctx.python.sha256,
         packages=records,
         copied=copied,
+        bytecode=compiled.to_json(),
         checked=modules,
     )
 

@@ -18,16 +18,39 @@ from runenv._subprocess import run
 from runenv.errors import CheckError
 
 # One process imports everything (fast); each failure is caught and reported by name.
-# `-B`: no .pyc written into the tree, which would make the archive differ between builds.
+# `-B`: no .pyc written into the tree, which would make the archive differ between builds; the
+# shipped ones are read. With "bytecode" first, every module loaded from a .py of the tree must
+# have a valid hash-based .pyc (the test importlib makes before using one): the shipped bytecode
+# is what runs, not a compile of its own.
 _IMPORT_SCRIPT = """
-import importlib, json, sys
+import importlib, importlib.util, json, os, sys
 failures = {}
-for name in sys.argv[1:]:
+for name in sys.argv[2:]:
     try:
         importlib.import_module(name)
     except BaseException as exc:
         failures[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-print("RUNENV-CHECK " + json.dumps({"prefix": sys.prefix, "failures": failures}))
+no_bytecode = []
+root = os.path.realpath(sys.prefix) + os.sep
+for name, module in sorted(sys.modules.items()) if sys.argv[1] == "bytecode" else ():
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None) or ""
+    if not (origin.endswith(".py") and os.path.realpath(origin).startswith(root)):
+        continue
+    try:
+        with open(origin, "rb") as f:
+            data = f.read()
+        with open(spec.cached, "rb") as f:
+            head = f.read(16)
+    except (OSError, TypeError):
+        head = b""
+    if not (
+        len(head) == 16 and head[:4] == importlib.util.MAGIC_NUMBER and head[4] & 1
+        and head[8:16] == importlib.util.source_hash(data)
+    ):
+        no_bytecode.append(name)
+print("RUNENV-CHECK " + json.dumps(
+    {"prefix": sys.prefix, "failures": failures, "no_bytecode": no_bytecode}))
 """
 
 
@@ -46,11 +69,13 @@ def import_check(
     *,
     timeout: float,
     log_file: Path | None = None,
+    bytecode: bool = False,
 ) -> CheckResult:
-    """Import `modules` with `interpreter`; fail naming each module that does not import."""
+    """Import `modules` with `interpreter`; fail naming each module that does not import, and
+    with `bytecode`, each module of the tree that was not loaded from its shipped `.pyc`."""
     names = sorted(set(modules))
     out = run(
-        [interpreter, "-I", "-B", "-c", _IMPORT_SCRIPT, *names],
+        [interpreter, "-I", "-B", "-c", _IMPORT_SCRIPT, "bytecode" if bytecode else "-", *names],
         what=f"import check of {root}",
         cwd=root,
         timeout=timeout,
@@ -72,6 +97,13 @@ def import_check(
         raise CheckError(
             f"import check failed for {len(refused)} module(s): {shown} "
             '(accept a known failure with [check] allowImportFailures = { module = "why" })'
+        )
+    stale: list[str] = result["no_bytecode"]
+    if stale:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        raise CheckError(
+            f"import check: {len(stale)} module(s) of {root} have no valid bytecode and were "
+            f"compiled on import: {shown} (was a .py written after the bytecode stage?)"
         )
     accepted = {m: allowed[m] for m in failures}
     return CheckResult(prefix, tuple(n for n in names if n not in failures), accepted)

@@ -303,6 +303,7 @@ class Registries(_Model):
 class Build(_Model):
     enableLogging: bool = True
     parallelDownloads: bool = True
+    compileBytecode: bool = True  # ship .pyc files (stage 6b, bytecode.py), as pip installs them
     timeout: int = Field(default=300, ge=1, le=86_400)
 
 

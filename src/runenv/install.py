@@ -17,12 +17,13 @@ Groups install on parallel threads (inflate, sha256 and writes release the GIL).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import warnings
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,10 @@ from installer.records import InvalidRecordEntry
 from installer.utils import parse_metadata_file
 from packaging.utils import canonicalize_name as canonical
 
+from runenv import _images
+from runenv._cache import Cache
 from runenv._destination import Layout, RuntimeDestination
+from runenv._images import Image, record_hashes
 from runenv._installed import remove_installed
 from runenv._sources import WheelSource, clash_groups, open_wheel
 from runenv.errors import BuildError
@@ -62,14 +66,31 @@ class InstalledDist:
 
 
 def install_wheels(
-    root: Path, wheels: Sequence[Path], platform: Platform, python_version: str
+    root: Path,
+    wheels: Sequence[Path],
+    platform: Platform,
+    python_version: str,
+    *,
+    images: Cache | None = None,
+    sha256s: Sequence[str | None] | None = None,
+    image_finish: Callable[[Path], None] | None = None,
+    image_tag: str = "",
 ) -> list[InstalledDist]:
     """Install `wheels` into the runtime tree `root` laid out for `platform`; report each.
+
+    With `images` (a cache), each wheel is installed once per layout into an image there and
+    linked into `root` (`runenv._images`); `sha256s`, when the caller knows them (the lock's),
+    save hashing each wheel again; `image_finish(image_tree)` runs on each new image (it
+    compiles its bytecode) and `image_tag` names what it adds, for the image's key.
 
     Fails with a `BuildError` naming the wheel if one is broken (a bad zip, a file whose hash
     or size differs from its RECORD, a file outside its scheme). The tree is then partly
     written: callers build in a staging directory and discard it on error.
     """
+    if images is not None:
+        return _install_linked(
+            root, wheels, platform, python_version, images, sha256s, image_finish, image_tag
+        )
     root = root.resolve()
     layout = Layout.make(root, platform, python_version)
     sources: list[WheelSource] = []
@@ -98,6 +119,70 @@ def install_wheels(
     finally:
         for source in sources:
             source.close()
+
+
+def _install_linked(
+    root: Path,
+    wheels: Sequence[Path],
+    platform: Platform,
+    python_version: str,
+    cache: Cache,
+    sha256s: Sequence[str | None] | None,
+    finish: Callable[[Path], None] | None,
+    tag: str,
+) -> list[InstalledDist]:
+    """`install_wheels` through images: make the missing ones (in parallel), link them all."""
+    site = platform.info.site_packages(python_version).as_posix()
+    known = record_hashes(site)
+
+    def one(wheel: Path, sha256: str | None) -> tuple[Path, Image]:
+        digest = sha256 or _file_sha256(wheel)
+
+        def make(tree: Path) -> dict[str, object]:
+            (dist,) = install_wheels(tree, [wheel], platform, python_version)
+            if finish is not None:
+                finish(tree)
+            return {**dataclasses.asdict(dist), "sha256": digest}
+
+        image_key = _images.key(
+            kind="wheel",
+            wheel_sha256=digest,
+            platform=platform.value,
+            python=python_version,
+            installer=INSTALLER_NAME.decode().strip(),
+            finish=tag,
+        )
+        return wheel, _images.ensure(cache, image_key, make, known_hashes=known)
+
+    hashes: list[str | None] = list(sha256s) if sha256s is not None else [None] * len(wheels)
+    with ThreadPoolExecutor(max_workers=_workers(len(wheels))) as pool:
+        made = list(pool.map(one, wheels, hashes))
+    dists = [_dist_of(image, wheel) for wheel, image in made]
+    seen: dict[str, str] = {}
+    for dist in dists:
+        name = str(canonical(dist.name))
+        if name in seen:
+            raise BuildError(f"{dist.wheel} and {seen[name]} are the same package")
+        seen[name] = dist.wheel
+    root.mkdir(parents=True, exist_ok=True)
+    layout_site = root.resolve() / site
+    for name in seen:
+        remove_installed(layout_site, name, root.resolve())
+    for _, image in made:  # in order: where two wheels write one path, the later one wins
+        _images.link_into(image, root)
+    return dists
+
+
+def _dist_of(image: Image, wheel: Path) -> InstalledDist:
+    info = image.info
+    names = info["top_level"]
+    return InstalledDist(
+        name=str(info["name"]),
+        version=str(info["version"]),
+        wheel=wheel.name,
+        sha256=str(info["sha256"]),
+        top_level=tuple(str(n) for n in names) if isinstance(names, list | tuple) else (),
+    )
 
 
 def _workers(groups: int) -> int:

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ from runenv.plan import CopyStep, Plan
 SCHEMA_VERSION = 1
 # Bump when a change to runenv changes what a build produces from the same inputs.
 # 2: the manifest lists each package's top-level names; the import check imports them all.
-# 3: the manifest records the import check (`check`), which a cross build's verify job runs.
-BUILD_FORMAT = 3
+# 3: bytecode in the archive (bytecode.py).
+# 4: the manifest records the import check (`check`), which a cross build's verify job runs.
+BUILD_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class BuildInputs:
     glibc: tuple[int, int]  # which wheels fit, and the audit's floor
     macos: tuple[int, int] | None  # which wheels fit, the audit's floor, source builds' target
     source_date_epoch: int  # every archive entry's mtime
+    compile_bytecode: bool  # .pyc files in the archive, or none
     # `packages.resolution`: which packages without a wheel are built, skipped or fail the build
     policy: dict[str, Any] | None = None
     # `packages.buildWheel`: the build requirements and PEP 517 settings of source builds
@@ -104,6 +106,7 @@ class BuildInputs:
             glibc=plan.glibc,
             macos=plan.macos,
             source_date_epoch=mtime,
+            compile_bytecode=plan.compile_bytecode,
             policy=plan.policy.to_json() if plan.policy else None,
             build_wheel={
                 name: {k: v for k, v in recipe.to_json().items() if k != "reason"}
@@ -150,6 +153,7 @@ def make_manifest(
     python_sha256: str,
     packages: Sequence[PackageRecord],
     copied: Sequence[str],
+    bytecode: Mapping[str, Any] | None = None,
     checked: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest of one archive (docs/architecture.md, "The artifact")."""
@@ -180,6 +184,7 @@ def make_manifest(
         ],
         "skipped": [{"name": n, "reason": r} for n, r in sorted(plan.skipped.items())],
         "copied_files": list(copied),
+        "bytecode": dict(bytecode) if bytecode is not None else {"compiled": False},
         # What the import check imports (`modules.importable`) and may see fail: recorded so a
         # cross-built archive gets the same check on its native runner
         # (`python -m runenv_catalogue check MANIFEST`, the workflow's verify job).

@@ -143,6 +143,7 @@ class Plan:
     build_wheel: dict[str, BuildRecipe] = field(default_factory=dict)  # canonical name ->
     no_deps: frozenset[str] = frozenset()  # canonical names locked without their dependencies
     git: tuple[GitDependency, ...] = ()
+    compile_bytecode: bool = True
 
     @property
     def interpreter(self) -> PurePosixPath:
@@ -175,6 +176,7 @@ class Plan:
             "allow_import_failures": dict(self.allow_import_failures),
             "glibc": ".".join(map(str, self.glibc)),
             "macos": ".".join(map(str, self.macos)) if self.macos else None,
+            "compile_bytecode": self.compile_bytecode,
         }
 
 
@@ -295,6 +297,7 @@ def make_plan(vc: VariantConfig, platform: Platform) -> Plan:
         timeout=cfg.build.timeout,
         parallel_downloads=cfg.build.parallelDownloads,
         enable_logging=cfg.build.enableLogging,
+        compile_bytecode=cfg.build.compileBytecode,
         policy=policy,
         build_wheel=build_wheel,
         no_deps=no_deps,

@@ -40,5 +40,6 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
                 importable(moved, plan.site_packages.as_posix(), manifest.get("copied_files", [])),
                 plan.allow_import_failures,
                 timeout=float(plan.timeout),
+                bytecode=(manifest.get("bytecode") or {}).get("compiled") is True,
             )
     return target.tree

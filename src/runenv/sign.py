@@ -8,6 +8,10 @@ file listing the absolute path of every binary of the tree (ELF, Mach-O, PE: rec
 their headers, as the audit recognises them; links are not followed), one per line, UTF-8.
 Its environment also has `RUNENV_SIGN_PLATFORM`, `RUNENV_SIGN_VARIANT` and `RUNENV_SIGN_TREE`.
 A command that fails fails the build, and nothing is published.
+
+Signing rewrites files in place, and a tree's files may be hard links into runenv's cache of
+installed images (`_images`): each binary gets its own inode first (`_images.unshare`), so
+the signature never reaches the cache or another build's tree.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
+from runenv._images import unshare
 from runenv._subprocess import run
 from runenv.audit import identify
 from runenv.errors import UsageError
@@ -64,6 +69,8 @@ def sign_tree(
 ) -> list[Path]:
     """Run `command` over every binary of `tree`; return them. SubprocessError if it fails."""
     files = binaries(tree)
+    for f in files:
+        unshare(f)  # signed in place: never through a hard link into the image cache
     with tempfile.TemporaryDirectory(prefix="runenv-sign-") as tmp:
         listing = Path(tmp) / "binaries.txt"  # outside the tree: it must not be packed
         listing.write_text("".join(f"{f.resolve()}\n" for f in files), encoding="utf-8")

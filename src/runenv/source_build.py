@@ -94,12 +94,15 @@ class RuntimeEnv:
         self._indexes = indexes
         self._default_index = default_index
         self._cache = cache
-        self._extra = dict(extra_environ)
+        # The build runs the runtime's own interpreter, whose stdlib is the tree being built:
+        # it must not write (mtime-stamped) .pyc files there, which would ship.
+        self._extra = {**extra_environ, "PYTHONDONTWRITEBYTECODE": "1"}
         self._timeout = timeout
         self._log = log_file
         run(
-            [runtime_python, "-m", "venv", "--without-pip", path],
+            [runtime_python, "-B", "-m", "venv", "--without-pip", path],
             what="create the source-build environment",
+            env={"PYTHONDONTWRITEBYTECODE": "1"},
             timeout=timeout,
             log_file=log_file,
         )

@@ -5,8 +5,9 @@ built. CI runs this on its native runner, from a checkout, with nothing installe
 beside the manifest (or its parts) is verified and unpacked at a new path exactly as `install`
 does, then its interpreter imports the modules the build recorded (`check.modules` in the
 manifest: every top-level name in site-packages) with the same script as runenv's import
-check. It passes when every module imports, bar the recorded `allowed_failures`, and the
-runtime reports its new folder as `sys.prefix` (so it is relocatable).
+check. It passes when every module imports, bar the recorded `allowed_failures`, the runtime
+reports its new folder as `sys.prefix` (so it is relocatable), and, when the manifest says
+bytecode is in, every module of the tree was loaded from its shipped `.pyc`.
 """
 
 from __future__ import annotations
@@ -21,15 +22,37 @@ from runenv_catalogue._provision import CatalogueError, Part, UsageError, provis
 
 # Kept identical to runenv's (`runenv.check._IMPORT_SCRIPT`; a test compares them): one
 # process imports everything, each failure caught and reported by name; `-B` writes no .pyc.
+# With "bytecode" first, every module loaded from a .py of the tree must have had a valid
+# hash-based .pyc: the shipped bytecode is what runs, not a compile of its own.
 _IMPORT_SCRIPT = """
-import importlib, json, sys
+import importlib, importlib.util, json, os, sys
 failures = {}
-for name in sys.argv[1:]:
+for name in sys.argv[2:]:
     try:
         importlib.import_module(name)
     except BaseException as exc:
         failures[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-print("RUNENV-CHECK " + json.dumps({"prefix": sys.prefix, "failures": failures}))
+no_bytecode = []
+root = os.path.realpath(sys.prefix) + os.sep
+for name, module in sorted(sys.modules.items()) if sys.argv[1] == "bytecode" else ():
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None) or ""
+    if not (origin.endswith(".py") and os.path.realpath(origin).startswith(root)):
+        continue
+    try:
+        with open(origin, "rb") as f:
+            data = f.read()
+        with open(spec.cached, "rb") as f:
+            head = f.read(16)
+    except (OSError, TypeError):
+        head = b""
+    if not (
+        len(head) == 16 and head[:4] == importlib.util.MAGIC_NUMBER and head[4] & 1
+        and head[8:16] == importlib.util.source_hash(data)
+    ):
+        no_bytecode.append(name)
+print("RUNENV-CHECK " + json.dumps(
+    {"prefix": sys.prefix, "failures": failures, "no_bytecode": no_bytecode}))
 """
 TIMEOUT = 900.0
 
@@ -58,6 +81,7 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
         archive = manifest_path.parent / str(m["archive"])
         interpreter = PurePosixPath(str(m["interpreter"]))
         modules = [str(x) for x in m["check"]["modules"]]
+        bytecode = bool((m.get("bytecode") or {}).get("compiled"))
         allowed = {str(k): str(v) for k, v in m["check"]["allowed_failures"].items()}
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UsageError(
@@ -73,9 +97,10 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
         root = Path(tmp) / "unpacked-elsewhere"
         provision(str(archive), sha256, size, root, interpreter, parts=parts if use_parts else ())
         python = root.joinpath(*interpreter.parts)
+        mode = "bytecode" if bytecode else "-"
         try:
             out = subprocess.run(
-                [str(python), "-I", "-B", "-c", _IMPORT_SCRIPT, *sorted(set(modules))],
+                [str(python), "-I", "-B", "-c", _IMPORT_SCRIPT, mode, *sorted(set(modules))],
                 cwd=root,
                 capture_output=True,
                 text=True,
@@ -99,6 +124,13 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
             listed = "; ".join(f"{k}: {v}" for k, v in sorted(refused.items()))
             raise CheckFailed(
                 f"{shown}: import check failed for {len(refused)} module(s): {listed}"
+            )
+        stale: list[str] = result.get("no_bytecode", [])
+        if stale:
+            more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+            raise CheckFailed(
+                f"{shown}: {len(stale)} module(s) have no valid shipped bytecode and were "
+                f"compiled on import: {', '.join(stale[:5])}{more}"
             )
     how = f"joined from {len(parts)} parts" if use_parts else "whole"
     accepted = f", {len(failures)} allowed failure(s)" if failures else ""

@@ -1,0 +1,255 @@
+"""Installed images: each wheel installed once per target layout, then hard-linked into trees.
+
+A warm build spends its time installing (inflating, hashing and writing every file of every
+wheel) and unpacking the interpreter. Both outputs are position-independent (RECORD paths are
+relative, scripts find their interpreter relative to themselves), so runenv keeps them in the
+cache as *images*: a folder holding the files one wheel installs for one (platform layout,
+Python version), or the files one PBS archive unpacks to, plus `image.json`, which lists every
+file with its sha256 and a stat fingerprint. A build links each file into its tree (hard
+links, as uv does; a copy where the cache is on another filesystem), which costs a directory
+entry per file instead of the file's bytes.
+
+No cached byte is used unverified. The sha256 of a wheel's file comes from the RECORD the
+installer wrote while hashing it; other files are hashed when the image is made. Each take
+checks every file's size, mtime, inode and device against the fingerprint (a `lstat` per file);
+a file whose fingerprint moved is hashed again and the image is evicted and made again from the
+(verified) wheel if any byte differs. The ctime that `_cache.is_verified` also checks cannot be
+used here: every hard link made or removed changes it. An in-place edit of a linked file (from
+a tree under `pydist/`, which shares the inode) changes its mtime and is caught; resetting the
+mtime by hand afterwards is not, which is the limit of a stat check (the download cache, which
+is restored from outside by CI, keeps the stronger check).
+
+Trees never change a linked file in place: installs replace files (unlink, then link or
+write), bytecode is written to new files, copyFiles unlinks before copying, and the sign stage
+unshares a file before signing it (`unshare`).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.records import parse_record_file
+
+from runenv._cache import Cache, evict, file_sha256, lock_for, staged_dir, staged_file
+
+logger = logging.getLogger(__name__)
+
+SECTION = "images"
+FORMAT = 1  # bump when what an image holds for the same inputs changes
+_META = "image.json"
+_FILES = "tree"
+_LINK_ERRORS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP}
+
+
+@dataclass(frozen=True)
+class Image:
+    """A verified image: its entries under `root`, and what the maker recorded about them."""
+
+    root: Path
+    files: tuple[str, ...]  # regular files, tree-relative, `/`-separated, sorted
+    links: Mapping[str, str]  # symbolic links (PBS has `bin/python3 -> python3.12`): text
+    dirs: tuple[str, ...]  # every folder, so empty ones survive too
+    info: Mapping[str, object]  # what the maker returned (e.g. the installed distribution)
+
+
+def key(**inputs: object) -> str:
+    """The cache key of an image: a digest of everything that decides its files."""
+    import hashlib
+
+    doc = json.dumps({"format": FORMAT, **inputs}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def ensure(
+    cache: Cache,
+    image_key: str,
+    make: Callable[[Path], Mapping[str, object]],
+    *,
+    known_hashes: Callable[[Path], Mapping[str, str]] | None = None,
+) -> Image:
+    """The image named `image_key`, verified; made by `make(tree)` if absent or damaged.
+
+    `make` fills an empty folder and returns JSON-able facts kept with the image.
+    `known_hashes(tree)` may return sha256s of files it already knows (from a RECORD), so only
+    the others are hashed.
+    """
+    folder = cache.section(SECTION) / image_key[:2] / image_key
+    found = _load(folder)
+    if found is not None:
+        return found
+    with lock_for(folder):
+        found = _load(folder)
+        if found is not None:
+            return found
+        if folder.exists():
+            logger.warning(
+                "cached image %s does not match what it recorded: evicted it, making it again",
+                folder,
+            )
+            evict(folder)
+        with staged_dir(folder) as tmp:
+            tree = tmp / _FILES
+            tree.mkdir()
+            info = dict(make(tree))
+            known = dict(known_hashes(tree)) if known_hashes else {}
+            entries: dict[str, dict[str, object]] = {}
+            for rel, kind in _walk(tree):
+                path = tree / rel
+                if kind == "dir":
+                    entries[rel] = {"dir": True}
+                elif kind == "link":
+                    entries[rel] = {"link": str(path.readlink())}
+                else:
+                    sha256 = known.get(rel) or file_sha256(path)
+                    entries[rel] = {"sha256": sha256, **_fingerprint(path)}
+            meta = {"format": FORMAT, "info": info, "files": entries}
+            (tmp / _META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
+        # The rename moved the folder, not its files: their fingerprints still hold.
+    loaded = _load(folder)
+    if loaded is None:  # written just now under the lock: only a broken filesystem gets here
+        raise OSError(errno.EIO, "image did not verify right after it was written", str(folder))
+    return loaded
+
+
+def link_into(image: Image, dest: Path) -> None:
+    """Put every file of `image` at the same relative path under `dest`, replacing what is
+    there (a later install wins, as it would by writing), by hard link or else by copy."""
+    for rel in image.dirs:
+        (dest / rel).mkdir(parents=True, exist_ok=True)
+    for rel in image.files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)  # a no-op stat for known folders
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        _link_or_copy(image.root / rel, target)
+    for rel, text in image.links.items():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        target.symlink_to(text)
+
+
+def unshare(path: Path) -> None:
+    """Give `path` its own inode, so that changing it in place cannot reach an image."""
+    st = path.lstat()
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink < 2:
+        return
+    tmp = path.with_name(f".tmp-{path.name}.unshare")
+    shutil.copy2(path, tmp)
+    tmp.replace(path)
+
+
+def record_hashes(site_packages_rel: str) -> Callable[[Path], dict[str, str]]:
+    """`known_hashes` for a wheel image: the sha256 of each file its RECORD hashes."""
+
+    def hashes(tree: Path) -> dict[str, str]:
+        known: dict[str, str] = {}
+        site = tree / site_packages_rel
+        for record in sorted(site.glob("*.dist-info/RECORD")) if site.is_dir() else []:
+            for row in parse_record_file(record.read_text("utf-8").splitlines()):
+                path, digest = row[0], row[1]
+                if not digest or not digest.startswith("sha256="):
+                    continue
+                rel = os.path.normpath(f"{site_packages_rel}/{path}").replace(os.sep, "/")
+                raw = base64.urlsafe_b64decode(digest[7:] + "=" * (-len(digest[7:]) % 4))
+                known[rel] = raw.hex()
+        return known
+
+    return hashes
+
+
+# --- inside -----------------------------------------------------------------------------------
+
+
+def _walk(tree: Path) -> Iterator[tuple[str, str]]:
+    """(tree-relative path, "file" | "link" | "dir") of every entry, links not followed."""
+    for folder, dirs, names in os.walk(tree):
+        dirs.sort()
+        base = Path(folder)
+        for name in sorted([*dirs, *names]):
+            path = base / name
+            mode = path.lstat().st_mode
+            rel = path.relative_to(tree).as_posix()
+            if stat.S_ISLNK(mode):
+                yield rel, "link"
+            elif stat.S_ISDIR(mode):
+                yield rel, "dir"
+            elif stat.S_ISREG(mode):
+                yield rel, "file"
+            else:
+                raise OSError(errno.EINVAL, "an image holds files, folders and links only", rel)
+
+
+def _fingerprint(path: Path) -> dict[str, int]:
+    st = path.lstat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino, "dev": st.st_dev}
+
+
+def _load(folder: Path) -> Image | None:
+    """The image in `folder` if every file still holds its recorded bytes, else None."""
+    try:
+        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        return None
+    files = meta.get("files")
+    info = meta.get("info")
+    if not isinstance(files, dict) or not isinstance(info, dict):
+        return None
+    tree = folder / _FILES
+    regular: list[str] = []
+    links: dict[str, str] = {}
+    dirs: list[str] = []
+    moved = False
+    for rel, entry in files.items():
+        path = tree / rel
+        if not isinstance(entry, dict):
+            return None
+        try:
+            mode = path.lstat().st_mode
+            if entry.get("dir"):
+                if not stat.S_ISDIR(mode):
+                    return None
+                dirs.append(rel)
+                continue
+            if "link" in entry:
+                if not stat.S_ISLNK(mode) or str(path.readlink()) != entry["link"]:
+                    return None
+                links[rel] = str(entry["link"])
+                continue
+            if not stat.S_ISREG(mode):
+                return None
+            seen = _fingerprint(path)
+            if any(entry.get(k) != v for k, v in seen.items()):
+                if file_sha256(path) != entry.get("sha256"):
+                    return None
+                entry.update(seen)  # same bytes, moved stat (a restored or copied cache)
+                moved = True
+        except OSError:
+            return None
+        regular.append(rel)
+    if moved:  # record the new fingerprints, so the next take is a stat again
+        with staged_file(folder / _META) as tmp:
+            tmp.write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
+    return Image(tree, tuple(sorted(regular)), links, tuple(sorted(dirs)), info)
+
+
+def _link_or_copy(src: Path, target: Path) -> None:
+    try:
+        os.link(src, target)
+    except OSError as exc:
+        if exc.errno not in _LINK_ERRORS:
+            raise
+        shutil.copy2(src, target)

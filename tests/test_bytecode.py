@@ -1,0 +1,308 @@
+"""Bytecode: compiled at build time into real trees (the PBS-shaped stdlib ships none),
+reproducibly, by a same-X.Y interpreter; the import check and a read-only runtime use it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import marshal
+import os
+import py_compile
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from runenv import bytecode
+from runenv.check import import_check
+from runenv.config import load_variant
+from runenv.errors import BuildError, CheckError, FetchError
+from runenv.plan import Plan, make_plan
+from runenv.platforms import Platform
+from support.index import IndexServer
+from support.pbs import PY_XY, standin
+from support.project import SITE, VARIANT, archive_of, build, make_project, manifest_of, unpack
+
+TAG = sys.implementation.cache_tag
+CHECKED_HASH = (3).to_bytes(4, "little")
+
+# Which modules the interpreter compiles from source while importing: `source_to_code` is what
+# `SourceLoader.get_code` calls when there is no valid .pyc, and only then.
+PROBE = """
+import importlib._bootstrap_external as be, sys
+compiled = []
+original = be.SourceLoader.source_to_code
+def spy(self, data, path, *args, **kwargs):
+    compiled.append(path)
+    return original(self, data, path, *args, **kwargs)
+be.SourceLoader.source_to_code = spy
+import json, email.parser, argparse, rtpure, rtnative, rtdep, rtcopied
+print(json.dumps({"compiled": compiled, "dont_write": sys.flags.dont_write_bytecode}))
+"""
+
+
+def add_package(root: Path) -> None:
+    """A package in site-packages: a module it imports, a syntax error, an executable script."""
+    pkg = root / SITE / "bcpkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from . import mod\nVALUE = mod.VALUE\n")
+    (pkg / "mod.py").write_text("VALUE = {'a', 'b', 'c', 'd'}\n")
+    (pkg / "bad.py").write_text("def broken(:\n")
+    (pkg / "script.py").write_text("print('hi')\n")
+    (pkg / "script.py").chmod(0o755)
+
+
+def pycs(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.pyc"))}
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+    }
+
+
+def compile_all(root: Path, workers: int) -> bytecode.BytecodeResult:
+    files = bytecode.python_files(root, [PurePosixPath(SITE).parent])
+    return bytecode.compile_tree(root, root / "bin" / "python3", PY_XY, files, workers=workers)
+
+
+@pytest.fixture(scope="module")
+def pbs_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = standin.host_tree(tmp_path_factory.mktemp("pbs") / "python")
+    assert not any(root.rglob("*.pyc")), "the test's stdlib must lack bytecode"
+    add_package(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def compiled(pbs_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The PBS-shaped tree compiled with two workers (do not change it)."""
+    root = tmp_path_factory.mktemp("compiled") / "rt"
+    shutil.copytree(pbs_tree, root, symlinks=True)
+    result = compile_all(root, workers=2)
+    assert result.compiled and set(result.failed or {}) == {f"{SITE}/bcpkg/bad.py"}
+    assert "SyntaxError" in (result.failed or {})[f"{SITE}/bcpkg/bad.py"]
+    yield root
+
+
+def test_every_py_gets_checked_hash_bytecode_named_relative_to_the_root(compiled: Path) -> None:
+    sources = sorted(compiled.joinpath(SITE).parent.rglob("*.py"))
+    assert len(sources) > 500  # the stdlib is in
+    for source in sources:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        if source.name == "bad.py":
+            assert not cached.exists()
+            continue
+        head = cached.read_bytes()[:16]
+        assert head[:8] == importlib.util.MAGIC_NUMBER + CHECKED_HASH, source
+        assert head[8:] == importlib.util.source_hash(source.read_bytes()), source
+    mod = compiled / SITE / "bcpkg" / "__pycache__" / f"mod.{TAG}.pyc"
+    code = marshal.loads(mod.read_bytes()[16:])
+    assert code.co_filename == f"{SITE}/bcpkg/mod.py"  # no build folder in the bytes
+    script_pyc = compiled / SITE / "bcpkg" / "__pycache__" / f"script.{TAG}.pyc"
+    assert not script_pyc.stat().st_mode & 0o111  # modes follow the source, never executable
+
+
+def test_same_tree_gives_the_same_bytes_whatever_the_workers(
+    pbs_tree: Path, compiled: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "elsewhere" / "rt"
+    shutil.copytree(pbs_tree, other, symlinks=True)
+    compile_all(other, workers=1)
+    first, second = pycs(compiled), pycs(other)
+    assert len(first) > 500 and first == second
+
+
+def test_valid_bytecode_is_kept_stale_and_timestamp_bytecode_replaced(tmp_path: Path) -> None:
+    root = tmp_path / "rt"
+    for name in ("a", "b", "c"):
+        path = root / "lib" / f"{name}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"NAME = {name!r}\n")
+    files = ["lib/a.py", "lib/b.py", "lib/c.py"]
+    exe = Path(sys.executable)
+    first = bytecode.compile_tree(root, exe, PY_XY, files)
+    assert (first.files, first.written) == (3, 3)
+    before = snapshot(root)
+    again = bytecode.compile_tree(root, exe, PY_XY, files)
+    assert (again.files, again.written) == (3, 0) and snapshot(root) == before
+    # An edited source, and a timestamp .pyc (what CPython's install writes): both redone.
+    (root / "lib" / "a.py").write_text("NAME = 'edited'\n")
+    b_pyc = importlib.util.cache_from_source(str(root / "lib" / "b.py"))
+    py_compile.compile(str(root / "lib" / "b.py"), cfile=b_pyc)
+    assert Path(b_pyc).read_bytes()[4:8] == bytes(4)  # timestamp mode
+    third = bytecode.compile_tree(root, exe, PY_XY, files)
+    assert (third.files, third.written) == (3, 2)
+    for name in ("a", "b"):
+        data = Path(importlib.util.cache_from_source(str(root / "lib" / f"{name}.py"))).read_bytes()
+        assert data[4:8] == CHECKED_HASH
+        assert data[8:16] == importlib.util.source_hash((root / "lib" / f"{name}.py").read_bytes())
+
+
+def test_an_interpreter_of_another_version_writes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "rt"
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "a.py").write_text("A = 1\n")
+    with pytest.raises(BuildError, match=rf"is Python {PY_XY}, not 3\.1: bytecode is specific"):
+        bytecode.compile_tree(root, Path(sys.executable), "3.1.4", ["lib/a.py"])
+    assert not (root / "lib" / "__pycache__").exists()
+
+
+def test_import_check_reads_shipped_bytecode_writes_none_and_refuses_stale(
+    compiled: Path, tmp_path: Path
+) -> None:
+    modules = ["bcpkg", "json", "email.parser", "argparse"]
+    before = snapshot(compiled)
+    result = import_check(
+        compiled, compiled / "bin" / "python3", modules, {}, timeout=120, bytecode=True
+    )
+    assert result.imported == tuple(sorted(modules))
+    assert snapshot(compiled) == before  # -B: not one file written or rewritten
+    # A source changed after the stage: its module would be compiled on import. Refused.
+    moved = tmp_path / "moved"
+    shutil.copytree(compiled, moved, symlinks=True)
+    (moved / SITE / "bcpkg" / "mod.py").write_text("VALUE = 'changed'\n")
+    with pytest.raises(CheckError, match=r"1 module\(s\) .* no valid bytecode .*: bcpkg\.mod "):
+        import_check(moved, moved / "bin" / "python3", modules, {}, timeout=120, bytecode=True)
+    # Without the bytecode test (a build without bytecode) the same tree passes.
+    import_check(moved, moved / "bin" / "python3", modules, {}, timeout=120)
+    stale = f"{SITE}/bcpkg/__pycache__/mod.{TAG}.pyc"
+    assert (moved / stale).read_bytes() == (compiled / stale).read_bytes()  # still not rewritten
+
+
+def _plan(tmp_path: Path, pbs: tuple[Path, str]) -> Plan:
+    root = make_project(tmp_path / "p", pbs, [])
+    return make_plan(load_variant(root, VARIANT), Platform.LINUX_X64)
+
+
+def _tree(tmp_path: Path, plan: Plan) -> Path:
+    tree = tmp_path / "tree"
+    (tree / plan.site_packages / "pkg").mkdir(parents=True)
+    (tree / plan.site_packages / "pkg" / "__init__.py").write_text("X = 1\n")
+    (tree / "bin").mkdir()
+    (tree / "bin" / "tool.py").write_text("print(1)\n")  # a copied file outside the stdlib
+    return tree
+
+
+def test_cross_build_compiler_host_runtime_then_runenvs_own_then_skipped(
+    tmp_path: Path, pbs: tuple[Path, str]
+) -> None:
+    plan = _plan(tmp_path, pbs)
+    tree = _tree(tmp_path, plan)
+    pyc = tree / plan.site_packages / "pkg" / "__pycache__" / f"__init__.{TAG}.pyc"
+
+    def no_host() -> Path:
+        raise FetchError("cpython-9.9.9.tar.gz: not in the cache and --offline")
+
+    def compile_with(
+        plan: Plan, host_python: Callable[[], Path], copied: list[str]
+    ) -> bytecode.BytecodeResult:
+        compiler = bytecode.choose_compiler(plan, tree, native=False, host_python=host_python)
+        return bytecode.compile_runtime(plan, tree, copied, compiler, timeout=120.0)
+
+    host = compile_with(plan, lambda: Path(sys.executable), ["bin/tool.py"])
+    assert host.compiled and "runtime for this host" in host.compiler and host.files == 2
+    assert pyc.is_file() and (tree / "bin" / "__pycache__" / f"tool.{TAG}.pyc").is_file()
+
+    shutil.rmtree(pyc.parent)
+    own = compile_with(plan, no_host, [])
+    assert own.compiled and own.compiler.startswith("runenv's own Python") and pyc.is_file()
+
+    shutil.rmtree(pyc.parent)
+    other = replace(plan, python_version="3.99.0")
+    none = compile_with(other, no_host, [])
+    assert not none.compiled and not pyc.parent.exists()
+    assert none.to_json() == {
+        "compiled": False,
+        "reason": "cross build with no Python 3.99 to compile with: the host's runtime of 3.99.0 "
+        "is unavailable (cpython-9.9.9.tar.gz: not in the cache and --offline) and runenv runs "
+        f"on {PY_XY}",
+    }
+    off = compile_with(replace(plan, compile_bytecode=False), no_host, [])
+    assert off.to_json() == {"compiled": False, "reason": "[build] compileBytecode = false"}
+    assert not pyc.parent.exists()
+
+
+def _probe(runtime: Path) -> dict[str, object]:
+    """Run PROBE in `runtime` made read-only, with bytecode writing off (as on a shared mount)."""
+    for path in [runtime, *runtime.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run(
+        [runtime / "bin" / "python3", "-c", PROBE], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def _writable(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def test_built_runtime_imports_from_shipped_bytecode_read_only(
+    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer
+) -> None:
+    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0", "rtnative==1.0"])
+    assert build(root, pkg_server) == 0
+    manifest = manifest_of(root)
+    info = manifest["bytecode"]
+    assert isinstance(info, dict) and info["compiled"] is True
+    assert info["invalidation_mode"] == "checked-hash" and info["optimization_levels"] == [0]
+    assert info["compiler"] == f"the runtime's own Python {PY_XY}" and info["files"] > 500
+    with tarfile.open(archive_of(root)) as tf:
+        names = set(tf.getnames())
+    assert f"{SITE}/rtpure/__pycache__/__init__.{TAG}.pyc" in names
+    assert f"{SITE}/__pycache__/rtcopied.{TAG}.pyc" in names  # copied files too
+    assert f"lib/python{PY_XY}/json/__pycache__/__init__.{TAG}.pyc" in names  # the stdlib too
+
+    runtime = unpack(archive_of(root), tmp_path / "ro" / "rt")
+    try:
+        before = snapshot(runtime)
+        probe = _probe(runtime)
+        assert probe == {"compiled": [], "dont_write": 1}
+        assert snapshot(runtime) == before
+    finally:
+        _writable(runtime)
+
+    # Turned off: no bytecode in the archive, the manifest says so, and imports compile.
+    config = root / "versions" / VARIANT / "config.toml"
+    config.write_text(config.read_text() + "\n[build]\ncompileBytecode = false\n")
+    assert build(root, pkg_server) == 0
+    assert manifest_of(root)["bytecode"] == {
+        "compiled": False,
+        "reason": "[build] compileBytecode = false",
+    }
+    with tarfile.open(archive_of(root)) as tf:
+        assert not [n for n in tf.getnames() if n.startswith(SITE) and n.endswith(".pyc")]
+    bare = unpack(archive_of(root), tmp_path / "ro2" / "rt")
+    try:
+        compiled_on_import = _probe(bare)["compiled"]
+        assert isinstance(compiled_on_import, list)
+        assert any(p.endswith("rtpure/__init__.py") for p in compiled_on_import)
+        assert any(p.endswith("json/__init__.py") for p in compiled_on_import)
+    finally:
+        _writable(bare)
+
+
+def test_cross_builds_of_one_run_share_one_unpacked_host_runtime(pbs: tuple[Path, str]) -> None:
+    first = bytecode.shared_runtime(*pbs)
+    assert bytecode.shared_runtime(*pbs) == first  # unpacked once, whatever the number of builds
+    out = subprocess.run(
+        [first / "bin" / "python3", "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == str(sys.version_info[:2])

@@ -1,0 +1,146 @@
+"""Warm builds link installed images from the cache: same bytes as a cold build, every image
+verified on each take, a damaged one evicted and made again, copies where links cannot go."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runenv import _images
+from runenv._cache import Cache
+from support.index import IndexServer
+from support.project import SITE, VARIANT, archive_of, build, make_project, manifest_of, unpack
+
+
+@pytest.fixture
+def warm(
+    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """A project built once with its own cache; returns (project, cache)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RUNENV_CACHE_DIR", str(cache))
+    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0", "rtnative==1.0"])
+    assert build(root, pkg_server) == 0
+    return root, cache
+
+
+def _outputs_removed(root: Path) -> None:
+    shutil.rmtree(root / "dist")
+    shutil.rmtree(root / "pydist")
+
+
+def test_a_warm_build_links_images_and_gives_the_same_bytes(
+    warm: tuple[Path, Path], pkg_server: IndexServer
+) -> None:
+    root, cache = warm
+    first = manifest_of(root)["sha256"]
+    _outputs_removed(root)
+    assert build(root, pkg_server) == 0
+    assert manifest_of(root)["sha256"] == first
+    tree = root / "pydist" / VARIANT / "linux-x64"
+    installed = tree / SITE / "rtpure" / "__init__.py"
+    interpreter = (tree / "bin" / "python3").resolve()
+    images = cache / _images.SECTION
+    # Both the package and the interpreter are links to the images in the cache.
+    for path in (installed, interpreter):
+        assert path.stat().st_nlink >= 2
+        assert any(p.samefile(path) for p in images.rglob(path.name))
+
+
+def test_a_file_changed_through_a_linked_tree_is_caught_and_the_image_made_again(
+    warm: tuple[Path, Path],
+    pkg_server: IndexServer,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    root, _ = warm
+    first = manifest_of(root)["sha256"]
+    tree = root / "pydist" / VARIANT / "linux-x64"
+    shared = tree / SITE / "rtpure" / "__init__.py"
+    assert shared.stat().st_nlink >= 2
+    with shared.open("a") as f:  # an in-place edit reaches the image through the link
+        f.write("VALUE = 'EDITED IN PLACE'\n")
+    _outputs_removed(root)
+    with caplog.at_level(logging.WARNING):
+        assert build(root, pkg_server) == 0
+    assert any("evicted" in r.getMessage() for r in caplog.records)
+    assert manifest_of(root)["sha256"] == first
+    runtime = unpack(archive_of(root), tmp_path / "rt")
+    out = subprocess.run(
+        [runtime / "bin" / "python3", "-c", "import rtpure; print(rtpure.VALUE)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "EDITED" not in out
+
+
+def test_an_image_copied_elsewhere_is_hashed_again_then_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = Cache(tmp_path / "c1")
+
+    def make(tree: Path) -> dict[str, object]:
+        (tree / "pkg").mkdir()
+        (tree / "pkg" / "a.py").write_text("A = 1\n")
+        (tree / "empty").mkdir()
+        (tree / "link").symlink_to("pkg/a.py")
+        return {"made": True}
+
+    key = _images.key(kind="test")
+    image = _images.ensure(cache, key, make)
+    assert image.files == ("pkg/a.py",) and image.links == {"link": "pkg/a.py"}
+    assert set(image.dirs) == {"empty", "pkg"}
+    shutil.copytree(tmp_path / "c1", tmp_path / "c2", symlinks=True)
+    hashed: list[Path] = []
+    real = _images.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(_images, "file_sha256", counting)
+
+    def never(tree: Path) -> dict[str, object]:
+        raise AssertionError("a verified image is not made again")
+
+    copy = _images.ensure(Cache(tmp_path / "c2"), key, never)
+    assert [p.name for p in hashed] == ["a.py"]
+    _images.ensure(Cache(tmp_path / "c2"), key, never)
+    assert len(hashed) == 1  # the new fingerprints were recorded
+    dest = tmp_path / "dest"
+    _images.link_into(copy, dest)
+    assert (dest / "link").read_text() == "A = 1\n" and (dest / "empty").is_dir()
+
+
+def test_linking_across_filesystems_falls_back_to_copies(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "small"
+    cache_dir.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1024k", "tmpfs", str(cache_dir)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        cache = Cache(cache_dir)
+
+        def make(tree: Path) -> dict[str, object]:
+            (tree / "tool").write_text("#!/bin/sh\n")
+            (tree / "tool").chmod(0o755)
+            return {}
+
+        image = _images.ensure(cache, _images.key(kind="test"), make)
+        dest = tmp_path / "tree"  # another filesystem than the tmpfs
+        _images.link_into(image, dest)
+        copied = dest / "tool"
+        assert copied.read_text() == "#!/bin/sh\n" and os.access(copied, os.X_OK)
+        assert copied.stat().st_nlink == 1
+    finally:
+        subprocess.run(["umount", "-l", str(cache_dir)], check=False)
