@@ -151,6 +151,7 @@ def test_estimate_arithmetic_with_a_given_model(tmp_path: Path) -> None:
         install={"linux": 0.0, "macos": 0.0, "windows": 0.0},
         cache=0.0,
         per_target=1.0,
+        bytecode=0.0,
         mb_per_minute=1e12,
         import_check=0.0,
         source_build=10.0,

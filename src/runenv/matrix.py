@@ -60,10 +60,12 @@ class CostModel:
     cache (`python`, ~6 s). A build job then installs runenv from pip's cache (`install`,
     ~25 s; ~50 s on Windows) and restores runenv's download cache (`cache`, ~15 s); each
     target costs `per_target` (unpack the interpreter, install, pack, manifest, upload, ~20 s)
-    plus its locked files at `mb_per_minute` (hash, unzip, compress), `import_check` (~10 s)
-    where it runs natively, and `source_build` per sdist it compiles. A verify job installs
-    nothing (its check is the stdlib-only catalogue package, run from the checkout); per
-    archive it costs its files at `verify_mb_per_minute` (download, hash, unpack) and the
+    and `bytecode` (compiling the tree on two workers and packing the .pyc files, ~15 s: the
+    README's figures for 3.12.10) plus its locked files at `mb_per_minute` (hash, unzip,
+    compress), `import_check` (~10 s) where it runs natively, and `source_build` per sdist it
+    compiles. A verify job installs nothing (its check is the stdlib-only catalogue package,
+    run from the checkout); per archive it costs its files at `verify_mb_per_minute`
+    (download, hash, unpack an archive about 1.8x their size, bytecode included) and the
     import check. Billing rounds each job up to a whole minute, so small jobs count whole.
     """
 
@@ -74,10 +76,11 @@ class CostModel:
     )
     cache: float = 0.25
     per_target: float = 0.35
+    bytecode: float = 0.25
     mb_per_minute: float = 400.0
     import_check: float = 0.15
     source_build: float = 6.0
-    verify_mb_per_minute: float = 530.0
+    verify_mb_per_minute: float = 420.0
 
     def setup(self, os_name: str, *, build: bool = True) -> float:
         """Minutes before a job's own work: start and Python; for a build, runenv and cache."""
@@ -194,7 +197,7 @@ class Job:
 
 
 def _target_minutes(t: TargetPlan, model: CostModel, *, native: bool) -> float:
-    minutes = model.per_target + t.wheel_bytes / 1e6 / model.mb_per_minute
+    minutes = model.per_target + model.bytecode + t.wheel_bytes / 1e6 / model.mb_per_minute
     if native:
         minutes += model.import_check + t.source_builds * model.source_build
     return minutes
