@@ -178,6 +178,38 @@ def test_import_check_reads_shipped_bytecode_writes_none_and_refuses_stale(
     assert (moved / stale).read_bytes() == (compiled / stale).read_bytes()  # still not rewritten
 
 
+def test_import_check_follows_a_module_respecced_without_cached(
+    compiled: Path, tmp_path: Path
+) -> None:
+    # setuptools' distutils hack: `distutils` is setuptools._distutils, imported normally (from
+    # its bytecode) and then given a spec with an origin but no `cached`, under both names.
+    tree = tmp_path / "tree"
+    shutil.copytree(compiled, tree, symlinks=True)
+    alias = tree / SITE / "bcalias.py"
+    alias.write_text(
+        "import importlib.abc, importlib.util, sys\n"
+        "import bcpkg\n"
+        "class _Loader(importlib.abc.Loader):\n"
+        "    def create_module(self, spec):\n"
+        "        return bcpkg\n"
+        "    def exec_module(self, module):\n"
+        "        pass\n"
+        "spec = importlib.util.spec_from_loader('bcother', _Loader(), origin=bcpkg.__file__)\n"
+        "assert spec.cached is None\n"
+        "sys.modules['bcother'] = importlib.util.module_from_spec(spec)\n"
+    )
+    py_compile.compile(
+        str(alias), invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH, doraise=True
+    )
+    modules = ["bcalias", "bcpkg"]
+    result = import_check(tree, tree / "bin" / "python3", modules, {}, timeout=120, bytecode=True)
+    assert result.imported == tuple(modules)
+    # Its bytecode is still checked: stale, it is refused under both names.
+    (tree / SITE / "bcpkg" / "__init__.py").write_text("from . import mod\nVALUE = 2\n")
+    with pytest.raises(CheckError, match=r"no valid bytecode .*: bcother, bcpkg "):
+        import_check(tree, tree / "bin" / "python3", modules, {}, timeout=120, bytecode=True)
+
+
 def _plan(tmp_path: Path, pbs: tuple[Path, str]) -> Plan:
     root = make_project(tmp_path / "p", pbs, [])
     return make_plan(load_variant(root, VARIANT), Platform.LINUX_X64)

@@ -374,7 +374,11 @@ def test_shipped_variants_load() -> None:
             make_plan(vc, plat)
     atls = load_variant(REPO, "3.12.10-atls")
     assert atls.platforms == (Platform.LINUX_X64, Platform.MACOSX_AARCH64)
-    assert len(make_plan(atls, Platform.LINUX_X64).copy_files) == 2
+    atls_linux = make_plan(atls, Platform.LINUX_X64)
+    assert "ImmuneBuilder==1.2" in atls_linux.requirements
+    assert {"pdbfixer==1.12.0", "anarci==2026.2.13.2", "hmmer==3.4.0.2"} <= set(
+        atls_linux.requirements
+    )
     old = make_plan(load_variant(REPO, "3.10.11"), Platform.LINUX_X64)
     assert "numpy==1.24.3" in old.requirements
 
@@ -541,9 +545,16 @@ def test_cli_config_plan_json_for_shipped_variant() -> None:
     proc = run_cli("config", "3.12.10-atls", "--platform", "linux-x64", "--json")
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
-    assert plan["requirements"] == ["torch==2.7.0", "ImmuneBuilder==1.2"]
+    assert plan["requirements"][:6] == [
+        "biopython==1.85",
+        "openmm==8.3.1",
+        "torch==2.7.0",
+        "torchvision==0.22.0",
+        "torchaudio==2.7.0",
+        "ImmuneBuilder==1.2",
+    ]
     assert plan["site_packages"] == "lib/python3.12/site-packages"
-    assert [c["to"] for c in plan["copy_files"]] == ["bin", "lib/python3.12/site-packages"]
+    assert [c["to"] for c in plan["copy_files"]] == ["bin"]
 
 
 def test_cli_merged_config_as_toml_and_json() -> None:

@@ -1,9 +1,9 @@
-"""The GitHub Actions workflows: actionlint-clean, and the build matrix they run is exactly
-`runenv matrix --json`'s output, which this file checks against the matrix model."""
+"""The GitHub Actions workflows: actionlint-clean; the build and verify matrices they run are
+exactly `runenv matrix --json`'s, every cross-built target has its native verification job;
+signing only where the secrets are; releases carry parts of archives above the part size."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from runenv.matrix import KEYS, github_matrix, matrix, matrix_json, matrix_table
-from runenv.platforms import Platform
+from runenv.matrix import KEYS, VERIFY_KEYS, matrix_data, plan_targets, verify_entries
+from runenv.platforms import ALL_PLATFORMS, Platform
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -75,26 +75,109 @@ def _job(text: str, name: str) -> str:
 
 def test_build_workflow_feeds_runenv_matrix_verbatim() -> None:
     text = BUILD.read_text()
-    plan, build = _job(text, "plan"), _job(text, "build")
-    # The plan job runs the command and passes its output on untouched...
-    assert 'matrix="$(python -m runenv matrix --json)"' in plan
-    assert 'echo "matrix=$matrix" >> "$GITHUB_OUTPUT"' in plan
-    assert "matrix: ${{ steps.matrix.outputs.matrix }}" in plan
-    # ...the build job takes it as its whole strategy.matrix and runs on each entry's runner.
-    assert "needs: plan" in build
-    assert re.search(
-        r"strategy:\n(\s+fail-fast: false\n)?\s+matrix: "
-        r"\$\{\{ fromJSON\(needs\.plan\.outputs\.matrix\) \}\}\n",
-        build,
+    plan, build, verify = _job(text, "plan"), _job(text, "build"), _job(text, "verify")
+    # The plan job runs the command and passes its two matrices on untouched...
+    assert 'plan="$(python -m runenv matrix --json)"' in plan
+    assert 'echo "build=$(jq -c .build <<< "$plan")" >> "$GITHUB_OUTPUT"' in plan
+    assert 'echo "verify=$(jq -c .verify <<< "$plan")" >> "$GITHUB_OUTPUT"' in plan
+    assert "build: ${{ steps.matrix.outputs.build }}" in plan
+    assert "verify: ${{ steps.matrix.outputs.verify }}" in plan
+    # ...each job takes one as its whole strategy.matrix and runs on each entry's runner.
+    for job, output in ((build, "build"), (verify, "verify")):
+        assert re.search(
+            r"strategy:\n(\s+fail-fast: false\n)?\s+matrix: "
+            rf"\$\{{\{{ fromJSON\(needs\.plan\.outputs\.{output}\) \}}\}}\n",
+            job,
+        ), output
+        assert "runs-on: ${{ matrix.runner }}" in job
+    assert "needs: plan" in build and "needs: [plan, build]" in verify
+    assert 'for platform in $PLATFORMS; do args+=(--platform "$platform"); done' in build
+    assert 'python -m runenv build "$VARIANT" "${args[@]}" --locked' in build
+    assert (
+        "VARIANT: ${{ matrix.variant }}" in build and "PLATFORMS: ${{ matrix.platforms }}" in build
     )
-    assert "runs-on: ${{ matrix.runner }}" in build
-    assert 'python -m runenv build "$VARIANT" --platform "$PLATFORM" --locked' in build
-    assert "VARIANT: ${{ matrix.variant }}" in build and "PLATFORM: ${{ matrix.platform }}" in build
     used = set(re.findall(r"(?<![\w.])matrix\.(\w+)", text))
-    assert used and used <= set(KEYS), used - set(KEYS)
+    assert used == set(KEYS) - {"python_version"} | set(VERIFY_KEYS), used
     catalogue = _job(text, "catalogue")
     assert "python -m runenv catalogue --base-url" in catalogue
-    assert "merge-multiple: true" in catalogue
+    assert "pattern: runtime-*" in catalogue and "merge-multiple: true" in catalogue
+    assert "needs: [build, verify]" in catalogue
+
+
+def _uploads(build: str) -> dict[str, str]:
+    """platform -> the artifact name the build job uploads its archive under."""
+    found = re.findall(
+        r"- name: Upload ([\w-]+)\n\s+if: contains\(format\(' \{0\} ', matrix\.platforms\), "
+        r"' ([\w-]+) '\)\n\s+uses: actions/upload-artifact@\S+\n\s+with:\n\s+name: (.+)\n"
+        r"\s+path: upload/([\w-]+)/\n",
+        build,
+    )
+    assert all(a == b == d for a, b, _, d in found), found
+    return {a: name for a, _, name, _ in found}
+
+
+@pytest.mark.parametrize("project", ["shipped", "source builds"])
+def test_every_cross_built_target_has_its_native_verification_job(
+    project: str, tmp_path: Path
+) -> None:
+    root = REPO
+    if project == "source builds":  # windows-x64 needs a source build: built and checked there
+        root = tmp_path
+        shutil.copytree(REPO / "versions" / "3.12.10", root / "versions" / "3.12.10")
+        shutil.copy(REPO / "shared-config.toml", root / "shared-config.toml")
+        with (root / "versions" / "3.12.10" / "config.toml").open("a") as fh:
+            fh.write('\n[packages.forceSource.numpy]\nwindows-x64 = "patched"\n')
+    targets = plan_targets(root)
+    verify = matrix_data(root)["verify"]["include"]
+    assert verify == verify_entries(targets)
+    checked = {(v, e["platform"]) for e in verify for v in e["variants"].split()}
+    cross = {(t.variant, t.platform.value) for t in targets if t.cross}
+    assert cross and checked == cross
+    for entry in verify:  # on the platform's own runner, never the cross host's
+        assert entry["runner"] == Platform(entry["platform"]).info.github_runner
+        assert entry["platform"] != "linux-x64"
+    if project == "source builds":
+        assert ("3.12.10", "windows-x64") not in checked
+
+    # The workflow: every platform's archive is uploaded alone under runtime-VARIANT-PLATFORM,
+    # and the verify job downloads exactly those of its platform and checks each variant.
+    text = BUILD.read_text()
+    uploads = _uploads(_job(text, "build"))
+    assert uploads == {
+        p.value: f"runtime-${{{{ matrix.variant }}}}-{p.value}" for p in ALL_PLATFORMS
+    }
+    verify_job = _job(text, "verify")
+    assert "pattern: runtime-*-${{ matrix.platform }}" in verify_job
+    assert "merge-multiple" not in verify_job  # one folder per artifact: each archive alone
+    assert "for variant in $VARIANTS; do" in verify_job
+    assert (
+        'python -m runenv_catalogue check "cross/runtime-$variant-$PLATFORM/'
+        'runenv-$variant-$PLATFORM.json"'
+    ) in verify_job
+    assert "PYTHONPATH: catalogue/src" in verify_job and "pip install" not in verify_job
+
+
+def test_signing_runs_only_with_the_secrets_and_says_so_otherwise() -> None:
+    build = _job(BUILD.read_text(), "build")
+    for secret in ("MACOS_CERTIFICATE_P12", "WINDOWS_CERTIFICATE_PFX"):
+        assert f"{secret}: ${{{{ secrets.{secret} }}}}" in build
+        assert re.search(rf"if: .*env\.{secret} == ''\n\s+run: \|\n\s+echo \"::notice::", build)
+    assert (
+        "SIGN: ${{ (env.MACOS_CERTIFICATE_P12 != '' || env.WINDOWS_CERTIFICATE_PFX != '') "
+        "&& 'python scripts/sign_runtime.py' || '' }}"
+    ) in build
+    assert 'if [ -n "$SIGN" ]; then args+=(--sign-command "$SIGN"); fi' in build
+    assert (REPO / "scripts" / "sign_runtime.py").is_file()
+
+
+def test_release_publishes_parts_of_large_archives() -> None:
+    text = BUILD.read_text()
+    assert re.search(r'^  RUNENV_PART_SIZE: "2000000000"$', text, re.M)
+    assert '--part-size "$RUNENV_PART_SIZE"' in _job(text, "build")
+    release = _job(text, "release")
+    assert "for part in release/*.tar.gz.part001; do" in release
+    assert 'rm -v "${part%.part001}"' in release
+    assert 'gh release create "$TAG" release/*' in release
 
 
 def test_workflows_pin_actions_and_keep_permissions_least() -> None:
@@ -105,7 +188,7 @@ def test_workflows_pin_actions_and_keep_permissions_least() -> None:
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", action), action
     writers = [
         job
-        for job in ("plan", "build", "catalogue", "release")
+        for job in ("plan", "build", "verify", "catalogue", "release")
         if "contents: write" in _job(BUILD.read_text(), job)
     ]
     assert writers == ["release"]
@@ -118,57 +201,3 @@ def test_tests_workflow_runs_the_readme_test_command() -> None:
     assert "python -m pytest" in readme and "run: python -m pytest\n" in text
     assert "pip install -e '.[dev]'" in readme and "pip install -e '.[dev]'" in text
     assert re.search(r"^on:\n  push:\n  pull_request:\n", text, re.M)
-
-
-def test_matrix_json_command_gives_the_shape_the_workflow_uses() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "runenv", "--project", str(REPO), "matrix", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout.strip()
-    assert "\n" not in out  # one line: it goes through $GITHUB_OUTPUT as `matrix=<json>`
-    data = json.loads(out)
-    assert data == github_matrix(matrix(REPO)) and out == matrix_json(REPO)
-    assert list(data) == ["include"] and data["include"]
-    pairs = [(e["variant"], e["platform"]) for e in data["include"]]
-    assert len(pairs) == len(set(pairs))
-    for entry in data["include"]:
-        assert tuple(entry) == KEYS
-        assert entry["runner"] == Platform(entry["platform"]).info.github_runner
-
-
-def test_matrix_honours_each_variants_platforms(tmp_path: Path) -> None:
-    for variant, body in {
-        "3.12.10": "",
-        "3.12.10-two": 'platforms = ["windows-x64", "linux-x64"]\n',
-        "custom": 'platforms = ["macosx-aarch64"]\n[python]\nversion = "3.13.1"\n',
-    }.items():
-        folder = tmp_path / "versions" / variant
-        folder.mkdir(parents=True)
-        (folder / "config.toml").write_text(body)
-    entries = matrix(tmp_path)
-    assert [(e["variant"], e["platform"]) for e in entries] == [
-        *(("3.12.10", p.value) for p in Platform),
-        ("3.12.10-two", "linux-x64"),  # the platform model's order, not the config's
-        ("3.12.10-two", "windows-x64"),
-        ("custom", "macosx-aarch64"),
-    ]
-    assert entries[-1] == {
-        "variant": "custom",
-        "platform": "macosx-aarch64",
-        "runner": "macos-15",
-        "python_version": "3.13.1",
-    }
-    runners = {e["platform"]: e["runner"] for e in entries}
-    assert runners == {
-        "linux-x64": "ubuntu-24.04",
-        "linux-aarch64": "ubuntu-24.04-arm",
-        "macosx-x64": "macos-15-intel",
-        "macosx-aarch64": "macos-15",
-        "windows-x64": "windows-2022",
-    }
-    table = matrix_table(entries)
-    assert table[0].split() == list(KEYS) and len(table) == len(entries) + 1

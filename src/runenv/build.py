@@ -3,9 +3,9 @@
 Each stage is one call there, to a function below named after it, which hands the work to the
 module that holds it: plan (`plan`), lock (`lock`), select and download wheels (`wheels`),
 fetch Python (`python_fetch`), build sdists (`source_build`), install (`install`), copy files
-(`copy_files`), bytecode (`bytecode`), check (`check`, `audit`), pack (`pack`), publish
-(`manifest`, `pack`). What
-every stage reads travels in one `BuildContext`; what a stage produces is passed on by name.
+(`copy_files`), bytecode (`bytecode`), check (`check`, `audit`), sign (`sign`), pack (`pack`),
+publish (`manifest`, `pack`), parts (`parts`). What every stage reads travels in one
+`BuildContext`; what a stage produces is passed on by name.
 docs/architecture.md describes the stages, the data each passes on, and where a new one goes.
 
 Safety: everything is built under `pydist/<variant>/.tmp-*` while holding the target's file
@@ -18,6 +18,7 @@ point leaves nothing that a later build (or a user reading manifests) would take
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,7 +38,9 @@ from runenv import (
     install,
     lock,
     pack,
+    parts,
     python_fetch,
+    sign,
     source_build,
     wheels,
 )
@@ -83,6 +86,8 @@ class BuildOptions:
     default_index: str | None = None
     progress: bool = False
     report: Reporter = field(default=_silent, compare=False)
+    sign_command: str | None = None  # run over the tree's binaries before the pack (`sign`)
+    part_size: int = parts.DEFAULT_PART_SIZE  # an archive above it is also cut into parts
 
 
 @dataclass(frozen=True)
@@ -210,9 +215,11 @@ def build_target(
     """Build one (variant, platform), or find it up to date (unless `force`): the whole build.
 
     Two stages run beside another, on `background`: the interpreter is fetched and unpacked
-    while the wheels download, and the archive is packed while the tree is checked. Nothing
-    is published unless both the check and the pack succeed; a failure anywhere leaves the
-    last finished build, and its log, as they were.
+    while the wheels download, and the archive is packed while the tree is checked (with a
+    sign command, the tree is checked, signed, then packed: the archive holds the signed
+    files). Nothing is published unless the check, the signing and the pack succeed; a
+    failure anywhere leaves the last finished build, and its log, as they were. A finished
+    build above the part size gets its parts even when it is up to date.
     """
     started = time.monotonic()
     ctx = plan_build(vc, platform, options, cache, client)
@@ -233,13 +240,18 @@ def build_target(
             ctx.plan, t.archive, t.manifest, t.tree, digest, up_to_date, why is not None, seconds
         )
 
-    if not force and ctx.target.is_current(digest, ctx.lock_dir):
+    if (
+        not force
+        and ctx.target.is_current(digest, ctx.lock_dir)
+        and parts.parts_current(ctx.target.manifest, options.part_size)
+    ):
         return result(up_to_date=True)
     # The work: under the target's file lock, in a work folder beside its tree; on any error
     # the background thread is waited for, then the staged archive and the work folder go.
     with contextlib.ExitStack() as stack:
         stack.enter_context(lock_for(ctx.target.archive, in_dir=ctx.lock_dir))
         if not force and ctx.target.is_current(digest, ctx.lock_dir):  # finished meanwhile
+            cut_parts(ctx)  # or only its parts were missing, or of another size
             return result(up_to_date=True)
         work = stack.enter_context(_work_dir(ctx))
         ctx.log.start()
@@ -256,11 +268,18 @@ def build_target(
         compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
             tree = tree.rename(work / "checked")
-        packing = background.submit(pack.pack_tree, tree, staged_archive)
-        check(ctx, tree, copied, compiled.compiled)
+        modules = importable(tree, ctx.plan.site_packages.as_posix(), copied)
+        if options.sign_command is None:
+            packing = background.submit(pack.pack_tree, tree, staged_archive)
+            check(ctx, tree, modules, compiled.compiled)
+        else:  # signing changes the binaries: the pack waits for it
+            check(ctx, tree, modules, compiled.compiled)
+            sign_binaries(ctx, tree, options.sign_command)
+            packing = background.submit(pack.pack_tree, tree, staged_archive)
         sha256, size = packing.result()
-        manifest = describe(ctx, digest, sha256, size, installed, built, copied, compiled)
+        manifest = describe(ctx, digest, sha256, size, installed, built, copied, compiled, modules)
         publish(ctx, tree, staged_archive, manifest)
+        cut_parts(ctx)
     return result(up_to_date=False)
 
 
@@ -359,11 +378,19 @@ def ensure_lock(
 
 
 def build_hash(ctx: BuildContext, lock_file: Path) -> str:
-    """The build hash: of the named inputs that decide the output (`manifest.BuildInputs`)."""
+    """The build hash: of the named inputs that decide the output (`manifest.BuildInputs`).
+
+    A signed build's hash also covers the sign command, so a signed archive is never taken for
+    an unsigned one (or the other way round); an unsigned build's hash is the inputs' alone.
+    """
     inputs = BuildInputs.of(
         ctx.plan, ctx.python.sha256, lock_file.read_bytes(), pack.source_date_epoch()
     )
-    return inputs.digest()
+    digest = inputs.digest()
+    command = ctx.options.sign_command
+    if command is None:
+        return digest
+    return hashlib.sha256(f"{digest}\0signed by\0{command}".encode()).hexdigest()
 
 
 def select(ctx: BuildContext, lock_file: Path) -> tuple[list[Artifact], BuildContext]:
@@ -549,9 +576,10 @@ def compile_bytecode(
     return result
 
 
-def check(ctx: BuildContext, tree: Path, copied: Sequence[str], shipped_bytecode: bool) -> None:
+def check(ctx: BuildContext, tree: Path, modules: Sequence[str], shipped_bytecode: bool) -> None:
     """Check: audit every binary and wheel tag; natively, import every top-level module (from
     the shipped bytecode, when there is some: a module compiled on import fails the check).
+    `modules` is `modules.importable`, which the manifest records for a later native check.
 
     It only reads the tree (the import check writes no bytecode), so the pack runs beside it.
     """
@@ -562,12 +590,26 @@ def check(ctx: BuildContext, tree: Path, copied: Sequence[str], shipped_bytecode
         import_check(
             tree,
             tree / plan.interpreter,
-            importable(tree, plan.site_packages.as_posix(), copied),
+            modules,
             plan.allow_import_failures,
             timeout=ctx.timeout,
             log_file=ctx.log.path,
             bytecode=shipped_bytecode,
         )
+
+
+def sign_binaries(ctx: BuildContext, tree: Path, command: str) -> None:
+    """Sign: the sign command over every binary of the checked tree, before the pack (so the
+    archive and its manifest hold the signed bytes). SubprocessError when it fails."""
+    ctx.options.report(f"{ctx.name}: signing")
+    signed = sign.sign_tree(
+        command,
+        tree,
+        platform=ctx.plan.platform.value,
+        variant=ctx.plan.variant,
+        log_file=ctx.log.path,
+    )
+    ctx.options.report(f"{ctx.name}: signed {len(signed)} binaries")
 
 
 def describe(
@@ -579,6 +621,7 @@ def describe(
     built: Mapping[str, Path],
     copied: Sequence[str],
     compiled: bytecode.BytecodeResult,
+    modules: Sequence[str],
 ) -> dict[str, Any]:
     """The manifest of the packed archive (`manifest.make_manifest`)."""
     built_names = {path.name for path in built.values()}
@@ -599,6 +642,7 @@ def describe(
         packages=records,
         copied=copied,
         bytecode=compiled.to_json(),
+        checked=modules,
     )
 
 
@@ -614,6 +658,14 @@ def publish(ctx: BuildContext, tree: Path, archive: Path, manifest: Mapping[str,
     pack.write_manifest(target.manifest, manifest)
     ctx.log.publish()
     mark_verified(target.archive, manifest["sha256"], in_dir=ctx.lock_dir)
+
+
+def cut_parts(ctx: BuildContext) -> None:
+    """Parts: a published archive above the part size is also cut into parts (GitHub refuses
+    release assets of 2 GiB), which its manifest lists (`parts.publish_parts`)."""
+    cut = parts.publish_parts(ctx.target.manifest, ctx.options.part_size)
+    if cut:
+        ctx.options.report(f"{ctx.name}: {len(cut)} parts of at most {ctx.options.part_size} bytes")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,10 +1,11 @@
 """`runenv catalogue`: index every built archive into the catalogue package's wheel.
 
 The manifests beside the archives in `dist/` are the only input: each archive is checked
-against its manifest (size, sha256), the entries become `catalogue.json` (variant -> platform
--> URL, sha256, size, paths, packages, runtime env) in a staged copy of the `catalogue/`
-project, and that copy is built into a wheel with the `build` package. The catalogue's build
-backend is the stdlib-only one in `catalogue/_build/`, so the build needs no index.
+against its manifest (size, sha256; for an archive in parts, each part, and the whole or else
+the parts joined), the entries become `catalogue.json` (variant -> platform -> URL, sha256,
+size, paths, packages, runtime env, parts) in a staged copy of the `catalogue/` project,
+and that copy is built into a wheel with the `build` package. The catalogue's build backend
+is the stdlib-only one in `catalogue/_build/`, so the build needs no index.
 """
 
 from __future__ import annotations
@@ -105,17 +106,17 @@ def _entry(path: Path, manifest: dict[str, Any], base_url: str) -> dict[str, Any
     sha256 = _field(manifest, "sha256", str, shown)
     size = _field(manifest, "size", int, shown)
     archive = path.parent / name
-    try:
-        actual = archive.stat().st_size
-    except OSError:
-        raise BuildError(
-            f"{archive}: missing (named by {shown}): copy it beside its manifest"
-        ) from None
-    if actual != size:
-        raise BuildError(f"{archive}: {actual} bytes, but {shown} says {size}")
-    got = _sha256(archive)
-    if got != sha256:
-        raise ChecksumError(f"{archive} (manifest {shown})", sha256, got)
+    parts = _parts(path, manifest, base_url)
+    if parts and not archive.exists():  # a release carries the parts only: check their join
+        got, actual = _joined_sha256(path, manifest["parts"])
+        if actual != size:
+            raise BuildError(
+                f"{archive}: its parts join to {actual} bytes, but {shown} says {size}"
+            )
+        if got != sha256:
+            raise ChecksumError(f"{archive} (joined from its parts, manifest {shown})", sha256, got)
+    else:
+        _check_file(archive, size, sha256, shown)
     plat = _platform(manifest, shown)
     packages = _field(manifest, "packages", list, shown)
     env = _field(manifest, "runtime_env", dict, shown)
@@ -133,7 +134,57 @@ def _entry(path: Path, manifest: dict[str, Any], base_url: str) -> dict[str, Any
         "scripts": plat.info.scripts_dir().as_posix(),
         "packages": listed,
         "env": {str(k): str(v) for k, v in sorted(env.items())},
+        **({"parts": parts} if parts else {}),
     }
+
+
+def _check_file(path: Path, size: int, sha256: str, shown: str) -> None:
+    """`path` exists with `size` bytes and `sha256`; else one line naming it and `shown`."""
+    try:
+        actual = path.stat().st_size
+    except OSError:
+        raise BuildError(
+            f"{path}: missing (named by {shown}): copy it beside its manifest"
+        ) from None
+    if actual != size:
+        raise BuildError(f"{path}: {actual} bytes, but {shown} says {size}")
+    got = _sha256(path)
+    if got != sha256:
+        raise ChecksumError(f"{path} (manifest {shown})", sha256, got)
+
+
+def _parts(path: Path, manifest: dict[str, Any], base_url: str) -> list[dict[str, Any]]:
+    """The catalogue's `parts` of an archive that has them (URL, size, sha256 each), every
+    part file beside the manifest checked; [] when the manifest lists none."""
+    shown = str(path)
+    raw = manifest.get("parts")
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not raw:
+        raise BuildError(f"{shown}: parts: not a list of parts")
+    parts = []
+    for i, part in enumerate(raw, 1):
+        try:
+            name, size, sha256 = str(part["name"]), part["size"], str(part["sha256"])
+        except (KeyError, TypeError):
+            raise BuildError(f"{shown}: parts[{i}]: needs a name, a size and a sha256") from None
+        if Path(name).name != name or "\\" in name or not isinstance(size, int) or size <= 0:
+            raise BuildError(f"{shown}: parts[{i}]: {name!r} is not a part file name and size")
+        _check_file(path.parent / name, size, sha256, shown)
+        parts.append({"url": archive_url(base_url, name), "size": size, "sha256": sha256})
+    return parts
+
+
+def _joined_sha256(path: Path, parts: list[dict[str, Any]]) -> tuple[str, int]:
+    """sha256 and size of the parts beside `path`, joined in order (read once, streaming)."""
+    digest = hashlib.sha256()
+    count = 0
+    for part in parts:
+        with (path.parent / str(part["name"])).open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+                count += len(chunk)
+    return digest.hexdigest(), count
 
 
 def collect(dist: Path, base_url: str) -> dict[str, dict[str, dict[str, Any]]]:

@@ -28,13 +28,15 @@ from runenv.clean import clean_cache, clean_outputs
 from runenv.config import VERSIONS_DIR, VariantConfig, find_project, list_variants, load_variant
 from runenv.errors import RunenvError, UsageError, describe_os_error
 from runenv.manifest import read_manifest
-from runenv.matrix import matrix, matrix_json, matrix_table
+from runenv.matrix import matrix_json, matrix_table
+from runenv.parts import DEFAULT_PART_SIZE, PART_SIZE_ENV, part_size_from
 from runenv.plan import make_plan
 from runenv.platforms import Platform, parse_platforms
 from runenv.python_fetch import MIRROR_ENV, choose_mirror, pinned_archive
 from runenv.recheck import check_built
 from runenv.reference_import import import_reference
 from runenv.scaffold import new_variant
+from runenv.sign import SIGN_ENV, sign_command_from
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -125,12 +127,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    """Every (variant, platform) to build, with its native GitHub runner (the CI matrix)."""
+    """The CI plan: cross builds on Linux, native builds, native verification, their cost."""
     project = _project(args)
     if args.json:
         print(matrix_json(project))
         return 0
-    for line in matrix_table(matrix(project)):
+    for line in matrix_table(project):
         print(line)
     return 0
 
@@ -186,6 +188,9 @@ def _build_options(args: argparse.Namespace, project: Path) -> BuildOptions:
         default_index=getattr(args, "index_url", None) or os.environ.get(INDEX_ENV),
         progress=_progress(args),
         report=_say(args),
+        # Only `build` signs and cuts parts: other commands ignore the environment's settings.
+        sign_command=sign_command_from(args.sign_command) if "sign_command" in args else None,
+        part_size=part_size_from(args.part_size) if "part_size" in args else DEFAULT_PART_SIZE,
     )
 
 
@@ -374,6 +379,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true", help="build from scratch in throwaway caches")
     p.add_argument("--offline", action="store_true", help="use the caches only")
     p.add_argument("--out", metavar="DIR", help="where archives and manifests go (default: dist/)")
+    p.add_argument(
+        "--part-size",
+        metavar="BYTES",
+        help=f"cut archives above this into parts (env {PART_SIZE_ENV}; default 2000000000)",
+    )
+    p.add_argument(
+        "--sign-command",
+        metavar="CMD",
+        help=f"run CMD LISTFILE over the tree's binaries before the pack (env {SIGN_ENV})",
+    )
     _source_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -400,7 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", action="store_true", help="also remove the download cache")
 
     p = command("matrix", cmd_matrix)
-    p.add_argument("--json", action="store_true", help="GitHub strategy.matrix JSON, one line")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="build and verify strategy.matrix JSON and the estimate, one line",
+    )
 
     p = command("catalogue", cmd_catalogue)
     p.add_argument("--base-url", metavar="URL", help="where the archives will be (default: dist/)")

@@ -18,7 +18,8 @@ SCHEMA_VERSION = 1
 # Bump when a change to runenv changes what a build produces from the same inputs.
 # 2: the manifest lists each package's top-level names; the import check imports them all.
 # 3: bytecode in the archive (bytecode.py).
-BUILD_FORMAT = 3
+# 4: the manifest records the import check (`check`), which a cross build's verify job runs.
+BUILD_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ def make_manifest(
     packages: Sequence[PackageRecord],
     copied: Sequence[str],
     bytecode: Mapping[str, Any] | None = None,
+    checked: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest of one archive (docs/architecture.md, "The artifact")."""
     return {
@@ -183,6 +185,13 @@ def make_manifest(
         "skipped": [{"name": n, "reason": r} for n, r in sorted(plan.skipped.items())],
         "copied_files": list(copied),
         "bytecode": dict(bytecode) if bytecode is not None else {"compiled": False},
+        # What the import check imports (`modules.importable`) and may see fail: recorded so a
+        # cross-built archive gets the same check on its native runner
+        # (`python -m runenv_catalogue check MANIFEST`, the workflow's verify job).
+        "check": {
+            "modules": sorted(set(checked)),
+            "allowed_failures": dict(sorted(plan.allow_import_failures.items())),
+        },
     }
 
 

@@ -1,43 +1,277 @@
-"""The CI build matrix: every (variant, platform) to build, each with its native GitHub runner.
+"""The CI plan: which (variant, platform) is built where, and what that costs in runner minutes.
 
-The GitHub Actions workflow feeds `runenv matrix --json` (`matrix_json`) verbatim to
-`strategy.matrix` through `fromJSON`, so this module is the one place that decides what CI
-builds and where.
+Planned by capability, offline, from the committed locks: a target whose every locked package
+has a fitting wheel (after skips and what the `packages.resolution` policy leaves out) is
+cross-buildable and goes to a Linux runner, one job per variant; a target that needs a source
+build (an sdist or a git commit chosen by `wheels.select_for_plan`, the same choice the build
+makes: no fitting wheel, `forceSource`, `forceNoBinaryList`, a `buildWheel` recipe) or has no
+committed lock goes to its native runner. Every
+cross-built archive is then verified on its native runner (`verify` entries, one job per
+runner): unpacked at a new path and import-checked there, as a native build checks its tree.
+
+The GitHub Actions workflow feeds `runenv matrix --json`'s `build` and `verify` members
+verbatim to two jobs' `strategy.matrix` through `fromJSON`, so this module is the one place
+that decides what CI builds and where.
+
+A source build is always planned native: the lock cannot tell a pure-Python sdist from a
+compiled one (a cross build builds the pure ones on the host but fails on the others, with
+`source_build.CrossSourceBuildError`), and the planner builds nothing to find out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from runenv import lock, wheels
 from runenv.config import list_variants, load_variant
-from runenv.platforms import ALL_PLATFORMS
+from runenv.plan import make_plan
+from runenv.platforms import ALL_PLATFORMS, Platform
 
-KEYS = ("variant", "platform", "runner", "python_version")
-"""The keys of every matrix entry, as the workflow reads them (`matrix.variant`, ...)."""
+CROSS_HOST = Platform.LINUX_X64
+"""The platform whose runner cross-builds the others (its own targets are native there)."""
+
+KEYS = ("variant", "platforms", "runner", "python_version")
+"""The keys of every build entry, as the workflow reads them (`matrix.variant`, ...).
+`platforms` is space-separated: a Linux job builds all of a variant's cross targets."""
+
+VERIFY_KEYS = ("platform", "runner", "variants")
+"""The keys of every verify entry: one native runner, the variants cross-built for it."""
+
+# GitHub's minute multipliers for its standard hosted runners, as published in "GitHub
+# Actions billing" (https://docs.github.com/en/billing/concepts/product-billing/github-actions,
+# section "Minute multipliers"): Linux 1, Windows 2, macOS 10. The same page: "GitHub rounds
+# the minutes and partial minutes each job uses up to the nearest whole minute."
+MULTIPLIERS: Mapping[str, int] = {"linux": 1, "windows": 2, "macos": 10}
+OSES = ("linux", "macos", "windows")
 
 
-def matrix(project: Path) -> list[dict[str, str]]:
-    """Every (variant, platform) to build, honouring each variant's `platforms`.
+@dataclass(frozen=True)
+class CostModel:
+    """Estimated runner minutes of the pieces of a job: assumptions, not measurements (GitHub
+    is out of reach from where this was written), one figure per piece, stated in seconds.
 
-    Sorted by variant name, then in the platform model's order (not the config's), so the
-    matrix only changes when what is built changes.
+    Every job starts (`start`: set up job and checkout, ~6 s) and gets Python from the tool
+    cache (`python`, ~6 s). A build job then installs runenv from pip's cache (`install`,
+    ~25 s; ~50 s on Windows) and restores runenv's download cache (`cache`, ~15 s); each
+    target costs `per_target` (unpack the interpreter, install, pack, manifest, upload, ~20 s)
+    and `bytecode` (compiling the tree on two workers and packing the .pyc files, ~15 s: the
+    README's figures for 3.12.10) plus its locked files at `mb_per_minute` (hash, unzip,
+    compress), `import_check` (~10 s) where it runs natively, and `source_build` per sdist it
+    compiles. A verify job installs nothing (its check is the stdlib-only catalogue package,
+    run from the checkout); per archive it costs its files at `verify_mb_per_minute`
+    (download, hash, unpack an archive about 1.8x their size, bytecode included) and the
+    import check. Billing rounds each job up to a whole minute, so small jobs count whole.
     """
-    entries: list[dict[str, str]] = []
+
+    start: float = 0.1
+    python: float = 0.1
+    install: Mapping[str, float] = field(
+        default_factory=lambda: {"linux": 0.4, "macos": 0.4, "windows": 0.8}
+    )
+    cache: float = 0.25
+    per_target: float = 0.35
+    bytecode: float = 0.25
+    mb_per_minute: float = 400.0
+    import_check: float = 0.15
+    source_build: float = 6.0
+    verify_mb_per_minute: float = 420.0
+
+    def setup(self, os_name: str, *, build: bool = True) -> float:
+        """Minutes before a job's own work: start and Python; for a build, runenv and cache."""
+        if not build:
+            return self.start + self.python
+        return self.start + self.python + self.install[os_name] + self.cache
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """One (variant, platform): where it must be built, and what it installs."""
+
+    variant: str
+    platform: Platform
+    python_version: str
+    native_reasons: tuple[str, ...]  # why it needs its native runner; empty: cross-buildable
+    wheel_bytes: int  # the locked files it installs (download, install and pack cost)
+    source_builds: int  # sdists and git commits it builds from source
+
+    @property
+    def os(self) -> str:
+        return self.platform.info.os
+
+    @property
+    def cross(self) -> bool:
+        """Built on the cross host though it is another platform (then verified natively)."""
+        return self.platform != CROSS_HOST and not self.native_reasons
+
+    @property
+    def on_cross_host(self) -> bool:
+        return self.platform == CROSS_HOST or self.cross
+
+
+def plan_target(project: Path, variant: str, platform: Platform) -> TargetPlan:
+    """Decide one target from its config and committed lock (nothing is fetched)."""
+    vc = load_variant(project, variant)
+    plan = make_plan(vc, platform)
+    path = lock.lock_path(vc.folder, platform)
+    if not path.is_file():
+        reason = (
+            f"no committed lock ({path.name}): run `runenv lock {variant} --platform {platform}`"
+        )
+        return TargetPlan(variant, platform, plan.python_version, (reason,), 0, 0)
+    # The build's own choice: `packages.resolution` may leave a package out (not native);
+    # buildWheel and forceNoBinaryList entries are in the plan's force_source (native).
+    artifacts = wheels.select_for_plan(lock.read_lock(path), plan).artifacts
+    sources = [a for a in artifacts if a.from_source]  # an sdist or a git commit
+    reasons = tuple(f"{a.name} {a.version}: {a.reason or 'built from source'}" for a in sources)
+    size = sum(a.size or 0 for a in artifacts)
+    return TargetPlan(variant, platform, plan.python_version, reasons, size, len(sources))
+
+
+def plan_targets(project: Path) -> list[TargetPlan]:
+    """Every (variant, platform) to build: variants sorted, platforms in the model's order."""
+    targets: list[TargetPlan] = []
     for variant in list_variants(project):
-        vc = load_variant(project, variant)
-        wanted = set(vc.platforms)
-        for plat in ALL_PLATFORMS:
-            if plat in wanted:
-                entries.append(
-                    {
-                        "variant": variant,
-                        "platform": plat.value,
-                        "runner": plat.info.github_runner,
-                        "python_version": vc.python_version,
-                    }
-                )
+        wanted = set(load_variant(project, variant).platforms)
+        targets.extend(plan_target(project, variant, p) for p in ALL_PLATFORMS if p in wanted)
+    return targets
+
+
+def build_entries(targets: Sequence[TargetPlan]) -> list[dict[str, str]]:
+    """The build jobs: per variant, one Linux job for its cross host and cross targets, then
+    one job per target that needs its native runner."""
+    entries: list[dict[str, str]] = []
+    for variant in dict.fromkeys(t.variant for t in targets):
+        mine = [t for t in targets if t.variant == variant]
+        group = [t for t in mine if t.on_cross_host]
+        if group:
+            entries.append(_build_entry(group, CROSS_HOST))
+        entries.extend(_build_entry([t], t.platform) for t in mine if not t.on_cross_host)
     return entries
+
+
+def _build_entry(group: Sequence[TargetPlan], runner_of: Platform) -> dict[str, str]:
+    return {
+        "variant": group[0].variant,
+        "platforms": " ".join(t.platform.value for t in group),
+        "runner": runner_of.info.github_runner,
+        "python_version": group[0].python_version,
+    }
+
+
+def verify_entries(targets: Sequence[TargetPlan]) -> list[dict[str, str]]:
+    """One job per native runner with cross-built archives: the variants it verifies."""
+    entries = []
+    for plat in ALL_PLATFORMS:
+        variants = [t.variant for t in targets if t.cross and t.platform == plat]
+        if variants:
+            entries.append(
+                {
+                    "platform": plat.value,
+                    "runner": plat.info.github_runner,
+                    "variants": " ".join(variants),
+                }
+            )
+    return entries
+
+
+# --- the estimate ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One estimated job: the OS it bills as and its minutes."""
+
+    os: str
+    minutes: float
+
+    @property
+    def billed(self) -> int:
+        """Whole minutes, rounded up per job, times the OS's multiplier."""
+        return math.ceil(self.minutes) * MULTIPLIERS[self.os]
+
+
+def _target_minutes(t: TargetPlan, model: CostModel, *, native: bool) -> float:
+    minutes = model.per_target + model.bytecode + t.wheel_bytes / 1e6 / model.mb_per_minute
+    if native:
+        minutes += model.import_check + t.source_builds * model.source_build
+    return minutes
+
+
+def native_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
+    """Today's plan: every target on its own native runner."""
+    return [Job(t.os, model.setup(t.os) + _target_minutes(t, model, native=True)) for t in targets]
+
+
+def planned_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
+    """This plan: the Linux groups, the native builds, the verify jobs."""
+    jobs: list[Job] = []
+    for variant in dict.fromkeys(t.variant for t in targets):
+        group = [t for t in targets if t.variant == variant and t.on_cross_host]
+        if group:
+            minutes = model.setup("linux") + sum(
+                _target_minutes(t, model, native=t.platform == CROSS_HOST) for t in group
+            )
+            jobs.append(Job("linux", minutes))
+    for t in targets:
+        if not t.on_cross_host:
+            jobs.append(Job(t.os, model.setup(t.os) + _target_minutes(t, model, native=True)))
+    for plat in ALL_PLATFORMS:
+        checked = [t for t in targets if t.cross and t.platform == plat]
+        if checked:
+            minutes = model.setup(plat.info.os, build=False) + sum(
+                t.wheel_bytes / 1e6 / model.verify_mb_per_minute + model.import_check
+                for t in checked
+            )
+            jobs.append(Job(plat.info.os, minutes))
+    return jobs
+
+
+def _by_os(jobs: Sequence[Job]) -> dict[str, dict[str, Any]]:
+    return {
+        os_name: {
+            "jobs": sum(1 for j in jobs if j.os == os_name),
+            "minutes": round(sum(j.minutes for j in jobs if j.os == os_name), 1),
+            "billed": sum(j.billed for j in jobs if j.os == os_name),
+        }
+        for os_name in OSES
+    }
+
+
+def estimate(targets: Sequence[TargetPlan], model: CostModel | None = None) -> dict[str, Any]:
+    """Runner and billed minutes by OS for this plan and for all-native, and their ratios."""
+    model = model or CostModel()
+    planned, native = _by_os(planned_jobs(targets, model)), _by_os(native_jobs(targets, model))
+
+    def mac_win(by_os: Mapping[str, Mapping[str, Any]], key: str) -> float:
+        return float(by_os["macos"][key] + by_os["windows"][key])
+
+    def ratio(a: float, b: float) -> float | None:
+        return round(a / b, 3) if b else None
+
+    total = sum(v["billed"] for v in planned.values())
+    total_native = sum(v["billed"] for v in native.values())
+    return {
+        "multipliers": dict(MULTIPLIERS),
+        "assumed_minutes": dataclasses.asdict(model),  # the cost model's figures (CostModel)
+        "plan": planned,
+        "all_native": native,
+        "billed": total,
+        "all_native_billed": total_native,
+        "billed_ratio": ratio(total, total_native),
+        "macos_windows_billed_ratio": ratio(mac_win(planned, "billed"), mac_win(native, "billed")),
+        "macos_windows_minutes_ratio": ratio(
+            mac_win(planned, "minutes"), mac_win(native, "minutes")
+        ),
+    }
+
+
+# --- what `runenv matrix` prints ---------------------------------------------------------
 
 
 def github_matrix(entries: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
@@ -45,16 +279,58 @@ def github_matrix(entries: list[dict[str, str]]) -> dict[str, list[dict[str, str
     return {"include": entries}
 
 
+def matrix_data(project: Path) -> dict[str, Any]:
+    """What `runenv matrix --json` holds: the `build` and `verify` matrices, the estimate."""
+    targets = plan_targets(project)
+    return {
+        "build": github_matrix(build_entries(targets)),
+        "verify": github_matrix(verify_entries(targets)),
+        "estimate": estimate(targets),
+    }
+
+
 def matrix_json(project: Path) -> str:
-    """What `runenv matrix --json` prints: `github_matrix` on one line (for `$GITHUB_OUTPUT`)."""
-    return json.dumps(github_matrix(matrix(project)), separators=(",", ":"))
+    """`matrix_data` on one line (it goes through `$GITHUB_OUTPUT`)."""
+    return json.dumps(matrix_data(project), separators=(",", ":"))
 
 
-def matrix_table(entries: list[dict[str, str]]) -> list[str]:
-    """Human-readable lines for `runenv matrix` without `--json`: aligned columns, a header."""
-    rows = [list(KEYS), *([e[k] for k in KEYS] for e in entries)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(KEYS))]
+def _table(keys: Sequence[str], entries: Sequence[Mapping[str, str]]) -> list[str]:
+    rows = [list(keys), *([e[k] for k in keys] for e in entries)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(keys))]
     return [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+
+
+def matrix_table(project: Path) -> list[str]:
+    """Human-readable lines for `runenv matrix`: the plan, why targets are native, the cost."""
+    targets = plan_targets(project)
+    lines = ["build jobs:", *_table(KEYS, build_entries(targets))]
+    verify = verify_entries(targets)
+    lines += ["", "verify jobs (cross-built archives, checked on their native runner):"]
+    lines += _table(VERIFY_KEYS, verify) if verify else ["(none)"]
+    native = [t for t in targets if t.native_reasons]
+    if native:
+        lines += ["", "native because:"]
+        for t in native:
+            lines += [f"  {t.variant} {t.platform}: {why}" for why in t.native_reasons]
+    est = estimate(targets)
+    lines += ["", "estimated minutes (billed: each job rounded up to whole minutes x multiplier):"]
+    width = 30
+    lines.append(f"  {'':9}{'this plan':<{width}}{'all native':<{width}}multiplier")
+    for os_name in OSES:
+        mine, theirs = _cell(est["plan"][os_name]), _cell(est["all_native"][os_name])
+        lines.append(f"  {os_name:9}{mine:<{width}}{theirs:<{width}}x{MULTIPLIERS[os_name]}")
+    total, native_total = f"{est['billed']} billed", f"{est['all_native_billed']} billed"
+    lines.append(f"  {'total':9}{total:<{width}}{native_total}")
+    lines.append(
+        f"  macOS + Windows billed minutes: {est['macos_windows_billed_ratio']}x of all native "
+        f"(runner minutes: {est['macos_windows_minutes_ratio']}x)"
+    )
+    return lines
+
+
+def _cell(by: Mapping[str, Any]) -> str:
+    jobs = f"{by['jobs']} job" + ("" if by["jobs"] == 1 else "s")
+    return f"{jobs}, {by['minutes']:.1f} min, {by['billed']} billed"

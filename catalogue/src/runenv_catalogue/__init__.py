@@ -26,6 +26,7 @@ from runenv_catalogue._provision import (
     CatalogueError,
     ChecksumMismatch,
     DownloadError,
+    Part,
     UnsafeArchiveError,
     UsageError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "ChecksumMismatch",
     "DownloadError",
     "Entry",
+    "Part",
     "UnsafeArchiveError",
     "UsageError",
     "catalogue",

@@ -1,4 +1,5 @@
-"""`python -m runenv_catalogue list | which VARIANT | install VARIANT | run VARIANT -- ARGS`.
+"""`python -m runenv_catalogue list | which VARIANT | install VARIANT | run VARIANT -- ARGS`,
+and `check MANIFEST` (CI: the import check of a cross-built archive on its native runner).
 
 Errors are one line on stderr: exit 2 for an unknown variant or platform, 1 for a download,
 checksum or unpacking failure. `run` exits with the runtime's own exit code.
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runenv_catalogue._catalogue import Catalogue
+from runenv_catalogue._check import check_archive
 from runenv_catalogue._provision import CatalogueError
 
 PROG = "python -m runenv_catalogue"
@@ -40,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--platform", help="a platform key (default: this machine)")
     p = sub.add_parser("run", parents=[common], help="run a variant's interpreter: run V -- ARGS")
     p.add_argument("variant")
+    p = sub.add_parser(
+        "check", help="verify, unpack elsewhere and import-check the archive of a manifest"
+    )
+    p.add_argument("manifest", type=Path, help="runenv-VARIANT-PLATFORM.json, archive beside it")
     return parser
 
 
@@ -55,6 +61,9 @@ def main(argv: Sequence[str] | None = None, catalogue: Catalogue | None = None) 
     if child and args.command != "run":
         parser.error("arguments after -- are for run only")
     try:
+        if args.command == "check":
+            _out(check_archive(args.manifest))
+            return 0
         cat = catalogue or Catalogue.load()
         if args.command == "list":
             for variant in cat.variants():

@@ -16,6 +16,7 @@ from typing import Any
 
 from runenv_catalogue._provision import (
     CatalogueError,
+    Part,
     UsageError,
     is_provisioned,
     provision,
@@ -83,6 +84,19 @@ class Entry:
     scripts: PurePosixPath
     packages: tuple[tuple[str, str], ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    parts: tuple[Part, ...] = ()  # the archive in parts (a release asset is < 2 GiB): joined
+
+    @staticmethod
+    def _parts(raw: Any, size: int) -> tuple[Part, ...]:
+        parts = tuple(
+            Part(str(p["url"]), p["size"], str(p["sha256"])) for p in raw.get("parts") or ()
+        )
+        for p in parts:
+            if not _SHA256.match(p.sha256) or not isinstance(p.size, int) or p.size <= 0:
+                raise ValueError("bad part sha256 or size")
+        if parts and sum(p.size for p in parts) != size:
+            raise ValueError("the parts' sizes do not add up to the archive's")
+        return parts
 
     @classmethod
     def parse(cls, variant: str, platform: str, raw: Any) -> Entry:
@@ -104,6 +118,7 @@ class Entry:
                 scripts=_relative(raw.get("scripts", scripts_default), f"{where}: scripts"),
                 packages=tuple((str(p["name"]), str(p["version"])) for p in raw["packages"]),
                 env={str(k): str(v) for k, v in raw.get("env", {}).items()},
+                parts=cls._parts(raw, size),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CatalogueError(f"catalogue.json: {where}: malformed entry ({exc})") from None
@@ -191,7 +206,7 @@ class Catalogue:
         runtime can be installed (e.g. to ship it) but not run here.
         """
         e = self.entry(variant, platform)
-        provision(e.url, e.sha256, e.size, e.root(cache_dir), e.interpreter)
+        provision(e.url, e.sha256, e.size, e.root(cache_dir), e.interpreter, parts=e.parts)
         return e.interpreter_path(cache_dir)
 
     def which(

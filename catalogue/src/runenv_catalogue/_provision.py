@@ -1,7 +1,10 @@
 """Fetch, verify and unpack one runtime archive into the cache, once, safely.
 
 The bytes are hashed while they arrive and written to a temp file; nothing is unpacked unless
-the sha256 and size match the catalogue. The tree is unpacked into a temp folder beside its
+the sha256 and size match the catalogue. An archive published in parts (release assets are
+limited to 2 GiB) is joined while its parts arrive: each part is hashed on its way into the
+joined file (never held in memory) and checked against its own sha256 and size, then the
+whole against the archive's. The tree is unpacked into a temp folder beside its
 final place, under a file lock, then renamed into place, and the `.provisioned` marker is
 written last: a killed or concurrent install never leaves a tree a later call would trust.
 Standard library only, on Linux, macOS and Windows.
@@ -25,7 +28,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
@@ -64,6 +68,15 @@ class DownloadError(CatalogueError):
 
 class UnsafeArchiveError(CatalogueError):
     """An archive entry that would land outside the runtime's folder."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of an archive published in parts: its URL, size and sha256."""
+
+    url: str
+    size: int
+    sha256: str
 
 
 def redact(url: str) -> str:
@@ -126,6 +139,69 @@ def fetch_verified(url: str, sha256: str, size: int, dest: Path) -> None:
             f"{redact(url)}: sha256 mismatch: expected {sha256}, got {got} ({seen} bytes, "
             f"catalogue says {size}); the archive is not the one catalogued, nothing was installed"
         )
+
+
+def fetch_parts(parts: Sequence[Part], sha256: str, size: int, dest: Path) -> None:
+    """Join `parts` into `dest`, checking each part as it arrives and then the whole.
+
+    Each part is streamed into `dest` while two hashes run over it (the part's, and the
+    whole's so far); a transient failure truncates `dest` back to where the part began and
+    tries again. A part with the wrong bytes or size, a missing part, or a whole that is not
+    the catalogue's raises, and the caller drops `dest`: nothing is unpacked.
+    """
+    whole = hashlib.sha256()
+    count = 0
+    with dest.open("wb") as out:
+        for index, part in enumerate(parts, 1):
+            label = f"part {index} of {len(parts)} ({redact(part.url)})"
+            start = out.tell()
+            for attempt in range(1, ATTEMPTS + 1):
+                candidate = whole.copy()
+                try:
+                    got, n = _copy_hashed_into(part.url, out, part.size, candidate)
+                    if n >= part.size or attempt == ATTEMPTS:
+                        break  # a short part is most likely a dropped connection: again
+                except DownloadError as exc:
+                    if attempt == ATTEMPTS or not exc.retry:
+                        raise DownloadError(f"{label}: {exc}; nothing was installed") from None
+                out.seek(start)
+                out.truncate()
+                time.sleep(0.5 * attempt)
+            if got != part.sha256 or n != part.size:
+                seen = f"more than {part.size}" if n > part.size else str(n)
+                raise ChecksumMismatch(
+                    f"{label}: sha256 mismatch: expected {part.sha256}, got {got} ({seen} "
+                    f"bytes, catalogue says {part.size}); the part is not the one catalogued, "
+                    "nothing was installed"
+                )
+            whole = candidate
+            count += n
+    if whole.hexdigest() != sha256 or count != size:
+        raise ChecksumMismatch(
+            f"{redact(parts[0].url)} and the {len(parts) - 1} parts after it join to sha256 "
+            f"{whole.hexdigest()} ({count} bytes), but the catalogue says {sha256} ({size} "
+            "bytes); nothing was installed"
+        )
+
+
+def _copy_hashed_into(url: str, out: IO[bytes], size: int, whole: Any) -> tuple[str, int]:
+    """Append at most `size + 1` bytes of `url` to `out`, hashing them into a new digest
+    (returned) and into `whole`."""
+    digest = hashlib.sha256()
+    count = 0
+    try:
+        with _open(url) as src:
+            while count <= size:
+                chunk = src.read(min(CHUNK, size + 1 - count))
+                if not chunk:
+                    break
+                count += len(chunk)
+                digest.update(chunk)
+                whole.update(chunk)
+                out.write(chunk)
+    except (OSError, http.client.HTTPException) as exc:
+        raise DownloadError(f"cannot download {redact(url)}: {exc}", retry=True) from None
+    return digest.hexdigest(), count
 
 
 def _copy_hashed(url: str, dest: Path, size: int) -> tuple[str, int]:
@@ -340,8 +416,16 @@ def is_provisioned(dest: Path, sha256: str) -> bool:
     return isinstance(marker, dict) and marker.get("sha256") == sha256
 
 
-def provision(url: str, sha256: str, size: int, dest: Path, interpreter: PurePosixPath) -> bool:
-    """Make `dest` a verified, complete copy of the archive at `url`.
+def provision(
+    url: str,
+    sha256: str,
+    size: int,
+    dest: Path,
+    interpreter: PurePosixPath,
+    *,
+    parts: Sequence[Part] = (),
+) -> bool:
+    """Make `dest` a verified, complete copy of the archive at `url` (or joined from `parts`).
 
     Returns False when it already was (no download, no unpacking), True when this call
     installed it. Concurrent callers wait on the lock; one does the work.
@@ -365,9 +449,12 @@ def provision(url: str, sha256: str, size: int, dest: Path, interpreter: PurePos
         work = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
         try:
             archive = work / "archive"
-            fetch_verified(url, sha256, size, archive)
+            if parts:
+                fetch_parts(parts, sha256, size, archive)
+            else:
+                fetch_verified(url, sha256, size, archive)
             tree = work / "tree"
-            safe_extract(archive, tree, redact(url))
+            safe_extract(archive, tree, redact(parts[0].url if parts else url))
             if not (tree / interpreter).is_file():
                 raise CatalogueError(f"{redact(url)}: no interpreter at {interpreter} in it")
             rmtree(dest)  # an earlier install that died before its marker

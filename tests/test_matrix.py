@@ -1,0 +1,194 @@
+"""The CI plan by capability, decided offline from committed locks: the shipped variants all
+cross-build on Linux; variants whose locks need source builds (an sdist-only package, a forced
+source build) or lack a lock go to their native runners; the billed-minute estimate."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from runenv.matrix import (
+    KEYS,
+    MULTIPLIERS,
+    VERIFY_KEYS,
+    CostModel,
+    Job,
+    build_entries,
+    estimate,
+    matrix_data,
+    matrix_json,
+    plan_targets,
+    verify_entries,
+)
+from runenv.platforms import Platform
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "versions" / "3.12.10"
+
+
+def _runenv(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runenv", "--project", str(project), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_shipped_variants_cross_build_on_linux_and_verify_natively() -> None:
+    targets = plan_targets(REPO)
+    assert targets and all(not t.native_reasons for t in targets)
+    builds = build_entries(targets)
+    variants = sorted({t.variant for t in targets})
+    # One Linux job per variant builds all its platforms (linux-x64 natively, the rest cross).
+    assert [b["variant"] for b in builds] == variants
+    for b in builds:
+        assert tuple(b) == KEYS and b["runner"] == "ubuntu-24.04"
+        wanted = [t.platform.value for t in targets if t.variant == b["variant"]]
+        assert b["platforms"].split() == wanted
+    verify = verify_entries(targets)
+    assert [v["platform"] for v in verify] == [
+        "linux-aarch64",
+        "macosx-x64",
+        "macosx-aarch64",
+        "windows-x64",
+    ]
+    for v in verify:
+        assert tuple(v) == VERIFY_KEYS
+        assert v["runner"] == Platform(v["platform"]).info.github_runner
+        assert v["variants"].split() == [
+            t.variant for t in targets if t.platform.value == v["platform"]
+        ]
+
+
+def test_shipped_estimate_meets_the_target() -> None:
+    est = estimate(plan_targets(REPO))
+    assert est["multipliers"] == {"linux": 1, "windows": 2, "macos": 10}
+    assert est["all_native"]["macos"]["jobs"] == 5 and est["all_native"]["windows"]["jobs"] == 2
+    assert est["plan"]["macos"]["jobs"] == 2 and est["plan"]["windows"]["jobs"] == 1
+    mac_win = est["plan"]["macos"]["billed"] + est["plan"]["windows"]["billed"]
+    native = est["all_native"]["macos"]["billed"] + est["all_native"]["windows"]["billed"]
+    assert est["macos_windows_billed_ratio"] == round(mac_win / native, 3) <= 0.3
+    assert est["billed"] < est["all_native_billed"]
+
+
+def test_billing_rounds_each_job_up_and_applies_the_multiplier() -> None:
+    assert MULTIPLIERS == {"linux": 1, "windows": 2, "macos": 10}
+    assert Job("linux", 0.2).billed == 1
+    assert Job("windows", 2.0).billed == 4
+    assert Job("macos", 1.01).billed == 20
+
+
+def _project_with_source_builds(tmp_path: Path) -> Path:
+    """3.12.10's locks, but numpy has no Windows wheel, scipy is forced to source on
+    macosx-aarch64 and linux-aarch64 has no lock."""
+    folder = tmp_path / "versions" / "3.12.10-src"
+    shutil.copytree(SHIPPED, folder)
+    shutil.copy(REPO / "shared-config.toml", tmp_path / "shared-config.toml")
+    with (folder / "config.toml").open("a") as fh:
+        fh.write('\n[packages.forceSource.scipy]\nmacosx-aarch64 = "patched build"\n')
+    win = folder / "pylock.windows-x64.toml"
+    text = win.read_text()
+    text, n = re.subn(r'(name = "numpy"\n(?:.*\n)*?)wheels = \[.*\]\n', r"\1", text, count=1)
+    assert n == 1
+    win.write_text(text)
+    (folder / "pylock.linux-aarch64.toml").unlink()
+    return tmp_path
+
+
+def test_locks_that_need_source_builds_go_to_native_runners(tmp_path: Path) -> None:
+    project = _project_with_source_builds(tmp_path)
+    targets = {t.platform.value: t for t in plan_targets(project)}
+    assert not targets["linux-x64"].native_reasons and not targets["macosx-x64"].native_reasons
+    assert targets["macosx-x64"].cross and not targets["linux-x64"].cross
+    (why,) = targets["macosx-aarch64"].native_reasons
+    assert why.startswith("scipy 1.15.3: forced to source (patched build)")
+    (why,) = targets["windows-x64"].native_reasons
+    assert why.startswith("numpy 2.2.6: no wheel for windows-x64")
+    (why,) = targets["linux-aarch64"].native_reasons
+    assert "no committed lock (pylock.linux-aarch64.toml)" in why
+    assert targets["windows-x64"].source_builds == 1
+
+    plan = list(targets.values())
+    assert build_entries(plan) == [
+        {
+            "variant": "3.12.10-src",
+            "platforms": "linux-x64 macosx-x64",
+            "runner": "ubuntu-24.04",
+            "python_version": "3.12.10",
+        },
+        *(
+            {
+                "variant": "3.12.10-src",
+                "platforms": p,
+                "runner": Platform(p).info.github_runner,
+                "python_version": "3.12.10",
+            }
+            for p in ("linux-aarch64", "macosx-aarch64", "windows-x64")
+        ),
+    ]
+    # Only the cross-built target is verified; the native ones were checked where built.
+    assert verify_entries(plan) == [
+        {"platform": "macosx-x64", "runner": "macos-15-intel", "variants": "3.12.10-src"}
+    ]
+    est = estimate(plan)
+    assert est["plan"]["windows"]["jobs"] == 1 and est["plan"]["macos"]["jobs"] == 2
+    # A source build is on a native runner either way: both plans pay for it.
+    assert est["all_native"]["windows"] == est["plan"]["windows"]
+    assert est["macos_windows_billed_ratio"] > 0.3
+
+
+def test_estimate_arithmetic_with_a_given_model(tmp_path: Path) -> None:
+    project = _project_with_source_builds(tmp_path)
+    plan = plan_targets(project)
+    model = CostModel(
+        start=0.5,
+        python=0.0,
+        install={"linux": 0.0, "macos": 0.0, "windows": 0.0},
+        cache=0.0,
+        per_target=1.0,
+        bytecode=0.0,
+        mb_per_minute=1e12,
+        import_check=0.0,
+        source_build=10.0,
+        verify_mb_per_minute=1e12,
+    )
+    est = estimate(plan, model)
+    # Linux group: 0.5 + 2 targets; linux-aarch64 native: 1.5 (1 job each).
+    assert est["plan"]["linux"] == {"jobs": 2, "minutes": 4.0, "billed": 5}
+    # macosx-aarch64 native with one source build: 11.5 -> 12 x 10; verify macosx-x64: 0.5 -> 1.
+    assert est["plan"]["macos"] == {"jobs": 2, "minutes": 12.0, "billed": 130}
+    assert est["all_native"]["macos"] == {"jobs": 2, "minutes": 13.0, "billed": 140}
+    assert est["plan"]["windows"] == {"jobs": 1, "minutes": 11.5, "billed": 24}
+
+
+def test_matrix_command_prints_the_plan_and_the_estimate(tmp_path: Path) -> None:
+    project = _project_with_source_builds(tmp_path)
+    result = _runenv(project, "matrix", "--json")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.strip()
+    assert "\n" not in out and out == matrix_json(project)
+    data = json.loads(out)
+    assert data == json.loads(json.dumps(matrix_data(project)))
+    assert list(data) == ["build", "verify", "estimate"]
+    assert list(data["build"]) == ["include"] and list(data["verify"]) == ["include"]
+
+    text = _runenv(project, "matrix")
+    assert text.returncode == 0, text.stderr
+    assert "native because:" in text.stdout
+    assert "3.12.10-src windows-x64: numpy 2.2.6: no wheel for windows-x64" in text.stdout
+    assert "macOS + Windows billed minutes:" in text.stdout and "x of all native" in text.stdout
+
+
+def test_a_lock_without_any_usable_file_is_an_error(tmp_path: Path) -> None:
+    project = _project_with_source_builds(tmp_path)
+    win = project / "versions" / "3.12.10-src" / "pylock.windows-x64.toml"
+    text = re.sub(r'(name = "pandas"\n(?:.*\n)*?)sdist = .*\n', r"\1", win.read_text(), count=1)
+    win.write_text(re.sub(r'(name = "pandas"\n(?:.*\n)*?)wheels = \[.*\]\n', r"\1", text, count=1))
+    result = _runenv(project, "matrix")
+    assert result.returncode == 1
+    assert "pandas 2.2.3" in result.stderr and "Traceback" not in result.stderr
