@@ -144,3 +144,31 @@ def test_linking_across_filesystems_falls_back_to_copies(tmp_path: Path) -> None
         assert copied.stat().st_nlink == 1
     finally:
         subprocess.run(["umount", "-l", str(cache_dir)], check=False)
+
+
+def test_a_warm_build_of_the_same_inputs_reuses_the_kept_archive(
+    warm: tuple[Path, Path], pkg_server: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, cache = warm
+    first = manifest_of(root)["sha256"]
+    name = archive_of(root).name
+    kept = next(p for p in (cache / "archives").rglob(name) if p.is_file())
+    from runenv import pack
+
+    def no_pack(*args: object, **kwargs: object) -> object:
+        raise AssertionError("an identical build's archive is reused, not packed again")
+
+    _outputs_removed(root)
+    with monkeypatch.context() as m:
+        m.setattr(pack, "pack_tree", no_pack)
+        assert build(root, pkg_server) == 0
+    assert manifest_of(root)["sha256"] == first
+    assert (root / "pydist" / VARIANT / "linux-x64" / "bin" / "python3").exists()
+    # A kept archive that is not the bytes it was kept with is not reused: packed again.
+    with kept.open("r+b") as f:
+        f.seek(100)
+        f.write(b"\0" * 8)
+    _outputs_removed(root)
+    assert build(root, pkg_server) == 0
+    assert manifest_of(root)["sha256"] == first
+    assert _images.file_sha256(kept) == first  # kept again, from the new build

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,10 +47,13 @@ from runenv import (
 )
 from runenv._cache import (
     Cache,
+    evict,
     is_verified,
     lock_for,
     mark_verified,
+    recorded_sha256,
     replace_dir,
+    staged_file,
     sweep_stale,
     temp_beside,
 )
@@ -68,6 +72,9 @@ Reporter = Callable[[str], None]
 
 INDEX_ENV = "RUNENV_INDEX_URL"
 """Environment variable for the default package index (after `--index-url`; PyPI if unset)."""
+
+ARCHIVES_SECTION = "archives"
+"""Cache section of finished archives, one per target, for `reuse_archive`."""
 
 
 def _silent(message: str) -> None:
@@ -269,16 +276,20 @@ def build_target(
         if ctx.native:  # checked away from where it was built: relocation is tested
             tree = tree.rename(work / "checked")
         modules = importable(tree, ctx.plan.site_packages.as_posix(), copied)
-        if options.sign_command is None:
+        reused = reuse_archive(ctx, digest, staged_archive)
+        if reused is not None:  # this very build finished before: its archive, not a re-pack
+            sha256, size = reused
+        elif options.sign_command is None:
             packing = background.submit(pack.pack_tree, tree, staged_archive)
             check(ctx, tree, modules, compiled.compiled)
+            sha256, size = packing.result()
         else:  # signing changes the binaries: the pack waits for it
             check(ctx, tree, modules, compiled.compiled)
             sign_binaries(ctx, tree, options.sign_command)
-            packing = background.submit(pack.pack_tree, tree, staged_archive)
-        sha256, size = packing.result()
+            sha256, size = background.submit(pack.pack_tree, tree, staged_archive).result()
         manifest = describe(ctx, digest, sha256, size, installed, built, copied, compiled, modules)
         publish(ctx, tree, staged_archive, manifest)
+        keep_archive(ctx, digest, sha256)
         cut_parts(ctx)
     return result(up_to_date=False)
 
@@ -666,6 +677,51 @@ def cut_parts(ctx: BuildContext) -> None:
     cut = parts.publish_parts(ctx.target.manifest, ctx.options.part_size)
     if cut:
         ctx.options.report(f"{ctx.name}: {len(cut)} parts of at most {ctx.options.part_size} bytes")
+
+
+def _kept_archive(ctx: BuildContext, digest: str) -> Path:
+    """Where the cache keeps the archive a build of `digest` made (one build per target)."""
+    target = ctx.target.archive.name
+    return ctx.cache.section(ARCHIVES_SECTION) / target / digest / target
+
+
+def reuse_archive(ctx: BuildContext, digest: str, staged: Path) -> tuple[str, int] | None:
+    """Pack, from the cache: when a build with this very build hash finished before (outputs
+    since removed, as on a warm CI runner), copy its archive to `staged` instead of packing and
+    checking an identical tree again; None when there is none, or it is not the bytes recorded
+    when it was kept (`_cache.is_verified`: hashed again after any change or restore).
+
+    The check is not run again: the hash covers every input of the tree, which the kept
+    archive's build checked; the tree is still assembled (from verified images) for `pydist/`.
+    Not with a sign command: the kept archive holds signed files the new tree does not.
+    """
+    if ctx.options.sign_command is not None:
+        return None
+    kept = _kept_archive(ctx, digest)
+    recorded = recorded_sha256(kept)
+    if recorded is None or not is_verified(kept, recorded):
+        return None
+    ctx.options.report(f"{ctx.name}: reusing the archive of an identical finished build")
+    shutil.copyfile(kept, staged)  # a copy: linking would change the kept file's ctime
+    return recorded, staged.stat().st_size
+
+
+def keep_archive(ctx: BuildContext, digest: str, sha256: str) -> None:
+    """Keep a copy of the published archive in the cache, for `reuse_archive`; the archives of
+    other build hashes of this target are dropped (one per target)."""
+    if ctx.options.sign_command is not None:
+        return
+    kept = _kept_archive(ctx, digest)
+    if recorded_sha256(kept) == sha256 and is_verified(kept, sha256):
+        return
+    folder = kept.parent.parent
+    for other in folder.iterdir() if folder.is_dir() else []:
+        if other.name != digest and not other.name.startswith("."):
+            evict(other)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    with staged_file(kept) as tmp:
+        shutil.copyfile(ctx.target.archive, tmp)
+    mark_verified(kept, sha256)
 
 
 # --------------------------------------------------------------------------- helpers
