@@ -42,7 +42,9 @@ for name, module in sorted(sys.modules.items()) if sys.argv[1] == "bytecode" els
     try:
         with open(origin, "rb") as f:
             data = f.read()
-        with open(spec.cached, "rb") as f:
+        # A module a custom loader respecced without `cached` (setuptools' distutils hack:
+        # `distutils` is setuptools._distutils) was first loaded from its file's bytecode.
+        with open(spec.cached or importlib.util.cache_from_source(origin), "rb") as f:
             head = f.read(16)
     except (OSError, TypeError):
         head = b""
