@@ -13,6 +13,7 @@ import pytest
 
 from runenv import _images
 from runenv._cache import Cache
+from support.fs import tmpfs
 from support.index import IndexServer
 from support.project import SITE, VARIANT, archive_of, build, make_project, manifest_of, unpack
 
@@ -119,16 +120,7 @@ def test_an_image_copied_elsewhere_is_hashed_again_then_trusted(
 
 
 def test_linking_across_filesystems_falls_back_to_copies(tmp_path: Path) -> None:
-    cache_dir = tmp_path / "small"
-    cache_dir.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1024k", "tmpfs", str(cache_dir)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small", 1024) as cache_dir:
         cache = Cache(cache_dir)
 
         def make(tree: Path) -> dict[str, object]:
@@ -142,8 +134,6 @@ def test_linking_across_filesystems_falls_back_to_copies(tmp_path: Path) -> None
         copied = dest / "tool"
         assert copied.read_text() == "#!/bin/sh\n" and os.access(copied, os.X_OK)
         assert copied.stat().st_nlink == 1
-    finally:
-        subprocess.run(["umount", "-l", str(cache_dir)], check=False)
 
 
 def test_a_warm_build_of_the_same_inputs_reuses_the_kept_archive(

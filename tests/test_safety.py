@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -28,6 +27,7 @@ from runenv.lock import read_lock
 from runenv.plan import CopyStep
 from runenv.platforms import host_platform
 from support.dists import write_wheel
+from support.fs import tmpfs
 from support.index import IndexServer
 from support.project import VARIANT, archive_of, build, make_project, manifest_of, unpack
 
@@ -435,22 +435,6 @@ def test_a_wheel_entry_outside_the_tree_is_named(tmp_path: Path, entry: str) -> 
 
 
 # --- full disks and unusable cache folders --------------------------------------------------
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size_kib: int, *, readonly: bool = False) -> Iterator[Path]:
-    """A real small filesystem at `path` (skips where this process may not mount one)."""
-    path.mkdir(parents=True, exist_ok=True)
-    opts = f"size={size_kib}k" + (",ro" if readonly else "")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def test_a_full_disk_while_packing_is_one_line_and_keeps_the_last_archive(

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from packaging.version import InvalidVersion, Version
 
-from runenv._cache import staged_file
+from runenv._cache import file_sha256, staged_file
 from runenv._download import local_source, redact
 from runenv._subprocess import run
 from runenv.errors import BuildError, ChecksumError, UsageError
@@ -69,14 +69,6 @@ def archive_url(base_url: str, filename: str) -> str:
     if local is not None and not base.lower().startswith("file:"):
         return local.expanduser().resolve().as_uri().rstrip("/") + "/" + name
     return base.rstrip("/") + "/" + name
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _field(manifest: dict[str, Any], key: str, kind: type, shown: str) -> Any:
@@ -148,7 +140,7 @@ def _check_file(path: Path, size: int, sha256: str, shown: str) -> None:
         ) from None
     if actual != size:
         raise BuildError(f"{path}: {actual} bytes, but {shown} says {size}")
-    got = _sha256(path)
+    got = file_sha256(path)
     if got != sha256:
         raise ChecksumError(f"{path} (manifest {shown})", sha256, got)
 

@@ -18,7 +18,6 @@ Groups install on parallel threads (inflate, sha256 and writes release the GIL).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import warnings
 import zipfile
@@ -35,7 +34,7 @@ from installer.utils import parse_metadata_file
 from packaging.utils import canonicalize_name as canonical
 
 from runenv import _images
-from runenv._cache import Cache
+from runenv._cache import Cache, file_sha256
 from runenv._destination import Layout, RuntimeDestination
 from runenv._images import Image, record_hashes
 from runenv._installed import remove_installed
@@ -136,7 +135,7 @@ def _install_linked(
     known = record_hashes(site)
 
     def one(wheel: Path, sha256: str | None) -> tuple[Path, Image]:
-        digest = sha256 or _file_sha256(wheel)
+        digest = sha256 or file_sha256(wheel)
 
         def make(tree: Path) -> dict[str, object]:
             (dist,) = install_wheels(tree, [wheel], platform, python_version)
@@ -223,7 +222,7 @@ def _install_one(wheel: Path, source: WheelSource, layout: Layout) -> InstalledD
         name=str(metadata["Name"] or source.distribution),
         version=str(metadata["Version"] or source.version),
         wheel=wheel.name,
-        sha256=_file_sha256(wheel),
+        sha256=file_sha256(wheel),
         top_level=top_level(lib_paths),
     )
 
@@ -233,8 +232,3 @@ def _reason(exc: BaseException) -> str:
     if issues:
         return "; ".join(str(i) for i in issues)
     return str(exc) or type(exc).__name__
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
