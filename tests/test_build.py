@@ -4,6 +4,7 @@ unpacked elsewhere and run; rebuilds are reproducible, no-ops, safe when killed 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -284,11 +285,21 @@ def test_check_command_reruns_checks(
     assert f"{SITE}/rtnative/_planted.so: ELF for aarch64" in capsys.readouterr().err
 
 
-def test_enable_logging_writes_log_beside_archive(project: Path, pkg_server: IndexServer) -> None:
+def test_enable_logging_writes_log_beside_archive(
+    project: Path, pkg_server: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cache of its own: an identical build of another test would be reused, not checked.
+    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "own-cache"))
     assert build(project, pkg_server) == 0
     log = project / "dist" / f"runenv-{VARIANT}-linux-x64.log"
     text = log.read_text()
     assert "uv" in text and "pip compile" in text and "RUNENV-CHECK" in text
+    # Outputs removed, the same inputs: the kept archive is reused, and the log says so.
+    shutil.rmtree(project / "dist")
+    shutil.rmtree(project / "pydist")
+    assert build(project, pkg_server) == 0
+    text = log.read_text()
+    assert "runenv: reused" in text and "RUNENV-CHECK" not in text
 
 
 def test_clean_removes_outputs(project: Path, pkg_server: IndexServer) -> None:

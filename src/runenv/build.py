@@ -167,6 +167,12 @@ class BuildLog:
         self.path.write_text(self._header, encoding="utf-8")
         self._started = True
 
+    def note(self, line: str) -> None:
+        """Add a line of runenv's own to the log (after `start`)."""
+        if self.path is not None and self._started:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line.rstrip("\n") + "\n")
+
     def publish(self) -> None:
         """The attempt's log becomes the build's log (call it when the build succeeded)."""
         if self.path is not None and self._started:
@@ -702,6 +708,10 @@ def reuse_archive(ctx: BuildContext, digest: str, staged: Path) -> tuple[str, in
     if recorded is None or not is_verified(kept, recorded):
         return None
     ctx.options.report(f"{ctx.name}: reusing the archive of an identical finished build")
+    ctx.log.note(
+        f"runenv: reused {kept} (sha256 {recorded}), the archive of a finished build with this "
+        "build hash: not checked nor packed again\n"
+    )
     shutil.copyfile(kept, staged)  # a copy: linking would change the kept file's ctime
     return recorded, staged.stat().st_size
 
