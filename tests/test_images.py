@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,16 @@ from runenv import _images
 from runenv._cache import Cache
 from support.fs import tmpfs
 from support.index import IndexServer
-from support.project import SITE, VARIANT, archive_of, build, make_project, manifest_of, unpack
+from support.project import (
+    SITE,
+    VARIANT,
+    archive_of,
+    build,
+    make_project,
+    manifest_of,
+    run_python,
+    unpack,
+)
 
 
 @pytest.fixture
@@ -72,13 +80,7 @@ def test_a_file_changed_through_a_linked_tree_is_caught_and_the_image_made_again
     assert any("evicted" in r.getMessage() for r in caplog.records)
     assert manifest_of(root)["sha256"] == first
     runtime = unpack(archive_of(root), tmp_path / "rt")
-    out = subprocess.run(
-        [runtime / "bin" / "python3", "-c", "import rtpure; print(rtpure.VALUE)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "EDITED" not in out
+    assert "EDITED" not in run_python(runtime, "import rtpure; print(rtpure.VALUE)")
 
 
 def test_an_image_copied_elsewhere_is_hashed_again_then_trusted(

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import zipfile
@@ -29,7 +28,15 @@ from runenv.platforms import host_platform
 from support.dists import write_wheel
 from support.fs import tmpfs
 from support.index import IndexServer
-from support.project import VARIANT, archive_of, build, make_project, manifest_of, unpack
+from support.project import (
+    VARIANT,
+    archive_of,
+    build,
+    make_project,
+    manifest_of,
+    run_python,
+    unpack,
+)
 
 PY = "{}.{}".format(*sys.version_info[:2])
 
@@ -372,13 +379,7 @@ def test_a_poisoned_cached_wheel_never_reaches_the_runtime(
     record = {p["name"]: p for p in manifest_of(root)["packages"]}["rtpure"]  # type: ignore[index,union-attr]
     assert record["sha256"] == want
     runtime = unpack(archive_of(root), tmp_path / "rt")
-    out = subprocess.run(
-        [runtime / "bin" / "python3", "-c", "import rtpure; print(rtpure.VALUE)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "POISONED" not in out
+    assert "POISONED" not in run_python(runtime, "import rtpure; print(rtpure.VALUE)")
 
 
 def test_a_tampered_source_built_wheel_is_built_again(tmp_path: Path) -> None:
