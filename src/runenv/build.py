@@ -34,6 +34,7 @@ from runenv import (
     __version__,
     _images,
     audit,
+    built_wheels,
     bytecode,
     copy_files,
     install,
@@ -95,6 +96,7 @@ class BuildOptions:
     report: Reporter = field(default=_silent, compare=False)
     sign_command: str | None = None  # run over the tree's binaries before the pack (`sign`)
     part_size: int = parts.DEFAULT_PART_SIZE  # an archive above it is also cut into parts
+    built_wheels: tuple[Path, ...] = ()  # `runenv wheels` folders (`import_built_wheels`)
 
 
 @dataclass(frozen=True)
@@ -426,9 +428,28 @@ def select(ctx: BuildContext, lock_file: Path) -> tuple[list[Artifact], BuildCon
     if selection.missing:
         ctx = replace(ctx, plan=replace(plan, skipped={**plan.skipped, **selection.missing}))
     sources = [a for a in selection.artifacts if a.from_source]
+    if sources and ctx.options.built_wheels:
+        import_built_wheels(ctx, sources)
     if sources and not ctx.native:
         ctx = replace(ctx, host_built=_host_pure_wheels(ctx, sources))
     return selection.artifacts, ctx
+
+
+def import_built_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> None:
+    """Import built wheels: the wheels `runenv wheels` built for this target on its native
+    runner (`--built-wheels`), each verified against its index and this build's cache key,
+    placed in the built-wheels cache as if built here (`built_wheels.import_for`), so the
+    source-build stage finds them and compiles nothing. Noted in the build's log."""
+    imported = built_wheels.import_for(ctx.options.built_wheels, ctx.plan, sources, ctx.cache)
+    for got in imported:
+        e = got.entry
+        how = "imported" if got.fresh else "already in the cache"
+        ctx.log.note(
+            f"runenv: built wheel {e.wheel} ({e.package} {e.version}, sha256 {e.sha256}, "
+            f"cache key {e.cache_key}) from --built-wheels: {how}"
+        )
+    if imported:
+        ctx.options.report(f"{ctx.name}: {len(imported)} wheels built on the native runner")
 
 
 def _host_pure_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> dict[str, Path]:

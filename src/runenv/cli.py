@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from runenv import __version__, python_fetch
+from runenv import __version__, built_wheels, python_fetch
 from runenv._cache import Cache
 from runenv._download import new_client
 from runenv.build import INDEX_ENV, BuildOptions, build_many, ensure_lock
@@ -31,12 +31,13 @@ from runenv.manifest import read_manifest
 from runenv.matrix import matrix_json, matrix_table
 from runenv.parts import DEFAULT_PART_SIZE, PART_SIZE_ENV, part_size_from
 from runenv.plan import make_plan
-from runenv.platforms import Platform, parse_platforms
+from runenv.platforms import Platform, host_platform, parse_platforms
 from runenv.python_fetch import MIRROR_ENV, choose_mirror, pinned_archive
 from runenv.recheck import check_built
 from runenv.reference_import import import_reference
 from runenv.scaffold import new_variant
 from runenv.sign import SIGN_ENV, sign_command_from
+from runenv.wheel_job import build_source_wheels
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -191,6 +192,7 @@ def _build_options(args: argparse.Namespace, project: Path) -> BuildOptions:
         # Only `build` signs and cuts parts: other commands ignore the environment's settings.
         sign_command=sign_command_from(args.sign_command) if "sign_command" in args else None,
         part_size=part_size_from(args.part_size) if "part_size" in args else DEFAULT_PART_SIZE,
+        built_wheels=tuple(Path(d).resolve() for d in getattr(args, "built_wheels", None) or ()),
     )
 
 
@@ -202,6 +204,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     """Build runtimes: lock, fetch, install, copy files, check, pack."""
     targets = _targets(args)
     options = _build_options(args, _project(args))
+    wanted = [(vc.variant, plat.value) for vc, plat in targets]
+    if (unclaimed := built_wheels.unclaimed(options.built_wheels, wanted)) is not None:
+        raise unclaimed
     with contextlib.ExitStack() as stack:
         cache = stack.enter_context(Cache.ephemeral()) if args.refresh else Cache.default()
         client = stack.enter_context(new_client())
@@ -229,6 +234,27 @@ def cmd_build(args: argparse.Namespace) -> int:
         _emit(rows)
     if failures:
         return max(exc.exit_code for _, exc in failures)
+    return 0
+
+
+def cmd_wheels(args: argparse.Namespace) -> int:
+    """Build only the wheels a target builds from source, on its native runner (CI's wheels job)."""
+    project = _project(args)
+    vc = load_variant(project, args.variant)
+    plat = Platform.parse(args.platform) if args.platform else host_platform()
+    make_plan(vc, plat)  # refuses a platform the variant is not built for
+    options = _build_options(args, project)
+    out = Path(args.out).resolve()
+    with new_client() as client:
+        index = build_source_wheels(vc, plat, options, Cache.default(), out, client=client)
+    if args.json:
+        _emit(index.to_json())
+        return 0
+    for e in index.wheels:
+        print(f"built: {out / e.wheel} ({e.package} {e.version}, {_size(e.size)})")
+    print(
+        f"{len(index.wheels)} wheels for {vc.variant} {plat.value}: {out / built_wheels.INDEX_NAME}"
+    )
     return 0
 
 
@@ -389,8 +415,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CMD",
         help=f"run CMD LISTFILE over the tree's binaries before the pack (env {SIGN_ENV})",
     )
+    p.add_argument(
+        "--built-wheels",
+        action="append",
+        metavar="DIR",
+        help="wheels `runenv wheels` built on a native runner, verified and used (repeatable)",
+    )
     _source_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("wheels", cmd_wheels)
+    p.add_argument("variant", metavar="VARIANT")
+    _platform_arg(p, multi=False)
+    p.add_argument("--out", metavar="DIR", required=True, help="where the wheels and index go")
+    p.add_argument("--offline", action="store_true", help="use the caches only")
+    _source_args(p)
+    p.add_argument("--json", action="store_true", help="print the index")
 
     p = command("lock", cmd_lock)
     p.add_argument("variants", nargs="+", metavar="VARIANT")

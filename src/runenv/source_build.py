@@ -250,7 +250,7 @@ def build_wheel(
     pure_key = cache_key(artifact, plan, host_pure=True)
     pure_folder = cache.section(CACHE_SECTION) / pure_key[:2] / pure_key
     with lock_for(pure_folder):
-        shared = _cached_wheel(pure_folder)
+        shared = cached_wheel(pure_folder)
         if shared is not None:
             return shared
         wheel = _build_native(
@@ -281,11 +281,11 @@ def _build_native(
 ) -> Path:
     key = cache_key(artifact, plan)
     folder = cache.section(CACHE_SECTION) / key[:2] / key
-    done = _cached_wheel(folder)
+    done = cached_wheel(folder)
     if done is not None:
         return done
     with lock_for(folder):
-        done = _cached_wheel(folder)
+        done = cached_wheel(folder)
         if done is not None:
             return done
         extra = (
@@ -320,7 +320,7 @@ def host_pure_wheel(
     key = cache_key(artifact, plan, host_pure=True)
     folder = cache.section(CACHE_SECTION) / key[:2] / key
     with lock_for(folder):
-        done = _cached_wheel(folder)
+        done = cached_wheel(folder)
         if done is not None:
             return done
         if (folder / NOT_PURE).is_file():
@@ -414,7 +414,7 @@ def _build(
         raise
 
 
-def _cached_wheel(folder: Path) -> Path | None:
+def cached_wheel(folder: Path) -> Path | None:
     """The wheel built earlier into `folder`, if it still holds the bytes recorded when it was
     built; anything else found there is evicted (and the wheel is built again)."""
     if not folder.is_dir():
@@ -485,7 +485,8 @@ def host_pure_wheels(
     default_index: str | None = None,
     log_file: Path | None = None,
 ) -> dict[str, Path]:
-    """For a cross build: the wheels of `sources` that build `py3-none-any` on this host.
+    """For a cross build: the wheels of `sources` built for the target on its native runner
+    (imported into the cache from `runenv wheels`), else those that build `py3-none-any` here.
 
     Raises CrossSourceBuildError (its message unchanged) naming those that do not.
     """
@@ -493,6 +494,12 @@ def host_pure_wheels(
     built: dict[str, Path] = {}
     native_only = []
     for a in sources:
+        # Built for this very platform on its native runner (`runenv build --built-wheels`).
+        key = cache_key(a, plan)
+        native = cached_wheel(cache.section(CACHE_SECTION) / key[:2] / key)
+        if native is not None:
+            built[a.filename] = native
+            continue
         source = source_of(a, files, cache, timeout=timeout, log_file=log_file)
         wheel = host_pure_wheel(a, source, plan, cache, default_index=default_index,
                                 log_file=log_file)  # fmt: skip

@@ -1,0 +1,248 @@
+"""Wheel-only native jobs: `runenv wheels` builds a target's source wheels with an index, and
+`runenv build --built-wheels` imports them, verified, so nothing compiles where the runtime is
+built (a native build) and a cross build with a compiled sdist goes through.
+
+The command runs for the host here (a real C-extension sdist, compiled by the test runtime);
+for a foreign platform it cannot run on this machine, so the cross test writes the index with
+the command's own writer (`built_wheels.write_index`) for a platform-tagged wheel it makes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from runenv import built_wheels, lock, wheels
+from runenv.cli import main
+from runenv.config import load_variant
+from runenv.plan import make_plan
+from runenv.platforms import Platform
+from runenv.source_build import cache_key
+from support.dists import write_wheel
+from support.index import SRCONLY_HELLO, Index, IndexServer
+from support.pbs import CPU_TYPE_ARM64, PY_XY, macho_header
+from support.project import VARIANT, build, make_project, manifest_of, run_python, unpack
+from test_cross import cross_project
+
+CP = "cp" + PY_XY.replace(".", "")
+
+
+def _main(root: Path, *args: str) -> int:
+    return main(["-q", "--project", str(root), *args])
+
+
+def _cache(monkeypatch: pytest.MonkeyPatch, path: Path) -> Path:
+    monkeypatch.setenv("RUNENV_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def wheels_out(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    pkg_server: IndexServer,
+    pkg_index: Index,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Path, Path]:
+    """A project needing rtsrconly (sdist only, a C extension), locked, and the folder
+    `runenv wheels` wrote for it on this host (in a cache of its own)."""
+    if not pkg_index.has_setuptools:
+        pytest.skip("no setuptools wheel could be put in the test index")
+    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
+    _cache(monkeypatch, tmp_path / "native-cache")
+    assert _main(root, "lock", VARIANT, "--index-url", pkg_server.index_url) == 0
+    out = tmp_path / "built"
+    url = pkg_server.index_url
+    args = ("--platform", "host", "--out", str(out), "--index-url", url)
+    assert _main(root, "wheels", VARIANT, *args) == 0
+    return root, out
+
+
+def test_wheels_then_fresh_build_compiles_nothing_and_installs_those_bytes(
+    tmp_path: Path,
+    wheels_out: tuple[Path, Path],
+    pkg_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, out = wheels_out
+    index = json.loads((out / built_wheels.INDEX_NAME).read_text())
+    assert (index["variant"], index["platform"]) == (VARIANT, "linux-x64")
+    [entry] = index["wheels"]
+    wheel = out / entry["wheel"]
+    assert entry["package"] == "rtsrconly" and entry["version"] == "1.0"
+    assert entry["wheel"].startswith(f"rtsrconly-1.0-{CP}-{CP}-linux_x86_64")
+    assert entry["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert entry["size"] == wheel.stat().st_size
+    vc = load_variant(root, VARIANT)
+    plan = make_plan(vc, Platform.LINUX_X64)
+    selected = wheels.select_for_plan(
+        lock.read_lock(lock.lock_path(vc.folder, plan.platform)), plan
+    )
+    [source] = [a for a in selected.artifacts if a.from_source]
+    assert entry["source_sha256"] == source.sha256
+    assert entry["cache_key"] == cache_key(source, plan)
+    assert sorted(p.name for p in out.iterdir()) == sorted([entry["wheel"], "runenv-wheels.json"])
+
+    # A fresh cache, and no C compiler: the build takes the wheel and compiles nothing.
+    cache = _cache(monkeypatch, tmp_path / "fresh-cache")
+    monkeypatch.setenv("CC", "/bin/false")
+    assert build(root, pkg_server, "--locked", "--built-wheels", str(out)) == 0
+    log = (root / "dist" / f"runenv-{VARIANT}-linux-x64.log").read_text()
+    assert "_in_process" not in log  # no PEP 517 hook ran
+    assert f"runenv: built wheel {entry['wheel']} (rtsrconly 1.0, sha256 {entry['sha256']}" in log
+    [record] = [p for p in manifest_of(root)["packages"] if p["name"] == "rtsrconly"]  # type: ignore[union-attr]
+    assert record["from_source"] is True
+    assert (record["wheel"], record["sha256"]) == (entry["wheel"], entry["sha256"])
+    [cached] = (cache / "built-wheels").rglob("*.whl")
+    assert cached.read_bytes() == wheel.read_bytes()
+    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
+    assert run_python(runtime, "import rtsrconly; print(rtsrconly.hello())") == SRCONLY_HELLO
+
+
+def test_flipped_byte_is_refused_and_nothing_published(
+    tmp_path: Path,
+    wheels_out: tuple[Path, Path],
+    pkg_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, out = wheels_out
+    [entry] = json.loads((out / built_wheels.INDEX_NAME).read_text())["wheels"]
+    wheel = out / entry["wheel"]
+    data = bytearray(wheel.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    wheel.write_bytes(bytes(data))
+    cache = _cache(monkeypatch, tmp_path / "fresh-cache")
+    capsys.readouterr()
+    assert build(root, pkg_server, "--locked", "--built-wheels", str(out)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"{wheel}: sha256 " in err[0] and "tampered with or corrupted" in err[0]
+    assert not (root / "dist").exists() or not list((root / "dist").glob("*.tar.gz"))
+    assert not list((cache / "built-wheels").rglob("*.whl"))
+
+
+def test_entry_for_another_key_is_refused_naming_the_package(
+    tmp_path: Path,
+    wheels_out: tuple[Path, Path],
+    pkg_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, out = wheels_out
+    path = out / built_wheels.INDEX_NAME
+    index = json.loads(path.read_text())
+    # The key a build of this source for another platform computes.
+    vc = load_variant(root, VARIANT)
+    plan = make_plan(vc, Platform.LINUX_X64)
+    selected = wheels.select_for_plan(
+        lock.read_lock(lock.lock_path(vc.folder, plan.platform)), plan
+    )
+    [source] = [a for a in selected.artifacts if a.from_source]
+    other = dataclasses.replace(plan, python_version="3.99.0")
+    index["wheels"][0]["cache_key"] = cache_key(source, other)
+    path.write_text(json.dumps(index))
+    cache = _cache(monkeypatch, tmp_path / "fresh-cache")
+    capsys.readouterr()
+    assert build(root, pkg_server, "--locked", "--built-wheels", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "rtsrconly 1.0: built for another target, Python or recipe" in err[0]
+    assert "runenv wheels" in err[0]
+    assert not list((cache / "built-wheels").rglob("*.whl"))
+
+
+@pytest.mark.parametrize("hostile", ["link", "path", "other-target"])
+def test_hostile_folder_is_refused(
+    tmp_path: Path,
+    wheels_out: tuple[Path, Path],
+    pkg_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    hostile: str,
+) -> None:
+    root, out = wheels_out
+    path = out / built_wheels.INDEX_NAME
+    index = json.loads(path.read_text())
+    wheel = out / index["wheels"][0]["wheel"]
+    if hostile == "link":  # the named file is a link (to the very bytes): not followed
+        real = tmp_path / "elsewhere.whl"
+        wheel.rename(real)
+        wheel.symlink_to(real)
+        expected = f"{wheel}: cannot read it"
+    elif hostile == "path":  # a name with a folder in it
+        index["wheels"][0]["wheel"] = "../" + wheel.name
+        path.write_text(json.dumps(index))
+        expected = "is not a plain file name"
+    else:  # an index for another platform: named, never silently ignored
+        index["platform"] = "macosx-aarch64"
+        path.write_text(json.dumps(index))
+        expected = f"wheels of {VARIANT} macosx-aarch64 (rtsrconly), a target this build"
+    cache = _cache(monkeypatch, tmp_path / "fresh-cache")
+    capsys.readouterr()
+    assert build(root, pkg_server, "--locked", "--built-wheels", str(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+    assert not list((cache / "built-wheels").rglob("*.whl"))
+
+
+def test_wheels_refuses_a_foreign_platform(
+    tmp_path: Path, pbs: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
+    config = root / "versions" / VARIANT / "config.toml"
+    config.write_text(config.read_text().replace('platforms = ["linux-x64"]\n', ""))
+    out = tmp_path / "out"
+    assert _main(root, "wheels", VARIANT, "--platform", "macosx-aarch64", "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "runs on a macosx-aarch64 machine" in err and "macos-15" in err
+    assert not out.exists()
+
+
+def test_cross_build_with_a_compiled_sdist_goes_through_with_its_built_wheel(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    pkg_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _cache(monkeypatch, tmp_path / "cache")
+    root = cross_project(tmp_path / "p", pbs, ["rtsrconly==1.0", "rtpure==1.0"])
+    target = ("--platform", "macosx-aarch64")
+    assert build(root, pkg_server, *target) == 1
+    assert "rtsrconly 1.0 on macosx-aarch64: no wheel" in capsys.readouterr().err
+
+    # What `runenv wheels` writes on a macos-15 runner: a platform-tagged wheel and its index.
+    vc = load_variant(root, VARIANT)
+    plan = make_plan(vc, Platform.MACOSX_AARCH64)
+    selected = wheels.select_for_plan(
+        lock.read_lock(lock.lock_path(vc.folder, plan.platform)), plan
+    )
+    [source] = [a for a in selected.artifacts if a.from_source]
+    so = f"rtsrconly/_impl.cpython-{CP[2:]}-darwin.so"
+    macho = macho_header(CPU_TYPE_ARM64)
+    made = write_wheel(
+        tmp_path / "made",
+        "rtsrconly",
+        "1.0",
+        {"rtsrconly/__init__.py": b"from rtsrconly._impl import hello\n", so: macho},
+        tag=f"{CP}-{CP}-macosx_11_0_arm64",
+        purelib=False,
+    )  # fmt: skip
+    out = tmp_path / "built"
+    out.mkdir()
+    built_wheels.write_index(out, plan, [(source, made)])
+
+    assert build(root, pkg_server, *target, "--locked", "--built-wheels", str(out)) == 0
+    manifest = json.loads((root / "dist" / f"runenv-{VARIANT}-macosx-aarch64.json").read_text())
+    [record] = [p for p in manifest["packages"] if p["name"] == "rtsrconly"]
+    assert record["from_source"] is True and record["wheel"] == made.name
+    assert record["sha256"] == hashlib.sha256(made.read_bytes()).hexdigest()
+    with tarfile.open(root / "dist" / f"runenv-{VARIANT}-macosx-aarch64.tar.gz") as tf:
+        names = tf.getnames()
+    assert any(n.endswith(so) for n in names), names
