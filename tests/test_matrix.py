@@ -1,6 +1,6 @@
-"""The CI plan by capability, decided offline from committed locks: the shipped variants all
-cross-build on Linux; variants whose locks need source builds (an sdist-only package, a forced
-source build) or lack a lock go to their native runners; the billed-minute estimate."""
+"""The CI plan by capability, decided offline from committed locks: every locked target builds
+on Linux; the source builds a lock needs (an sdist-only package, a forced source build) are
+wheels jobs on the native runner; a target without a lock goes native whole; the estimate."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ from runenv.matrix import (
     estimate,
     matrix_data,
     matrix_json,
+    native_jobs,
     plan_targets,
+    planned_jobs,
     verify_entries,
+    wheel_entries,
 )
 from runenv.platforms import Platform
 
@@ -40,7 +43,8 @@ def _runenv(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 # The shipped atls variant compiles freesasa (no cp312 wheel) and builds pdbfixer from source
-# (the reference's forceNoBinaryList) on each of its platforms: those targets go native.
+# (the reference's forceNoBinaryList) on each of its platforms: its macosx-aarch64 target gets
+# a wheels job on macos-15, and its runtime is cross-built on Linux.
 SOURCE_BUILT = "3.12.10-atls"
 
 
@@ -54,6 +58,22 @@ def test_shipped_variants_cross_build_on_linux_and_verify_natively() -> None:
     for t in native:
         reasons = " ".join(t.native_reasons)
         assert "freesasa" in reasons and "pdbfixer" in reasons
+    assert all(t.locked for t in targets)
+    assert wheel_entries(targets) == [
+        {
+            "variant": SOURCE_BUILT,
+            "platform": "macosx-aarch64",
+            "runner": "macos-15",
+            "python_version": "3.12.10",
+        }
+    ]
+    assert build_entries(targets)[-1] == {
+        "variant": SOURCE_BUILT,
+        "platforms": "linux-x64 macosx-aarch64",
+        "runner": "ubuntu-24.04",
+        "python_version": "3.12.10",
+        "wheels": "macosx-aarch64",
+    }
     cross = [t for t in targets if not t.native_reasons]
     assert cross and {t.variant for t in cross} == {"3.10.11", "3.12.10"}
     builds = build_entries(cross)
@@ -61,7 +81,7 @@ def test_shipped_variants_cross_build_on_linux_and_verify_natively() -> None:
     # One Linux job per variant builds all its platforms (linux-x64 natively, the rest cross).
     assert [b["variant"] for b in builds] == variants
     for b in builds:
-        assert tuple(b) == KEYS and b["runner"] == "ubuntu-24.04"
+        assert tuple(b) == KEYS and b["runner"] == "ubuntu-24.04" and b["wheels"] == ""
         wanted = [t.platform.value for t in cross if t.variant == b["variant"]]
         assert b["platforms"].split() == wanted
     verify = verify_entries(targets)
@@ -75,13 +95,15 @@ def test_shipped_variants_cross_build_on_linux_and_verify_natively() -> None:
         assert tuple(v) == VERIFY_KEYS
         assert v["runner"] == Platform(v["platform"]).info.github_runner
         assert v["variants"].split() == [
-            t.variant for t in cross if t.platform.value == v["platform"]
+            t.variant for t in targets if t.cross and t.platform.value == v["platform"]
         ]
+    assert verify[2]["variants"] == f"3.10.11 3.12.10 {SOURCE_BUILT}"
 
 
 def test_shipped_estimate_meets_the_target_where_wheels_allow() -> None:
     """The variants that have wheels for every platform meet the issue's 0.3x; the atls
-    variant's native macOS build (a compiled source build) is counted, and takes it past."""
+    variant's wheels job (two source builds on macOS, the same `source_build` figure a native
+    build pays) and its archive in the macOS verify job are counted, and take it past."""
     everything = plan_targets(REPO)
     est = estimate([t for t in everything if t.variant != SOURCE_BUILT])
     assert est["multipliers"] == {"linux": 1, "windows": 2, "macos": 10}
@@ -92,9 +114,15 @@ def test_shipped_estimate_meets_the_target_where_wheels_allow() -> None:
     assert est["macos_windows_billed_ratio"] == round(mac_win / native, 3) <= 0.3
     assert est["billed"] < est["all_native_billed"]
     full = estimate(everything)
-    assert full["plan"]["macos"]["jobs"] == 3  # + atls macosx-aarch64, built natively
+    assert full["plan"]["macos"]["jobs"] == 3  # + atls macosx-aarch64's wheels job
     assert full["billed"] < full["all_native_billed"]
     assert full["macos_windows_billed_ratio"] > 0.3
+    # Its wheels job compiles what the native build compiled: no cheaper per source build.
+    model = CostModel()
+    [atls] = [t for t in everything if t.variant == SOURCE_BUILT and t.wheel_job]
+    wheels_job = planned_jobs([atls], model)[0]
+    assert wheels_job.minutes >= atls.source_builds * model.source_build
+    assert wheels_job.minutes < native_jobs([atls], model)[0].minutes
 
 
 def test_billing_rounds_each_job_up_and_applies_the_multiplier() -> None:
@@ -121,11 +149,12 @@ def _project_with_source_builds(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_locks_that_need_source_builds_go_to_native_runners(tmp_path: Path) -> None:
+def test_source_builds_go_to_wheels_jobs_and_a_missing_lock_native(tmp_path: Path) -> None:
     project = _project_with_source_builds(tmp_path)
     targets = {t.platform.value: t for t in plan_targets(project)}
     assert not targets["linux-x64"].native_reasons and not targets["macosx-x64"].native_reasons
     assert targets["macosx-x64"].cross and not targets["linux-x64"].cross
+    assert not targets["macosx-x64"].wheel_job and not targets["linux-aarch64"].cross
     (why,) = targets["macosx-aarch64"].native_reasons
     assert why.startswith("scipy 1.15.3: forced to source (patched build)")
     (why,) = targets["windows-x64"].native_reasons
@@ -135,31 +164,41 @@ def test_locks_that_need_source_builds_go_to_native_runners(tmp_path: Path) -> N
     assert targets["windows-x64"].source_builds == 1
 
     plan = list(targets.values())
+    # The sources are built by wheels jobs on their native runners...
+    assert wheel_entries(plan) == [
+        {
+            "variant": "3.12.10-src",
+            "platform": p,
+            "runner": Platform(p).info.github_runner,
+            "python_version": "3.12.10",
+        }
+        for p in ("macosx-aarch64", "windows-x64")
+    ]
+    # ...whose artifacts the Linux job takes; the target without a lock is built natively.
     assert build_entries(plan) == [
         {
             "variant": "3.12.10-src",
-            "platforms": "linux-x64 macosx-x64",
+            "platforms": "linux-x64 macosx-x64 macosx-aarch64 windows-x64",
             "runner": "ubuntu-24.04",
             "python_version": "3.12.10",
+            "wheels": "macosx-aarch64 windows-x64",
         },
-        *(
-            {
-                "variant": "3.12.10-src",
-                "platforms": p,
-                "runner": Platform(p).info.github_runner,
-                "python_version": "3.12.10",
-            }
-            for p in ("linux-aarch64", "macosx-aarch64", "windows-x64")
-        ),
+        {
+            "variant": "3.12.10-src",
+            "platforms": "linux-aarch64",
+            "runner": "ubuntu-24.04-arm",
+            "python_version": "3.12.10",
+            "wheels": "",
+        },
     ]
-    # Only the cross-built target is verified; the native ones were checked where built.
+    # Every cross-built archive is verified; the native one was checked where built.
     assert verify_entries(plan) == [
-        {"platform": "macosx-x64", "runner": "macos-15-intel", "variants": "3.12.10-src"}
+        {"platform": p, "runner": Platform(p).info.github_runner, "variants": "3.12.10-src"}
+        for p in ("macosx-x64", "macosx-aarch64", "windows-x64")
     ]
     est = estimate(plan)
-    assert est["plan"]["windows"]["jobs"] == 1 and est["plan"]["macos"]["jobs"] == 2
-    # A source build is on a native runner either way: both plans pay for it.
-    assert est["all_native"]["windows"] == est["plan"]["windows"]
+    assert est["plan"]["windows"]["jobs"] == 2 and est["plan"]["macos"]["jobs"] == 3
+    assert est["all_native"]["windows"]["jobs"] == 1
     assert est["macos_windows_billed_ratio"] > 0.3
 
 
@@ -177,14 +216,19 @@ def test_estimate_arithmetic_with_a_given_model(tmp_path: Path) -> None:
         import_check=0.0,
         source_build=10.0,
         verify_mb_per_minute=1e12,
+        runtime=0.4,
+        built_wheels=0.5,
     )
     est = estimate(plan, model)
-    # Linux group: 0.5 + 2 targets; linux-aarch64 native: 1.5 (1 job each).
-    assert est["plan"]["linux"] == {"jobs": 2, "minutes": 4.0, "billed": 5}
-    # macosx-aarch64 native with one source build: 11.5 -> 12 x 10; verify macosx-x64: 0.5 -> 1.
-    assert est["plan"]["macos"] == {"jobs": 2, "minutes": 12.0, "billed": 130}
+    # Linux group: 0.5 + 4 targets, 2 of them taking built wheels: 5.5; linux-aarch64: 1.5.
+    assert est["plan"]["linux"] == {"jobs": 2, "minutes": 7.0, "billed": 8}
+    # Wheels job macosx-aarch64, one source build: 0.5 + 0.4 + 10 -> 11 x 10; the verify
+    # jobs of macosx-x64 and macosx-aarch64: 0.5 -> 1 x 10 each.
+    assert est["plan"]["macos"] == {"jobs": 3, "minutes": 11.9, "billed": 130}
     assert est["all_native"]["macos"] == {"jobs": 2, "minutes": 13.0, "billed": 140}
-    assert est["plan"]["windows"] == {"jobs": 1, "minutes": 11.5, "billed": 24}
+    # Wheels job windows-x64: 10.9 -> 11 x 2; its verify job: 1 x 2.
+    assert est["plan"]["windows"] == {"jobs": 2, "minutes": 11.4, "billed": 24}
+    assert est["all_native"]["windows"] == {"jobs": 1, "minutes": 11.5, "billed": 24}
 
 
 def test_matrix_command_prints_the_plan_and_the_estimate(tmp_path: Path) -> None:
@@ -195,12 +239,14 @@ def test_matrix_command_prints_the_plan_and_the_estimate(tmp_path: Path) -> None
     assert "\n" not in out and out == matrix_json(project)
     data = json.loads(out)
     assert data == json.loads(json.dumps(matrix_data(project)))
-    assert list(data) == ["build", "verify", "estimate"]
-    assert list(data["build"]) == ["include"] and list(data["verify"]) == ["include"]
+    assert list(data) == ["wheels", "build", "verify", "estimate"]
+    assert all(list(data[k]) == ["include"] for k in ("wheels", "build", "verify"))
+    assert [e["platform"] for e in data["wheels"]["include"]] == ["macosx-aarch64", "windows-x64"]
 
     text = _runenv(project, "matrix")
     assert text.returncode == 0, text.stderr
-    assert "native because:" in text.stdout
+    assert "wheels jobs (source builds on the native runner" in text.stdout
+    assert "on the native runner because" in text.stdout
     assert "3.12.10-src windows-x64: numpy 2.2.6: no wheel for windows-x64" in text.stdout
     assert "macOS + Windows billed minutes:" in text.stdout and "x of all native" in text.stdout
 

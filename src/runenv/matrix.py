@@ -1,21 +1,20 @@
 """The CI plan: which (variant, platform) is built where, and what that costs in runner minutes.
 
-Planned by capability, offline, from the committed locks: a target whose every locked package
-has a fitting wheel (after skips and what the `packages.resolution` policy leaves out) is
-cross-buildable and goes to a Linux runner, one job per variant; a target that needs a source
-build (an sdist or a git commit chosen by `wheels.select_for_plan`, the same choice the build
-makes: no fitting wheel, `forceSource`, `forceNoBinaryList`, a `buildWheel` recipe) or has no
-committed lock goes to its native runner. Every
-cross-built archive is then verified on its native runner (`verify` entries, one job per
-runner): unpacked at a new path and import-checked there, as a native build checks its tree.
+Planned by capability, offline, from the committed locks. Every target with a committed lock
+is built on a Linux runner, one job per variant (linux-x64 natively, the others cross). A
+target that needs source builds (the sdists and git commits `wheels.select_for_plan` picks, as
+the build does: no fitting wheel, `forceSource`, `forceNoBinaryList`, a `buildWheel` recipe)
+first gets a short `wheels` job on its native runner, which builds only those wheels (`runenv
+wheels`, with the target runtime's own interpreter); the Linux job takes them with `runenv build
+--built-wheels` and builds the runtime. The lock cannot tell a pure-Python sdist from a
+compiled one, and the planner builds nothing to find out, so every source goes to the wheels
+job. A target without a committed lock is built whole on its native runner. Every cross-built
+archive is then verified on its native runner (`verify` entries, one job per runner):
+unpacked at a new path and import-checked there, as a native build checks its tree.
 
-The GitHub Actions workflow feeds `runenv matrix --json`'s `build` and `verify` members
-verbatim to two jobs' `strategy.matrix` through `fromJSON`, so this module is the one place
-that decides what CI builds and where.
-
-A source build is always planned native: the lock cannot tell a pure-Python sdist from a
-compiled one (a cross build builds the pure ones on the host but fails on the others, with
-`source_build.CrossSourceBuildError`), and the planner builds nothing to find out.
+The GitHub Actions workflow feeds `runenv matrix --json`'s `wheels`, `build` and `verify`
+members verbatim to three jobs' `strategy.matrix` through `fromJSON`, so this module is the
+one place that decides what CI builds and where.
 """
 
 from __future__ import annotations
@@ -36,9 +35,13 @@ from runenv.platforms import ALL_PLATFORMS, Platform
 CROSS_HOST = Platform.LINUX_X64
 """The platform whose runner cross-builds the others (its own targets are native there)."""
 
-KEYS = ("variant", "platforms", "runner", "python_version")
+KEYS = ("variant", "platforms", "runner", "python_version", "wheels")
 """The keys of every build entry, as the workflow reads them (`matrix.variant`, ...).
-`platforms` is space-separated: a Linux job builds all of a variant's cross targets."""
+`platforms` is space-separated: a Linux job builds all of a variant's cross targets; `wheels`
+(space-separated, maybe empty) names those whose wheels job's artifact it takes."""
+
+WHEEL_KEYS = ("variant", "platform", "runner", "python_version")
+"""The keys of every wheels entry: one target's source wheels, built on its native runner."""
 
 VERIFY_KEYS = ("platform", "runner", "variants")
 """The keys of every verify entry: one native runner, the variants cross-built for it."""
@@ -66,7 +69,16 @@ class CostModel:
     compiles. A verify job installs nothing (its check is the stdlib-only catalogue package,
     run from the checkout); per archive it costs its files at `verify_mb_per_minute`
     (download, hash, unpack an archive about 1.8x their size, bytecode included) and the
-    import check. Billing rounds each job up to a whole minute, so small jobs count whole.
+    import check. A wheels job installs runenv, fetches and unpacks the interpreter
+    (`runtime`, ~12 s: a ~20 MB archive from the cache), downloads its sdists at
+    `mb_per_minute` and builds each (`source_build`); its Linux job then takes the wheels
+    (`built_wheels`, ~5 s: download the artifact, verify it). Billing rounds each job up to a
+    whole minute, so small jobs count whole.
+
+    `source_build` is one figure for every sdist (the lock cannot tell a pure one from a
+    compiled one): 6 min, a C/C++ extension's build on a hosted runner. It is the same figure
+    in a wheels job and in a native build, so what a wheels job saves is the runtime's own
+    build on the native runner (download, install, bytecode, pack, upload).
     """
 
     start: float = 0.1
@@ -81,6 +93,8 @@ class CostModel:
     import_check: float = 0.15
     source_build: float = 6.0
     verify_mb_per_minute: float = 420.0
+    runtime: float = 0.2
+    built_wheels: float = 0.08
 
     def setup(self, os_name: str, *, build: bool = True) -> float:
         """Minutes before a job's own work: start and Python; for a build, runenv and cache."""
@@ -96,9 +110,11 @@ class TargetPlan:
     variant: str
     platform: Platform
     python_version: str
-    native_reasons: tuple[str, ...]  # why it needs its native runner; empty: cross-buildable
+    native_reasons: tuple[str, ...]  # what needs its native runner: its sources, or no lock
     wheel_bytes: int  # the locked files it installs (download, install and pack cost)
     source_builds: int  # sdists and git commits it builds from source
+    locked: bool = True  # it has a committed lock (else it is built whole on its runner)
+    source_bytes: int = 0  # its sdists (a wheels job downloads them)
 
     @property
     def os(self) -> str:
@@ -107,7 +123,12 @@ class TargetPlan:
     @property
     def cross(self) -> bool:
         """Built on the cross host though it is another platform (then verified natively)."""
-        return self.platform != CROSS_HOST and not self.native_reasons
+        return self.platform != CROSS_HOST and self.locked
+
+    @property
+    def wheel_job(self) -> bool:
+        """Cross-built, with its source wheels built first by a wheels job on its runner."""
+        return self.cross and self.source_builds > 0
 
     @property
     def on_cross_host(self) -> bool:
@@ -123,14 +144,18 @@ def plan_target(project: Path, variant: str, platform: Platform) -> TargetPlan:
         reason = (
             f"no committed lock ({path.name}): run `runenv lock {variant} --platform {platform}`"
         )
-        return TargetPlan(variant, platform, plan.python_version, (reason,), 0, 0)
+        return TargetPlan(variant, platform, plan.python_version, (reason,), 0, 0, locked=False)
     # The build's own choice: `packages.resolution` may leave a package out (not native);
     # buildWheel and forceNoBinaryList entries are in the plan's force_source (native).
     artifacts = wheels.select_for_plan(lock.read_lock(path), plan).artifacts
     sources = [a for a in artifacts if a.from_source]  # an sdist or a git commit
     reasons = tuple(f"{a.name} {a.version}: {a.reason or 'built from source'}" for a in sources)
     size = sum(a.size or 0 for a in artifacts)
-    return TargetPlan(variant, platform, plan.python_version, reasons, size, len(sources))
+    source_size = sum(a.size or 0 for a in sources)
+    return TargetPlan(
+        variant, platform, plan.python_version, reasons, size, len(sources),
+        source_bytes=source_size,
+    )  # fmt: skip
 
 
 def plan_targets(project: Path) -> list[TargetPlan]:
@@ -161,7 +186,22 @@ def _build_entry(group: Sequence[TargetPlan], runner_of: Platform) -> dict[str, 
         "platforms": " ".join(t.platform.value for t in group),
         "runner": runner_of.info.github_runner,
         "python_version": group[0].python_version,
+        "wheels": " ".join(t.platform.value for t in group if t.wheel_job),
     }
+
+
+def wheel_entries(targets: Sequence[TargetPlan]) -> list[dict[str, str]]:
+    """The wheels jobs: one per cross-built target with source builds, on its native runner."""
+    return [
+        {
+            "variant": t.variant,
+            "platform": t.platform.value,
+            "runner": t.platform.info.github_runner,
+            "python_version": t.python_version,
+        }
+        for t in targets
+        if t.wheel_job
+    ]
 
 
 def verify_entries(targets: Sequence[TargetPlan]) -> list[dict[str, str]]:
@@ -200,7 +240,20 @@ def _target_minutes(t: TargetPlan, model: CostModel, *, native: bool) -> float:
     minutes = model.per_target + model.bytecode + t.wheel_bytes / 1e6 / model.mb_per_minute
     if native:
         minutes += model.import_check + t.source_builds * model.source_build
+    elif t.wheel_job:  # its wheels come from its wheels job
+        minutes += model.built_wheels
     return minutes
+
+
+def _wheel_job_minutes(t: TargetPlan, model: CostModel) -> float:
+    return (
+        model.start
+        + model.python
+        + model.install[t.os]
+        + model.runtime
+        + t.source_bytes / 1e6 / model.mb_per_minute
+        + t.source_builds * model.source_build
+    )
 
 
 def native_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
@@ -209,8 +262,8 @@ def native_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
 
 
 def planned_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
-    """This plan: the Linux groups, the native builds, the verify jobs."""
-    jobs: list[Job] = []
+    """This plan: the wheels jobs, the Linux groups, the native builds, the verify jobs."""
+    jobs = [Job(t.os, _wheel_job_minutes(t, model)) for t in targets if t.wheel_job]
     for variant in dict.fromkeys(t.variant for t in targets):
         group = [t for t in targets if t.variant == variant and t.on_cross_host]
         if group:
@@ -280,9 +333,11 @@ def github_matrix(entries: list[dict[str, str]]) -> dict[str, list[dict[str, str
 
 
 def matrix_data(project: Path) -> dict[str, Any]:
-    """What `runenv matrix --json` holds: the `build` and `verify` matrices, the estimate."""
+    """What `runenv matrix --json` holds: the `wheels`, `build` and `verify` matrices, the
+    estimate."""
     targets = plan_targets(project)
     return {
+        "wheels": github_matrix(wheel_entries(targets)),
         "build": github_matrix(build_entries(targets)),
         "verify": github_matrix(verify_entries(targets)),
         "estimate": estimate(targets),
@@ -306,13 +361,16 @@ def _table(keys: Sequence[str], entries: Sequence[Mapping[str, str]]) -> list[st
 def matrix_table(project: Path) -> list[str]:
     """Human-readable lines for `runenv matrix`: the plan, why targets are native, the cost."""
     targets = plan_targets(project)
-    lines = ["build jobs:", *_table(KEYS, build_entries(targets))]
+    wheel_jobs = wheel_entries(targets)
+    lines = ["wheels jobs (source builds on the native runner, for a cross build on Linux):"]
+    lines += _table(WHEEL_KEYS, wheel_jobs) if wheel_jobs else ["(none)"]
+    lines += ["", "build jobs:", *_table(KEYS, build_entries(targets))]
     verify = verify_entries(targets)
     lines += ["", "verify jobs (cross-built archives, checked on their native runner):"]
     lines += _table(VERIFY_KEYS, verify) if verify else ["(none)"]
     native = [t for t in targets if t.native_reasons]
     if native:
-        lines += ["", "native because:"]
+        lines += ["", "on the native runner because (a wheels job, or the whole build):"]
         for t in native:
             lines += [f"  {t.variant} {t.platform}: {why}" for why in t.native_reasons]
     est = estimate(targets)
