@@ -1,6 +1,7 @@
-"""The GitHub Actions workflows: actionlint-clean; the build and verify matrices they run are
-exactly `runenv matrix --json`'s, every cross-built target has its native verification job;
-signing only where the secrets are; releases carry parts of archives above the part size."""
+"""The GitHub Actions workflows: actionlint-clean; the wheels, build and verify matrices they run
+are exactly `runenv matrix --json`'s; every cross-built target has its native verification job,
+and one with source builds its wheels job upstream of its build; signing only where the secrets
+are; releases carry parts of archives above the part size."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from runenv.matrix import KEYS, VERIFY_KEYS, matrix_data, plan_targets, verify_entries
+from runenv.matrix import (
+    KEYS,
+    VERIFY_KEYS,
+    WHEEL_KEYS,
+    build_entries,
+    matrix_data,
+    plan_targets,
+    verify_entries,
+    wheel_entries,
+)
 from runenv.platforms import ALL_PLATFORMS, Platform
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,28 +86,32 @@ def _job(text: str, name: str) -> str:
 def test_build_workflow_feeds_runenv_matrix_verbatim() -> None:
     text = BUILD.read_text()
     plan, build, verify = _job(text, "plan"), _job(text, "build"), _job(text, "verify")
+    wheels = _job(text, "wheels")
     # The plan job runs the command and passes its two matrices on untouched...
     assert 'plan="$(python -m runenv matrix --json)"' in plan
     assert 'echo "build=$(jq -c .build <<< "$plan")" >> "$GITHUB_OUTPUT"' in plan
+    assert 'echo "wheels=$(jq -c .wheels <<< "$plan")" >> "$GITHUB_OUTPUT"' in plan
+    assert "wheels: ${{ steps.matrix.outputs.wheels }}" in plan
     assert 'echo "verify=$(jq -c .verify <<< "$plan")" >> "$GITHUB_OUTPUT"' in plan
     assert "build: ${{ steps.matrix.outputs.build }}" in plan
     assert "verify: ${{ steps.matrix.outputs.verify }}" in plan
     # ...each job takes one as its whole strategy.matrix and runs on each entry's runner.
-    for job, output in ((build, "build"), (verify, "verify")):
+    for job, output in ((wheels, "wheels"), (build, "build"), (verify, "verify")):
         assert re.search(
             r"strategy:\n(\s+fail-fast: false\n)?\s+matrix: "
             rf"\$\{{\{{ fromJSON\(needs\.plan\.outputs\.{output}\) \}}\}}\n",
             job,
         ), output
         assert "runs-on: ${{ matrix.runner }}" in job
-    assert "needs: plan" in build and "needs: [plan, build]" in verify
+    assert "needs: plan" in wheels and "needs: [plan, build]" in verify
+    assert "needs: [plan, wheels]" in build
     assert 'for platform in $PLATFORMS; do args+=(--platform "$platform"); done' in build
     assert 'python -m runenv build "$VARIANT" "${args[@]}" --locked' in build
     assert (
         "VARIANT: ${{ matrix.variant }}" in build and "PLATFORMS: ${{ matrix.platforms }}" in build
     )
     used = set(re.findall(r"(?<![\w.])matrix\.(\w+)", text))
-    assert used == set(KEYS) - {"python_version"} | set(VERIFY_KEYS), used
+    assert used == (set(KEYS) | set(WHEEL_KEYS) | set(VERIFY_KEYS)) - {"python_version"}, used
     catalogue = _job(text, "catalogue")
     assert "python -m runenv catalogue --base-url" in catalogue
     assert "pattern: runtime-*" in catalogue and "merge-multiple: true" in catalogue
@@ -136,8 +150,8 @@ def test_every_cross_built_target_has_its_native_verification_job(
     for entry in verify:  # on the platform's own runner, never the cross host's
         assert entry["runner"] == Platform(entry["platform"]).info.github_runner
         assert entry["platform"] != "linux-x64"
-    if project == "source builds":
-        assert ("3.12.10", "windows-x64") not in checked
+    if project == "source builds":  # its wheels job is native, its runtime cross-built
+        assert ("3.12.10", "windows-x64") in checked
 
     # The workflow: every platform's archive is uploaded alone under runtime-VARIANT-PLATFORM,
     # and the verify job downloads exactly those of its platform and checks each variant.
@@ -201,3 +215,79 @@ def test_tests_workflow_runs_the_readme_test_command() -> None:
     assert "python -m pytest" in readme and "run: python -m pytest\n" in text
     assert "pip install -e '.[dev]'" in readme and "pip install -e '.[dev]'" in text
     assert re.search(r"^on:\n  push:\n  pull_request:\n", text, re.M)
+
+
+def _step(job: str, name: str) -> str:
+    """The text of one step of a job, from `- name: NAME` to the next step."""
+    match = re.search(rf"^      - name: {re.escape(name)}\n(.*?)(?=^      - |\Z)", job, re.M | re.S)
+    assert match, f"no step {name!r}"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("project", ["shipped", "source builds"])
+def test_every_target_with_source_builds_has_its_wheels_job_upstream_of_its_build(
+    project: str, tmp_path: Path
+) -> None:
+    root = REPO
+    if project == "source builds":  # numpy forced to source for windows-x64 and macosx-x64
+        root = tmp_path
+        shutil.copytree(REPO / "versions" / "3.12.10", root / "versions" / "3.12.10")
+        shutil.copy(REPO / "shared-config.toml", root / "shared-config.toml")
+        with (root / "versions" / "3.12.10" / "config.toml").open("a") as fh:
+            fh.write('\n[packages.forceSource.numpy]\nwindows-x64 = "a"\nmacosx-x64 = "b"\n')
+    targets = plan_targets(root)
+    needing = {(t.variant, t.platform.value) for t in targets if t.cross and t.source_builds}
+    expected = {
+        "shipped": {("3.12.10-atls", "macosx-aarch64")},
+        "source builds": {("3.12.10", "windows-x64"), ("3.12.10", "macosx-x64")},
+    }[project]
+    assert needing == expected
+    data = matrix_data(root)
+    assert data["wheels"]["include"] == wheel_entries(targets)
+    assert data["build"]["include"] == build_entries(targets)
+
+    # The workflow: the wheels job uploads `wheels-<variant>-<platform>` from its native runner;
+    # the build job, after it, downloads those of its variant, one folder each, and passes
+    # every folder its entry names to `runenv build --built-wheels`.
+    text = BUILD.read_text()
+    wheels, build = _job(text, "wheels"), _job(text, "build")
+    assert 'python -m runenv wheels "$VARIANT" --platform "$PLATFORM" --out built-wheels' in wheels
+    assert "name: wheels-${{ matrix.variant }}-${{ matrix.platform }}" in wheels
+    assert "path: built-wheels/" in wheels and "if-no-files-found: error" in wheels
+    assert (
+        "VARIANT: ${{ matrix.variant }}" in wheels and "PLATFORM: ${{ matrix.platform }}" in wheels
+    )
+    assert "needs: [plan, wheels]" in build and "!cancelled()" in build
+    download = _step(build, "Download the wheels built on the native runners")
+    assert "if: matrix.wheels != ''" in download
+    assert "pattern: wheels-${{ matrix.variant }}-*" in download
+    assert "path: built-wheels" in download and "merge-multiple" not in download
+    assert build.index("Download the wheels built") < build.index("- name: Build ")
+    assert "WHEELS: ${{ matrix.wheels }}" in build
+    loop = (
+        "for platform in $WHEELS; do "
+        'args+=(--built-wheels "built-wheels/wheels-$VARIANT-$platform"); done'
+    )
+    assert loop in _step(build, "Build (signing every binary before the pack where the keys are)")
+
+    uploaded = {f"wheels-{e['variant']}-{e['platform']}" for e in data["wheels"]["include"]}
+    for entry in data["build"]["include"]:
+        folders = {f"wheels-{entry['variant']}-{p}" for p in entry["wheels"].split()}
+        assert folders <= uploaded  # every folder it passes is a wheels job's artifact
+        assert set(entry["wheels"].split()) <= set(entry["platforms"].split())
+    for variant, platform in needing:
+        assert f"wheels-{variant}-{platform}" in uploaded
+        [entry] = [
+            e
+            for e in data["wheels"]["include"]
+            if e["platform"] == platform and e["variant"] == variant
+        ]
+        assert entry["runner"] == Platform(platform).info.github_runner
+        [builder] = [
+            e for e in data["build"]["include"]
+            if e["variant"] == variant and platform in e["platforms"].split()
+        ]  # fmt: skip
+        assert builder["runner"] == "ubuntu-24.04" and platform in builder["wheels"].split()
+        verified = [e for e in data["verify"]["include"] if e["platform"] == platform]
+        assert len(verified) == 1 and variant in verified[0]["variants"].split()
+        assert verified[0]["runner"] == Platform(platform).info.github_runner
