@@ -174,7 +174,7 @@ def test_hostile_folder_is_refused(
         real = tmp_path / "elsewhere.whl"
         wheel.rename(real)
         wheel.symlink_to(real)
-        expected = f"{wheel}: cannot read it"
+        expected = f"{wheel}: a link, not the wheel itself"
     elif hostile == "path":  # a name with a folder in it
         index["wheels"][0]["wheel"] = "../" + wheel.name
         path.write_text(json.dumps(index))
@@ -189,6 +189,17 @@ def test_hostile_folder_is_refused(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert not list((cache / "built-wheels").rglob("*.whl"))
+
+
+def test_wheels_runs_from_the_committed_lock_only(
+    tmp_path: Path, pbs: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
+    out = tmp_path / "out"
+    assert _main(root, "wheels", VARIANT, "--platform", "host", "--out", str(out)) == 1
+    err = capsys.readouterr().err
+    assert "pylock.linux-x64.toml: there is none yet and --locked forbids re-locking" in err
+    assert not out.exists() and not (root / "versions" / VARIANT / "pylock.linux-x64.toml").exists()
 
 
 def test_wheels_refuses_a_foreign_platform(

@@ -428,7 +428,7 @@ def select(ctx: BuildContext, lock_file: Path) -> tuple[list[Artifact], BuildCon
     if selection.missing:
         ctx = replace(ctx, plan=replace(plan, skipped={**plan.skipped, **selection.missing}))
     sources = [a for a in selection.artifacts if a.from_source]
-    if sources and ctx.options.built_wheels:
+    if ctx.options.built_wheels:  # a wheel for a package not built from source is refused
         import_built_wheels(ctx, sources)
     if sources and not ctx.native:
         ctx = replace(ctx, host_built=_host_pure_wheels(ctx, sources))

@@ -266,6 +266,8 @@ def _plain_name(name: str) -> bool:
 def _copy_verified(source: Path, target: Path, entry: Entry) -> None:
     """Copy `source` (a regular file, not a link) to `target` if it holds the entry's bytes."""
     redo = "download the artifact again, or build it again with `runenv wheels`"
+    if source.is_symlink():  # O_NOFOLLOW refuses it too, where the OS has it
+        raise UsageError(f"{source}: a link, not the wheel itself: {redo}")
     try:
         fd = os.open(
             source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
