@@ -93,6 +93,7 @@ def other_values(plan: Plan, tmp_path: Path) -> dict[str, Any]:
         "parallel_downloads": not plan.parallel_downloads,
         "enable_logging": not plan.enable_logging,
         "compile_bytecode": not plan.compile_bytecode,
+        "compile_test_bytecode": not plan.compile_test_bytecode,
     }
 
 

@@ -25,9 +25,20 @@ from runenv.config import load_variant
 from runenv.errors import BuildError, CheckError, FetchError
 from runenv.plan import Plan, make_plan
 from runenv.platforms import Platform
-from support.index import IndexServer
+from support.dists import write_wheel
+from support.index import IndexServer, write_simple_pages
 from support.pbs import PY_XY, standin
-from support.project import SITE, VARIANT, archive_of, build, make_project, manifest_of, unpack
+from support.project import (
+    SITE,
+    VARIANT,
+    archive_of,
+    build,
+    catalogue_check,
+    make_project,
+    manifest_of,
+    run_python,
+    unpack,
+)
 
 TAG = sys.implementation.cache_tag
 CHECKED_HASH = (3).to_bytes(4, "little")
@@ -338,3 +349,108 @@ def test_cross_builds_of_one_run_share_one_unpacked_host_runtime(pbs: tuple[Path
         check=True,
     )
     assert out.stdout.strip() == str(sys.version_info[:2])
+
+
+@pytest.mark.parametrize(
+    ("path", "suite"),
+    [
+        (f"{SITE}/pkg/tests/test_a.py", True),
+        (f"{SITE}/pkg/tests/__init__.py", True),
+        (f"{SITE}/pkg/sub/test/deep/x.py", True),
+        (f"lib/python{PY_XY}/tkinter/test/x.py", True),  # the stdlib's packages too
+        (f"{SITE}/pkg/tests.py", False),  # a module, not a suite
+        (f"{SITE}/pkg/testing/x.py", False),  # numpy.testing: imported by libraries
+        (f"{SITE}/tests/__init__.py", False),  # a top-level package is always compiled
+        (f"lib/python{PY_XY}/test/test_os.py", False),  # the stdlib's top-level `test` too
+        (f"{SITE}/pkg/mytests/x.py", False),
+        ("bin/tests/x.py", False),  # outside the library folders
+    ],
+)
+def test_a_test_suite_is_a_subpackage_named_test_or_tests(path: str, suite: bool) -> None:
+    site = PurePosixPath(SITE)
+    assert bytecode.is_test_suite(path, site.parent, site) is suite
+
+
+_SUITE_FILES = {
+    # rtsuite imports a module of its own test suite when imported: the check must accept it
+    "rtsuite/__init__.py": b"from rtsuite.tests import fixtures\nVALUE = fixtures.VALUE\n",
+    "rtsuite/tests/__init__.py": b"",
+    "rtsuite/tests/fixtures.py": b"VALUE = 'fixture'\n",
+    "rtsuite/sub/__init__.py": b"",
+    "rtsuite/sub/test/__init__.py": b"",
+    "rtsuite/testing.py": b"VALUE = 'testing'\n",
+    "tests/__init__.py": b"VALUE = 'top-level tests'\n",
+}
+_SOURCE_ONLY = {
+    "rtsuite/tests/__init__.py",
+    "rtsuite/tests/fixtures.py",
+    "rtsuite/sub/test/__init__.py",
+}
+
+
+def _pyc_of(name: str) -> str:
+    folder, _, file = name.rpartition("/")
+    return f"{SITE}/{folder}/__pycache__/{file[:-3]}.{TAG}.pyc"
+
+
+def test_test_suites_ship_as_source_unless_asked_and_the_check_accepts_them(
+    tmp_path: Path, pbs: tuple[Path, str]
+) -> None:
+    index = tmp_path / "index"
+    write_wheel(index / "files", "rtsuite", "1.0", _SUITE_FILES)
+    write_simple_pages(index)
+    root = make_project(tmp_path / "p", pbs, ["rtsuite==1.0"])
+    config = root / "versions" / VARIANT / "config.toml"
+    with IndexServer(index) as server:
+        assert build(root, server) == 0  # the check imports rtsuite, so rtsuite.tests
+        info = manifest_of(root)["bytecode"]
+        assert isinstance(info, dict)
+        assert info["test_suites"] == "source" and info["source_only"] >= len(_SOURCE_ONLY)
+        with tarfile.open(archive_of(root)) as tf:
+            names = set(tf.getnames())
+        for name in _SUITE_FILES:
+            assert f"{SITE}/{name}" in names
+            assert (_pyc_of(name) in names) is (name not in _SOURCE_ONLY), name
+        runtime = unpack(archive_of(root), tmp_path / "rt")
+        assert run_python(runtime, "import rtsuite; print(rtsuite.VALUE)") == "fixture"
+        # A verify job's check reads the choice from the manifest: accepted as built, refused
+        # where the manifest says the suites were compiled.
+        manifest = root / "dist" / f"runenv-{VARIANT}-linux-x64.json"
+        verified = catalogue_check(manifest)
+        assert verified.returncode == 0, verified.stderr
+        saved = manifest.read_text()
+        manifest.write_text(saved.replace('"test_suites": "source"', '"test_suites": "compiled"'))
+        refused = catalogue_check(manifest)
+        assert refused.returncode == 1 and "rtsuite.tests" in refused.stderr, refused.stderr
+        manifest.write_text(saved)
+
+        # Asked for: every file compiled, the manifest says so, and the images are new ones
+        # (their key has the choice), not the source-only ones of the build above.
+        config.write_text(config.read_text() + "\n[build]\ncompileTestBytecode = true\n")
+        assert build(root, server) == 0
+        info = manifest_of(root)["bytecode"]
+        assert isinstance(info, dict)
+        assert info["test_suites"] == "compiled" and info["source_only"] == 0
+        with tarfile.open(archive_of(root)) as tf:
+            names = set(tf.getnames())
+        assert all(_pyc_of(name) in names for name in _SUITE_FILES)
+
+
+def test_the_check_refuses_a_test_suite_without_bytecode_when_suites_were_compiled(
+    tmp_path: Path, compiled: Path
+) -> None:
+    root = tmp_path / "rt"
+    shutil.copytree(compiled, root, symlinks=True)
+    suite = root / SITE / "bcpkg" / "tests"
+    suite.mkdir()
+    (suite / "__init__.py").write_text("VALUE = 1\n")
+    # Compiled like the rest (checked-hash), then its bytecode removed: compiled on import.
+    assert compile_all(root, workers=1).compiled
+    pyc = Path(importlib.util.cache_from_source(str(suite / "__init__.py")))
+    assert pyc.is_file()
+    pyc.unlink()
+    python = root / "bin" / "python3"
+    kwargs = {"timeout": 60.0, "bytecode": True}
+    import_check(root, python, ["bcpkg.tests"], {}, test_suites=False, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(CheckError, match=r"compiled on import: bcpkg\.tests"):
+        import_check(root, python, ["bcpkg.tests"], {}, test_suites=True, **kwargs)  # type: ignore[arg-type]

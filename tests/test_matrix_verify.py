@@ -6,9 +6,7 @@ check imported, with the same script; a failing module, a tampered archive are r
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -25,6 +23,7 @@ from runenv.parts import publish_parts
 from runenv.platforms import host_platform
 from support.index import IndexServer
 from support.pbs import PY_VERSION
+from support.project import catalogue_check
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = host_platform()
@@ -59,18 +58,6 @@ def built(
     return result.manifest
 
 
-def _check(manifest: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "catalogue" / "src")}
-    return subprocess.run(
-        [sys.executable, "-m", "runenv_catalogue", "check", str(manifest)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=manifest.parent,
-        timeout=300,
-    )
-
-
 def _copy(built: Path, dest: Path) -> tuple[Path, dict[str, Any]]:
     shutil.copytree(built.parent, dest, ignore=shutil.ignore_patterns("*.log"))
     path = dest / built.name
@@ -95,7 +82,7 @@ def test_the_same_import_script_as_runenv() -> None:
 
 
 def test_check_passes_on_the_archive_and_on_its_parts(built: Path, tmp_path: Path) -> None:
-    ok = _check(built)
+    ok = catalogue_check(built)
     assert ok.returncode == 0, ok.stderr
     m = json.loads(built.read_text())
     n = len(m["check"]["modules"])
@@ -106,7 +93,7 @@ def test_check_passes_on_the_archive_and_on_its_parts(built: Path, tmp_path: Pat
     manifest, m = _copy(built, tmp_path / "dist")
     publish_parts(manifest, m["size"] // 2 + 1)
     (manifest.parent / m["archive"]).unlink()
-    parts = _check(manifest)
+    parts = catalogue_check(manifest)
     assert parts.returncode == 0, parts.stderr
     assert "archive joined from 2 parts" in parts.stdout
 
@@ -117,13 +104,13 @@ def test_check_refuses_a_module_that_does_not_import_unless_allowed(
     manifest, m = _copy(built, tmp_path / "dist")
     m["check"]["modules"] += ["not_there", "also_missing"]
     manifest.write_text(json.dumps(m))
-    bad = _check(manifest)
+    bad = catalogue_check(manifest)
     assert bad.returncode == 1
     assert "import check failed for 1 module(s): also_missing: ModuleNotFoundError" in bad.stderr
     assert "not_there" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     m["check"]["allowed_failures"]["also_missing"] = "known"
     manifest.write_text(json.dumps(m))
-    ok = _check(manifest)
+    ok = catalogue_check(manifest)
     assert ok.returncode == 0 and "2 allowed failure(s)" in ok.stdout
 
 
@@ -133,9 +120,9 @@ def test_check_refuses_a_tampered_archive_before_unpacking(built: Path, tmp_path
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 1
     archive.write_bytes(bytes(data))
-    bad = _check(manifest)
+    bad = catalogue_check(manifest)
     assert bad.returncode == 1 and "sha256 mismatch" in bad.stderr
     del m["check"]
     manifest.write_text(json.dumps(m))
-    old = _check(manifest)
+    old = catalogue_check(manifest)
     assert old.returncode == 2 and "check.modules" in old.stderr

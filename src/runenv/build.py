@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from runenv._cache import (
     sweep_stale,
     temp_beside,
 )
+from runenv._images import Image
 from runenv.bytecode import Compiler
 from runenv.check import import_check
 from runenv.config import VariantConfig
@@ -274,11 +275,16 @@ def build_target(
         background = stack.enter_context(ThreadPoolExecutor(1))
 
         artifacts, ctx = select(ctx, lock_file)
-        unpacking = background.submit(fetch_python, ctx, vc, work / "build")
+        # In the background: the bytecode compiler (a cross build's is the host's runtime),
+        # then Python; meanwhile the wheels download, then their images are made (they wait
+        # for Python only to compile).
+        choosing = background.submit(bytecode_compiler, ctx, vc, work / "build")
+        unpacking = background.submit(fetch_python, ctx, choosing, work / "build")
         files = download_wheels(ctx, artifacts)
-        tree, compiler = unpacking.result()
+        images = make_images(ctx, artifacts, files, choosing.result(), unpacking)
+        tree, compiler = unpacking.result(), choosing.result()
         built = build_sdists(ctx, artifacts, files, tree)
-        installed = install_wheels(ctx, tree, artifacts, files, built, compiler)
+        installed = install_wheels(ctx, tree, artifacts, images, built, compiler)
         copied = copy_variant_files(ctx, tree)
         compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
@@ -490,14 +496,13 @@ def _tag(compiler: Compiler | str) -> str:
     return compiler.tag if isinstance(compiler, Compiler) else "none"
 
 
-def fetch_python(ctx: BuildContext, vc: VariantConfig, dest: Path) -> tuple[Path, Compiler | str]:
-    """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`;
-    and the build's bytecode compiler.
+def fetch_python(ctx: BuildContext, choosing: Future[Compiler | str], dest: Path) -> Path:
+    """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`.
 
-    It is unpacked once into an image in the cache, its standard library compiled there, and
-    linked from there (`runenv._images`).
+    It is unpacked once into an image in the cache, its standard library compiled there by
+    the build's compiler (`bytecode_compiler`), and linked from there (`runenv._images`).
     """
-    compiler = bytecode_compiler(ctx, vc, dest)
+    compiler = choosing.result()
     archive = python_fetch.download(
         ctx.python,
         ctx.cache,
@@ -520,7 +525,7 @@ def fetch_python(ctx: BuildContext, vc: VariantConfig, dest: Path) -> tuple[Path
 
     key = _images.key(kind="python", sha256=ctx.python.sha256, bytecode=_tag(compiler))
     _images.link_into(_images.ensure(ctx.cache, key, unpack), dest)
-    return dest, compiler
+    return dest
 
 
 def download_wheels(ctx: BuildContext, artifacts: Sequence[Artifact]) -> dict[str, Path]:
@@ -561,37 +566,74 @@ def build_sdists(
     )
 
 
-def install_wheels(
+def make_images(
     ctx: BuildContext,
-    tree: Path,
     artifacts: Sequence[Artifact],
     files: Mapping[str, Path],
-    built: Mapping[str, Path],
     compiler: Compiler | str,
-) -> list[InstalledDist]:
-    """Install: every wheel (downloaded, or built from its sdist) into the runtime's tree,
-    through images in the cache that carry each wheel's bytecode (`runenv._images`)."""
+    unpacking: Future[Path],
+) -> list[tuple[Path, Image]]:
+    """Install, first part: each downloaded wheel's image in the cache, with its bytecode
+    (`runenv._images`), made where missing while Python unpacks; a compile waits for it."""
+    wheels = [a for a in artifacts if not a.from_source]
+    ctx.options.report(f"{ctx.name}: installing {len(artifacts)} wheels")
+    return install.make_images(
+        [files[a.filename] for a in wheels],
+        ctx.plan.platform,
+        ctx.plan.python_version,
+        ctx.cache,
+        sha256s=[a.sha256 for a in wheels],  # the lock's: verified when downloaded
+        finish=_image_compiler(ctx, compiler, unpacking),
+        tag=_tag(compiler),
+    )
+
+
+def _image_compiler(
+    ctx: BuildContext, compiler: Compiler | str, unpacking: Future[Path]
+) -> Callable[[Path], None]:
+    """What completes a new wheel image: its bytecode, once the compiling Python is there (a
+    native build's compiler is the runtime `unpacking` lays out)."""
 
     def compile_image(image: Path) -> None:
         if isinstance(compiler, Compiler):
+            unpacking.result()
             bytecode.compile_image(
                 ctx.plan, image, compiler, timeout=ctx.timeout, log_file=ctx.log.path
             )
 
-    paths = [built.get(a.filename) or files[a.filename] for a in artifacts]
-    # The lock's sha256 names a downloaded wheel; a built one is hashed (it is small).
-    sha256s = [None if a.filename in built else a.sha256 for a in artifacts]
-    ctx.options.report(f"{ctx.name}: installing {len(paths)} wheels")
-    return install.install_wheels(
-        tree,
-        paths,
+    return compile_image
+
+
+def install_wheels(
+    ctx: BuildContext,
+    tree: Path,
+    artifacts: Sequence[Artifact],
+    images: Sequence[tuple[Path, Image]],
+    built: Mapping[str, Path],
+    compiler: Compiler | str,
+) -> list[InstalledDist]:
+    """Install: every wheel (downloaded, its image from `make_images`; or built from its sdist,
+    imaged now) linked into the runtime's tree, in the lock's order."""
+    sources = [a for a in artifacts if a.from_source]
+    made = install.make_images(
+        [built[a.filename] for a in sources],  # hashed: no outside sha256 names a built wheel
         ctx.plan.platform,
         ctx.plan.python_version,
-        images=ctx.cache,
-        sha256s=sha256s,
-        image_finish=compile_image,
-        image_tag=_tag(compiler),
+        ctx.cache,
+        finish=_image_compiler(ctx, compiler, _done(tree)),
+        tag=_tag(compiler),
     )
+    by_source = dict(zip((a.filename for a in sources), made, strict=True))
+    downloaded = iter(images)
+    ordered = [by_source[a.filename] if a.from_source else next(downloaded) for a in artifacts]
+    return install.link_images(tree, ordered, ctx.plan.platform, ctx.plan.python_version)
+
+
+def _done(value: Path) -> Future[Path]:
+    """A future already holding `value`."""
+    future: Future[Path] = Future()
+    future.set_result(value)
+    return future
 
 
 def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:
@@ -633,6 +675,7 @@ def check(ctx: BuildContext, tree: Path, modules: Sequence[str], shipped_bytecod
             timeout=ctx.timeout,
             log_file=ctx.log.path,
             bytecode=shipped_bytecode,
+            test_suites=plan.compile_test_bytecode,
         )
 
 

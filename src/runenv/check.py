@@ -21,9 +21,10 @@ from runenv.errors import CheckError
 # `-B`: no .pyc written into the tree, which would make the archive differ between builds; the
 # shipped ones are read. With "bytecode" first, every module loaded from a .py of the tree must
 # have a valid hash-based .pyc (the test importlib makes before using one): the shipped bytecode
-# is what runs, not a compile of its own.
+# is what runs, not a compile of its own. "bytecode-but-test-suites" exempts the modules of
+# packages' test suites, shipped as source (`bytecode.is_test_suite`, the same rule).
 _IMPORT_SCRIPT = """
-import importlib, importlib.util, json, os, sys
+import importlib, importlib.util, json, os, sys, sysconfig
 failures = {}
 for name in sys.argv[2:]:
     try:
@@ -32,10 +33,19 @@ for name in sys.argv[2:]:
         failures[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 no_bytecode = []
 root = os.path.realpath(sys.prefix) + os.sep
-for name, module in sorted(sys.modules.items()) if sys.argv[1] == "bytecode" else ():
+libs = [os.path.realpath(sysconfig.get_path(k)) + os.sep for k in ("purelib", "stdlib")]
+def test_suite(path):
+    for lib in libs:
+        if path.startswith(lib):
+            return not {"test", "tests"}.isdisjoint(path[len(lib):].split(os.sep)[1:-1])
+    return False
+mode = sys.argv[1]
+for name, module in sorted(sys.modules.items()) if mode.startswith("bytecode") else ():
     spec = getattr(module, "__spec__", None)
     origin = getattr(spec, "origin", None) or ""
     if not (origin.endswith(".py") and os.path.realpath(origin).startswith(root)):
+        continue
+    if mode == "bytecode-but-test-suites" and test_suite(os.path.realpath(origin)):
         continue
     try:
         with open(origin, "rb") as f:
@@ -72,12 +82,15 @@ def import_check(
     timeout: float,
     log_file: Path | None = None,
     bytecode: bool = False,
+    test_suites: bool = True,
 ) -> CheckResult:
     """Import `modules` with `interpreter`; fail naming each module that does not import, and
-    with `bytecode`, each module of the tree that was not loaded from its shipped `.pyc`."""
+    with `bytecode`, each module of the tree that was not loaded from its shipped `.pyc` (but
+    those of packages' test suites, unless `test_suites` says they were compiled too)."""
     names = sorted(set(modules))
+    mode = "-" if not bytecode else "bytecode" if test_suites else "bytecode-but-test-suites"
     out = run(
-        [interpreter, "-I", "-B", "-c", _IMPORT_SCRIPT, "bytecode" if bytecode else "-", *names],
+        [interpreter, "-I", "-B", "-c", _IMPORT_SCRIPT, mode, *names],
         what=f"import check of {root}",
         cwd=root,
         timeout=timeout,

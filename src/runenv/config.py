@@ -304,6 +304,9 @@ class Build(_Model):
     enableLogging: bool = True
     parallelDownloads: bool = True
     compileBytecode: bool = True  # ship .pyc files (stage 6b, bytecode.py), as pip installs them
+    # also for packages' test suites (subpackages named test/tests): pip compiles them, runenv
+    # ships them as source by default (two thirds of the compile time of a scientific stack)
+    compileTestBytecode: bool = False
     timeout: int = Field(default=300, ge=1, le=86_400)
 
 

@@ -131,6 +131,21 @@ def _install_linked(
     tag: str,
 ) -> list[InstalledDist]:
     """`install_wheels` through images: make the missing ones (in parallel), link them all."""
+    made = make_images(wheels, platform, python_version, cache, sha256s, finish, tag)
+    return link_images(root, made, platform, python_version)
+
+
+def make_images(
+    wheels: Sequence[Path],
+    platform: Platform,
+    python_version: str,
+    cache: Cache,
+    sha256s: Sequence[str | None] | None = None,
+    finish: Callable[[Path], None] | None = None,
+    tag: str = "",
+) -> list[tuple[Path, Image]]:
+    """The image of each wheel for `platform`'s layout (`runenv._images`), made where missing
+    (in parallel; `finish(image_tree)` runs on each new one), each with its wheel."""
     site = platform.info.site_packages(python_version).as_posix()
     known = record_hashes(site)
 
@@ -154,8 +169,18 @@ def _install_linked(
         return wheel, _images.ensure(cache, image_key, make, known_hashes=known)
 
     hashes: list[str | None] = list(sha256s) if sha256s is not None else [None] * len(wheels)
+    # More threads than cores: `finish` may wait (for the interpreter that compiles) while
+    # other wheels unpack.
     with ThreadPoolExecutor(max_workers=_workers(len(wheels))) as pool:
-        made = list(pool.map(one, wheels, hashes))
+        return list(pool.map(one, wheels, hashes))
+
+
+def link_images(
+    root: Path, made: Sequence[tuple[Path, Image]], platform: Platform, python_version: str
+) -> list[InstalledDist]:
+    """Link the images `make_images` gave into the runtime tree `root`, in order: where two
+    wheels write one path, the later one wins. Two wheels of one package are an error."""
+    site = platform.info.site_packages(python_version).as_posix()
     dists = [_dist_of(image, wheel) for wheel, image in made]
     seen: dict[str, str] = {}
     for dist in dists:
@@ -167,7 +192,7 @@ def _install_linked(
     layout_site = root.resolve() / site
     for name in seen:
         remove_installed(layout_site, name, root.resolve())
-    for _, image in made:  # in order: where two wheels write one path, the later one wins
+    for _, image in made:
         _images.link_into(image, root)
     return dists
 

@@ -19,7 +19,8 @@ SCHEMA_VERSION = 1
 # 2: the manifest lists each package's top-level names; the import check imports them all.
 # 3: bytecode in the archive (bytecode.py).
 # 4: the manifest records the import check (`check`), which a cross build's verify job runs.
-BUILD_FORMAT = 4
+# 5: packages' test suites ship as source unless `[build] compileTestBytecode = true`.
+BUILD_FORMAT = 5
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class BuildInputs:
     macos: tuple[int, int] | None  # which wheels fit, the audit's floor, source builds' target
     source_date_epoch: int  # every archive entry's mtime
     compile_bytecode: bool  # .pyc files in the archive, or none
+    compile_test_bytecode: bool  # .pyc files for packages' test suites too
     # `packages.resolution`: which packages without a wheel are built, skipped or fail the build
     policy: dict[str, Any] | None = None
     # `packages.buildWheel`: the build requirements and PEP 517 settings of source builds
@@ -107,6 +109,7 @@ class BuildInputs:
             macos=plan.macos,
             source_date_epoch=mtime,
             compile_bytecode=plan.compile_bytecode,
+            compile_test_bytecode=plan.compile_test_bytecode,
             policy=plan.policy.to_json() if plan.policy else None,
             build_wheel={
                 name: {k: v for k, v in recipe.to_json().items() if k != "reason"}

@@ -144,6 +144,7 @@ class Plan:
     no_deps: frozenset[str] = frozenset()  # canonical names locked without their dependencies
     git: tuple[GitDependency, ...] = ()
     compile_bytecode: bool = True
+    compile_test_bytecode: bool = False  # packages' test suites too (`bytecode.is_test_suite`)
 
     @property
     def interpreter(self) -> PurePosixPath:
@@ -177,6 +178,7 @@ class Plan:
             "glibc": ".".join(map(str, self.glibc)),
             "macos": ".".join(map(str, self.macos)) if self.macos else None,
             "compile_bytecode": self.compile_bytecode,
+            "compile_test_bytecode": self.compile_test_bytecode,
         }
 
 
@@ -298,6 +300,7 @@ def make_plan(vc: VariantConfig, platform: Platform) -> Plan:
         parallel_downloads=cfg.build.parallelDownloads,
         enable_logging=cfg.build.enableLogging,
         compile_bytecode=cfg.build.compileBytecode,
+        compile_test_bytecode=cfg.build.compileTestBytecode,
         policy=policy,
         build_wheel=build_wheel,
         no_deps=no_deps,

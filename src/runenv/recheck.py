@@ -41,5 +41,6 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
                 plan.allow_import_failures,
                 timeout=float(plan.timeout),
                 bytecode=(manifest.get("bytecode") or {}).get("compiled") is True,
+                test_suites=(manifest.get("bytecode") or {}).get("test_suites") != "source",
             )
     return target.tree

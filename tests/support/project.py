@@ -2,12 +2,14 @@
 
 `make_project(root, pbs, deps)` writes a variant that pins the loopback PBS archive, ships a
 tool and a module (copyFiles) and depends on packages of the loopback index; `build` runs the
-CLI on it; `archive_of`, `manifest_of`, `unpack` and `run_python` read the result.
+CLI on it; `archive_of`, `manifest_of`, `unpack` and `run_python` read the result, and
+`catalogue_check` checks it as a verify job does.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +19,7 @@ from runenv.cli import main
 from support.index import IndexServer
 from support.pbs import PY_VERSION
 
+REPO = Path(__file__).resolve().parents[2]
 PY_XY = "{}.{}".format(*sys.version_info[:2])
 VARIANT = f"{PY_VERSION}-t"
 SITE = f"lib/python{PY_XY}/site-packages"
@@ -88,3 +91,17 @@ def run_python(runtime: Path, code: str) -> str:
     return subprocess.run(
         [runtime / "bin" / "python3", "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+def catalogue_check(manifest: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m runenv_catalogue check MANIFEST` from the catalogue's source alone, as a
+    verify job runs it (nothing installed)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "catalogue" / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "runenv_catalogue", "check", str(manifest)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=manifest.parent,
+        timeout=300,
+    )

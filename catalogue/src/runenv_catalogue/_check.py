@@ -23,9 +23,10 @@ from runenv_catalogue._provision import CatalogueError, Part, UsageError, provis
 # Kept identical to runenv's (`runenv.check._IMPORT_SCRIPT`; a test compares them): one
 # process imports everything, each failure caught and reported by name; `-B` writes no .pyc.
 # With "bytecode" first, every module loaded from a .py of the tree must have had a valid
-# hash-based .pyc: the shipped bytecode is what runs, not a compile of its own.
+# hash-based .pyc: the shipped bytecode is what runs, not a compile of its own (but the modules
+# of packages' test suites, with "bytecode-but-test-suites", when the manifest says so).
 _IMPORT_SCRIPT = """
-import importlib, importlib.util, json, os, sys
+import importlib, importlib.util, json, os, sys, sysconfig
 failures = {}
 for name in sys.argv[2:]:
     try:
@@ -34,10 +35,19 @@ for name in sys.argv[2:]:
         failures[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 no_bytecode = []
 root = os.path.realpath(sys.prefix) + os.sep
-for name, module in sorted(sys.modules.items()) if sys.argv[1] == "bytecode" else ():
+libs = [os.path.realpath(sysconfig.get_path(k)) + os.sep for k in ("purelib", "stdlib")]
+def test_suite(path):
+    for lib in libs:
+        if path.startswith(lib):
+            return not {"test", "tests"}.isdisjoint(path[len(lib):].split(os.sep)[1:-1])
+    return False
+mode = sys.argv[1]
+for name, module in sorted(sys.modules.items()) if mode.startswith("bytecode") else ():
     spec = getattr(module, "__spec__", None)
     origin = getattr(spec, "origin", None) or ""
     if not (origin.endswith(".py") and os.path.realpath(origin).startswith(root)):
+        continue
+    if mode == "bytecode-but-test-suites" and test_suite(os.path.realpath(origin)):
         continue
     try:
         with open(origin, "rb") as f:
@@ -84,6 +94,9 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
         interpreter = PurePosixPath(str(m["interpreter"]))
         modules = [str(x) for x in m["check"]["modules"]]
         bytecode = bool((m.get("bytecode") or {}).get("compiled"))
+        # "source": packages' test suites were left uncompiled on purpose (older manifests
+        # have no such key: everything was compiled)
+        test_suites = (m.get("bytecode") or {}).get("test_suites", "compiled") == "compiled"
         allowed = {str(k): str(v) for k, v in m["check"]["allowed_failures"].items()}
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UsageError(
@@ -99,7 +112,7 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
         root = Path(tmp) / "unpacked-elsewhere"
         provision(str(archive), sha256, size, root, interpreter, parts=parts if use_parts else ())
         python = root.joinpath(*interpreter.parts)
-        mode = "bytecode" if bytecode else "-"
+        mode = "-" if not bytecode else "bytecode" if test_suites else "bytecode-but-test-suites"
         try:
             out = subprocess.run(
                 [str(python), "-I", "-B", "-c", _IMPORT_SCRIPT, mode, *sorted(set(modules))],
