@@ -383,19 +383,19 @@ def test_a_poisoned_cached_wheel_never_reaches_the_runtime(
 
 
 def test_a_tampered_source_built_wheel_is_built_again(tmp_path: Path) -> None:
-    from runenv.source_build import _cached_wheel
+    from runenv.source_build import cached_wheel
 
     folder = tmp_path / "built" / "ab" / "abcd"
     folder.mkdir(parents=True)
     wheel = folder / "x-1.0-cp311-cp311-linux_x86_64.whl"
     wheel.write_bytes(b"built wheel")
     mark_verified(wheel, file_sha256(wheel))
-    assert _cached_wheel(folder) == wheel
+    assert cached_wheel(folder) == wheel
     _flip_byte(wheel, 2)
-    assert _cached_wheel(folder) is None and not wheel.exists()
+    assert cached_wheel(folder) is None and not wheel.exists()
     unmarked = folder / "y-1.0-py3-none-any.whl"  # dropped in, never built here
     unmarked.write_bytes(b"planted")
-    assert _cached_wheel(folder) is None and not unmarked.exists()
+    assert cached_wheel(folder) is None and not unmarked.exists()
 
 
 # --- broken wheels --------------------------------------------------------------------------
