@@ -230,8 +230,9 @@ def build_target(
 ) -> BuildResult:
     """Build one (variant, platform), or find it up to date (unless `force`): the whole build.
 
-    Two stages run beside another, on `background`: the interpreter is fetched and unpacked
-    while the wheels download, and the archive is packed while the tree is checked (with a
+    Two stages run beside others, on `background`: the interpreter is fetched and unpacked
+    while the wheels download and their images are made, and the archive is packed while the
+    tree is checked (with a
     sign command, the tree is checked, signed, then packed: the archive holds the signed
     files). Nothing is published unless the check, the signing and the pack succeed; a
     failure anywhere leaves the last finished build, and its log, as they were. A finished
