@@ -14,9 +14,12 @@ from pathlib import Path
 from runenv.matrix import (
     KEYS,
     MULTIPLIERS,
+    OSES,
     VERIFY_KEYS,
+    WHEELS_PLATFORMS,
     CostModel,
     Job,
+    all_keys,
     build_entries,
     estimate,
     matrix_data,
@@ -59,12 +62,15 @@ def test_shipped_variants_cross_build_on_linux_and_verify_natively() -> None:
         reasons = " ".join(t.native_reasons)
         assert "freesasa" in reasons and "pdbfixer" in reasons
     assert all(t.locked for t in targets)
+    [mac] = [t for t in native if t.platform == Platform.MACOSX_AARCH64]
+    assert re.fullmatch(r"[0-9a-f]{64}", mac.wheels_key)
     assert wheel_entries(targets) == [
         {
             "variant": SOURCE_BUILT,
             "platform": "macosx-aarch64",
             "runner": "macos-15",
             "python_version": "3.12.10",
+            "wheels_key": mac.wheels_key,
         }
     ]
     assert build_entries(targets)[-1] == {
@@ -73,6 +79,10 @@ def test_shipped_variants_cross_build_on_linux_and_verify_natively() -> None:
         "runner": "ubuntu-24.04",
         "python_version": "3.12.10",
         "wheels": "macosx-aarch64",
+        "wheels_key_linux_aarch64": "",
+        "wheels_key_macosx_x64": "",
+        "wheels_key_macosx_aarch64": mac.wheels_key,
+        "wheels_key_windows_x64": "",
     }
     cross = [t for t in targets if not t.native_reasons]
     assert cross and {t.variant for t in cross} == {"3.10.11", "3.12.10"}
@@ -82,6 +92,7 @@ def test_shipped_variants_cross_build_on_linux_and_verify_natively() -> None:
     assert [b["variant"] for b in builds] == variants
     for b in builds:
         assert tuple(b) == KEYS and b["runner"] == "ubuntu-24.04" and b["wheels"] == ""
+        assert all(b[k] == "" for k in KEYS if k.startswith("wheels_key_"))
         wanted = [t.platform.value for t in cross if t.variant == b["variant"]]
         assert b["platforms"].split() == wanted
     verify = verify_entries(targets)
@@ -101,9 +112,9 @@ def test_shipped_variants_cross_build_on_linux_and_verify_natively() -> None:
 
 
 def test_shipped_estimate_meets_the_target_where_wheels_allow() -> None:
-    """The variants that have wheels for every platform meet the issue's 0.3x; the atls
-    variant's wheels job (two source builds on macOS, the same `source_build` figure a native
-    build pays) and its archive in the macOS verify job are counted, and take it past."""
+    """The variants that have wheels for every platform meet the issue's 0.3x; on a first run,
+    the atls variant's wheels job (two source builds on macOS, the same `source_build` figure a
+    native build pays) and its archive in the macOS verify job are counted, and take it past."""
     everything = plan_targets(REPO)
     est = estimate([t for t in everything if t.variant != SOURCE_BUILT])
     assert est["multipliers"] == {"linux": 1, "windows": 2, "macos": 10}
@@ -123,6 +134,36 @@ def test_shipped_estimate_meets_the_target_where_wheels_allow() -> None:
     wheels_job = planned_jobs([atls], model)[0]
     assert wheels_job.minutes >= atls.source_builds * model.source_build
     assert wheels_job.minutes < native_jobs([atls], model)[0].minutes
+
+
+def test_shipped_estimate_with_the_wheels_cached() -> None:
+    """A run whose locks did not change: the atls wheels job is skipped, and all native does not
+    compile either (its built wheels come from runenv's cache): like with like, cheaper than the
+    first run on both sides, and the plan's share smaller."""
+    targets = plan_targets(REPO)
+    first, again = estimate(targets), estimate(targets, cached=all_keys(targets))
+    assert (first["wheels_cached"], again["wheels_cached"]) == (0, 2)
+    assert first["source_built_targets"] == again["source_built_targets"] == 2
+    assert first["plan"]["macos"]["jobs"] == 3 and again["plan"]["macos"]["jobs"] == 2
+    assert first["all_native"]["macos"]["jobs"] == again["all_native"]["macos"]["jobs"] == 5
+    assert again["plan"]["windows"] == first["plan"]["windows"]
+    assert again["all_native"]["windows"] == first["all_native"]["windows"]
+    # What is saved: all native, the two atls targets' two source builds each; the plan, the
+    # linux-x64 target's two and the whole macOS wheels job (minutes are rounded to 0.1 per OS).
+    model = CostModel()
+    [mac] = [t for t in targets if t.wheel_job]
+    wheels_job = planned_jobs([mac], model)[0].minutes
+    expected = {"all_native": 4 * model.source_build, "plan": 2 * model.source_build + wheels_job}
+    for side, minutes in expected.items():
+        saved = sum(first[side][o]["minutes"] - again[side][o]["minutes"] for o in OSES)
+        assert abs(saved - minutes) <= 0.1, side
+    assert again["all_native_billed"] < first["all_native_billed"]
+    assert again["billed"] < first["billed"]
+    assert again["macos_windows_billed_ratio"] < first["macos_windows_billed_ratio"]
+    # Only the macOS target's key skips its job; linux-x64 still compiles on the Linux runner.
+    only = estimate(targets, cached={mac.wheels_key})
+    assert only["plan"]["macos"] == again["plan"]["macos"]
+    assert only["plan"]["linux"] == first["plan"]["linux"] != again["plan"]["linux"]
 
 
 def test_billing_rounds_each_job_up_and_applies_the_multiplier() -> None:
@@ -171,9 +212,12 @@ def test_source_builds_go_to_wheels_jobs_and_a_missing_lock_native(tmp_path: Pat
             "platform": p,
             "runner": Platform(p).info.github_runner,
             "python_version": "3.12.10",
+            "wheels_key": targets[p].wheels_key,
         }
         for p in ("macosx-aarch64", "windows-x64")
     ]
+    keys = {p: targets[p].wheels_key for p in ("macosx-aarch64", "windows-x64")}
+    assert len(set(keys.values())) == 2 and all(len(k) == 64 for k in keys.values())
     # ...whose artifacts the Linux job takes; the target without a lock is built natively.
     assert build_entries(plan) == [
         {
@@ -182,6 +226,10 @@ def test_source_builds_go_to_wheels_jobs_and_a_missing_lock_native(tmp_path: Pat
             "runner": "ubuntu-24.04",
             "python_version": "3.12.10",
             "wheels": "macosx-aarch64 windows-x64",
+            "wheels_key_linux_aarch64": "",
+            "wheels_key_macosx_x64": "",
+            "wheels_key_macosx_aarch64": keys["macosx-aarch64"],
+            "wheels_key_windows_x64": keys["windows-x64"],
         },
         {
             "variant": "3.12.10-src",
@@ -189,6 +237,7 @@ def test_source_builds_go_to_wheels_jobs_and_a_missing_lock_native(tmp_path: Pat
             "runner": "ubuntu-24.04-arm",
             "python_version": "3.12.10",
             "wheels": "",
+            **{f"wheels_key_{p.value.replace('-', '_')}": "" for p in WHEELS_PLATFORMS},
         },
     ]
     # Every cross-built archive is verified; the native one was checked where built.
@@ -230,6 +279,15 @@ def test_estimate_arithmetic_with_a_given_model(tmp_path: Path) -> None:
     assert est["plan"]["windows"] == {"jobs": 2, "minutes": 11.4, "billed": 24}
     assert est["all_native"]["windows"] == {"jobs": 1, "minutes": 11.5, "billed": 24}
 
+    # The windows-x64 wheels cached: no wheels job there, and no source build in all native.
+    [win] = [t for t in plan if t.platform == Platform.WINDOWS_X64]
+    cached = estimate(plan, model, cached={win.wheels_key})
+    assert cached["wheels_cached"] == 1 and cached["source_built_targets"] == 2
+    assert cached["plan"]["windows"] == {"jobs": 1, "minutes": 0.5, "billed": 2}
+    assert cached["all_native"]["windows"] == {"jobs": 1, "minutes": 1.5, "billed": 4}
+    assert cached["plan"]["macos"] == est["plan"]["macos"]  # its key is not listed
+    assert cached["plan"]["linux"] == est["plan"]["linux"]  # built wheels taken either way
+
 
 def test_matrix_command_prints_the_plan_and_the_estimate(tmp_path: Path) -> None:
     project = _project_with_source_builds(tmp_path)
@@ -239,7 +297,8 @@ def test_matrix_command_prints_the_plan_and_the_estimate(tmp_path: Path) -> None
     assert "\n" not in out and out == matrix_json(project)
     data = json.loads(out)
     assert data == json.loads(json.dumps(matrix_data(project)))
-    assert list(data) == ["wheels", "build", "verify", "estimate"]
+    assert list(data) == ["wheels", "build", "verify", "cached_wheels", "estimate"]
+    assert data["cached_wheels"] == []
     assert all(list(data[k]) == ["include"] for k in ("wheels", "build", "verify"))
     assert [e["platform"] for e in data["wheels"]["include"]] == ["macosx-aarch64", "windows-x64"]
 
@@ -249,6 +308,10 @@ def test_matrix_command_prints_the_plan_and_the_estimate(tmp_path: Path) -> None
     assert "on the native runner because" in text.stdout
     assert "3.12.10-src windows-x64: numpy 2.2.6: no wheel for windows-x64" in text.stdout
     assert "macOS + Windows billed minutes:" in text.stdout and "x of all native" in text.stdout
+    # Both estimates, each named: a first run, and a run with every wheel cached.
+    assert "estimated minutes, first run (nothing cached" in text.stdout
+    assert "estimated minutes, wheels cached (the locks unchanged" in text.stdout
+    assert text.stdout.count("macOS + Windows billed minutes:") == 2
 
 
 def test_a_lock_without_any_usable_file_is_an_error(tmp_path: Path) -> None:

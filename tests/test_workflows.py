@@ -1,7 +1,8 @@
 """The GitHub Actions workflows: actionlint-clean; the wheels, build and verify matrices they run
 are exactly `runenv matrix --json`'s; every cross-built target has its native verification job,
-and one with source builds its wheels job upstream of its build; signing only where the secrets
-are; releases carry parts of archives above the part size."""
+and one with source builds its wheels job upstream of its build, whose output the build restores
+from the cache under the key the matrix gives (this run's or an earlier run's); signing only
+where the secrets are; releases carry parts of archives above the part size."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from pathlib import Path
 import pytest
 
 from runenv.matrix import (
+    CACHE_PREFIX,
     KEYS,
     VERIFY_KEYS,
     WHEEL_KEYS,
+    WHEELS_PLATFORMS,
+    all_keys,
     build_entries,
+    key_field,
     matrix_data,
     plan_targets,
     verify_entries,
@@ -87,8 +92,8 @@ def test_build_workflow_feeds_runenv_matrix_verbatim() -> None:
     text = BUILD.read_text()
     plan, build, verify = _job(text, "plan"), _job(text, "build"), _job(text, "verify")
     wheels = _job(text, "wheels")
-    # The plan job runs the command and passes its two matrices on untouched...
-    assert 'plan="$(python -m runenv matrix --json)"' in plan
+    # The plan job runs the command and passes its three matrices on untouched...
+    assert 'plan="$(python -m runenv matrix --json --cached-wheels cached-wheels.txt)"' in plan
     assert 'echo "build=$(jq -c .build <<< "$plan")" >> "$GITHUB_OUTPUT"' in plan
     assert 'echo "wheels=$(jq -c .wheels <<< "$plan")" >> "$GITHUB_OUTPUT"' in plan
     assert "wheels: ${{ steps.matrix.outputs.wheels }}" in plan
@@ -199,13 +204,19 @@ def test_workflows_pin_actions_and_keep_permissions_least() -> None:
         text = path.read_text()
         assert re.search(r"^permissions:\n  contents: read\n", text, re.M), path
         for action in re.findall(r"uses: (\S+)", text):
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", action), action
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w.-]+)*@v\d+\.\d+\.\d+", action), action
     writers = [
         job
         for job in ("plan", "build", "verify", "catalogue", "release")
         if "contents: write" in _job(BUILD.read_text(), job)
     ]
     assert writers == ["release"]
+    readers = [
+        job
+        for job in ("plan", "wheels", "build", "verify", "catalogue", "release")
+        if "actions: read" in _job(BUILD.read_text(), job)
+    ]
+    assert readers == ["plan"]  # to list the caches; saving and restoring need no permission
     assert "startsWith(github.ref, 'refs/tags/v')" in _job(BUILD.read_text(), "release")
 
 
@@ -246,23 +257,23 @@ def test_every_target_with_source_builds_has_its_wheels_job_upstream_of_its_buil
     assert data["wheels"]["include"] == wheel_entries(targets)
     assert data["build"]["include"] == build_entries(targets)
 
-    # The workflow: the wheels job uploads `wheels-<variant>-<platform>` from its native runner;
-    # the build job, after it, downloads those of its variant, one folder each, and passes
-    # every folder its entry names to `runenv build --built-wheels`.
+    # The workflow: the wheels job writes built-wheels/wheels-<variant>-<platform>/ on its native
+    # runner and saves it to the cache under the key its entry gives; the build job, after it,
+    # restores those its entry names, one folder each (see _restored), and passes every folder
+    # to `runenv build --built-wheels`.
     text = BUILD.read_text()
     wheels, build = _job(text, "wheels"), _job(text, "build")
-    assert 'python -m runenv wheels "$VARIANT" --platform "$PLATFORM" --out built-wheels' in wheels
-    assert "name: wheels-${{ matrix.variant }}-${{ matrix.platform }}" in wheels
-    assert "path: built-wheels/" in wheels and "if-no-files-found: error" in wheels
+    assert (
+        'python -m runenv wheels "$VARIANT" --platform "$PLATFORM" '
+        '--out "built-wheels/wheels-$VARIANT-$PLATFORM"'
+    ) in wheels
     assert (
         "VARIANT: ${{ matrix.variant }}" in wheels and "PLATFORM: ${{ matrix.platform }}" in wheels
     )
+    assert "name: wheels-${{ matrix.variant }}-${{ matrix.platform }}" in wheels
+    assert "if-no-files-found: error" in wheels
     assert "needs: [plan, wheels]" in build and "!cancelled()" in build
-    download = _step(build, "Download the wheels built on the native runners")
-    assert "if: matrix.wheels != ''" in download
-    assert "pattern: wheels-${{ matrix.variant }}-*" in download
-    assert "path: built-wheels" in download and "merge-multiple" not in download
-    assert build.index("Download the wheels built") < build.index("- name: Build ")
+    assert "download-artifact" not in build.split("- name: Build ")[0]  # from the cache alone
     assert "WHEELS: ${{ matrix.wheels }}" in build
     loop = (
         "for platform in $WHEELS; do "
@@ -270,13 +281,18 @@ def test_every_target_with_source_builds_has_its_wheels_job_upstream_of_its_buil
     )
     assert loop in _step(build, "Build (signing every binary before the pack where the keys are)")
 
-    uploaded = {f"wheels-{e['variant']}-{e['platform']}" for e in data["wheels"]["include"]}
+    saved = {_saved(wheels, e) for e in data["wheels"]["include"]}
+    assert len(saved) == len(data["wheels"]["include"])
     for entry in data["build"]["include"]:
-        folders = {f"wheels-{entry['variant']}-{p}" for p in entry["wheels"].split()}
-        assert folders <= uploaded  # every folder it passes is a wheels job's artifact
+        restored = _restored(build, entry)
+        # Every folder it passes is restored, from what a wheels job saved, under its key.
+        assert [path for path, _ in restored] == [
+            f"built-wheels/wheels-{entry['variant']}-{p}" for p in entry["wheels"].split()
+        ]
+        assert set(restored) <= saved
         assert set(entry["wheels"].split()) <= set(entry["platforms"].split())
     for variant, platform in needing:
-        assert f"wheels-{variant}-{platform}" in uploaded
+        assert any(path == f"built-wheels/wheels-{variant}-{platform}" for path, _ in saved)
         [entry] = [
             e
             for e in data["wheels"]["include"]
@@ -291,3 +307,93 @@ def test_every_target_with_source_builds_has_its_wheels_job_upstream_of_its_buil
         verified = [e for e in data["verify"]["include"] if e["platform"] == platform]
         assert len(verified) == 1 and variant in verified[0]["variants"].split()
         assert verified[0]["runner"] == Platform(platform).info.github_runner
+
+
+def _resolve(text: str, entry: dict[str, str]) -> str:
+    """`text` with each `${{ matrix.KEY }}` replaced by the entry's value, as GitHub does."""
+    return re.sub(r"\$\{\{ matrix\.(\w+) \}\}", lambda m: entry[m.group(1)], text)
+
+
+def _saved(wheels: str, entry: dict[str, str]) -> tuple[str, str]:
+    """(path, cache key) the wheels job saves for a wheels entry."""
+    step = _step(wheels, "Save them with their index to the cache, for the build jobs of this "
+                 "and later runs")  # fmt: skip
+    found = re.fullmatch(
+        r"\s+uses: actions/cache/save@\S+\n\s+with:\n\s+path: (.+)\n\s+key: (.+)\n"
+        r"\s+enableCrossOsArchive: true\n",
+        step,
+    )
+    assert found, step
+    path, key = (_resolve(g, entry) for g in found.groups())
+    assert path == f"built-wheels/wheels-{entry['variant']}-{entry['platform']}"
+    assert key == CACHE_PREFIX + entry["wheels_key"]
+    assert wheels.index("- name: Build only the wheels") < wheels.index("- name: Save them")
+    return path, key
+
+
+def _restored(build: str, entry: dict[str, str]) -> list[tuple[str, str]]:
+    """(path, cache key) of each restore step of the build job that runs for a build entry."""
+    steps = re.findall(
+        r"- name: Restore the wheels built on ([\w-]+)\n\s+if: matrix\.(\w+) != ''\n"
+        r"\s+uses: actions/cache/restore@\S+\n\s+with:\n\s+path: (.+)\n\s+key: (.+)\n"
+        r"\s+enableCrossOsArchive: true\n\s+fail-on-cache-miss: true\n",
+        build,
+    )
+    # One static step per platform that can need wheels, each reading its own field.
+    assert [(p, field) for p, field, _, _ in steps] == [
+        (p.value, key_field(p)) for p in WHEELS_PLATFORMS
+    ]
+    assert build.count("actions/cache/restore@") == len(steps)
+    assert build.index("- name: Restore the wheels built") < build.index("- name: Build ")
+    return [
+        (_resolve(path, entry), _resolve(key, entry))
+        for _, field, path, key in steps
+        if entry[field] != ""
+    ]
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_wheels_are_restored_from_the_cache_under_the_key_the_matrix_gives(
+    cached: bool, tmp_path: Path
+) -> None:
+    """On a first run the wheels jobs save what the builds restore; on a run whose wheels are
+    all cached there is no wheels job, and the builds restore the same keys."""
+    root = tmp_path
+    shutil.copytree(REPO / "versions" / "3.12.10", root / "versions" / "3.12.10")
+    shutil.copy(REPO / "shared-config.toml", root / "shared-config.toml")
+    with (root / "versions" / "3.12.10" / "config.toml").open("a") as fh:
+        fh.write(
+            "\n[packages.forceSource.numpy]\n"
+            + "".join(f'{p.value} = "x"\n' for p in WHEELS_PLATFORMS)
+        )
+    targets = plan_targets(root)
+    first = matrix_data(root)
+    data = matrix_data(root, all_keys(targets)) if cached else first
+    text = BUILD.read_text()
+    wheels, build = _job(text, "wheels"), _job(text, "build")
+    saved = {_saved(wheels, e) for e in first["wheels"]["include"]}  # this run's or the last
+    assert len(saved) == len(WHEELS_PLATFORMS)
+    if cached:
+        assert data["wheels"]["include"] == [] and len(data["cached_wheels"]) == len(saved)
+    [entry] = data["build"]["include"]
+    assert set(_restored(build, entry)) == saved
+    assert entry["wheels"].split() == [p.value for p in WHEELS_PLATFORMS]
+
+
+def test_the_plan_lists_the_cached_wheels_with_the_permission_to() -> None:
+    plan = _job(BUILD.read_text(), "plan")
+    assert re.search(r"^    permissions:\n      contents: read\n      actions: read\n", plan, re.M)
+    listing = _step(plan, "List the wheels already in the cache")
+    assert "GH_TOKEN: ${{ github.token }}" in listing
+    assert (
+        f'gh cache list --ref "$ref" --key {CACHE_PREFIX} \\\n'
+        "                --json key --jq '.[].key' --limit 100 >> cached-wheels.txt"
+    ) in listing
+    # The refs whose caches this run may restore: its own, the default branch, a PR's base.
+    assert 'refs=("$GITHUB_REF" "$DEFAULT_REF")' in listing
+    assert "DEFAULT_REF: refs/heads/${{ github.event.repository.default_branch }}" in listing
+    assert 'refs+=("refs/heads/$GITHUB_BASE_REF")' in listing
+    step = _step(plan, "Plan the matrix")
+    assert plan.index("List the wheels already") < plan.index("- name: Plan the matrix")
+    assert "python -m runenv matrix --cached-wheels cached-wheels.txt;" in step
+    assert 'plan="$(python -m runenv matrix --json --cached-wheels cached-wheels.txt)"' in step

@@ -93,6 +93,26 @@ def key_of(artifact: Artifact, plan: Plan, wheel_name: str) -> str:
     return cache_key(artifact, plan, host_pure=is_pure(wheel_name))
 
 
+def wheels_key(plan: Plan, sources: Sequence[Artifact]) -> str:
+    """The identity of the folder `runenv wheels` writes for `plan`'s target from `sources`:
+    CI keeps it in its cache under this key, so a run whose lock and config did not change
+    reuses it instead of building the same wheels again.
+
+    It is computed from the lock and the plan alone (no build), and covers what decides the
+    folder: its index format, the target (variant, platform) that `import_for` matches, and
+    each source's `source_build.cache_key` (sdist sha256 or commit, platform, Python, macOS
+    floor, indexes, runenv's build recipe, a buildWheel recipe), taken as compiled: a pure
+    wheel's host-pure key depends on a subset of those, so it changes with this one.
+    """
+    inputs = {
+        "format": FORMAT,
+        "variant": plan.variant,
+        "platform": plan.platform.value,
+        "wheels": sorted(cache_key(a, plan) for a in sources),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
 def write_index(folder: Path, plan: Plan, built: Sequence[tuple[Artifact, Path]]) -> Index:
     """Copy each built wheel into `folder` (new or empty) and write its index; the index."""
     entries = []
@@ -343,5 +363,6 @@ __all__ = [
     "import_wheels",
     "read_index",
     "unclaimed",
+    "wheels_key",
     "write_index",
 ]

@@ -28,7 +28,7 @@ from runenv.clean import clean_cache, clean_outputs
 from runenv.config import VERSIONS_DIR, VariantConfig, find_project, list_variants, load_variant
 from runenv.errors import RunenvError, UsageError, describe_os_error
 from runenv.manifest import read_manifest
-from runenv.matrix import matrix_json, matrix_table
+from runenv.matrix import matrix_json, matrix_table, parse_cached_keys
 from runenv.parts import DEFAULT_PART_SIZE, PART_SIZE_ENV, part_size_from
 from runenv.plan import make_plan
 from runenv.platforms import Platform, host_platform, parse_platforms
@@ -130,12 +130,29 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_matrix(args: argparse.Namespace) -> int:
     """The CI plan: cross builds on Linux, native builds, native verification, their cost."""
     project = _project(args)
+    cached = _cached_wheels(args.cached_wheels)
     if args.json:
-        print(matrix_json(project))
+        print(matrix_json(project, cached or frozenset()))
         return 0
-    for line in matrix_table(project):
+    for line in matrix_table(project, cached):
         print(line)
     return 0
+
+
+def _cached_wheels(source: str | None) -> frozenset[str] | None:
+    """The wheels keys `--cached-wheels` lists (a file, or `-`: stdin); None without it."""
+    if source is None:
+        return None
+    where = "--cached-wheels (stdin)" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
+        raise UsageError(
+            f"{where}: cannot read the cached wheels keys ({why}): pass a file listing them, "
+            "one a line (`-` reads stdin)"
+        ) from None
+    return parse_cached_keys(text, where)
 
 
 def cmd_catalogue(args: argparse.Namespace) -> int:
@@ -458,7 +475,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--json",
         action="store_true",
-        help="build and verify strategy.matrix JSON and the estimate, one line",
+        help="wheels, build and verify strategy.matrix JSON and the estimate, one line",
+    )
+    p.add_argument(
+        "--cached-wheels",
+        metavar="FILE",
+        help="wheels keys CI's cache holds, one a line (`-`: stdin): their wheels jobs are "
+        "left out and the estimate counts them cached",
     )
 
     p = command("catalogue", cmd_catalogue)

@@ -12,6 +12,13 @@ job. A target without a committed lock is built whole on its native runner. Ever
 archive is then verified on its native runner (`verify` entries, one job per runner):
 unpacked at a new path and import-checked there, as a native build checks its tree.
 
+A wheels job's output is kept in CI's cache under `CACHE_PREFIX` + its `wheels_key`
+(`built_wheels.wheels_key`: the target and its sources' build cache keys, from the lock), so
+the next run with the same lock skips the job: given the keys the cache holds
+(`--cached-wheels`), the plan drops those wheels entries, and the build entries still name
+each key to restore. A native build reuses its built wheels from runenv's own cache the same
+way, so the estimate compares both plans under the same cache state.
+
 The GitHub Actions workflow feeds `runenv matrix --json`'s `wheels`, `build` and `verify`
 members verbatim to three jobs' `strategy.matrix` through `fromJSON`, so this module is the
 one place that decides what CI builds and where.
@@ -22,26 +29,51 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runenv import lock, wheels
+from runenv.built_wheels import wheels_key
 from runenv.config import list_variants, load_variant
+from runenv.errors import UsageError
 from runenv.plan import make_plan
 from runenv.platforms import ALL_PLATFORMS, Platform
 
 CROSS_HOST = Platform.LINUX_X64
 """The platform whose runner cross-builds the others (its own targets are native there)."""
 
-KEYS = ("variant", "platforms", "runner", "python_version", "wheels")
+WHEELS_PLATFORMS = tuple(p for p in ALL_PLATFORMS if p != CROSS_HOST)
+"""The platforms whose wheels a cross build can need from their native runner."""
+
+
+def key_field(platform: Platform) -> str:
+    """The build entry's key holding the wheels key to restore for `platform`."""
+    return "wheels_key_" + platform.value.replace("-", "_")
+
+
+KEYS = (
+    "variant",
+    "platforms",
+    "runner",
+    "python_version",
+    "wheels",
+    *(key_field(p) for p in WHEELS_PLATFORMS),
+)
 """The keys of every build entry, as the workflow reads them (`matrix.variant`, ...).
 `platforms` is space-separated: a Linux job builds all of a variant's cross targets; `wheels`
-(space-separated, maybe empty) names those whose wheels job's artifact it takes."""
+(space-separated, maybe empty) names those whose source wheels it takes, and
+`wheels_key_<platform>` (empty where it takes none) the key each is cached under: one static
+restore step per platform reads its own field."""
 
-WHEEL_KEYS = ("variant", "platform", "runner", "python_version")
-"""The keys of every wheels entry: one target's source wheels, built on its native runner."""
+WHEEL_KEYS = ("variant", "platform", "runner", "python_version", "wheels_key")
+"""The keys of every wheels entry: one target's source wheels, built on its native runner and
+saved to CI's cache under `CACHE_PREFIX` + `wheels_key`."""
+
+CACHE_PREFIX = "runenv-built-wheels-"
+"""The CI cache key of a wheels job's output is this + its `wheels_key`."""
 
 VERIFY_KEYS = ("platform", "runner", "variants")
 """The keys of every verify entry: one native runner, the variants cross-built for it."""
@@ -56,8 +88,8 @@ OSES = ("linux", "macos", "windows")
 
 @dataclass(frozen=True)
 class CostModel:
-    """Estimated runner minutes of the pieces of a job: assumptions, not measurements (GitHub
-    is out of reach from where this was written), one figure per piece, stated in seconds.
+    """Estimated runner minutes of the pieces of a job, one figure per piece, stated in seconds:
+    estimates, not measurements on GitHub's runners (out of reach from where this was written).
 
     Every job starts (`start`: set up job and checkout, ~6 s) and gets Python from the tool
     cache (`python`, ~6 s). A build job then installs runenv from pip's cache (`install`,
@@ -76,9 +108,14 @@ class CostModel:
     whole minute, so small jobs count whole.
 
     `source_build` is one figure for every sdist (the lock cannot tell a pure one from a
-    compiled one): 6 min, a C/C++ extension's build on a hosted runner. It is the same figure
-    in a wheels job and in a native build, so what a wheels job saves is the runtime's own
-    build on the native runner (download, install, bytecode, pack, upload).
+    compiled one): 1 min. Measured on this project's 2-core Linux development machine with
+    `pip wheel --no-binary :all: --no-deps` (an isolated build, its requirements downloaded):
+    freesasa 2.2.1, the shipped atls variant's C extension, 16 s; pdbfixer 1.12.0, its pure
+    one, 2 s. A minute covers that compile plus installing the build requirements into the
+    runtime's build environment on a hosted runner. It is the same figure in a wheels job and
+    in a native build, and neither pays it when the wheels are cached (`estimate`'s `cached`):
+    what a wheels job saves is the runtime's own build on the native runner (download,
+    install, bytecode, pack, upload).
     """
 
     start: float = 0.1
@@ -91,7 +128,7 @@ class CostModel:
     bytecode: float = 0.25
     mb_per_minute: float = 400.0
     import_check: float = 0.15
-    source_build: float = 6.0
+    source_build: float = 1.0
     verify_mb_per_minute: float = 420.0
     runtime: float = 0.2
     built_wheels: float = 0.08
@@ -115,6 +152,7 @@ class TargetPlan:
     source_builds: int  # sdists and git commits it builds from source
     locked: bool = True  # it has a committed lock (else it is built whole on its runner)
     source_bytes: int = 0  # its sdists (a wheels job downloads them)
+    wheels_key: str = ""  # `built_wheels.wheels_key` of its sources ("" when it has none)
 
     @property
     def os(self) -> str:
@@ -154,7 +192,7 @@ def plan_target(project: Path, variant: str, platform: Platform) -> TargetPlan:
     source_size = sum(a.size or 0 for a in sources)
     return TargetPlan(
         variant, platform, plan.python_version, reasons, size, len(sources),
-        source_bytes=source_size,
+        source_bytes=source_size, wheels_key=wheels_key(plan, sources) if sources else "",
     )  # fmt: skip
 
 
@@ -181,27 +219,66 @@ def build_entries(targets: Sequence[TargetPlan]) -> list[dict[str, str]]:
 
 
 def _build_entry(group: Sequence[TargetPlan], runner_of: Platform) -> dict[str, str]:
+    needing = {t.platform: t.wheels_key for t in group if t.wheel_job}
     return {
         "variant": group[0].variant,
         "platforms": " ".join(t.platform.value for t in group),
         "runner": runner_of.info.github_runner,
         "python_version": group[0].python_version,
-        "wheels": " ".join(t.platform.value for t in group if t.wheel_job),
+        "wheels": " ".join(p.value for p in needing),
+        **{key_field(p): needing.get(p, "") for p in WHEELS_PLATFORMS},
     }
 
 
-def wheel_entries(targets: Sequence[TargetPlan]) -> list[dict[str, str]]:
-    """The wheels jobs: one per cross-built target with source builds, on its native runner."""
-    return [
-        {
-            "variant": t.variant,
-            "platform": t.platform.value,
-            "runner": t.platform.info.github_runner,
-            "python_version": t.python_version,
-        }
-        for t in targets
-        if t.wheel_job
-    ]
+def wheel_entries(
+    targets: Sequence[TargetPlan], cached: Collection[str] = frozenset()
+) -> list[dict[str, str]]:
+    """The wheels jobs: one per cross-built target with source builds, on its native runner,
+    but for those whose wheels key is in `cached` (their wheels are in CI's cache already)."""
+    return [_wheel_entry(t) for t in targets if t.wheel_job and not is_cached(t, cached)]
+
+
+def cached_entries(targets: Sequence[TargetPlan], cached: Collection[str]) -> list[dict[str, str]]:
+    """The wheels entries `wheel_entries` drops because their wheels are cached."""
+    return [_wheel_entry(t) for t in targets if t.wheel_job and is_cached(t, cached)]
+
+
+def _wheel_entry(t: TargetPlan) -> dict[str, str]:
+    return {
+        "variant": t.variant,
+        "platform": t.platform.value,
+        "runner": t.platform.info.github_runner,
+        "python_version": t.python_version,
+        "wheels_key": t.wheels_key,
+    }
+
+
+def is_cached(t: TargetPlan, cached: Collection[str]) -> bool:
+    """Whether the wheels of `t`'s source builds are cached (it has some, under that key)."""
+    return bool(t.wheels_key) and t.wheels_key in cached
+
+
+def all_keys(targets: Sequence[TargetPlan]) -> frozenset[str]:
+    """Every target's wheels key: the cache after a run with these locks (`estimate`)."""
+    return frozenset(t.wheels_key for t in targets if t.wheels_key)
+
+
+def parse_cached_keys(text: str, source: str) -> frozenset[str]:
+    """The wheels keys listed in `text`, one a line, each bare or as its CI cache key
+    (`CACHE_PREFIX` + key, as `gh cache list` prints it); blank lines are ignored."""
+    keys: set[str] = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        key = line.strip().removeprefix(CACHE_PREFIX)
+        if not re.fullmatch(r"[0-9a-f]{64}", key):
+            raise UsageError(
+                f"{source}: line {number}: {line.strip()[:80]!r} is not a wheels key (64 hex "
+                f"digits, a `wheels_key` of `runenv matrix --json`, maybe after "
+                f"{CACHE_PREFIX!r}): list one key a line"
+            )
+        keys.add(key)
+    return frozenset(keys)
 
 
 def verify_entries(targets: Sequence[TargetPlan]) -> list[dict[str, str]]:
@@ -236,11 +313,19 @@ class Job:
         return math.ceil(self.minutes) * MULTIPLIERS[self.os]
 
 
-def _target_minutes(t: TargetPlan, model: CostModel, *, native: bool) -> float:
+def _source_minutes(t: TargetPlan, model: CostModel, cached: Collection[str]) -> float:
+    """Its source builds, but none when their wheels are cached: a wheels job's output in CI's
+    cache, or a native build's in runenv's own cache, which the workflow restores."""
+    return 0.0 if is_cached(t, cached) else t.source_builds * model.source_build
+
+
+def _target_minutes(
+    t: TargetPlan, model: CostModel, cached: Collection[str], *, native: bool
+) -> float:
     minutes = model.per_target + model.bytecode + t.wheel_bytes / 1e6 / model.mb_per_minute
     if native:
-        minutes += model.import_check + t.source_builds * model.source_build
-    elif t.wheel_job:  # its wheels come from its wheels job
+        minutes += model.import_check + _source_minutes(t, model, cached)
+    elif t.wheel_job:  # its wheels come from its wheels job (this run's or a cached one)
         minutes += model.built_wheels
     return minutes
 
@@ -256,24 +341,38 @@ def _wheel_job_minutes(t: TargetPlan, model: CostModel) -> float:
     )
 
 
-def native_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
+def native_jobs(
+    targets: Sequence[TargetPlan], model: CostModel, cached: Collection[str] = frozenset()
+) -> list[Job]:
     """Today's plan: every target on its own native runner."""
-    return [Job(t.os, model.setup(t.os) + _target_minutes(t, model, native=True)) for t in targets]
+    return [
+        Job(t.os, model.setup(t.os) + _target_minutes(t, model, cached, native=True))
+        for t in targets
+    ]
 
 
-def planned_jobs(targets: Sequence[TargetPlan], model: CostModel) -> list[Job]:
-    """This plan: the wheels jobs, the Linux groups, the native builds, the verify jobs."""
-    jobs = [Job(t.os, _wheel_job_minutes(t, model)) for t in targets if t.wheel_job]
+def planned_jobs(
+    targets: Sequence[TargetPlan], model: CostModel, cached: Collection[str] = frozenset()
+) -> list[Job]:
+    """This plan: the wheels jobs (but the cached ones), the Linux groups, the native builds,
+    the verify jobs."""
+    jobs = [
+        Job(t.os, _wheel_job_minutes(t, model))
+        for t in targets
+        if t.wheel_job and not is_cached(t, cached)
+    ]
     for variant in dict.fromkeys(t.variant for t in targets):
         group = [t for t in targets if t.variant == variant and t.on_cross_host]
         if group:
             minutes = model.setup("linux") + sum(
-                _target_minutes(t, model, native=t.platform == CROSS_HOST) for t in group
+                _target_minutes(t, model, cached, native=t.platform == CROSS_HOST) for t in group
             )
             jobs.append(Job("linux", minutes))
     for t in targets:
         if not t.on_cross_host:
-            jobs.append(Job(t.os, model.setup(t.os) + _target_minutes(t, model, native=True)))
+            jobs.append(
+                Job(t.os, model.setup(t.os) + _target_minutes(t, model, cached, native=True))
+            )
     for plat in ALL_PLATFORMS:
         checked = [t for t in targets if t.cross and t.platform == plat]
         if checked:
@@ -296,10 +395,17 @@ def _by_os(jobs: Sequence[Job]) -> dict[str, dict[str, Any]]:
     }
 
 
-def estimate(targets: Sequence[TargetPlan], model: CostModel | None = None) -> dict[str, Any]:
-    """Runner and billed minutes by OS for this plan and for all-native, and their ratios."""
+def estimate(
+    targets: Sequence[TargetPlan],
+    model: CostModel | None = None,
+    cached: Collection[str] = frozenset(),
+) -> dict[str, Any]:
+    """Runner and billed minutes by OS for this plan and for all-native, and their ratios, with
+    the wheels of the targets whose key is in `cached` already built (for both: the plan runs
+    no wheels job for them, and all-native takes them from runenv's cache)."""
     model = model or CostModel()
-    planned, native = _by_os(planned_jobs(targets, model)), _by_os(native_jobs(targets, model))
+    planned = _by_os(planned_jobs(targets, model, cached))
+    native = _by_os(native_jobs(targets, model, cached))
 
     def mac_win(by_os: Mapping[str, Mapping[str, Any]], key: str) -> float:
         return float(by_os["macos"][key] + by_os["windows"][key])
@@ -312,6 +418,9 @@ def estimate(targets: Sequence[TargetPlan], model: CostModel | None = None) -> d
     return {
         "multipliers": dict(MULTIPLIERS),
         "assumed_minutes": dataclasses.asdict(model),  # the cost model's figures (CostModel)
+        # Targets with source builds, and how many of them have their wheels cached.
+        "source_built_targets": sum(1 for t in targets if t.wheels_key),
+        "wheels_cached": sum(1 for t in targets if is_cached(t, cached)),
         "plan": planned,
         "all_native": native,
         "billed": total,
@@ -332,25 +441,30 @@ def github_matrix(entries: list[dict[str, str]]) -> dict[str, list[dict[str, str
     return {"include": entries}
 
 
-def matrix_data(project: Path) -> dict[str, Any]:
-    """What `runenv matrix --json` holds: the `wheels`, `build` and `verify` matrices, the
-    estimate."""
+def matrix_data(project: Path, cached: Collection[str] = frozenset()) -> dict[str, Any]:
+    """What `runenv matrix --json` holds: the `wheels`, `build` and `verify` matrices, the wheels
+    entries left out because `cached` holds their key, the estimate under that cache state."""
     targets = plan_targets(project)
     return {
-        "wheels": github_matrix(wheel_entries(targets)),
+        "wheels": github_matrix(wheel_entries(targets, cached)),
         "build": github_matrix(build_entries(targets)),
         "verify": github_matrix(verify_entries(targets)),
-        "estimate": estimate(targets),
+        "cached_wheels": cached_entries(targets, cached),
+        "estimate": estimate(targets, cached=cached),
     }
 
 
-def matrix_json(project: Path) -> str:
+def matrix_json(project: Path, cached: Collection[str] = frozenset()) -> str:
     """`matrix_data` on one line (it goes through `$GITHUB_OUTPUT`)."""
-    return json.dumps(matrix_data(project), separators=(",", ":"))
+    return json.dumps(matrix_data(project, cached), separators=(",", ":"))
+
+
+TABLE_KEYS = ("variant", "platforms", "runner", "python_version", "wheels")
+"""The build entries' keys the table shows (the wheels keys are in the wheels table)."""
 
 
 def _table(keys: Sequence[str], entries: Sequence[Mapping[str, str]]) -> list[str]:
-    rows = [list(keys), *([e[k] for k in keys] for e in entries)]
+    rows = [list(keys), *([_short(k, e[k]) for k in keys] for e in entries)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(keys))]
     return [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -358,13 +472,29 @@ def _table(keys: Sequence[str], entries: Sequence[Mapping[str, str]]) -> list[st
     ]
 
 
-def matrix_table(project: Path) -> list[str]:
-    """Human-readable lines for `runenv matrix`: the plan, why targets are native, the cost."""
+def _short(key: str, value: str) -> str:
+    return value[:16] if key == "wheels_key" else value  # enough to tell keys apart
+
+
+def matrix_table(project: Path, cached: Collection[str] | None = None) -> list[str]:
+    """Human-readable lines for `runenv matrix`: the plan, why targets are native, the cost.
+
+    With `cached` (the keys CI's cache holds), the plan and one estimate for that state;
+    without, the plan of a first run and two estimates: the first run, and the next run with
+    the same locks, whose wheels are all cached.
+    """
     targets = plan_targets(project)
-    wheel_jobs = wheel_entries(targets)
+    wheel_jobs = wheel_entries(targets, cached or frozenset())
     lines = ["wheels jobs (source builds on the native runner, for a cross build on Linux):"]
     lines += _table(WHEEL_KEYS, wheel_jobs) if wheel_jobs else ["(none)"]
-    lines += ["", "build jobs:", *_table(KEYS, build_entries(targets))]
+    if cached is not None:
+        skipped = cached_entries(targets, cached)
+        lines += [
+            "",
+            "wheels jobs skipped (their wheels are in CI's cache; the build restores them):",
+        ]
+        lines += _table(WHEEL_KEYS, skipped) if skipped else ["(none)"]
+    lines += ["", "build jobs:", *_table(TABLE_KEYS, build_entries(targets))]
     verify = verify_entries(targets)
     lines += ["", "verify jobs (cross-built archives, checked on their native runner):"]
     lines += _table(VERIFY_KEYS, verify) if verify else ["(none)"]
@@ -373,10 +503,32 @@ def matrix_table(project: Path) -> list[str]:
         lines += ["", "on the native runner because (a wheels job, or the whole build):"]
         for t in native:
             lines += [f"  {t.variant} {t.platform}: {why}" for why in t.native_reasons]
-    est = estimate(targets)
-    lines += ["", "estimated minutes (billed: each job rounded up to whole minutes x multiplier):"]
+    lines += ["", "billed: each job rounded up to whole minutes x multiplier"]
+    if cached is not None:
+        est = estimate(targets, cached=cached)
+        title = (
+            f"estimated minutes with the wheels CI has cached ({est['wheels_cached']} of "
+            f"{est['source_built_targets']} targets with source builds; all native likewise):"
+        )
+        return [*lines, "", title, *_estimate_lines(est)]
+    first = estimate(targets)
+    again = estimate(targets, cached=all_keys(targets))
+    lines += [
+        "",
+        "estimated minutes, first run (nothing cached: every wheels job runs, every source is",
+        "built, in all native too):",
+        *_estimate_lines(first),
+        "",
+        "estimated minutes, wheels cached (the locks unchanged since the last run: no wheels",
+        "job runs, and all native takes its built wheels from runenv's cache):",
+        *_estimate_lines(again),
+    ]
+    return lines
+
+
+def _estimate_lines(est: Mapping[str, Any]) -> list[str]:
     width = 30
-    lines.append(f"  {'':9}{'this plan':<{width}}{'all native':<{width}}multiplier")
+    lines = [f"  {'':9}{'this plan':<{width}}{'all native':<{width}}multiplier"]
     for os_name in OSES:
         mine, theirs = _cell(est["plan"][os_name]), _cell(est["all_native"][os_name])
         lines.append(f"  {os_name:9}{mine:<{width}}{theirs:<{width}}x{MULTIPLIERS[os_name]}")
