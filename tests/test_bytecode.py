@@ -435,6 +435,13 @@ def test_test_suites_ship_as_source_unless_asked_and_the_check_accepts_them(
             names = set(tf.getnames())
         assert all(_pyc_of(name) in names for name in _SUITE_FILES)
 
+        # And back: the images compiled with their test suites do not serve this build.
+        config.write_text(config.read_text().replace("compileTestBytecode = true", ""))
+        assert build(root, server) == 0
+        with tarfile.open(archive_of(root)) as tf:
+            names = set(tf.getnames())
+        assert not [n for n in _SOURCE_ONLY if _pyc_of(n) in names]
+
 
 def test_the_check_refuses_a_test_suite_without_bytecode_when_suites_were_compiled(
     tmp_path: Path, compiled: Path
@@ -454,3 +461,18 @@ def test_the_check_refuses_a_test_suite_without_bytecode_when_suites_were_compil
     import_check(root, python, ["bcpkg.tests"], {}, test_suites=False, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(CheckError, match=r"compiled on import: bcpkg\.tests"):
         import_check(root, python, ["bcpkg.tests"], {}, test_suites=True, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_image_key_names_the_test_suite_choice(tmp_path: Path, pbs: tuple[Path, str]) -> None:
+    """Images made before the choice existed were keyed `checked-hash:X.Y.Z` and hold their test
+    suites' bytecode: neither choice may take them."""
+    plan = _plan(tmp_path, pbs)
+    tags = {
+        tests: bytecode.choose_compiler(
+            replace(plan, compile_test_bytecode=tests), tmp_path, native=True, host_python=Path
+        )
+        for tests in (False, True)
+    }
+    assert all(isinstance(c, bytecode.Compiler) for c in tags.values())
+    old = f"checked-hash:{plan.python_version}"
+    assert len({old, *(c.tag for c in tags.values() if isinstance(c, bytecode.Compiler))}) == 3

@@ -317,7 +317,10 @@ def choose_compiler(
         return "[build] compileBytecode = false"
     xy = ".".join(plan.python_version.split(".")[:2])
     tests = plan.compile_test_bytecode
-    suffix = "+tests" if tests else ""
+    # In the images' key: an image compiled with its test suites never serves a build that
+    # leaves them as source, nor the other way round, nor do images made before the choice
+    # existed (keyed "checked-hash:X.Y.Z", test suites compiled).
+    suffix = ":test-suites=" + ("compiled" if tests else "source")
     exact = f"{INVALIDATION_MODE}:{plan.python_version}{suffix}"
     if native:
         return Compiler(tree / plan.interpreter, f"the runtime's own Python {xy}", exact, tests)

@@ -20,7 +20,8 @@ SCHEMA_VERSION = 1
 # 3: bytecode in the archive (bytecode.py).
 # 4: the manifest records the import check (`check`), which a cross build's verify job runs.
 # 5: packages' test suites ship as source unless `[build] compileTestBytecode = true`.
-BUILD_FORMAT = 5
+# 6: images are keyed by that choice (format 5 could take an older image, suites compiled).
+BUILD_FORMAT = 6
 
 
 @dataclass(frozen=True)
