@@ -19,6 +19,7 @@ import pytest
 from runenv import built_wheels, lock, wheels
 from runenv.cli import main
 from runenv.config import load_variant
+from runenv.matrix import plan_target
 from runenv.plan import make_plan
 from runenv.platforms import Platform
 from runenv.source_build import cache_key
@@ -86,6 +87,11 @@ def test_wheels_then_fresh_build_compiles_nothing_and_installs_those_bytes(
     [source] = [a for a in selected.artifacts if a.from_source]
     assert entry["source_sha256"] == source.sha256
     assert entry["cache_key"] == cache_key(source, plan)
+    # The key CI caches this folder under, planned offline from the lock, is made of the very
+    # cache keys the folder's wheels were built under (a compiled wheel: the platform's).
+    planned = plan_target(root, VARIANT, Platform.LINUX_X64).wheels_key
+    assert planned == built_wheels.wheels_key(plan, [source])
+    assert [e["cache_key"] for e in index["wheels"]] == [cache_key(source, plan)]
     assert sorted(p.name for p in out.iterdir()) == sorted([entry["wheel"], "runenv-wheels.json"])
 
     # A fresh cache, and no C compiler: the build takes the wheel and compiles nothing.
