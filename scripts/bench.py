@@ -1424,14 +1424,14 @@ def atls_lines(atls: dict[str, Any] | None) -> list[str]:
     ]
     if atls.get("caveat"):
         lines += ["", f"**{atls['caveat'].strip()}**"]
-    changes = ["`[check] allowImportFailures` for ImmuneBuilder (it imports pdbfixer: not on PyPI)"]
-    if info.get("variant_toml_appended"):
-        changes.append(
-            "`" + info["variant_toml_appended"].replace("\\n", " ").replace("\n", " ") + "`"
-        )
+    appended = str(info.get("variant_toml_appended") or "").replace("\\n", " ").replace("\n", " ")
     lines += [
         "",
-        "The benchmark's copy of the variant adds: " + "; ".join(changes) + ".",
+        (
+            f"The benchmark's copy of the variant adds: `{appended}`."
+            if appended
+            else "The benchmark builds the shipped variant as it is (only the Python pins added)."
+        ),
         "",
     ]
     lines += seconds_table(data, ATLS_LABELS, {})
