@@ -902,8 +902,13 @@ def measure_startup(s: Setup, rec: Recorder, i: int, archive: Path) -> None:
     """
     renv = clean_env(runtime=True)
     env = renv | {"PYTHONDONTWRITEBYTECODE": "1"}
+    probe = (
+        "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] "
+        "if importlib.util.find_spec(m.split('.')[0])))"
+    )
     firsts: list[float] = []
     seconds: list[float] = []
+    code = ""
     for k in range(STARTUP_UNPACKS):
         d = s.work / f"startup-{i}-{k}"
         rmtree(d)
@@ -913,23 +918,20 @@ def measure_startup(s: Setup, rec: Recorder, i: int, archive: Path) -> None:
         if not found:
             raise BenchError(f"no bin/python3 in {archive.name}")
         python = found[0]
-        probe = (
-            "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] "
-            "if importlib.util.find_spec(m.split('.')[0])))"
-        )
-        wanted = s.imports
-        present = run(
-            [python, "-c", probe, *wanted], env=env, what="find_spec", cwd=d
-        ).stdout.split()
-        absent = [m for m in wanted if m not in present]
-        if not present:
-            raise BenchError(f"none of {', '.join(wanted)} is in {archive.name}")
-        statement = "import " + ", ".join(present)
-        # Each import in turn; one that fails (a dependency the variant cannot ship) is named
-        # on stdout and the rest still run, so the timing covers everything that does load.
-        code = "".join(
-            f"try:\n import {m}\nexcept ImportError as e:\n print({m!r}, e)\n" for m in present
-        )
+        if not code:  # what the archive has is the same in every unpack: asked once
+            wanted = s.imports
+            present = run(
+                [python, "-c", probe, *wanted], env=env, what="find_spec", cwd=d
+            ).stdout.split()
+            absent = [m for m in wanted if m not in present]
+            if not present:
+                raise BenchError(f"none of {', '.join(wanted)} is in {archive.name}")
+            statement = "import " + ", ".join(present)
+            # Each import in turn; one that fails (a dependency the variant cannot ship) is
+            # named on stdout and the rest still run, so the timing covers what does load.
+            code = "".join(
+                f"try:\n import {m}\nexcept ImportError as e:\n print({m!r}, e)\n" for m in present
+            )
         make_writable(d, False)
         try:
             before = count_pyc(d)

@@ -576,28 +576,29 @@ def make_images(
 ) -> list[tuple[Path, Image]]:
     """Install, first part: each downloaded wheel's image in the cache, with its bytecode
     (`runenv._images`), made where missing while Python unpacks; a compile waits for it."""
-    wheels = [a for a in artifacts if not a.from_source]
+    downloaded = [a for a in artifacts if not a.from_source]
     ctx.options.report(f"{ctx.name}: installing {len(artifacts)} wheels")
     return install.make_images(
-        [files[a.filename] for a in wheels],
+        [files[a.filename] for a in downloaded],
         ctx.plan.platform,
         ctx.plan.python_version,
         ctx.cache,
-        sha256s=[a.sha256 for a in wheels],  # the lock's: verified when downloaded
-        finish=_image_compiler(ctx, compiler, unpacking),
+        sha256s=[a.sha256 for a in downloaded],  # the lock's: verified when downloaded
+        finish=_image_compiler(ctx, compiler, wait=unpacking.result),
         tag=_tag(compiler),
     )
 
 
 def _image_compiler(
-    ctx: BuildContext, compiler: Compiler | str, unpacking: Future[Path]
+    ctx: BuildContext, compiler: Compiler | str, *, wait: Callable[[], object] | None = None
 ) -> Callable[[Path], None]:
-    """What completes a new wheel image: its bytecode, once the compiling Python is there (a
-    native build's compiler is the runtime `unpacking` lays out)."""
+    """What completes a new wheel image: its bytecode, once `wait` returns (a native build's
+    compiler is in the runtime that is still being unpacked)."""
 
     def compile_image(image: Path) -> None:
         if isinstance(compiler, Compiler):
-            unpacking.result()
+            if wait is not None:
+                wait()
             bytecode.compile_image(
                 ctx.plan, image, compiler, timeout=ctx.timeout, log_file=ctx.log.path
             )
@@ -621,20 +622,13 @@ def install_wheels(
         ctx.plan.platform,
         ctx.plan.python_version,
         ctx.cache,
-        finish=_image_compiler(ctx, compiler, _done(tree)),
+        finish=_image_compiler(ctx, compiler),
         tag=_tag(compiler),
     )
     by_source = dict(zip((a.filename for a in sources), made, strict=True))
-    downloaded = iter(images)
-    ordered = [by_source[a.filename] if a.from_source else next(downloaded) for a in artifacts]
+    fetched = iter(images)
+    ordered = [by_source[a.filename] if a.from_source else next(fetched) for a in artifacts]
     return install.link_images(tree, ordered, ctx.plan.platform, ctx.plan.python_version)
-
-
-def _done(value: Path) -> Future[Path]:
-    """A future already holding `value`."""
-    future: Future[Path] = Future()
-    future.set_result(value)
-    return future
 
 
 def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:

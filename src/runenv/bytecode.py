@@ -294,10 +294,10 @@ class Compiler:
         every = python_files(root, [lib], extra)
         if self.test_suites:
             return every, []
-        kept = set(extra)
+        copied = set(extra)  # always compiled: the variant put them there
         compiled, source = [], []
         for path in every:
-            if path not in kept and is_test_suite(path, lib, plan.site_packages):
+            if path not in copied and is_test_suite(path, lib, plan.site_packages):
                 source.append(path)
             else:
                 compiled.append(path)

@@ -65,31 +65,15 @@ class InstalledDist:
 
 
 def install_wheels(
-    root: Path,
-    wheels: Sequence[Path],
-    platform: Platform,
-    python_version: str,
-    *,
-    images: Cache | None = None,
-    sha256s: Sequence[str | None] | None = None,
-    image_finish: Callable[[Path], None] | None = None,
-    image_tag: str = "",
+    root: Path, wheels: Sequence[Path], platform: Platform, python_version: str
 ) -> list[InstalledDist]:
     """Install `wheels` into the runtime tree `root` laid out for `platform`; report each.
-
-    With `images` (a cache), each wheel is installed once per layout into an image there and
-    linked into `root` (`runenv._images`); `sha256s`, when the caller knows them (the lock's),
-    save hashing each wheel again; `image_finish(image_tree)` runs on each new image (it
-    compiles its bytecode) and `image_tag` names what it adds, for the image's key.
+    (A build installs through images in the cache instead: `make_images`, `link_images`.)
 
     Fails with a `BuildError` naming the wheel if one is broken (a bad zip, a file whose hash
     or size differs from its RECORD, a file outside its scheme). The tree is then partly
     written: callers build in a staging directory and discard it on error.
     """
-    if images is not None:
-        return _install_linked(
-            root, wheels, platform, python_version, images, sha256s, image_finish, image_tag
-        )
     root = root.resolve()
     layout = Layout.make(root, platform, python_version)
     sources: list[WheelSource] = []
@@ -118,21 +102,6 @@ def install_wheels(
     finally:
         for source in sources:
             source.close()
-
-
-def _install_linked(
-    root: Path,
-    wheels: Sequence[Path],
-    platform: Platform,
-    python_version: str,
-    cache: Cache,
-    sha256s: Sequence[str | None] | None,
-    finish: Callable[[Path], None] | None,
-    tag: str,
-) -> list[InstalledDist]:
-    """`install_wheels` through images: make the missing ones (in parallel), link them all."""
-    made = make_images(wheels, platform, python_version, cache, sha256s, finish, tag)
-    return link_images(root, made, platform, python_version)
 
 
 def make_images(
