@@ -6,7 +6,10 @@ interpreter; nothing here touches the internet.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
+import lzma
 import os
 import re
 import shutil
@@ -533,6 +536,26 @@ def test_benign_archive_keeps_modes_and_in_tree_links(tmp_path: Path) -> None:
     assert (dest / "lib" / "tool-copy").read_bytes() == b"#!/bin/sh\n"
     assert (dest / "lib" / "dotted.txt").read_bytes() == b"dot"
     assert (dest.stat().st_mode & 0o777) == 0o755
+
+
+def test_archive_read_in_one_pass_whatever_its_compression(tmp_path: Path) -> None:
+    """Extraction streams the archive once: a gzip of several members (as runenv's own archives
+    are, and which tarfile's stream mode would cut short), bzip2 and xz all extract whole."""
+    entries = [*_BASE, folder("python/lib"), file("python/lib/big.bin", bytes(range(256)) * 4096)]
+    plain, _ = write_tar(tmp_path / "one.tar.gz", entries)
+    raw = gzip.decompress(plain.read_bytes())
+    half = len(raw) // 2
+    archives = {
+        "members.tar.gz": gzip.compress(raw[:half]) + gzip.compress(raw[half:]),
+        "one.tar.bz2": bz2.compress(raw),
+        "one.tar.xz": lzma.compress(raw),
+        "one.tar": raw,
+    }
+    for name, data in archives.items():
+        (tmp_path / name).write_bytes(data)
+        dest = extract_tar(tmp_path / name, tmp_path / f"out-{name}")
+        assert (dest / "lib" / "big.bin").read_bytes() == bytes(range(256)) * 4096, name
+        assert (dest / "bin" / "tool").read_bytes() == b"#!/bin/sh\n", name
 
 
 def test_replacing_an_existing_tree_is_atomic(tmp_path: Path) -> None:

@@ -1,20 +1,26 @@
 """Safe extraction of PBS-style tar archives.
 
-Every entry is checked before anything is written, and the error names the entry at fault:
-absolute paths, `..` components, device and other special files, entries that would be written
-through a symlink, symlinks whose target leaves the tree and hard links to anything but a regular
-file inside the tree are refused. Extraction goes into a staged directory that takes the
-destination's place only when complete, so a refused or broken archive leaves nothing behind.
-Exec bits and in-tree symlinks (`bin/python3 -> python3.12`) are kept. tarfile's own `data`
-filter runs as a second line of defence where this Python has it.
+The archive is read once, as a stream (a gzip tar listed first and then extracted is inflated
+twice). Every entry is checked, against those before it, before it is written, and the error names
+the entry at fault: absolute paths, `..` components, device and other special files, entries that
+would be written through a symlink, symlinks whose target leaves the tree and hard links to
+anything but a regular file inside the tree are refused. Extraction goes into a staged directory
+that takes the destination's place only when complete, so a refused or broken archive leaves
+nothing behind. Exec bits and in-tree symlinks (`bin/python3 -> python3.12`) are kept. tarfile's
+own `data` filter runs as a second line of defence where this Python has it.
 """
 
 from __future__ import annotations
 
+import bz2
 import copy
+import gzip
+import io
+import lzma
 import os
 import posixpath
 import tarfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from runenv._cache import staged_dir
@@ -31,13 +37,16 @@ def extract_tar(archive: Path, dest: Path, *, strip: str | None = PBS_TOP) -> Pa
     Raises UnsafeArchiveError naming the offending entry, RunenvError if unreadable.
     """
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            entries = tar.getmembers()
-            members = plan_members(entries, strip=strip, archive=archive.name)
-            with staged_dir(dest) as tmp:
-                _extract(tar, members, tmp)
-                check_links(tmp, archive=archive.name)
-                tmp.chmod(_root_mode(entries, strip))  # mkdtemp made it 0700
+        with (
+            _decompressed(archive) as stream,
+            tarfile.open(fileobj=stream, mode="r|") as tar,
+            staged_dir(dest) as tmp,
+        ):
+            tops: list[tarfile.TarInfo] = []
+            members = iter_planned(_noting_top(tar, strip, tops), strip=strip, archive=archive.name)
+            _extract(tar, members, tmp)
+            check_links(tmp, archive=archive.name)
+            tmp.chmod(_root_mode(tops))  # mkdtemp made it 0700
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, tarfile.FilterError):  # our checks should have caught it first
             raise UnsafeArchiveError(
@@ -47,15 +56,39 @@ def extract_tar(archive: Path, dest: Path, *, strip: str | None = PBS_TOP) -> Pa
     return dest
 
 
-def _root_mode(members: list[tarfile.TarInfo], strip: str | None) -> int:
-    """The tree root's mode: the top folder's, readable and searchable by its owner."""
+def _decompressed(archive: Path) -> io.BufferedIOBase:
+    """`archive` opened for reading, decompressed by its magic bytes.
+
+    These readers, unlike tarfile's stream mode ("r|gz"), read every member of a multi-member
+    gzip (runenv's own archives are such, `runenv.pack`) or bzip2/xz file.
+    """
+    with archive.open("rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(archive, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(archive, "rb")
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(archive, "rb")
+    return archive.open("rb")
+
+
+def _noting_top(
+    members: Iterable[tarfile.TarInfo], strip: str | None, tops: list[tarfile.TarInfo]
+) -> Iterator[tarfile.TarInfo]:
+    """`members` as they come; the top folder's entries are also put in `tops`."""
     for member in members:
         if strip is not None and member.isdir() and member.name.strip("/") in (strip, f"./{strip}"):
-            return (member.mode & 0o755) | 0o700
-    return 0o755
+            tops.append(member)
+        yield member
 
 
-def _extract(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: Path) -> None:
+def _root_mode(tops: list[tarfile.TarInfo]) -> int:
+    """The tree root's mode: the top folder's, readable and searchable by its owner."""
+    return (tops[0].mode & 0o755) | 0o700 if tops else 0o755
+
+
+def _extract(tar: tarfile.TarFile, members: Iterable[tarfile.TarInfo], dest: Path) -> None:
     if hasattr(tarfile, "data_filter"):
         tar.extractall(dest, members=members, filter="data")
     else:  # pragma: no cover - Python < 3.11.4
@@ -77,14 +110,14 @@ def _inside(path: str) -> bool:
     return path == "." or not (path == ".." or path.startswith("../") or path.startswith("/"))
 
 
-def plan_members(
-    members: list[tarfile.TarInfo], *, strip: str | None = PBS_TOP, archive: str = "archive"
-) -> list[tarfile.TarInfo]:
-    """Check every entry and return them renamed for extraction (top folder stripped).
+def iter_planned(
+    members: Iterable[tarfile.TarInfo], *, strip: str | None = PBS_TOP, archive: str = "archive"
+) -> Iterator[tarfile.TarInfo]:
+    """Check each entry against those before it and yield it renamed for extraction (top
+    folder stripped), so a stream is checked as it is read.
 
     Raises UnsafeArchiveError naming the first entry that could write or point outside.
     """
-    planned: list[tarfile.TarInfo] = []
     kinds: dict[PurePosixPath, str] = {}
     modes: dict[PurePosixPath, int] = {}
     for member in members:
@@ -162,8 +195,7 @@ def plan_members(
         member.name = str(rel)
         kinds[rel] = kind
         modes[rel] = member.mode
-        planned.append(member)
-    return planned
+        yield member
 
 
 def check_links(root: Path, *, archive: str = "archive") -> None:
