@@ -165,6 +165,7 @@ def run(
     check's interpreter importing torch is the runtime's memory, not runenv's).
     """
     argv = [str(c) for c in cmd]
+    TRASH.settle()
     start = time.perf_counter()
     proc = subprocess.Popen(
         argv,
@@ -266,11 +267,72 @@ def clean_env(*, runtime: bool = False) -> dict[str, str]:
     return env
 
 
+class Trash:
+    """Trees the measurements are done with, moved aside instead of removed.
+
+    On a filesystem without a journal (this machine's ext4), ext4 does not reuse an inode freed
+    in the last minute (six while its inode table is not written back), and it walks past every
+    such inode on each file it creates (`recently_deleted()` in fs/ext4/ialloc.c). Removing a
+    previous measurement's 10,000-file tree just before a timed build made that build spend 3-5 s
+    more in the kernel (sys 7-10 s against 3 s): one measurement billed for the clean-up of the
+    one before. So, during the measurements, a tree is renamed into `work/trash/` (no inode
+    freed); the trash is removed at the end, or earlier if the disk runs low, and then the next
+    timed command waits until the freed inodes are a minute old (`settle`).
+    """
+
+    LOW_DISK = 40 << 30  # bytes free below which the trash is emptied (the torch-sized trees)
+    QUIET = 65.0  # seconds after a removal, written back by sync, before a timed command
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.count = 0
+        self.removed_at: float | None = None
+
+    def discard(self, path: Path) -> None:
+        if not (path.is_symlink() or path.exists()):
+            return
+        if self.root is None or path.is_symlink() or path.is_file():
+            self.remove(path)
+            return
+        self.root.mkdir(exist_ok=True)
+        self.count += 1
+        try:
+            path.rename(self.root / str(self.count))
+        except OSError:  # another filesystem
+            self.remove(path)
+            return
+        if shutil.disk_usage(self.root).free < self.LOW_DISK:
+            self.empty()
+
+    def remove(self, path: Path) -> None:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        self.removed_at = time.monotonic()
+
+    def empty(self) -> None:
+        if self.root is not None and self.root.exists():
+            log("emptying the trash (disk low)")
+            self.remove(self.root)
+
+    def settle(self) -> None:
+        """Wait, if needed, until the last removal's freed inodes no longer slow file creation."""
+        if self.removed_at is None:
+            return
+        os.sync()
+        left = self.QUIET - (time.monotonic() - self.removed_at)
+        if left > 0:
+            log(f"waiting {left:.0f} s for the inodes freed by a removal to age (see Trash)")
+            time.sleep(left)
+        self.removed_at = None
+
+
+TRASH = Trash()
+
+
 def rmtree(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
+    TRASH.discard(path)
 
 
 def copy_tree(src: Path, dst: Path) -> None:
@@ -774,38 +836,39 @@ def measure_reference(s: Setup, rec: Recorder, i: int) -> None:
     python = runtime / "bin" / "python3"
     wheels = d / "wheels"
     extra = ["--index-url", s.index_url] if s.index_url else []
-    t0 = time.perf_counter()
-    for req in s.requirements:
+    # Each part is the sum of its commands' own times (`Run.seconds`: a `Trash.settle` wait
+    # before a command is not in it).
+    downloads = sum(
         run(
             [python, "-m", "pip", "download", req, "-d", wheels, *extra],
             env=env,
             what=f"pip download {req}",
-        )
-    t1 = time.perf_counter()
-    run(
+        ).seconds
+        for req in s.requirements
+    )
+    installed = run(
         [python, "-m", "pip", "install", "--no-index", "--find-links", wheels, *s.requirements],
         env=env,
         what="pip install",
     )
-    t2 = time.perf_counter()
     out = d / "runtime.tar.gz"
-    run(["tar", "czf", out, "-C", runtime, "."], env=env, what="tar czf")
-    t3 = time.perf_counter()
+    packed = run(["tar", "czf", out, "-C", runtime, "."], env=env, what="tar czf")
     parts = {
-        "pip download (one call per package)": t1 - t0,
-        "pip install --no-index": t2 - t1,
-        "tar czf": t3 - t2,
+        "pip download (one call per package)": downloads,
+        "pip install --no-index": installed.seconds,
+        "tar czf": packed.seconds,
     }
+    total = sum(parts.values())
     rec.add(
         "reference",
-        t3 - t0,
+        total,
         parts,
         archive_bytes=out.stat().st_size,
         tree_bytes=tree_bytes(runtime),
         downloaded=sorted(p.name for p in wheels.iterdir()),
     )
     rmtree(d)
-    log(f"run {i}: reference method {t3 - t0:.1f} s")
+    log(f"run {i}: reference method {total:.1f} s")
 
 
 def uv_by_hand(s: Setup, rec: Recorder, i: int, *, bytecode: bool) -> None:
@@ -828,22 +891,20 @@ def uv_by_hand(s: Setup, rec: Recorder, i: int, *, bytecode: bool) -> None:
     if s.install_lock:
         reqs = ["--no-deps", "-r", locked_requirements(s)]
     flags = ["--compile-bytecode"] if bytecode else []
-    t0 = time.perf_counter()
     installed = run(
         [s.uv, "pip", "install", "--no-config", *flags, "--python", python, *reqs, *extra],
         env=env,
         what="uv pip install",
     )
-    t1 = time.perf_counter()
     rmtree(d / "uv-cache")  # not part of the runtime; frees disk before the tar (untimed)
     out = d / "runtime.tar.gz"
     packed = run(["tar", "czf", out, "-C", runtime, "."], env=env, what="tar czf")
     install = "uv pip install" + (" --compile-bytecode" if bytecode else "")
-    total = t1 - t0 + packed.seconds
+    total = installed.seconds + packed.seconds
     rec.add(
         name,
         total,
-        {install: t1 - t0, "tar czf": packed.seconds},
+        {install: installed.seconds, "tar czf": packed.seconds},
         memory=installed,
         archive_bytes=out.stat().st_size,
         tree_bytes=tree_bytes(runtime),
@@ -1886,6 +1947,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         work = Path(tempfile.mkdtemp(prefix="runenv-bench-"))
     log(f"work folder {work}")
+    TRASH.root = work / "trash"
     started = time.monotonic()
     rec = Recorder()
     # The torch-sized workload: runenv cold/warm/no-op (with start-up) and uv by hand only.
