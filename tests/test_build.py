@@ -11,6 +11,7 @@ import sys
 import sysconfig
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from support.dists import write_wheel
 from support.index import (
     CP,
     RTNATIVE_PLATFORMS,
+    RTPURE_WORDS,
     IndexServer,
     compile_extension,
     write_simple_pages,
@@ -124,6 +126,16 @@ def test_rebuild_is_reproducible_and_noop_is_up_to_date(
     first = manifest_of(project)["sha256"]
     with tarfile.open(archive_of(project)) as tf:  # bytecode included (a build path would show)
         assert sum(name.endswith(".pyc") for name in tf.getnames()) > 500
+        words = tf.extractfile(f"{SITE}/rtpure/words.txt")
+        assert words is not None and words.read() == RTPURE_WORDS
+    # That large file is carried as the wheel's own deflate stream, not compressed again.
+    wheel = pkg_server.root / "files" / "rtpure-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo("rtpure/words.txt")
+    blob, at = wheel.read_bytes(), info.header_offset
+    start = at + 30 + int.from_bytes(blob[at + 26 : at + 28], "little")
+    start += int.from_bytes(blob[at + 28 : at + 30], "little")  # local header's name, extra
+    assert blob[start : start + info.compress_size] in archive_of(project).read_bytes()
     capsys.readouterr()
     assert build(project, pkg_server) == 0
     assert capsys.readouterr().out.startswith("up to date:")

@@ -59,6 +59,7 @@ from runenv._cache import (
     temp_beside,
 )
 from runenv._images import Image
+from runenv._wheel_streams import wheel_streams
 from runenv.bytecode import Compiler
 from runenv.check import import_check
 from runenv.config import VariantConfig
@@ -285,7 +286,7 @@ def build_target(
         images = make_images(ctx, artifacts, files, choosing.result(), unpacking)
         tree, compiler = unpacking.result(), choosing.result()
         built = build_sdists(ctx, artifacts, files, tree)
-        installed = install_wheels(ctx, tree, artifacts, images, built, compiler)
+        installed, wheels = install_wheels(ctx, tree, artifacts, images, built, compiler)
         copied = copy_variant_files(ctx, tree)
         compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
@@ -295,13 +296,14 @@ def build_target(
         if reused is not None:  # this very build finished before: its archive, not a re-pack
             sha256, size = reused
         elif options.sign_command is None:
-            packing = background.submit(pack.pack_tree, tree, staged_archive)
+            packing = background.submit(pack_archive, ctx, tree, staged_archive, wheels)
             check(ctx, tree, modules, compiled.compiled)
             sha256, size = packing.result()
         else:  # signing changes the binaries: the pack waits for it
             check(ctx, tree, modules, compiled.compiled)
             sign_binaries(ctx, tree, options.sign_command)
-            sha256, size = background.submit(pack.pack_tree, tree, staged_archive).result()
+            packing = background.submit(pack_archive, ctx, tree, staged_archive, wheels)
+            sha256, size = packing.result()
         manifest = describe(ctx, digest, sha256, size, installed, built, copied, compiled, modules)
         publish(ctx, tree, staged_archive, manifest)
         keep_archive(ctx, digest, sha256)
@@ -613,9 +615,10 @@ def install_wheels(
     images: Sequence[tuple[Path, Image]],
     built: Mapping[str, Path],
     compiler: Compiler | str,
-) -> list[InstalledDist]:
+) -> tuple[list[InstalledDist], list[tuple[Path, str]]]:
     """Install: every wheel (downloaded, its image from `make_images`; or built from its sdist,
-    imaged now) linked into the runtime's tree, in the lock's order."""
+    imaged now) linked into the runtime's tree, in the lock's order. Returns the installed
+    distributions and each wheel with its sha256, in that order."""
     sources = [a for a in artifacts if a.from_source]
     made = install.make_images(
         [built[a.filename] for a in sources],  # hashed: no outside sha256 names a built wheel
@@ -628,7 +631,17 @@ def install_wheels(
     by_source = dict(zip((a.filename for a in sources), made, strict=True))
     fetched = iter(images)
     ordered = [by_source[a.filename] if a.from_source else next(fetched) for a in artifacts]
-    return install.link_images(tree, ordered, ctx.plan.platform, ctx.plan.python_version)
+    dists = install.link_images(tree, ordered, ctx.plan.platform, ctx.plan.python_version)
+    return dists, [(wheel, str(image.info["sha256"])) for wheel, image in ordered]
+
+
+def pack_archive(
+    ctx: BuildContext, tree: Path, archive: Path, wheels: Sequence[tuple[Path, str]]
+) -> tuple[str, int]:
+    """Pack: the tree into a reproducible archive (`pack`), each large file that came unchanged
+    out of a wheel carried as the wheel's own deflate stream; its (sha256, size)."""
+    streams = wheel_streams(wheels, ctx.plan.site_packages.as_posix())
+    return pack.pack_tree(tree, archive, streams=streams)
 
 
 def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:

@@ -3,7 +3,8 @@
 `build_index(root)` writes, once per directory (a `.complete` marker guards reuse):
 
 - rtpure 1.0: `py3-none-any` wheel; console script `rtpure-hello` printing the line
-  `RTPURE_HELLO` (which contains that very word), a data file `share/rtpure/hello.txt`;
+  `RTPURE_HELLO` (which contains that very word), a data file `share/rtpure/hello.txt`, a
+  `rtpure/words.txt` large enough (`RTPURE_WORDS`) for the archive to carry its deflate stream;
   requires `rtdep>=1` and `rtwin>=1; sys_platform == "win32"`.
 - rtdep 1.0: `py3-none-any` wheel (`rtdep.VALUE == "rtdep 1.0"`).
 - rtdep 2.0: `py3-none-any` wheel with `Requires-Python: >=3.99`: never chosen, which proves
@@ -74,10 +75,11 @@ from .pbs import (
     pe_header,
 )
 
-INDEX_VERSION = "2"  # bump when the contents change, so stale session dirs are rebuilt
+INDEX_VERSION = "3"  # bump when the contents change, so stale session dirs are rebuilt
 PY = f"{sys.version_info.major}{sys.version_info.minor}"
 CP = f"cp{PY}"
 RTPURE_HELLO = "RTPURE_HELLO: hello from rtpure-hello"
+RTPURE_WORDS = b"".join(b"%d %x words\n" % (i, i * 7919) for i in range(12000))  # ~200 KB
 SRCONLY_HELLO = "rtsrconly built from source"
 
 # Platform key -> (wheel platform tag, extension file name) for rtnative.
@@ -185,6 +187,7 @@ def _build_packages(files: Path, work: Path) -> None:
             "rtpure/__init__.py": b'VALUE = "rtpure 1.0"\n',
             "rtpure/cli.py": (f"def main() -> None:\n    print({RTPURE_HELLO!r})\n").encode(),
             "rtpure-1.0.data/data/share/rtpure/hello.txt": b"hello data\n",
+            "rtpure/words.txt": RTPURE_WORDS,
         },
         metadata=_metadata(
             "rtpure",
