@@ -139,9 +139,12 @@ def make_images(
 
     hashes: list[str | None] = list(sha256s) if sha256s is not None else [None] * len(wheels)
     # More threads than cores: `finish` may wait (for the interpreter that compiles) while
-    # other wheels unpack.
+    # other wheels unpack. The largest wheels start first, so that no large one is left to
+    # finish alone on one core at the end (longest first; results keep the given order).
+    largest_first = sorted(range(len(wheels)), key=lambda i: -wheels[i].stat().st_size)
     with ThreadPoolExecutor(max_workers=_workers(len(wheels))) as pool:
-        return list(pool.map(one, wheels, hashes))
+        futures = {i: pool.submit(one, wheels[i], hashes[i]) for i in largest_first}
+        return [futures[i].result() for i in range(len(wheels))]
 
 
 def link_images(
