@@ -21,7 +21,8 @@ SCHEMA_VERSION = 1
 # 4: the manifest records the import check (`check`), which a cross build's verify job runs.
 # 5: packages' test suites ship as source unless `[build] compileTestBytecode = true`.
 # 6: images are keyed by that choice (format 5 could take an older image, suites compiled).
-BUILD_FORMAT = 6
+# 7: the archive carries wheels' deflate streams; bytecode batches of at least 4 per tree.
+BUILD_FORMAT = 7
 
 
 @dataclass(frozen=True)
