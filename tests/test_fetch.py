@@ -26,8 +26,8 @@ import pytest
 from runenv import _download, python_fetch
 from runenv._cache import Cache
 from runenv._download import fetch_to_cache, redact
-from runenv._extract import extract_tar
-from runenv.errors import ChecksumError, FetchError, UnsafeArchiveError, UsageError
+from runenv._extract import extract_tar, extract_tar_apart
+from runenv.errors import ChecksumError, FetchError, RunenvError, UnsafeArchiveError, UsageError
 from runenv.platforms import ALL_PLATFORMS, Platform, host_platform
 from runenv.python_fetch import (
     PinnedArchive,
@@ -577,6 +577,24 @@ def test_corrupt_archive_is_an_error(tmp_path: Path) -> None:
         extract_tar(bad, tmp_path / "out")
     assert not isinstance(err.value, tarfile.TarError)
     assert not (tmp_path / "out").exists()
+
+
+def test_extraction_in_a_process_of_its_own_keeps_its_errors(tmp_path: Path) -> None:
+    """The build unpacks PBS in a child process (`extract_tar_apart`): same tree, same errors,
+    each still one line naming the entry, and nothing left behind."""
+    good, _ = write_tar(tmp_path / "good.tar.gz", [*_BASE, file("python/lib/x.txt", b"x")])
+    dest = extract_tar_apart(good, tmp_path / "out")
+    assert (dest / "lib" / "x.txt").read_bytes() == b"x"
+    assert os.access(dest / "bin" / "tool", os.X_OK)
+    evil, _ = write_tar(tmp_path / "evil.tar.gz", HOSTILE["symlink-to-etc"])
+    with pytest.raises(UnsafeArchiveError, match=r"^evil\.tar\.gz: refused symlink .*python/etc"):
+        extract_tar_apart(evil, tmp_path / "evil-out")
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(RunenvError, match=r"^bad\.tar\.gz: cannot extract") as err:
+        extract_tar_apart(bad, tmp_path / "bad-out")
+    assert not isinstance(err.value, UnsafeArchiveError)
+    assert not (tmp_path / "evil-out").exists() and not (tmp_path / "bad-out").exists()
 
 
 # -- resolving from the real index --------------------------------------------------------------

@@ -516,7 +516,7 @@ def fetch_python(ctx: BuildContext, choosing: Future[Compiler | str], dest: Path
     )
 
     def unpack(tree: Path) -> dict[str, object]:
-        python_fetch.unpack(archive, tree)
+        python_fetch.unpack(archive, tree, apart=True)  # not slowed by the image threads
         if isinstance(compiler, Compiler):
             # Natively the image's own interpreter compiles it (the same runtime as the build's).
             own = replace(compiler, interpreter=tree / ctx.plan.interpreter)

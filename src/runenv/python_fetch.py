@@ -29,7 +29,7 @@ import httpx
 
 from runenv._cache import Cache, lock_for
 from runenv._download import fetch_to_cache, local_source, new_client, redact
-from runenv._extract import extract_tar
+from runenv._extract import extract_tar, extract_tar_apart
 from runenv.config import VariantConfig
 from runenv.errors import FetchError, UsageError
 from runenv.platforms import Platform
@@ -355,15 +355,16 @@ def download(
         ) from None
 
 
-def unpack(archive: Path, dest: Path) -> Path:
+def unpack(archive: Path, dest: Path, *, apart: bool = False) -> Path:
     """Extract a PBS archive into `dest` (its top `python/` folder stripped); return `dest`.
 
-    `dest` is replaced atomically under a file lock; nothing is left behind on failure.
+    `dest` is replaced atomically under a file lock; nothing is left behind on failure. With
+    `apart`, in a process of its own (`extract_tar_apart`: for a caller with busy threads).
     """
     lock = lock_for(dest)
     with lock:
         try:
-            return extract_tar(archive, dest)
+            return extract_tar_apart(archive, dest) if apart else extract_tar(archive, dest)
         finally:
             # The parent holds only `dest`; waiters retry on a fresh lock file.
             with contextlib.suppress(OSError):  # Windows will not delete an open file
