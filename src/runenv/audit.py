@@ -81,12 +81,21 @@ def _fat(fh: BinaryIO, head: bytes) -> Binary | None:
     return Binary("Mach-O", tuple(archs))
 
 
+# Python loads these as source or bytecode, never as native code: not opened (they are most
+# of a tree's files: 0.4 s of the check on the reference workload).
+_NOT_NATIVE = (".py", ".pyc")
+
+
 def _files(root: Path) -> Iterator[Path]:
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            path = Path(dirpath, name)
-            if not path.is_symlink():
-                yield path
+    """Every regular file under `root` that could be a native binary (links not followed)."""
+    stack = [os.fspath(root)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) and not entry.name.endswith(_NOT_NATIVE):
+                    yield Path(entry.path)
 
 
 def _is_launcher_template(rel: str, binary: Binary) -> bool:
@@ -114,7 +123,7 @@ def audit_binaries(root: Path, plan: Plan) -> list[str]:
                 f"{rel}: {binary.format} for {'+'.join(binary.archs)}, "
                 f"but {plan.platform.value} needs {want_format} for {info.arch}"
             )
-    return problems
+    return sorted(problems)
 
 
 def installed_wheel_tags(site_packages: Path) -> dict[str, list[Tag]]:
