@@ -103,22 +103,26 @@ def ensure(
             info = dict(make(tree))
             known = dict(known_hashes(tree)) if known_hashes else {}
             entries: dict[str, dict[str, object]] = {}
-            for rel, kind in _walk(tree):
+            regular: list[str] = []
+            links: dict[str, str] = {}
+            dirs: list[str] = []
+            for rel, kind, st in _walk(tree):
                 path = tree / rel
                 if kind == "dir":
                     entries[rel] = {"dir": True}
+                    dirs.append(rel)
                 elif kind == "link":
-                    entries[rel] = {"link": str(path.readlink())}
+                    links[rel] = str(path.readlink())
+                    entries[rel] = {"link": links[rel]}
                 else:
                     sha256 = known.get(rel) or file_sha256(path)
-                    entries[rel] = {"sha256": sha256, **_fingerprint(path)}
+                    entries[rel] = {"sha256": sha256, **_stat_fingerprint(st)}
+                    regular.append(rel)
             meta = {"format": FORMAT, "info": info, "files": entries}
             (tmp / _META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
-        # The rename moved the folder, not its files: their fingerprints still hold.
-    loaded = _load(folder)
-    if loaded is None:  # written just now under the lock: only a broken filesystem gets here
-        raise OSError(errno.EIO, "image did not verify right after it was written", str(folder))
-    return loaded
+        # The rename moved the folder, not its files: what was just recorded still holds, and
+        # is what `_load` would find (no second walk of a tree written a moment ago).
+    return Image(folder / _FILES, tuple(sorted(regular)), links, tuple(sorted(dirs)), info)
 
 
 def link_into(image: Image, dest: Path) -> None:
@@ -182,27 +186,33 @@ def record_hashes(site_packages_rel: str) -> Callable[[Path], dict[str, str]]:
 # --- inside -----------------------------------------------------------------------------------
 
 
-def _walk(tree: Path) -> Iterator[tuple[str, str]]:
-    """(tree-relative path, "file" | "link" | "dir") of every entry, links not followed."""
-    for folder, dirs, names in os.walk(tree):
-        dirs.sort()
-        base = Path(folder)
-        for name in sorted([*dirs, *names]):
-            path = base / name
-            mode = path.lstat().st_mode
-            rel = path.relative_to(tree).as_posix()
-            if stat.S_ISLNK(mode):
-                yield rel, "link"
-            elif stat.S_ISDIR(mode):
-                yield rel, "dir"
-            elif stat.S_ISREG(mode):
-                yield rel, "file"
+def _walk(tree: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(tree-relative path, "file" | "link" | "dir", lstat) of every entry, links not
+    followed: os.scandir, one lstat per entry (~10,000 per large wheel)."""
+    stack = [""]
+    while stack:
+        prefix = stack.pop()
+        with os.scandir(tree / prefix if prefix else tree) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            rel = f"{prefix}/{entry.name}" if prefix else entry.name
+            st = os.lstat(entry.path)  # DirEntry.stat() has no inode on Windows
+            if stat.S_ISLNK(st.st_mode):
+                yield rel, "link", st
+            elif stat.S_ISDIR(st.st_mode):
+                yield rel, "dir", st
+                stack.append(rel)
+            elif stat.S_ISREG(st.st_mode):
+                yield rel, "file", st
             else:
                 raise OSError(errno.EINVAL, "an image holds files, folders and links only", rel)
 
 
 def _fingerprint(path: Path) -> dict[str, int]:
-    st = path.lstat()
+    return _stat_fingerprint(path.lstat())
+
+
+def _stat_fingerprint(st: os.stat_result) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino, "dev": st.st_dev}
 
 
