@@ -427,6 +427,20 @@ def test_a_corrupt_deflate_stream_is_one_line_naming_the_wheel(tmp_path: Path) -
         install_wheels(tree, [wheel], host_platform(), PY)
 
 
+def test_an_entry_that_inflates_to_other_bytes_than_its_crc_is_refused(tmp_path: Path) -> None:
+    """Entries are inflated by libdeflate, not zipfile: the CRC-32 is still checked."""
+    wheel = _wheel(tmp_path, {"bad/__init__.py": b"x = 1\n" * 4000})
+    blob = bytearray(wheel.read_bytes())
+    name = b"bad/__init__.py"
+    central = blob.index(b"PK\x01\x02")  # the first central directory entry
+    while blob[central + 46 : central + 46 + len(name)] != name:
+        central = blob.index(b"PK\x01\x02", central + 4)
+    blob[central + 16] ^= 0xFF  # the entry's CRC-32, as the central directory records it
+    wheel.write_bytes(bytes(blob))
+    with pytest.raises(BuildError, match=r"cannot install bad-1\.0-py3-none-any\.whl: .*CRC"):
+        install_wheels(tmp_path / "tree", [wheel], host_platform(), PY)
+
+
 @pytest.mark.parametrize("entry", ["/etc/evil.py", "../evil.py", "bad/../../evil.py", "C:/evil.py"])
 def test_a_wheel_entry_outside_the_tree_is_named(tmp_path: Path, entry: str) -> None:
     wheel = _wheel(tmp_path, {"bad/__init__.py": b"", entry: b"evil"})

@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import deflate
 
@@ -95,16 +96,9 @@ class Verifier:
             return None
         try:
             with stream.wheel.open("rb") as f:
-                f.seek(stream.header_offset)
-                head = f.read(_LOCAL_HEADER.size)
+                return local_data_offset(f, stream.header_offset)
         except OSError:
             return None
-        if len(head) != _LOCAL_HEADER.size:
-            return None
-        signature, name_len, extra_len = _LOCAL_HEADER.unpack(head)
-        if signature != b"PK\x03\x04":
-            return None
-        return stream.header_offset + _LOCAL_HEADER.size + int(name_len) + int(extra_len)
 
     def _wheel_ok(self, stream: Stream) -> bool:
         with self._lock:  # one hash per wheel, whichever thread asks first
@@ -112,6 +106,20 @@ class Verifier:
             if known is None:
                 known = self._wheels[stream.wheel] = _sha256(stream.wheel) == stream.wheel_sha256
             return known
+
+
+def local_data_offset(f: BinaryIO, header_offset: int) -> int | None:
+    """Where the data of the zip entry whose local header is at `header_offset` starts (after
+    the header's own name and extra field, which may differ from the central directory's);
+    None if no local header is there."""
+    f.seek(header_offset)
+    head = f.read(_LOCAL_HEADER.size)
+    if len(head) != _LOCAL_HEADER.size:
+        return None
+    signature, name_len, extra_len = _LOCAL_HEADER.unpack(head)
+    if signature != b"PK\x03\x04":
+        return None
+    return header_offset + _LOCAL_HEADER.size + int(name_len) + int(extra_len)
 
 
 def member(stream: Stream, data_offset: int) -> Iterable[bytes]:
