@@ -41,7 +41,7 @@ class Stream:
     wheel: Path
     wheel_sha256: str
     entry: str
-    header_offset: int
+    data_offset: int  # past the entry's local header
     compressed_size: int
     size: int
     crc32: int
@@ -56,29 +56,31 @@ def wheel_streams(
     streams: dict[str, Stream] = {}
     for wheel, sha256 in wheels:
         try:
-            with zipfile.ZipFile(wheel) as zf:
-                infos = zf.infolist()
+            with zipfile.ZipFile(wheel) as zf, wheel.open("rb") as raw:
+                for info in zf.infolist():
+                    name = f"{site_packages}/{info.filename}"
+                    start = None
+                    if (
+                        info.compress_type == zipfile.ZIP_DEFLATED
+                        and not info.flag_bits & 0x1  # encrypted
+                        and info.file_size >= min_size
+                        and not info.is_dir()
+                    ):
+                        start = local_data_offset(raw, info.header_offset)
+                    if start is None:
+                        streams.pop(name, None)
+                        continue
+                    streams[name] = Stream(
+                        wheel,
+                        sha256,
+                        info.filename,
+                        start,
+                        info.compress_size,
+                        info.file_size,
+                        info.CRC,
+                    )
         except (OSError, zipfile.BadZipFile) as exc:
             raise BuildError(f"{wheel.name}: cannot read: {exc}") from None
-        for info in infos:
-            name = f"{site_packages}/{info.filename}"
-            if (
-                info.compress_type == zipfile.ZIP_DEFLATED
-                and not info.flag_bits & 0x1  # encrypted
-                and info.file_size >= min_size
-                and not info.is_dir()
-            ):
-                streams[name] = Stream(
-                    wheel,
-                    sha256,
-                    info.filename,
-                    info.header_offset,
-                    info.compress_size,
-                    info.file_size,
-                    info.CRC,
-                )
-            else:
-                streams.pop(name, None)
     return streams
 
 
@@ -89,16 +91,9 @@ class Verifier:
         self._lock = threading.Lock()
         self._wheels: dict[Path, bool] = {}
 
-    def data_offset(self, stream: Stream, tree_file: str) -> int | None:
-        """Where the stream's bytes start in its wheel, if the file at `tree_file` is what the
-        stream inflates to and the wheel is the one verified; else None."""
-        if not self._wheel_ok(stream) or not _same_content(tree_file, stream):
-            return None
-        try:
-            with stream.wheel.open("rb") as f:
-                return local_data_offset(f, stream.header_offset)
-        except OSError:
-            return None
+    def proven(self, stream: Stream, tree_file: str) -> bool:
+        """Whether the file at `tree_file` is what `stream` inflates to, in the verified wheel."""
+        return self._wheel_ok(stream) and _same_content(tree_file, stream)
 
     def _wheel_ok(self, stream: Stream) -> bool:
         with self._lock:  # one hash per wheel, whichever thread asks first
@@ -122,12 +117,12 @@ def local_data_offset(f: BinaryIO, header_offset: int) -> int | None:
     return header_offset + _LOCAL_HEADER.size + int(name_len) + int(extra_len)
 
 
-def member(stream: Stream, data_offset: int) -> Iterable[bytes]:
+def member(stream: Stream) -> Iterable[bytes]:
     """The gzip member carrying `stream`: header, the wheel's bytes read in chunks, trailer.
     The header is the one `deflate.gzip_compress` writes (mtime 0, no name, OS 255)."""
     yield b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
     with stream.wheel.open("rb") as f:
-        f.seek(data_offset)
+        f.seek(stream.data_offset)
         left = stream.compressed_size
         while left:
             chunk = f.read(min(left, _READ))

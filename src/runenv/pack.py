@@ -48,7 +48,6 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -120,20 +119,11 @@ def write_manifest(path: Path, manifest: Mapping[str, object]) -> None:
 # --- the tar stream ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Carried:
-    """A file's data in the tar stream, to be written as the wheel's deflate stream it was
-    proven to inflate to (`Verifier.data_offset`)."""
-
-    stream: Stream
-    data_offset: int
-
-
 def tar_stream(
     root: Path, *, mtime: int = DEFAULT_MTIME, streams: Mapping[str, Stream] | None = None
-) -> Iterator[bytes | memoryview | Carried]:
+) -> Iterator[bytes | memoryview | Stream]:
     """The uncompressed tar archive of the tree under `root`, as a sequence of byte chunks;
-    a file's data is a `Carried` where one of `streams` is proven to be its content."""
+    a file's data is a wheel's `Stream` where that is proven to be its content."""
     written = 0
     verifier = Verifier()
     for rel, path, st in _walk(os.fspath(root), ""):
@@ -159,9 +149,8 @@ def tar_stream(
         yield header
         if info.type == tarfile.REGTYPE:
             stream = streams.get(rel) if streams else None
-            offset = verifier.data_offset(stream, path) if stream else None
-            if stream is not None and offset is not None:
-                yield Carried(stream, offset)
+            if stream is not None and verifier.proven(stream, path):
+                yield stream
             else:
                 yield from _file_chunks(path, st.st_size)
             written += st.st_size
@@ -203,12 +192,12 @@ def _file_chunks(path: str, size: int) -> Iterator[bytes]:
 # --- parallel gzip -------------------------------------------------------------------------
 
 
-def _blocks(chunks: Iterator[bytes | memoryview | Carried], size: int) -> Iterator[bytes | Carried]:
+def _blocks(chunks: Iterator[bytes | memoryview | Stream], size: int) -> Iterator[bytes | Stream]:
     """Re-cut a stream of chunks into blocks of exactly `size` bytes; a block is cut short
-    where a `Carried` comes, which passes through in its place."""
+    where a wheel's `Stream` comes, which passes through in its place."""
     buf = bytearray()
     for chunk in chunks:
-        if isinstance(chunk, Carried):
+        if isinstance(chunk, Stream):
             if buf:
                 yield bytes(buf)
                 buf = bytearray()
@@ -269,7 +258,7 @@ class _Sink:
 
 
 def write_gzip_members(
-    chunks: Iterator[bytes | memoryview | Carried],
+    chunks: Iterator[bytes | memoryview | Stream],
     out: BinaryIO,
     *,
     level: int = DEFAULT_LEVEL,
@@ -277,18 +266,18 @@ def write_gzip_members(
     threads: int | None = None,
 ) -> tuple[str, int]:
     """Write `chunks` to `out` as gzip members of `block_size` input bytes each, compressed by
-    libdeflate on threads (it releases the GIL), a `Carried` as its stream; return (sha256,
+    libdeflate on threads (it releases the GIL), a wheel's `Stream` as it is; return (sha256,
     size)."""
     compress = deflate.gzip_compress
 
-    def work(block: bytes | Carried) -> bytes | bytearray | Carried:
-        return block if isinstance(block, Carried) else compress(block, level)
+    def work(block: bytes | Stream) -> bytes | bytearray | Stream:
+        return block if isinstance(block, Stream) else compress(block, level)
 
     sink = _Sink(out)
     blocks = _blocks(chunks, block_size)
     for done in _in_order(work, blocks, threads):
-        if isinstance(done, Carried):
-            for piece in member(done.stream, done.data_offset):
+        if isinstance(done, Stream):
+            for piece in member(done):
                 sink.emit(piece)
         else:
             sink.emit(done)
