@@ -158,6 +158,47 @@ def test_valid_bytecode_is_kept_stale_and_timestamp_bytecode_replaced(tmp_path: 
         assert data[8:16] == importlib.util.source_hash((root / "lib" / f"{name}.py").read_bytes())
 
 
+@pytest.mark.parametrize("internals", [True, False], ids=["importlib-internals", "py_compile"])
+def test_the_worker_writes_what_compile_makes_of_each_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, internals: bool
+) -> None:
+    """The worker's .pyc holds the code `compile()` makes of the source, under the file's
+    runtime-relative name, whether it has importlib's internals (the usual way) or falls back
+    to py_compile; a name with a newline or non-ASCII letters travels intact; a syntax error
+    and a .pyc path that is a symlink are reported, and the link's target stays untouched."""
+    if not internals:  # a Python without them: the from-import fails, py_compile is used
+        prefix = "import sys\nsys.modules['_frozen_importlib_external'] = None\n"
+        monkeypatch.setattr(bytecode, "_COMPILE_SCRIPT", prefix + bytecode._COMPILE_SCRIPT)
+    sources = {
+        "lib/plain.py": "X = {'a', 'b', 'c'}\ndef f():\n    return X\n",
+        "lib/ünï cödé\nline.py": "Y = 'é' * 3\n",
+        "lib/bad.py": "def broken(:\n",
+        "lib/linked.py": "Z = 1\n",
+    }
+    root = tmp_path / "rt"
+    for rel, text in sources.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    target = tmp_path / "elsewhere.pyc"
+    target.write_bytes(b"not bytecode")
+    linked = Path(importlib.util.cache_from_source(str(root / "lib" / "linked.py")))
+    linked.parent.mkdir()
+    linked.symlink_to(target)
+
+    result = bytecode.compile_tree(root, Path(sys.executable), PY_XY, sorted(sources))
+    assert result.written == 2 and set(result.failed or {}) == {"lib/bad.py", "lib/linked.py"}
+    assert (result.failed or {})["lib/bad.py"].startswith("SyntaxError: ")
+    assert (result.failed or {})["lib/linked.py"].startswith("FileExistsError: ")
+    assert target.read_bytes() == b"not bytecode" and linked.is_symlink()
+    for rel in ("lib/plain.py", "lib/ünï cödé\nline.py"):
+        data = (root / rel).read_bytes()
+        pyc = Path(importlib.util.cache_from_source(str(root / rel))).read_bytes()
+        assert pyc[:16] == importlib.util.MAGIC_NUMBER + CHECKED_HASH + importlib.util.source_hash(
+            data
+        )
+        assert marshal.loads(pyc[16:]) == compile(data, rel, "exec", dont_inherit=True)
+
+
 def test_an_interpreter_of_another_version_writes_nothing(tmp_path: Path) -> None:
     root = tmp_path / "rt"
     (root / "lib").mkdir(parents=True)

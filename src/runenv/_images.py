@@ -45,7 +45,9 @@ from runenv._cache import Cache, evict, file_sha256, lock_for, staged_dir, stage
 logger = logging.getLogger(__name__)
 
 SECTION = "images"
-FORMAT = 2  # bump when what an image holds for the same inputs changes (2: bytecode batches)
+# Bump when what an image holds for the same inputs changes (2: bytecode batches; 3: bytecode
+# workers that import nothing, see bytecode._COMPILE_SCRIPT).
+FORMAT = 3
 _META = "image.json"
 _FILES = "tree"
 _LINK_ERRORS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP}

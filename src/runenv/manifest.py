@@ -22,7 +22,8 @@ SCHEMA_VERSION = 1
 # 5: packages' test suites ship as source unless `[build] compileTestBytecode = true`.
 # 6: images are keyed by that choice (format 5 could take an older image, suites compiled).
 # 7: the archive carries wheels' deflate streams; bytecode batches of at least 4 per tree.
-BUILD_FORMAT = 7
+# 8: bytecode workers import nothing (marshal's back-references follow what a process loaded).
+BUILD_FORMAT = 8
 
 
 @dataclass(frozen=True)
