@@ -18,6 +18,7 @@ import pytest
 from runenv.errors import BuildError
 from runenv.pack import (
     DEFAULT_MTIME,
+    _header,
     pack_tree,
     tar_stream,
     write_gzip_members,
@@ -131,6 +132,38 @@ def test_tar_stream_matches_tarfile(tmp_path: Path) -> None:
                 extracted = tar.extractfile(member)
                 assert extracted is not None
                 assert extracted.read() == (tree / member.name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "size", "linkname"),
+    [
+        ("bin/python3.12", tarfile.REGTYPE, 12345, ""),
+        ("bin", tarfile.DIRTYPE, 0, ""),
+        ("d" * 99, tarfile.DIRTYPE, 0, ""),  # 100 bytes with its "/": still plain ustar
+        ("d" * 100, tarfile.DIRTYPE, 0, ""),  # 101: a PAX path
+        ("f" * 100, tarfile.REGTYPE, 0, ""),
+        ("f" * 101, tarfile.REGTYPE, 1, ""),
+        ("lib/módulo_ñ.py", tarfile.REGTYPE, 6, ""),
+        ("lib/\udcff.py", tarfile.REGTYPE, 6, ""),  # a name that is not UTF-8 on disk
+        ("bin/python3", tarfile.SYMTYPE, 0, "python3.12"),
+        ("bin/far", tarfile.SYMTYPE, 0, "../" * 34),  # a 102-byte target: a PAX linkpath
+        ("bin/ü", tarfile.SYMTYPE, 0, "zü"),
+        ("big.bin", tarfile.REGTYPE, 8**11 - 1, ""),
+        ("huge.bin", tarfile.REGTYPE, 8**11, ""),  # 8 GiB: a PAX size
+    ],
+)
+@pytest.mark.parametrize("mode", [0o644, 0o755, 0o777])
+@pytest.mark.parametrize("mtime", [DEFAULT_MTIME, 0, 8**11 - 1, 8**11])
+def test_headers_are_the_bytes_tarfile_writes(
+    name: str, kind: bytes, size: int, linkname: str, mode: int, mtime: int
+) -> None:
+    """The headers runenv writes itself are tarfile's, byte for byte, PAX records included."""
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.mtime, info.size, info.linkname = kind, mode, mtime, size, linkname
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    expected = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert _header(name, kind, mode, mtime, size=size, linkname=linkname) == expected
 
 
 def _mixed_data(size: int) -> bytes:
