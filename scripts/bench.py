@@ -460,6 +460,20 @@ def find_uv() -> str:
     return found
 
 
+def compile_runenv(env: dict[str, str]) -> None:
+    """runenv's own modules get their bytecode, as pip writes it when it installs runenv from a
+    wheel (and Python on first import of an editable install): a machine that sets
+    PYTHONDONTWRITEBYTECODE, as these do, would have every runenv command compile runenv's
+    modules from source again, 0.17 s of each build's start that no user pays."""
+    found = run(
+        [sys.executable, "-c", "import runenv, os; print(os.path.dirname(runenv.__file__))"],
+        env=env,
+        what="runenv's location",
+    )
+    package = found.stdout.strip()
+    run([sys.executable, "-m", "compileall", "-q", package], env=env, what="compileall runenv")
+
+
 def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -> Setup:
     env = clean_env()
     py312 = find_python312(args.python)
@@ -467,6 +481,7 @@ def prepare(args: argparse.Namespace, work: Path, base_url: str, mirror: Path) -
     host = host_key()
     probe = run([sys.executable, "-m", "runenv", "--version"], env=env, what="runenv --version")
     runenv_version = probe.stdout.strip()
+    compile_runenv(env)
 
     log("writing the stand-in PBS archives (five platforms)")
     run(
@@ -1526,7 +1541,9 @@ METHOD = """
   a checked-out project has `pylock.<platform>.toml` committed (the script brings the copied
   locks up to date once, untimed). Includes fetching the interpreter from the 127.0.0.1 mirror,
   verifying and unpacking it, downloading and verifying every wheel, installing, compiling
-  bytecode, the audit, the import check from a moved tree, packing and the manifest.
+  bytecode, the audit, the import check from a moved tree, packing and the manifest. runenv's
+  own modules have their bytecode (`compileall`, once, before any measurement), as pip's
+  install of runenv writes it, even where `PYTHONDONTWRITEBYTECODE` is set.
 - **runenv cold + locking**: the same, with the host's lock deleted first.
 - **runenv warm**: the same command again with the caches of the cold run, outputs removed
   (its images of installed wheels and of the interpreter are linked, not installed).
