@@ -108,16 +108,16 @@ def ensure(
             regular: list[str] = []
             links: dict[str, str] = {}
             dirs: list[str] = []
+            base = os.fspath(tree)
             for rel, kind, st in _walk(tree):
-                path = tree / rel
                 if kind == "dir":
                     entries[rel] = {"dir": True}
                     dirs.append(rel)
                 elif kind == "link":
-                    links[rel] = str(path.readlink())
+                    links[rel] = os.readlink(f"{base}/{rel}")  # noqa: PTH115 - per entry
                     entries[rel] = {"link": links[rel]}
                 else:
-                    sha256 = known.get(rel) or file_sha256(path)
+                    sha256 = known.get(rel) or file_sha256(Path(base, rel))
                     entries[rel] = {"sha256": sha256, **_stat_fingerprint(st)}
                     regular.append(rel)
             meta = {"format": FORMAT, "info": info, "files": entries}

@@ -181,10 +181,10 @@ def is_test_suite(path: str, lib: PurePosixPath, site_packages: PurePosixPath) -
     """Whether the runtime-relative `path` lies in a package's test suite: below a folder
     named `test` or `tests` inside a top-level package of `lib` (the stdlib folder) or of
     `site_packages` (`pandas/tests/frame/x.py`, not `tests/x.py` nor `pkg/tests.py`)."""
-    parts = PurePosixPath(path).parts
-    for top in (site_packages, lib):
-        if parts[: len(top.parts)] == top.parts:
-            return not TEST_SUITES.isdisjoint(parts[len(top.parts) + 1 : -1])
+    parts = path.split("/")  # not PurePosixPath: called for every .py of a tree
+    for top in (site_packages.parts, lib.parts):
+        if tuple(parts[: len(top)]) == top:
+            return not TEST_SUITES.isdisjoint(parts[len(top) + 1 : -1])
     return False
 
 
