@@ -963,9 +963,12 @@ def count_pyc(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.pyc"))
 
 
-STARTUP_UNPACKS = 3
-"""Fresh unpacks per start-up measure: each gives a first and a second import; the medians are
-recorded (one pair alone moved by 50 % with the load of a 2-core machine)."""
+STARTUP_UNPACKS = 5
+"""Fresh unpacks per start-up measure: each gives a first and a second import, a pair. The
+ratio is the median of every pair's own ratio over all rounds: on these machines one pair
+alone moved from 0.65x to 1.6x (twelve pairs by hand, both imports 0.85-1.6 s, mean 1.07x),
+and a pair shares the machine's speed of its moment, where medians of firsts and of seconds
+taken apart do not."""
 
 
 def measure_startup(s: Setup, rec: Recorder, i: int, archive: Path) -> None:
@@ -1032,6 +1035,8 @@ def measure_startup(s: Setup, rec: Recorder, i: int, archive: Path) -> None:
         unpacks=firsts,
     )
     rec.add("startup_second", statistics.median(seconds), statement=statement, unpacks=seconds)
+    pairs = rec.data["startup_first"].setdefault("pairs", [])
+    pairs.extend([round(f, 3), round(x, 3)] for f, x in zip(firsts, seconds, strict=True))
     log(
         f"run {i}: start-up first {statistics.median(firsts):.2f} s, second "
         f"{statistics.median(seconds):.2f} s (medians of {STARTUP_UNPACKS} unpacks; "
@@ -1108,8 +1113,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     lock, warm = median(data, "runenv_cold_lock"), median(data, "runenv_warm")
     tar = data.get("tar_czf_runenv_tree", {})
     size = ratio(tar.get("runenv_archive_bytes"), tar.get("archive_bytes"))
-    startup = ratio(median(data, "startup_first"), median(data, "startup_second"))
-    atls_startup = ratio(median(atls, "startup_first"), median(atls, "startup_second"))
+    startup, atls_startup = startup_ratio(data), startup_ratio(atls)
     atls_rss = peak_mb(atls, "max_rss_mb", "runenv_cold", "runenv_warm")
     atls_own = peak_mb(atls, "own_rss_mb", "runenv_cold", "runenv_warm")
     atls_group = peak_mb(atls, "peak_group_rss_mb", "runenv_cold", "runenv_warm")
@@ -1429,6 +1433,15 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 VARIANT_312 = "3.12.10"
 
 
+def startup_ratio(data: dict[str, dict[str, Any]]) -> float | None:
+    """First / second import: the median of the pairs' own ratios (`STARTUP_UNPACKS`), or for
+    results written before pairs were kept, the ratio of the medians."""
+    pairs = data.get("startup_first", {}).get("pairs")
+    if pairs:
+        return statistics.median(f / x for f, x in pairs if x)
+    return ratio(median(data, "startup_first"), median(data, "startup_second"))
+
+
 def per_round_lines(data: dict[str, dict[str, Any]]) -> list[str]:
     """Each round's own ratios: rounds run back to back, so they share the machine's load."""
     pairs = [
@@ -1448,6 +1461,14 @@ def per_round_lines(data: dict[str, dict[str, Any]]) -> list[str]:
     return ["", "Ratios round by round (same round, similar load): " + "; ".join(out) + "."]
 
 
+def pairs_note(first: dict[str, Any]) -> str:
+    pairs = first.get("pairs")
+    if not pairs:
+        return ""
+    each = sorted(f / x for f, x in pairs if x)
+    return f" (median of {len(each)} pairs' ratios, {each[0]:.2f}x-{each[-1]:.2f}x)"
+
+
 def startup_lines(data: dict[str, dict[str, Any]], before: str) -> list[str]:
     first, second = data.get("startup_first"), data.get("startup_second")
     if not first or not second:
@@ -1460,7 +1481,7 @@ def startup_lines(data: dict[str, dict[str, Any]], before: str) -> list[str]:
         f'`python3 -c "{first["statement"]}"` took {first["median"]:.2f} s the first time '
         f"({first['min']:.2f}-{first['max']:.2f}) and {second['median']:.2f} s the second "
         f"({second['min']:.2f}-{second['max']:.2f}): "
-        f"{first['median'] / second['median']:.2f}x. Before: {before}.",
+        f"{startup_ratio(data) or 0:.2f}x{pairs_note(first)}. Before: {before}.",
     ]
     if first.get("failed"):
         lines.append(
@@ -1564,7 +1585,9 @@ METHOD = """
   bit is removed, and `python3 -c "import ..."` runs twice with `PYTHONDONTWRITEBYTECODE=1` set
   explicitly (every other `PYTHON*` variable removed); the `.pyc` files are counted before and
   after (none may appear). The script runs as root here, which ignores write bits: the
-  environment variable is what keeps the tree unwritten, and the count shows it did.
+  environment variable is what keeps the tree unwritten, and the count shows it did. Five
+  unpacks a round, each a pair of a first and a second import; the ratio is the median of all
+  pairs' own ratios (a single pair moves by ±30 % on these machines).
 - **peak RSS**: *runenv* is runenv's own process (`VmHWM` from `/proc/PID/status`, sampled
   every 0.25 s: it only grows, so its last sample is its peak), without the processes it runs;
   *largest* is `ru_maxrss` from `wait4` on runenv's process: the largest resident
@@ -1975,6 +1998,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         mirror.mkdir()
         with serve(mirror, args.server_lifetime) as base_url:
             setup = prepare(args, work, base_url, mirror)
+            # The setup removed files behind the trash's back (pip's upgrade uninstalls the
+            # old pip, the stand-in script's temp folder): the first measurement waits as after
+            # any removal. Without it round 1's runenv cold took 11.5 s against 7.1-7.8 s.
+            TRASH.removed_at = time.monotonic()
             for i in range(1, args.runs + 1):
                 log(f"round {i}/{args.runs}: {', '.join(groups)}")
                 for group in groups:
