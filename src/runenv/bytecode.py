@@ -249,8 +249,8 @@ def compile_tree(
             job = Path(tmp) / f"job{index}"
             job.write_bytes(b"\0".join(map(os.fsencode, [str(root), xy, *parts[index]])))
             out = run(
-                # -B: the worker's own imports write nothing (py_compile writes regardless), so
-                # an import cannot race a worker's .pyc, and a shared compiler stays untouched.
+                # -B: the worker's own imports write nothing (its .pyc files it writes itself),
+                # so an import cannot race a worker's .pyc, and a shared compiler stays untouched.
                 [interpreter, "-B", "-S", "-s", "-c", _COMPILE_SCRIPT, job],
                 what=f"compiling bytecode with {interpreter}",
                 cwd=Path(tmp),  # sys.path[0]: nothing of the tree shadows the stdlib

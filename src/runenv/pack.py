@@ -15,9 +15,10 @@ The same tree gives the same bytes, whoever builds it, wherever and whenever. Th
 - **Links**: symlinks are kept as symlinks with their target text unchanged. Hard links are
   always stored as separate regular files, so the archive does not depend on whether the copy
   that produced the tree kept them linked. Sockets, FIFOs and devices are an error.
-- **Format**: POSIX.1-2001 (PAX) via `tarfile`: a plain ustar header, plus a PAX header only
-  where ustar cannot hold a value (long or non-ASCII names, sizes of 8 GiB and more). Two zero
-  blocks end the archive, padded to a multiple of 10240 bytes as `tar` does.
+- **Format**: POSIX.1-2001 (PAX), the bytes `tarfile` writes: a plain ustar header (made by
+  `_header` itself), plus a PAX header (by `tarfile`) only where ustar cannot hold a value (long
+  or non-ASCII names, sizes of 8 GiB and more). Two zero blocks end the archive, padded to a
+  multiple of 10240 bytes as `tar` does.
 - **Compression**: gzip (RFC 1952) by libdeflate (the `deflate` package, a dependency): the tar
   stream is cut in 4 MiB blocks and each block is compressed on its own thread into its own
   gzip member (mtime 0, no file name, OS 255 so the host's OS does not show), the members
