@@ -1433,12 +1433,17 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 VARIANT_312 = "3.12.10"
 
 
+def pair_ratios(first: dict[str, Any]) -> list[float]:
+    """Each start-up pair's own first / second ratio, sorted (none in older results)."""
+    return sorted(f / x for f, x in first.get("pairs") or [] if x)
+
+
 def startup_ratio(data: dict[str, dict[str, Any]]) -> float | None:
     """First / second import: the median of the pairs' own ratios (`STARTUP_UNPACKS`), or for
     results written before pairs were kept, the ratio of the medians."""
-    pairs = data.get("startup_first", {}).get("pairs")
-    if pairs:
-        return statistics.median(f / x for f, x in pairs if x)
+    each = pair_ratios(data.get("startup_first", {}))
+    if each:
+        return statistics.median(each)
     return ratio(median(data, "startup_first"), median(data, "startup_second"))
 
 
@@ -1462,10 +1467,9 @@ def per_round_lines(data: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def pairs_note(first: dict[str, Any]) -> str:
-    pairs = first.get("pairs")
-    if not pairs:
+    each = pair_ratios(first)
+    if not each:
         return ""
-    each = sorted(f / x for f, x in pairs if x)
     return f" (median of {len(each)} pairs' ratios, {each[0]:.2f}x-{each[-1]:.2f}x)"
 
 

@@ -18,7 +18,7 @@ import hashlib
 import struct
 import threading
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -117,19 +117,25 @@ def local_data_offset(f: BinaryIO, header_offset: int) -> int | None:
     return header_offset + _LOCAL_HEADER.size + int(name_len) + int(extra_len)
 
 
+def read_exactly(f: BinaryIO, size: int, short: str) -> Iterator[bytes]:
+    """The next `size` bytes of `f`, in chunks; a BuildError saying `short` if it ends first."""
+    left = size
+    while left:
+        chunk = f.read(min(left, _READ))
+        if not chunk:
+            raise BuildError(short)
+        left -= len(chunk)
+        yield chunk
+
+
 def member(stream: Stream) -> Iterable[bytes]:
     """The gzip member carrying `stream`: header, the wheel's bytes read in chunks, trailer.
     The header is the one `deflate.gzip_compress` writes (mtime 0, no name, OS 255)."""
     yield b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
     with stream.wheel.open("rb") as f:
         f.seek(stream.data_offset)
-        left = stream.compressed_size
-        while left:
-            chunk = f.read(min(left, _READ))
-            if not chunk:
-                raise BuildError(f"{stream.wheel.name}: shorter than its entry {stream.entry}")
-            left -= len(chunk)
-            yield chunk
+        short = f"{stream.wheel.name}: shorter than its entry {stream.entry}"
+        yield from read_exactly(f, stream.compressed_size, short)
     yield struct.pack("<II", stream.crc32, stream.size & 0xFFFFFFFF)
 
 

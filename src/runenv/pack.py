@@ -55,7 +55,7 @@ from typing import BinaryIO, TypeVar
 import deflate
 
 from runenv._cache import staged_file
-from runenv._wheel_streams import Stream, Verifier, member
+from runenv._wheel_streams import Stream, Verifier, member, read_exactly
 from runenv.errors import BuildError
 
 # Chosen by measurement (`python scripts/bench_pack.py TREE`): level 6 with libdeflate gives
@@ -70,7 +70,6 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 _RECORDSIZE = 20 * tarfile.BLOCKSIZE
-_READ_CHUNK = 1 << 20
 
 
 def source_date_epoch() -> int:
@@ -210,13 +209,7 @@ def _walk(top: str, prefix: str) -> Iterator[tuple[str, str, os.stat_result]]:
 def _file_chunks(path: str, size: int) -> Iterator[bytes]:
     """Exactly `size` bytes of the file at `path`; a file that changes size is an error."""
     with open(path, "rb", buffering=0) as f:  # noqa: PTH123 - a str from scandir, per file
-        left = size
-        while left:
-            chunk = f.read(min(left, _READ_CHUNK))
-            if not chunk:
-                raise BuildError(f"cannot pack {path}: it shrank while being read")
-            left -= len(chunk)
-            yield chunk
+        yield from read_exactly(f, size, f"cannot pack {path}: it shrank while being read")
         if f.read(1):
             raise BuildError(f"cannot pack {path}: it grew while being read")
 
