@@ -55,7 +55,6 @@ SKIP_DIRS = {
     "turtledemo",
     "__pycache__",
     "site-packages",
-    "ensurepip",
 }
 SKIP_SUFFIXES = (".pyc", ".pyo", ".a", ".o")
 

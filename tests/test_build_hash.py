@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runenv.config import load_variant, parse_git
+from runenv.config import Layout, load_variant, parse_git
 from runenv.manifest import PLAN_FIELDS_NOT_HASHED, BuildInputs
 from runenv.plan import BuildRecipe, CopyStep, Plan, SourcePolicy, make_plan
 from runenv.platforms import Platform
@@ -94,6 +94,9 @@ def other_values(plan: Plan, tmp_path: Path) -> dict[str, Any]:
         "enable_logging": not plan.enable_logging,
         "compile_bytecode": not plan.compile_bytecode,
         "compile_test_bytecode": not plan.compile_test_bytecode,
+        "layout": Layout.WHEELHOUSE,
+        "bin_dir": PurePosixPath("pybin"),
+        "root": tmp_path / "elsewhere-root",
     }
 
 

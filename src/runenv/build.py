@@ -36,6 +36,7 @@ from runenv import (
     audit,
     built_wheels,
     bytecode,
+    consumer,
     copy_files,
     install,
     lock,
@@ -44,6 +45,7 @@ from runenv import (
     python_fetch,
     sign,
     source_build,
+    wheelhouse,
     wheels,
 )
 from runenv._cache import (
@@ -62,7 +64,7 @@ from runenv._images import Image
 from runenv._wheel_streams import wheel_streams
 from runenv.bytecode import Compiler
 from runenv.check import import_check
-from runenv.config import VariantConfig
+from runenv.config import Layout, VariantConfig
 from runenv.errors import BuildError, LockError, OSFailure, RunenvError
 from runenv.install import InstalledDist
 from runenv.manifest import BuildInputs, PackageRecord, make_manifest, read_manifest
@@ -125,13 +127,15 @@ class Target:
 
     @classmethod
     def of(cls, plan: Plan, options: BuildOptions) -> Target:
+        """`dist/runenv-<variant>-<platform>.*` and `pydist/<variant>/<platform>/`; in a
+        reference checkout the tree is the root its `package.json` declares (`plan.root`)."""
         stem = f"runenv-{plan.variant}-{plan.platform.value}"
         return cls(
             archive=options.dist / f"{stem}.tar.gz",
             manifest=options.dist / f"{stem}.json",
             log=options.dist / f"{stem}.log",
             attempt_log=options.dist / f"{stem}.attempt.log",
-            tree=options.pydist / plan.variant / plan.platform.value,
+            tree=plan.root or options.pydist / plan.variant / plan.platform.value,
         )
 
     def is_current(self, digest: str, markers: Path) -> bool:
@@ -277,34 +281,47 @@ def build_target(
         background = stack.enter_context(ThreadPoolExecutor(1))
 
         artifacts, ctx = select(ctx, lock_file)
+        as_wheelhouse = ctx.plan.layout is Layout.WHEELHOUSE
         # In the background: the bytecode compiler (a cross build's is the host's runtime),
         # then Python; meanwhile the wheels download, then their images are made (they wait
         # for Python only to compile).
         choosing = background.submit(bytecode_compiler, ctx, vc, work / "build")
         unpacking = background.submit(fetch_python, ctx, choosing, work / "build")
         files = download_wheels(ctx, artifacts)
-        images = make_images(ctx, artifacts, files, choosing.result(), unpacking)
+        if as_wheelhouse:  # nothing is installed: the wheels go to packages/ as they are
+            images: list[tuple[Path, Image]] = []
+        else:
+            images = make_images(ctx, artifacts, files, choosing.result(), unpacking)
         tree, compiler = unpacking.result(), choosing.result()
         built = build_sdists(ctx, artifacts, files, tree)
-        installed, wheels = install_wheels(ctx, tree, artifacts, images, built, compiler)
+        wheels: list[tuple[Path, str]] = []  # carried into the pack as deflate streams
+        if as_wheelhouse:
+            installed = fill_wheelhouse(ctx, tree, artifacts, files, built)
+        else:
+            installed, wheels = install_wheels(ctx, tree, artifacts, images, built, compiler)
         copied = copy_variant_files(ctx, tree)
         compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
             tree = tree.rename(work / "checked")
         modules = importable(tree, ctx.plan.site_packages.as_posix(), copied)
+        # A wheelhouse's packages are imported in a block venv (`consumer`), the rest by the
+        # runtime's own Python.
+        block_modules = sorted({m for d in installed for m in d.top_level}) if as_wheelhouse else []
         reused = reuse_archive(ctx, digest, staged_archive)
         if reused is not None:  # this very build finished before: its archive, not a re-pack
             sha256, size = reused
         elif options.sign_command is None:
             packing = background.submit(pack_archive, ctx, tree, staged_archive, wheels)
-            check(ctx, tree, modules, compiled.compiled)
+            check(ctx, tree, modules, compiled.compiled, installed, block_modules)
             sha256, size = packing.result()
         else:  # signing changes the binaries: the pack waits for it
-            check(ctx, tree, modules, compiled.compiled)
+            check(ctx, tree, modules, compiled.compiled, installed, block_modules)
             sign_binaries(ctx, tree, options.sign_command)
             packing = background.submit(pack_archive, ctx, tree, staged_archive, wheels)
             sha256, size = packing.result()
-        manifest = describe(ctx, digest, sha256, size, installed, built, copied, compiled, modules)
+        manifest = describe(
+            ctx, digest, sha256, size, installed, built, copied, compiled, modules, block_modules
+        )
         publish(ctx, tree, staged_archive, manifest)
         keep_archive(ctx, digest, sha256)
         cut_parts(ctx)
@@ -635,6 +652,21 @@ def install_wheels(
     return dists, [(wheel, str(image.info["sha256"])) for wheel, image in ordered]
 
 
+def fill_wheelhouse(
+    ctx: BuildContext,
+    tree: Path,
+    artifacts: Sequence[Artifact],
+    files: Mapping[str, Path],
+    built: Mapping[str, Path],
+) -> list[InstalledDist]:
+    """Install, for a wheelhouse: every selected wheel (downloaded, or built from its source)
+    copied into `packages/`, and `<binDir>/python` made (`wheelhouse`)."""
+    ctx.options.report(f"{ctx.name}: {len(artifacts)} wheels into {wheelhouse.PACKAGES_DIR}/")
+    records = wheelhouse.fill(tree, artifacts, files, built)
+    wheelhouse.link_python(tree, ctx.plan)
+    return records
+
+
 def pack_archive(
     ctx: BuildContext, tree: Path, archive: Path, wheels: Sequence[tuple[Path, str]]
 ) -> tuple[str, int]:
@@ -664,10 +696,19 @@ def compile_bytecode(
     return result
 
 
-def check(ctx: BuildContext, tree: Path, modules: Sequence[str], shipped_bytecode: bool) -> None:
+def check(
+    ctx: BuildContext,
+    tree: Path,
+    modules: Sequence[str],
+    shipped_bytecode: bool,
+    installed: Sequence[InstalledDist] = (),
+    block_modules: Sequence[str] = (),
+) -> None:
     """Check: audit every binary and wheel tag; natively, import every top-level module (from
     the shipped bytecode, when there is some: a module compiled on import fails the check).
     `modules` is `modules.importable`, which the manifest records for a later native check.
+    A wheelhouse is also checked as its consumer uses it (`consumer.check_wheelhouse`): every
+    wheel installed into a block venv from `packages/`, offline, and `block_modules` imported.
 
     It only reads the tree (the import check writes no bytecode), so the pack runs beside it.
     """
@@ -685,6 +726,18 @@ def check(ctx: BuildContext, tree: Path, modules: Sequence[str], shipped_bytecod
             bytecode=shipped_bytecode,
             test_suites=plan.compile_test_bytecode,
         )
+        if plan.layout is Layout.WHEELHOUSE:
+            consumer.check_wheelhouse(
+                tree,
+                bin_dir=plan.bin_dir,
+                runtime_env=plan.runtime_env,
+                packages=[(d.name, d.version) for d in installed],
+                modules=block_modules,
+                allowed=plan.allow_import_failures,
+                windows=plan.platform.info.is_windows,
+                timeout=ctx.timeout,
+                log_file=ctx.log.path,
+            )
 
 
 def sign_binaries(ctx: BuildContext, tree: Path, command: str) -> None:
@@ -711,6 +764,7 @@ def describe(
     copied: Sequence[str],
     compiled: bytecode.BytecodeResult,
     modules: Sequence[str],
+    block_modules: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest of the packed archive (`manifest.make_manifest`)."""
     built_names = {path.name for path in built.values()}
@@ -732,6 +786,7 @@ def describe(
         copied=copied,
         bytecode=compiled.to_json(),
         checked=modules,
+        block_checked=block_modules,
     )
 
 

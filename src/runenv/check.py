@@ -83,16 +83,22 @@ def import_check(
     log_file: Path | None = None,
     bytecode: bool = False,
     test_suites: bool = True,
+    env: Mapping[str, str | None] | None = None,
+    isolated: bool = True,
+    cwd: Path | None = None,
 ) -> CheckResult:
-    """Import `modules` with `interpreter`; fail naming each module that does not import, and
+    """Import `modules` with `interpreter` (isolated from the environment, unless `isolated` is
+    False and `env` says how to run it); fail naming each module that does not import, and
     with `bytecode`, each module of the tree that was not loaded from its shipped `.pyc` (but
     those of packages' test suites, unless `test_suites` says they were compiled too)."""
     names = sorted(set(modules))
     mode = "-" if not bytecode else "bytecode" if test_suites else "bytecode-but-test-suites"
+    flags = ["-I", "-B"] if isolated else ["-B"]  # a block's command runs without -I
     out = run(
-        [interpreter, "-I", "-B", "-c", _IMPORT_SCRIPT, mode, *names],
+        [interpreter, *flags, "-c", _IMPORT_SCRIPT, mode, *names],
         what=f"import check of {root}",
-        cwd=root,
+        cwd=cwd or root,
+        env=env,
         timeout=timeout,
         log_file=log_file,
     )

@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +34,7 @@ from pydantic import (
 )
 
 from runenv.errors import ConfigError, UsageError
+from runenv.package_json import PACKAGE_JSON, RuntimeArtifact, read_artifact
 from runenv.platforms import ALL_PLATFORMS, Platform
 
 SHARED_NAMES = ("shared-config.toml", "shared-config.json")
@@ -330,8 +332,23 @@ class PythonSection(_Model):
     archives: dict[Platform, PythonArchive] = {}
 
 
+class Layout(StrEnum):
+    """What a runtime holds (README, "Runtime layouts").
+
+    `installed`: the locked packages installed in its site-packages, ready to run (runenv's own
+    consumers). `wheelhouse`: a Python that makes venvs plus `packages/`, the locked set as
+    wheels, from which each block installs what it names (the reference system's consumer).
+    """
+
+    INSTALLED = "installed"
+    WHEELHOUSE = "wheelhouse"
+
+
 class Runtime(_Model):
     env: dict[str, str] = {}
+    # None: `wheelhouse` for a variant written in the reference's JSON format (its consumer
+    # makes block venvs from `packages/`), `installed` for runenv's TOML (`default_layout`).
+    layout: Layout | None = None
 
 
 class Check(_Model):
@@ -399,20 +416,72 @@ class VariantConfig:
     def platforms(self) -> tuple[Platform, ...]:
         return tuple(self.config.platforms) if self.config.platforms else ALL_PLATFORMS
 
+    artifact: RuntimeArtifact | None = None  # the variant's package.json, when it has one
+
     @property
     def folder(self) -> Path:
-        return self.project / VERSIONS_DIR / self.variant
+        return variant_path(self.project, self.variant)
+
+    @property
+    def layout(self) -> Layout:
+        """`[runtime] layout`, else by the format the variant is written in (`Runtime.layout`)."""
+        chosen = self.config.runtime.layout
+        if chosen is not None:
+            return chosen
+        return Layout.WHEELHOUSE if self.layers[-1].path.suffix == ".json" else Layout.INSTALLED
+
+    @property
+    def in_reference_checkout(self) -> bool:
+        """Whether the project is a checkout of the reference system, built in place."""
+        return is_reference_checkout(self.project)
+
+
+REFERENCE_PREFIX = "python-"
+"""A reference checkout's variant folders: `python-<variant>/` beside `shared-config.json`."""
+
+
+def is_reference_checkout(folder: Path) -> bool:
+    """Whether `folder` is a checkout of the reference system (README, "The reference system's
+    checkout"): `shared-config.json` and `python-<variant>/config.json` folders, no `versions/`."""
+    if (folder / VERSIONS_DIR).is_dir() or not (folder / "shared-config.json").is_file():
+        return False
+    return any(
+        p.name.startswith(REFERENCE_PREFIX) and (p / "config.json").is_file()
+        for p in folder.iterdir()
+        if p.is_dir() and not p.is_symlink()
+    )
+
+
+def variant_path(project: Path, name: str) -> Path:
+    """Where variant `name`'s folder is (`versions/<name>/`, or `python-<name>/` in a
+    reference checkout); unchecked: `variant_folder` is the checked way."""
+    if is_reference_checkout(project):
+        return project / f"{REFERENCE_PREFIX}{name}"
+    return project / VERSIONS_DIR / name
+
+
+def variant_of(project: Path, folder: Path) -> str | None:
+    """The variant whose folder holds `folder` (for `runenv build` naming nothing), if any."""
+    try:
+        parts = folder.resolve().relative_to(project.resolve()).parts
+    except ValueError:
+        return None
+    if is_reference_checkout(project):
+        if parts and parts[0].startswith(REFERENCE_PREFIX):
+            return parts[0][len(REFERENCE_PREFIX) :] or None
+        return None
+    return parts[1] if len(parts) > 1 and parts[0] == VERSIONS_DIR else None
 
 
 def find_project(start: Path | None = None) -> Path:
     """The nearest folder at or above `start` that holds `versions/`."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / VERSIONS_DIR).is_dir():
+        if (folder / VERSIONS_DIR).is_dir() or is_reference_checkout(folder):
             return folder
     raise UsageError(
-        f"no {VERSIONS_DIR}/ folder in {here} or above: run runenv in a runenv project "
-        "or pass --project DIR"
+        f"no {VERSIONS_DIR}/ folder (nor a reference checkout) in {here} or above: run runenv "
+        "in a runenv project or pass --project DIR"
     )
 
 
@@ -435,11 +504,9 @@ def check_variant_name(name: str) -> str:
 def variant_folder(project: Path, name: str) -> Path:
     """The folder of variant `name`, `versions/<name>/`: the one way every command resolves a
     variant name. A path-shaped name, a missing folder or a link is a UsageError."""
-    folder = project / VERSIONS_DIR / check_variant_name(name)
+    folder = variant_path(project, check_variant_name(name))
     if folder.is_symlink():
-        raise UsageError(
-            f"{VERSIONS_DIR}/{name} is a link: a variant is a plain folder under {VERSIONS_DIR}/"
-        )
+        raise UsageError(f"{_display(project, folder)} is a link: a variant is a plain folder")
     if not folder.is_dir():
         known = ", ".join(list_variants(project)) or "none"
         raise UsageError(f"unknown variant {name!r} (known: {known}); create it with runenv new")
@@ -448,6 +515,17 @@ def variant_folder(project: Path, name: str) -> Path:
 
 def list_variants(project: Path) -> list[str]:
     """Every variant under `versions/`: plain folders with a valid name, sorted."""
+    if is_reference_checkout(project):
+        names = [
+            p.name[len(REFERENCE_PREFIX) :]
+            for p in project.iterdir()
+            if p.name.startswith(REFERENCE_PREFIX) and (p / "config.json").is_file()
+        ]
+        return sorted(
+            n
+            for n in names
+            if _NAME_RE.fullmatch(n) and ".." not in n and not variant_path(project, n).is_symlink()
+        )
     root = project / VERSIONS_DIR
     if not root.is_dir():
         return []
@@ -543,7 +621,7 @@ def load_layer(project: Path, path: Path, base: Path) -> Layer:
 
 def _variant_layers(project: Path, variant: str, chain: tuple[str, ...] = ()) -> list[Layer]:
     """The variant's own file, preceded by the files of the variants it extends."""
-    folder = project / VERSIONS_DIR / variant
+    folder = variant_path(project, variant)
     path = _pick_file(project, folder, VARIANT_NAMES)
     if path is None:
         shown = _display(project, folder)
@@ -685,9 +763,13 @@ def load_variant(project: Path, variant: str) -> VariantConfig:
         copies.extend(common)
         for plat, items in per.items():
             per_platform.setdefault(plat, []).extend(items)
+    artifact = None
+    if (folder / PACKAGE_JSON).is_file():
+        artifact = read_artifact(folder / PACKAGE_JSON, _display(project, folder / PACKAGE_JSON))
     return VariantConfig(
         project=project,
         variant=variant,
+        artifact=artifact,
         python_version=version,
         config=config,
         layers=tuple(layers),

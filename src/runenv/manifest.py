@@ -46,6 +46,7 @@ PLAN_FIELDS_NOT_HASHED: dict[str, str] = {
     "timeout": "bounds how long a command may run, never what it produces",
     "parallel_downloads": "decides how the files are fetched, not which (each is sha256-checked)",
     "enable_logging": "the log lies beside the archive, in neither the archive nor the manifest",
+    "root": "where the tree is written (a reference checkout's root), never what it holds",
 }
 """Every `Plan` field that `BuildInputs` leaves out, with why it cannot change the output.
 
@@ -93,6 +94,8 @@ class BuildInputs:
     policy: dict[str, Any] | None = None
     # `packages.buildWheel`: the build requirements and PEP 517 settings of source builds
     build_wheel: dict[str, Any] = field(default_factory=dict)
+    layout: str = "installed"  # what the tree holds: packages installed, or their wheels
+    bin_dir: str = "bin"  # where a wheelhouse runtime's `python` is
 
     @classmethod
     def of(cls, plan: Plan, python_sha256: str, lock_bytes: bytes, mtime: int) -> BuildInputs:
@@ -118,12 +121,20 @@ class BuildInputs:
                 name: {k: v for k, v in recipe.to_json().items() if k != "reason"}
                 for name, recipe in sorted(plan.build_wheel.items())
             },
+            layout=plan.layout.value,
+            bin_dir=plan.bin_dir.as_posix(),
         )
 
     def digest(self) -> str:
         """sha256 of a canonical JSON of the inputs, runenv's version and the build format."""
         inputs = dataclasses.asdict(self)
-        for key, unused in (("policy", None), ("build_wheel", {})):  # old hashes stay valid
+        unused_values: tuple[tuple[str, Any], ...] = (
+            ("policy", None),
+            ("build_wheel", {}),
+            ("layout", "installed"),
+            ("bin_dir", "bin"),
+        )
+        for key, unused in unused_values:  # old hashes stay valid
             if inputs[key] == unused:
                 del inputs[key]
         doc = {"format": BUILD_FORMAT, "runenv": __version__, "inputs": inputs}
@@ -161,8 +172,14 @@ def make_manifest(
     copied: Sequence[str],
     bytecode: Mapping[str, Any] | None = None,
     checked: Sequence[str] = (),
+    block_checked: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest of one archive (docs/architecture.md, "The artifact")."""
+    layout: dict[str, Any] = {"layout": plan.layout.value}
+    if plan.layout.value == "wheelhouse":
+        # The consumer's `<root>/<bin_dir>/python` and `--find-links <root>/<wheelhouse>/`;
+        # `packages` lists the wheelhouse's files (`wheel`, `sha256`).
+        layout.update(bin_dir=plan.bin_dir.as_posix(), wheelhouse="packages")
     return {
         "schema_version": SCHEMA_VERSION,
         "variant": plan.variant,
@@ -177,6 +194,7 @@ def make_manifest(
         "site_packages": plan.site_packages.as_posix(),
         "python_archive": {"url": python_url, "sha256": python_sha256},
         "runtime_env": dict(plan.runtime_env),
+        **layout,
         "packages": [
             {
                 "name": p.name,
@@ -196,6 +214,8 @@ def make_manifest(
         # (`python -m runenv_catalogue check MANIFEST`, the workflow's verify job).
         "check": {
             "modules": sorted(set(checked)),
+            # a wheelhouse's: imported in a block venv made as its consumer makes one
+            **({"block_modules": sorted(set(block_checked))} if block_checked else {}),
             "allowed_failures": dict(sorted(plan.allow_import_failures.items())),
         },
     }

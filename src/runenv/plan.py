@@ -12,6 +12,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from runenv.config import (
     SITE_PACKAGES_PLACEHOLDERS,
     GitDependency,
+    Layout,
     Resolution,
     VariantConfig,
     dependency_name,
@@ -20,6 +21,7 @@ from runenv.config import (
     parse_git,
 )
 from runenv.errors import ConfigError, UsageError
+from runenv.package_json import DEFAULT_BIN_DIR, RuntimeArtifact
 from runenv.platforms import DEFAULT_MACOS, Platform
 
 
@@ -145,6 +147,9 @@ class Plan:
     git: tuple[GitDependency, ...] = ()
     compile_bytecode: bool = True
     compile_test_bytecode: bool = False  # packages' test suites too (`bytecode.is_test_suite`)
+    layout: Layout = Layout.INSTALLED  # what the runtime holds (`config.Layout`)
+    bin_dir: PurePosixPath = DEFAULT_BIN_DIR  # a wheelhouse runtime's `<bin_dir>/python`
+    root: Path | None = None  # where the tree is built, when not pydist/ (a reference checkout)
 
     @property
     def interpreter(self) -> PurePosixPath:
@@ -179,6 +184,9 @@ class Plan:
             "macos": ".".join(map(str, self.macos)) if self.macos else None,
             "compile_bytecode": self.compile_bytecode,
             "compile_test_bytecode": self.compile_test_bytecode,
+            "layout": self.layout.value,
+            "bin_dir": self.bin_dir.as_posix(),
+            "root": str(self.root) if self.root else None,
         }
 
 
@@ -292,7 +300,8 @@ def make_plan(vc: VariantConfig, platform: Platform) -> Plan:
         force_source=force_source,
         copy_files=steps,
         registries=tuple(cfg.registries.additional),
-        runtime_env=dict(cfg.runtime.env),
+        # package.json's envVars, then `[runtime] env` (runenv's own key) over them
+        runtime_env={**(vc.artifact.env_vars if vc.artifact else {}), **cfg.runtime.env},
         allow_import_failures=dict(cfg.check.allowImportFailures),
         glibc=_version_tuple(cfg.check.glibc),
         macos=macos,
@@ -301,11 +310,22 @@ def make_plan(vc: VariantConfig, platform: Platform) -> Plan:
         enable_logging=cfg.build.enableLogging,
         compile_bytecode=cfg.build.compileBytecode,
         compile_test_bytecode=cfg.build.compileTestBytecode,
+        layout=vc.layout,
+        bin_dir=vc.artifact.bin_dir if vc.artifact else DEFAULT_BIN_DIR,
+        root=_root(vc, platform),
         policy=policy,
         build_wheel=build_wheel,
         no_deps=no_deps,
         git=tuple(git),
     )
+
+
+def _root(vc: VariantConfig, platform: Platform) -> Path | None:
+    """A reference checkout's tree goes where its `package.json` says `pl-pkg` packs it."""
+    if not vc.in_reference_checkout:
+        return None
+    artifact = vc.artifact or RuntimeArtifact()
+    return vc.folder.joinpath(*artifact.root(platform).parts)
 
 
 def _shown(vc: VariantConfig) -> str:

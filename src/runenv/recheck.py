@@ -10,7 +10,8 @@ from pathlib import Path
 from runenv import audit
 from runenv.build import BuildOptions, Target
 from runenv.check import import_check
-from runenv.config import VariantConfig
+from runenv.config import Layout, VariantConfig
+from runenv.consumer import check_wheelhouse
 from runenv.errors import UsageError
 from runenv.manifest import read_manifest
 from runenv.modules import importable
@@ -42,5 +43,16 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
                 timeout=float(plan.timeout),
                 bytecode=(manifest.get("bytecode") or {}).get("compiled") is True,
                 test_suites=(manifest.get("bytecode") or {}).get("test_suites") != "source",
+            )
+        if plan.layout is Layout.WHEELHOUSE:  # as its consumer uses it (`consumer`)
+            check_wheelhouse(
+                target.tree,
+                bin_dir=plan.bin_dir,
+                runtime_env=plan.runtime_env,
+                packages=[(str(p["name"]), str(p["version"])) for p in manifest["packages"]],
+                modules=(manifest.get("check") or {}).get("block_modules", []),
+                allowed=plan.allow_import_failures,
+                windows=platform.info.is_windows,
+                timeout=float(plan.timeout),
             )
     return target.tree

@@ -196,6 +196,28 @@ PAYLOAD = {
 }
 
 
+def package_json(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A variant's `package.json` as the reference publishes it: npm's fields and the runtime
+    artifact (`roots` per platform, `binDir`, `envVars`)."""
+    platforms = config.get("platforms") or ALL
+    artifact = {
+        "type": "environment",
+        "runtime": "python",
+        "registry": "platforma-open",
+        "python-version": name.split("-")[0],
+        "envVars": ["PYTHONUNBUFFERED=1"],
+        "roots": {p: f"./pydist/{p}" for p in platforms},
+        "binDir": "bin",
+    }
+    return {
+        "name": f"@platforma-open/milaboratories.runenv-python-{name}",
+        "version": "1.0.0",
+        "scripts": {"build": "pl-py-builder"},
+        "files": ["dist/"],
+        "block-software": {"entrypoints": {"main": {"environment": {"artifact": artifact}}}},
+    }
+
+
 def write_reference_checkout(
     root: Path,
     shared: dict[str, Any] | None = None,
@@ -209,7 +231,7 @@ def write_reference_checkout(
         folder = root / f"python-{name}"
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        (folder / "package.json").write_text(json.dumps({"name": f"runenv-python-{name}"}))
+        (folder / "package.json").write_text(json.dumps(package_json(name, config), indent=2))
         if name.endswith("-atls"):
             for rel, text in PAYLOAD.items():
                 path = folder / rel

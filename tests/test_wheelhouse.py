@@ -1,0 +1,139 @@
+"""The wheelhouse layout, used exactly as the reference system's consumer uses it.
+
+A runtime built with `[runtime] layout = "wheelhouse"` is unpacked at a new path and a block
+venv is made from it by the consumer's steps (venv with `<root>/bin` first on PATH, then
+`pip install --no-index --find-links <root>/packages/` with PYTHONHOME/PYTHONPATH/VIRTUAL_ENV set),
+in a clean environment with the machine's pip configuration shut out.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from runenv.cli import main
+from support.index import IndexServer
+from support.project import VARIANT, archive_of, build, make_project, manifest_of, unpack
+
+WHEELHOUSE = '\n[runtime]\nlayout = "wheelhouse"\nenv = { RT_FLAVOUR = "blocks" }\n'
+
+
+def consumer_env(root: Path, venv: Path | None = None) -> dict[str, str]:
+    """The environment of the consumer's step 1 (no venv) or steps 2-3: nothing from this
+    machine's pip or Python configuration."""
+    env = {
+        "PATH": f"{root / 'bin'}{os.pathsep}/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PIP_CONFIG_FILE": os.devnull,
+        "RT_FLAVOUR": "blocks",
+    }
+    if venv is not None:
+        env.update(
+            PYTHONHOME=str(root),
+            PYTHONPATH=str(root / "bin" / "python_stdlib"),
+            VIRTUAL_ENV=str(venv),
+            PATH=f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin",
+        )
+    return env
+
+
+def block_venv(root: Path, block: Path, requirements: str) -> subprocess.CompletedProcess[str]:
+    """Steps 1-2 for a block in `block`: the venv, then its requirements from packages/."""
+    block.mkdir(parents=True)
+    (block / "requirements.txt").write_text(requirements)
+    subprocess.run(
+        ["python", "-m", "venv", "./venv"], cwd=block, env=consumer_env(root), check=True
+    )
+    venv = block / "venv"
+    return subprocess.run(
+        ["python", "-m", "pip", "install", "--timeout", "600", "--requirement",
+         "requirements.txt", "--find-links", f"{root}/packages/", "--no-index"],
+        cwd=block, env=consumer_env(root, venv), capture_output=True, text=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def project(tmp_path: Path, pbs: tuple[Path, str]) -> Path:
+    return make_project(tmp_path / "proj", pbs, ["rtpure==1.0", "rtnative==1.0"], extra=WHEELHOUSE)
+
+
+def test_wheelhouse_runtime_serves_block_venvs_at_a_new_path(
+    project: Path, pkg_server: IndexServer, tmp_path: Path
+) -> None:
+    assert build(project, pkg_server) == 0
+    manifest = manifest_of(project)
+    assert manifest["layout"] == "wheelhouse"
+    assert manifest["bin_dir"] == "bin" and manifest["wheelhouse"] == "packages"
+    wheels = sorted(str(p["wheel"]) for p in manifest["packages"])  # type: ignore[union-attr]
+    assert [w.split("-")[0] for w in wheels] == ["rtdep", "rtnative", "rtpure"]
+    check = manifest["check"]
+    assert check["block_modules"] == ["rtdep", "rtnative", "rtpure"]  # type: ignore[index]
+    with tarfile.open(archive_of(project)) as tf:
+        names = set(tf.getnames())
+    # Exactly the locked set, as wheels; nothing installed into the runtime's site-packages.
+    assert {n for n in names if n.startswith("packages/")} == {f"packages/{w}" for w in wheels}
+    assert not any("rtpure" in n for n in names if not n.startswith("packages/"))
+    assert "bin/python" in names and "bin/rt-tool" in names
+
+    root = unpack(archive_of(project), tmp_path / "elsewhere" / "rt")
+    block = tmp_path / "block"
+    done = block_venv(root, block, "rtpure==1.0  # its dependency rtdep comes along\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = subprocess.run(
+        ["python", "-c", "import os, sys, rtpure, rtdep; "
+         "print(rtdep.VALUE, os.environ['RT_FLAVOUR'], sys.prefix)"],
+        cwd=block, env=consumer_env(root, block / "venv"), capture_output=True, text=True,
+    )  # fmt: skip
+    assert ran.stdout.split() == ["rtdep", "1.0", "blocks", str(block / "venv")], ran.stderr
+    # The block installs only what it names: rtnative is in the wheelhouse, not in its venv.
+    absent = subprocess.run(
+        ["python", "-c", "import rtnative"], cwd=block, env=consumer_env(root, block / "venv")
+    )
+    assert absent.returncode != 0
+
+    # A requirement the wheelhouse cannot satisfy fails as the consumer sees it.
+    missing = block_venv(root, tmp_path / "block2", "rtpure==2.0\n")
+    assert missing.returncode != 0
+    assert "No matching distribution found for rtpure==2.0" in missing.stderr
+
+
+def test_check_runs_the_consumer_steps_without_the_machines_pip_config(
+    project: Path, pkg_server: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert build(project, pkg_server) == 0
+    assert main(["-q", "--project", str(project), "check", VARIANT]) == 0
+    tree = project / "pydist" / VARIANT / "linux-x64"
+    # A wheelhouse missing a wheel, with this machine's pip pointing at a folder that has it:
+    # the check must not find it there.
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    wheel = next((tree / "packages").glob("rtdep-*.whl"))
+    shutil.move(wheel, leak / wheel.name)
+    monkeypatch.setenv("PIP_FIND_LINKS", str(leak))
+    pip_conf = tmp_path / "pip.conf"
+    pip_conf.write_text(f"[global]\nfind-links = {leak}\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(pip_conf))
+    assert main(["-q", "--project", str(project), "check", VARIANT]) == 1
+
+
+def test_json_config_defaults_to_wheelhouse_and_toml_to_installed(
+    tmp_path: Path, pbs: tuple[Path, str]
+) -> None:
+    from runenv.config import Layout, load_variant
+
+    toml = make_project(tmp_path / "a", pbs, ["rtpure==1.0"])
+    assert load_variant(toml, VARIANT).layout is Layout.INSTALLED
+    json_project = tmp_path / "b"
+    folder = json_project / "versions" / VARIANT
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"packages": {"dependencies": ["rtpure==1.0"]}}')
+    assert load_variant(json_project, VARIANT).layout is Layout.WHEELHOUSE
+    (folder / "config.json").write_text(
+        '{"packages": {"dependencies": ["rtpure==1.0"]}, "runtime": {"layout": "installed"}}'
+    )
+    assert load_variant(json_project, VARIANT).layout is Layout.INSTALLED
