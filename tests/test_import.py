@@ -46,7 +46,10 @@ def test_import_reference_checkout_then_list_and_config_every_platform(
         assert (project / "versions" / name / "config.json").read_bytes() == (
             checkout / f"python-{name}" / "config.json"
         ).read_bytes()
-        assert not (project / "versions" / name / "package.json").exists()
+        # package.json comes along (its binDir and envVars shape the runtime), byte for byte.
+        assert (project / "versions" / name / "package.json").read_bytes() == (
+            checkout / f"python-{name}" / "package.json"
+        ).read_bytes()
     for rel, text in PAYLOAD.items():
         assert (project / "versions" / "3.12.10-atls" / rel).read_text() == text
 

@@ -25,7 +25,14 @@ from runenv._download import new_client
 from runenv.build import INDEX_ENV, BuildOptions, build_many, ensure_lock
 from runenv.catalogue import build_catalogue
 from runenv.clean import clean_cache, clean_outputs
-from runenv.config import VERSIONS_DIR, VariantConfig, find_project, list_variants, load_variant
+from runenv.config import (
+    VERSIONS_DIR,
+    VariantConfig,
+    find_project,
+    list_variants,
+    load_variant,
+    variant_of,
+)
 from runenv.errors import RunenvError, UsageError, describe_os_error
 from runenv.manifest import read_manifest
 from runenv.matrix import matrix_json, matrix_table, parse_cached_keys
@@ -188,12 +195,23 @@ def _targets(args: argparse.Namespace) -> list[tuple[VariantConfig, Platform]]:
     """(variant, platform) pairs from the variants and `--platform` values given."""
     project = _project(args)
     pairs = []
-    for variant in args.variants:
+    for variant in args.variants or [_variant_here(project)]:
         vc = load_variant(project, variant)
         for plat in parse_platforms(args.platform, vc.platforms):
             make_plan(vc, plat)  # refuses a platform the variant is not built for
             pairs.append((vc, plat))
     return pairs
+
+
+def _variant_here(project: Path) -> str:
+    """The variant whose folder the command runs in: `runenv build` naming nothing (a
+    reference variant's `package.json` build script)."""
+    variant = variant_of(project, Path.cwd())
+    if variant is None:
+        raise UsageError(
+            "name a variant (runenv build VARIANT), or run runenv build inside a variant's folder"
+        )
+    return variant
 
 
 def _build_options(args: argparse.Namespace, project: Path) -> BuildOptions:
@@ -416,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = command("build", cmd_build)
-    p.add_argument("variants", nargs="+", metavar="VARIANT")
+    p.add_argument(
+        "variants", nargs="*", metavar="VARIANT", help="default: the variant folder you are in"
+    )
     _platform_arg(p, multi=True)
     p.add_argument("--locked", action="store_true", help="fail if a lock is out of date")
     p.add_argument("--refresh", action="store_true", help="build from scratch in throwaway caches")

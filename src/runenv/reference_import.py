@@ -5,8 +5,8 @@ variant, beside the files its `copyFiles` entries ship. runenv reads that JSON f
 so the configs are copied byte for byte (`shared-config.json` to the project root,
 `python-<variant>/config.json` to `versions/<variant>/config.json`): a user can diff them against
 upstream and import again, and nothing is lost in a conversion. The `copyFiles` sources (and
-only those; `package.json` and build leftovers stay behind) are copied to the same relative
-paths.
+only those, and the variant's `package.json`, whose runtime artifact sets `binDir` and
+`envVars`; build leftovers stay behind) are copied to the same relative paths.
 
 Everything is written to a staging folder inside the project and loaded there with runenv's own
 validation first; only then are the folders moved into place, so a checkout that does not load
@@ -26,6 +26,7 @@ from typing import Any
 
 from runenv.config import SHARED_NAMES, VERSIONS_DIR, check_variant_name, load_variant
 from runenv.errors import ConfigError, UsageError
+from runenv.package_json import PACKAGE_JSON
 
 SHARED_JSON = "shared-config.json"
 VARIANT_JSON = "config.json"
@@ -94,6 +95,8 @@ def _stage_variant(source: Path, variant: str, staged: Path, checkout: Path) -> 
     target = staged / VERSIONS_DIR / variant
     target.mkdir(parents=True)
     shutil.copyfile(source / VARIANT_JSON, target / VARIANT_JSON)
+    if (source / PACKAGE_JSON).is_file():  # its runtime artifact: binDir, envVars (`package_json`)
+        shutil.copyfile(source / PACKAGE_JSON, target / PACKAGE_JSON)
     copied: list[str] = []
     files = 0
     for key, rel in _copy_sources(data):
