@@ -114,3 +114,21 @@ def test_bad_package_json_is_one_line_and_nothing_written(
     assert len(err) == 1 and f"python-{VARIANT}/package.json" in err[0] and expected in err[0]
     status = git(root, "status", "--porcelain", "--untracked-files=all").splitlines()
     assert status == [f" M python-{VARIANT}/package.json"]  # the test's own edit, nothing else
+
+
+def test_platforms_are_the_package_json_roots_unless_the_config_names_them(
+    tmp_path: Path, pbs: tuple[Path, str]
+) -> None:
+    from runenv.config import load_variant
+    from runenv.platforms import Platform
+
+    root = write_checkout(tmp_path / "co", pbs)
+    folder = root / f"python-{VARIANT}"
+    config = json.loads((folder / "config.json").read_text())
+    del config["platforms"]
+    (folder / "config.json").write_text(json.dumps(config))
+    data = package_json(VARIANT, {"platforms": ["macosx-aarch64", "linux-x64"]})
+    (folder / "package.json").write_text(json.dumps(data))
+    vc = load_variant(root, VARIANT)
+    assert vc.platforms == (Platform.LINUX_X64, Platform.MACOSX_AARCH64)
+    assert vc.folder == folder

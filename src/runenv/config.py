@@ -414,7 +414,12 @@ class VariantConfig:
 
     @property
     def platforms(self) -> tuple[Platform, ...]:
-        return tuple(self.config.platforms) if self.config.platforms else ALL_PLATFORMS
+        """`platforms`, else those the variant's package.json has roots for, else all five."""
+        if self.config.platforms:
+            return tuple(self.config.platforms)
+        if self.artifact is not None and self.artifact.roots:
+            return tuple(p for p in ALL_PLATFORMS if p in self.artifact.roots)
+        return ALL_PLATFORMS
 
     artifact: RuntimeArtifact | None = None  # the variant's package.json, when it has one
 
