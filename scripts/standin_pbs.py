@@ -191,7 +191,13 @@ def foreign_tree(root: Path, key: str) -> Path:
     if key.startswith("windows-"):
         (root / "Lib" / "site-packages").mkdir(parents=True)
         (root / "Lib" / "os.py").write_text("")
-        (root / "python.exe").write_bytes(INTERPRETERS[key]())
+        (root / "DLLs").mkdir()
+        # PBS's root: the executables and the DLLs they load, beside Lib\ and DLLs\.
+        nodot = xy.replace(".", "")
+        for name in ("python.exe", "pythonw.exe", "python3.dll", f"python{nodot}.dll",
+                     "vcruntime140.dll", "vcruntime140_1.dll"):  # fmt: skip
+            (root / name).write_bytes(INTERPRETERS[key]())
+        (root / "DLLs" / "_ctypes.pyd").write_bytes(INTERPRETERS[key]())
         return root
     lib = root / "lib" / f"python{xy}"
     (lib / "site-packages").mkdir(parents=True)

@@ -8,6 +8,7 @@ in a clean environment with the machine's pip configuration shut out.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -137,3 +138,33 @@ def test_json_config_defaults_to_wheelhouse_and_toml_to_installed(
         '{"packages": {"dependencies": ["rtpure==1.0"]}, "runtime": {"layout": "installed"}}'
     )
     assert load_variant(json_project, VARIANT).layout is Layout.INSTALLED
+
+
+def test_cross_built_wheelhouses_have_bin_python_on_windows_and_macos(
+    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer
+) -> None:
+    from support.pbs import PY_VERSION
+    from test_cross import cross_project
+
+    nodot = "".join(PY_VERSION.split(".")[:2])
+    root = cross_project(tmp_path / "p", pbs, ["rtpure==1.0", "rtnative==1.0"], WHEELHOUSE)
+    args = ["--platform", "windows-x64", "--platform", "macosx-aarch64"]
+    assert build(root, pkg_server, *args) == 0
+    win = root / "pydist" / VARIANT / "windows-x64"
+    # bin\python.exe with the DLLs it loads beside it; the stdlib stays at the root (getpath).
+    assert sorted(p.name for p in (win / "bin").iterdir() if p.name != "rt-tool") == sorted(
+        ["python.exe", "pythonw.exe", "python3.dll", f"python{nodot}.dll"]
+        + ["vcruntime140.dll", "vcruntime140_1.dll"]
+    )
+    assert (win / "bin" / "python.exe").read_bytes() == (win / "python.exe").read_bytes()
+    assert (win / "Lib" / "os.py").is_file() and not (win / "bin" / "Lib").exists()
+    wheels = sorted(p.name for p in (win / "packages").iterdir())
+    assert any(w.startswith("rtnative-1.0-") and w.endswith("win_amd64.whl") for w in wheels)
+    assert any(w.startswith("rtwin-") for w in wheels)  # rtpure's Windows-only dependency
+    mac = root / "pydist" / VARIANT / "macosx-aarch64"
+    assert os.readlink(mac / "bin" / "python") == "python3"
+    assert any(p.name.endswith("macosx_11_0_arm64.whl") for p in (mac / "packages").iterdir())
+    manifest = json.loads((root / "dist" / f"runenv-{VARIANT}-windows-x64.json").read_text())
+    assert manifest["layout"] == "wheelhouse"
+    # Recorded for the native runner's verify job, which runs the consumer's steps there.
+    assert manifest["check"]["block_modules"] == ["rtdep", "rtnative", "rtpure", "rtwin"]
