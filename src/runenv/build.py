@@ -303,7 +303,11 @@ def build_target(
         compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
             tree = tree.rename(work / "checked")
-        modules = importable(tree, ctx.plan.site_packages.as_posix(), copied)
+        # A wheelhouse's copied site-packages modules are files a block venv does not see (as
+        # in the reference); they may need packages only the wheelhouse holds: not imported.
+        modules = importable(
+            tree, ctx.plan.site_packages.as_posix(), () if as_wheelhouse else copied
+        )
         # A wheelhouse's packages are imported in a block venv (`consumer`), the rest by the
         # runtime's own Python.
         block_modules = sorted({m for d in installed for m in d.top_level}) if as_wheelhouse else []

@@ -30,6 +30,8 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
             f"--platform {platform.value}`"
         )
     audit.audit_tree(target.tree, plan)
+    # As the build: a wheelhouse's copied site-packages modules are not imported (`build`).
+    copied = manifest.get("copied_files", []) if plan.layout is Layout.INSTALLED else []
     if platform == host_platform():
         # Check a hard-linked copy at another path: relocation is checked, the tree untouched.
         with tempfile.TemporaryDirectory(prefix=".tmp-check.", dir=target.tree.parent) as tmp:
@@ -38,7 +40,7 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
             import_check(
                 moved,
                 moved / plan.interpreter,
-                importable(moved, plan.site_packages.as_posix(), manifest.get("copied_files", [])),
+                importable(moved, plan.site_packages.as_posix(), copied),
                 plan.allow_import_failures,
                 timeout=float(plan.timeout),
                 bytecode=(manifest.get("bytecode") or {}).get("compiled") is True,
