@@ -268,8 +268,8 @@ class _Wheelhouse:
         if key in self.let_go:
             return self.let_go[key]
         return (
-            f"not in the variant's lock for {plan.platform.value}: list it in its dependencies and run "
-            f"`runenv lock {plan.variant} --platform {plan.platform.value}`"
+            f"not in the variant's lock for {plan.platform.value}: list it in its "
+            f"dependencies and run `runenv lock {plan.variant} --platform {plan.platform.value}`"
         )
 
 
