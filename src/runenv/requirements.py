@@ -226,7 +226,8 @@ def _requirement(path: Path, number: int, text: str) -> Line:
                 f"{where}: {text} is a URL or a path, which a block cannot install with "
                 "--no-index from the runtime's packages: name the package and its version"
             ) from None
-        raise UsageError(f"{where}: {text!r} is not a requirement ({exc})") from None
+        why = str(exc).splitlines()[0]  # packaging adds the text and a caret on more lines
+        raise UsageError(f"{where}: {text!r} is not a requirement ({why})") from None
     if req.url:
         raise UsageError(
             f"{where}: {text} installs from a URL, which a block cannot do with --no-index "
@@ -246,11 +247,11 @@ class _Wheelhouse:
     """What one platform's runtime carries in packages/, and what it knows about what it lacks."""
 
     plan: Plan
-    lock_file: Path
     artifacts: dict[NormalizedName, Artifact]  # canonical name -> the file the build selects
     let_go: dict[str, str]  # canonical name -> why the resolution policy leaves it out
     env: dict[str, str]
     cache: Cache
+    elsewhere: dict[NormalizedName, list[str]] = field(default_factory=dict)  # other platforms'
     _requires: dict[NormalizedName, list[Requirement] | None] = field(default_factory=dict)
 
     def requires_dist(self, name: NormalizedName) -> list[Requirement] | None:
@@ -267,8 +268,15 @@ class _Wheelhouse:
             return f"packages.skip on {plan.platform.value}: {plan.skipped[key]}"
         if key in self.let_go:
             return self.let_go[key]
+        # The checked platforms that do carry it: the sign of a package that only a
+        # platform-specific (or elsewhere skipped) dependency pulls in.
+        carried = (
+            f"; the runtime's packages have it on {', '.join(self.elsewhere[key])}"
+            if key in self.elsewhere
+            else ""
+        )
         return (
-            f"not in the variant's lock for {plan.platform.value}: list it in its "
+            f"not in the variant's lock for {plan.platform.value}{carried}: list it in its "
             f"dependencies and run `runenv lock {plan.variant} --platform {plan.platform.value}`"
         )
 
@@ -352,7 +360,7 @@ def _wheelhouse(vc: VariantConfig, plan: Plan, cache: Cache) -> _Wheelhouse | st
         return str(exc)
     artifacts = {canonicalize_name(a.name): a for a in selection.artifacts}
     env = marker_environment(plan.platform, plan.python_version)
-    return _Wheelhouse(plan, path, artifacts, dict(selection.missing), env, cache)
+    return _Wheelhouse(plan, artifacts, dict(selection.missing), env, cache)
 
 
 # --------------------------------------------------------------------------- the check
@@ -379,13 +387,21 @@ def check(
         names = ", ".join(p.platform.value for p in unlocked)
         raise UsageError(f"{vc.variant} has no lock for {names}: run {runs}")
     cache = cache or Cache.default()
+    houses = [_wheelhouse(vc, plan, cache) for plan in plans]
+    carried: dict[NormalizedName, list[str]] = {}
+    for house in houses:
+        if not isinstance(house, str):
+            for name, artifact in house.artifacts.items():
+                carried.setdefault(name, []).append(
+                    f"{house.plan.platform.value} ({artifact.version})"
+                )
     reports = []
-    for plan in plans:
-        house = _wheelhouse(vc, plan, cache)
+    for plan, house in zip(plans, houses, strict=True):
         if isinstance(house, str):
             reports.append(PlatformReport(plan.platform, error=house))
-        else:
-            reports.append(_check_platform(house, lines, requirements.name))
+            continue
+        house.elsewhere = {n: w for n, w in carried.items() if n not in house.artifacts}
+        reports.append(_check_platform(house, lines, requirements.name))
     return Report(vc.variant, requirements, tuple(reports))
 
 
