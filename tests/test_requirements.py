@@ -227,6 +227,8 @@ def test_extras_and_dependencies_need_requires_dist_which_comes_from_the_cache(
     assert "rqbase-1.0-py3-none-any.whl is not in runenv's cache" in line
     code, lines, _ = run(project, capsys, "rqbase\n", "--platform", "linux-x64")
     assert code == 0 and "dependencies of rqbase are left to the lock" in lines["linux-x64"]
+    code, lines, _ = run(project, capsys, "rqsrc[extra]\n", "--platform", "linux-x64")
+    assert code == 1 and "a wheel built from rqsrc-1.0.tar.gz is not in" in lines["linux-x64"]
 
     fill_cache(project)
     code, lines, _ = run(project, capsys, "rqbase[fast]\n")

@@ -302,6 +302,13 @@ def _requires_dist(artifact: Artifact, plan: Plan, cache: Cache) -> list[Require
     return None
 
 
+def _cached_form(artifact: Artifact) -> str:
+    """How the message names the copy that would have told: the wheel, or one built from source."""
+    if artifact.kind == "wheel":
+        return artifact.filename
+    return f"a wheel built from {artifact.filename}"
+
+
 def _cached(cache: Cache, section: str, sha256: str, filename: str) -> Path | None:
     # The blob path by hand: Cache.blob_path would create the section in a read-only command.
     path = cache.root / section / sha256[:2] / sha256 / filename
@@ -451,7 +458,7 @@ def _check_platform(house: _Wheelhouse, lines: Sequence[Line], file_name: str) -
                 text = (
                     f"{wanted}: cannot tell offline whether the runtime's packages hold what "
                     f"the extras need ({via}): {artifact.name}'s Requires-Dist is not in the "
-                    f"lock and {artifact.filename} is not in runenv's cache (a build of "
+                    f"lock and {_cached_form(artifact)} is not in runenv's cache (a build of "
                     f"{plan.variant} for {plan.platform.value} puts it there)"
                 )
                 report(Problem("unknown", wanted, text, line.number, chain))
