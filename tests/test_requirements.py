@@ -197,6 +197,21 @@ def test_a_pin_the_wheelhouse_does_not_satisfy_is_named(
     assert code == 0, lines
 
 
+def test_what_python_m_venv_installs_is_there_unless_pinned(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Python 3.12 venvs get pip (setuptools no more): a block may name it without a version.
+    code, lines, _ = run(project, capsys, "pip\n", "--platform", "linux-x64")
+    assert (code, lines) == (0, {"linux-x64": "ok"})
+    code, lines, _ = run(project, capsys, "pip==24.0\nsetuptools\n", "--platform", "linux-x64")
+    assert code == 1
+    assert lines["linux-x64"].startswith(
+        "pip: cannot tell offline whether the venv's pip (from the runtime's ensurepip) "
+        "satisfies pip==24.0"
+    )
+    assert "; setuptools: not in the runtime's packages" in lines["linux-x64"]
+
+
 def test_markers_are_evaluated_for_each_target(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

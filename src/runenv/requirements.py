@@ -254,6 +254,13 @@ class _Wheelhouse:
     elsewhere: dict[NormalizedName, list[str]] = field(default_factory=dict)  # other platforms'
     _requires: dict[NormalizedName, list[Requirement] | None] = field(default_factory=dict)
 
+    @property
+    def seeded(self) -> frozenset[str]:
+        """What `python -m venv` installs in a new venv before any requirement: pip, and
+        setuptools too before Python 3.12."""
+        major, minor = (int(x) for x in self.plan.python_version.split(".")[:2])
+        return frozenset({"pip"} if (major, minor) >= (3, 12) else {"pip", "setuptools"})
+
     def requires_dist(self, name: NormalizedName) -> list[Requirement] | None:
         """The Requires-Dist of a carried package, or None when it is nowhere offline."""
         if name not in self._requires:
@@ -434,6 +441,17 @@ def _check_platform(house: _Wheelhouse, lines: Sequence[Line], file_name: str) -
         where = f"{file_name}:{line.number}"
         via = f"required by {' <- '.join(reversed(chain))}, {where}" if chain else where
         artifact = house.artifacts.get(name)
+        if artifact is None and name in house.seeded:
+            # `python -m venv` put it there from the runtime's ensurepip: pip finds it
+            # installed, unless a pin asks for another version than the bundled one.
+            if req.specifier:
+                text = (
+                    f"{req.name}: cannot tell offline whether the venv's {req.name} (from the "
+                    f"runtime's ensurepip) satisfies {req.name}{req.specifier}, and the "
+                    f"runtime's packages do not have it ({via})"
+                )
+                report(Problem("unknown", req.name, text, line.number, chain))
+            return
         if artifact is None:
             why = house.why_absent(req.name)
             text = f"{req.name}: not in the runtime's packages ({why}; {via})"
