@@ -112,10 +112,12 @@ def project(server: IndexServer, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(autouse=True)
-def cold_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test's own runenv cache, empty until it downloads into it."""
+def cold_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: IndexServer) -> Path:
+    """Each test's own runenv cache, empty until it downloads into it; the index the locks
+    were made from as the default one, so they count as fresh."""
     path = tmp_path / "runenv-cache"
     monkeypatch.setenv("RUNENV_CACHE_DIR", str(path))
+    monkeypatch.setenv("RUNENV_INDEX_URL", server.index_url)
     return path
 
 
@@ -380,6 +382,25 @@ def test_a_platform_without_a_lock_names_the_lock_to_run(
     code, lines, _ = run(root, capsys, "rqarrow\n", "--platform", "linux-x64")
     assert code == 0 and list(lines) == ["linux-x64"]
     assert _snapshot(root) == before
+
+
+def test_a_lock_older_than_the_config_is_said_on_each_line(
+    server: IndexServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_variant(tmp_path / "p", server)
+    toml = root / "versions" / VARIANT / "config.toml"
+    toml.write_text(toml.read_text().replace('"rqsrc==1.0"', '"rqsrc==1.0", "rqfast==1.0"'))
+    code, lines, _ = run(root, capsys, "rqfast\n", "--platform", "linux-x64")
+    assert code == 1
+    line = lines["linux-x64"]
+    assert line.startswith("rqfast: not in the runtime's packages"), line
+    assert line.endswith(
+        "[pylock.linux-x64.toml is out of date with the config (or was made from another "
+        f"index): run `runenv lock {VARIANT} --platform linux-x64` for what a build would carry]"
+    )
+    assert main(["-q", "--project", str(root), "lock", VARIANT, "--platform", "linux-x64"]) == 0
+    code, lines, _ = run(root, capsys, "rqfast\n", "--platform", "linux-x64")
+    assert code == 0 and lines["linux-x64"].startswith("ok"), lines
 
 
 def test_bad_usage_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

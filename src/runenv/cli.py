@@ -301,7 +301,8 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     """Offline: whether a block's requirements.txt installs from each platform's packages/."""
     vc = load_variant(_project(args), args.variant)
     platforms = parse_platforms(args.platform or ["all"], vc.platforms)
-    report = check_requirements(vc, Path(args.requirements), platforms)
+    index = os.environ.get(INDEX_ENV)  # what the locks were made from, to tell a stale one
+    report = check_requirements(vc, Path(args.requirements), platforms, default_index=index)
     if args.json:
         _emit(report.to_json())
     else:

@@ -20,7 +20,7 @@ import re
 import tarfile
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, Literal
@@ -31,9 +31,10 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from runenv._cache import Cache, is_verified, recorded_sha256
+from runenv.build import BuildOptions, lock_request
 from runenv.config import VariantConfig
 from runenv.errors import RunenvError, UsageError
-from runenv.lock import lock_path, read_lock
+from runenv.lock import is_fresh, lock_path, read_lock
 from runenv.plan import Plan, make_plan
 from runenv.platforms import Platform
 from runenv.source_build import CACHE_SECTION as BUILT_SECTION
@@ -97,6 +98,7 @@ class PlatformReport:
     problems: tuple[Problem, ...] = ()
     unchecked: tuple[str, ...] = ()  # packages whose dependencies were left to the lock
     error: str | None = None  # the platform's build itself fails: there is no wheelhouse
+    stale: str | None = None  # the lock no longer matches the config: what to run
 
     @property
     def status(self) -> Literal["ok", "fails", "unknown"]:
@@ -106,17 +108,21 @@ class PlatformReport:
 
     def line(self) -> str:
         """`linux-x64: ok` or `macosx-aarch64: pyarrow: not in the runtime's packages (...)`."""
-        key = self.platform.value
+        return f"{self.platform.value}: {self._answer()}" + (
+            f" [{self.stale}]" if self.stale else ""
+        )
+
+    def _answer(self) -> str:
         if self.error is not None:
-            return f"{key}: no runtime to install into: {self.error}"
+            return f"no runtime to install into: {self.error}"
         if self.problems:
-            return f"{key}: " + "; ".join(p.message for p in self.problems)
+            return "; ".join(p.message for p in self.problems)
         if self.unchecked:
             return (
-                f"{key}: ok (the dependencies of {', '.join(self.unchecked)} are left to the "
-                "lock: their Requires-Dist is not in the lock, nor their wheels in runenv's cache)"
+                f"ok (the dependencies of {', '.join(self.unchecked)} are left to the lock: "
+                "their Requires-Dist is not in the lock, nor their wheels in runenv's cache)"
             )
-        return f"{key}: ok"
+        return "ok"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +131,7 @@ class PlatformReport:
             "problems": [p.to_json() for p in self.problems],
             "unchecked": list(self.unchecked),
             "error": self.error,
+            "stale": self.stale,
         }
 
 
@@ -385,6 +392,8 @@ def check(
     requirements: Path,
     platforms: Sequence[Platform],
     cache: Cache | None = None,
+    *,
+    default_index: str | None = None,
 ) -> Report:
     """Whether the requirements file installs from each platform's wheelhouse (see the module).
 
@@ -415,8 +424,22 @@ def check(
             reports.append(PlatformReport(plan.platform, error=house))
             continue
         house.elsewhere = {n: w for n, w in carried.items() if n not in house.artifacts}
-        reports.append(_check_platform(house, lines, requirements.name))
+        report = _check_platform(house, lines, requirements.name)
+        reports.append(replace(report, stale=_stale(vc, plan, default_index)))
     return Report(vc.variant, requirements, tuple(reports))
+
+
+def _stale(vc: VariantConfig, plan: Plan, default_index: str | None) -> str | None:
+    """What to run when the platform's lock no longer matches the config (a build would lock
+    again, and carry what that lock says), else None."""
+    options = BuildOptions(vc.project / "dist", vc.project / "pydist", default_index=default_index)
+    if is_fresh(lock_path(vc.folder, plan.platform), lock_request(plan, options)):
+        return None
+    return (
+        f"{lock_path(vc.folder, plan.platform).name} is out of date with the config (or was "
+        f"made from another index): run `runenv lock {vc.variant} --platform "
+        f"{plan.platform.value}` for what a build would carry"
+    )
 
 
 def _applies(marker: Marker | None, env: Mapping[str, str], extra: str = "") -> bool:
