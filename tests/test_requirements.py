@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,9 +24,10 @@ from runenv.config import load_variant
 from runenv.lock import lock_path, read_lock
 from runenv.plan import make_plan
 from runenv.platforms import ALL_PLATFORMS, Platform
+from runenv.source_build import host_pure_wheels
 from runenv.wheels import download_all, select_for_plan
 from support.dists import write_sdist, write_wheel
-from support.index import IndexServer, write_simple_pages
+from support.index import Index, IndexServer, write_simple_pages
 
 VARIANT = "3.12.10-rq"
 SKIPPED = {"macosx-x64", "macosx-aarch64", "windows-x64"}  # where rqgpu is skipped
@@ -58,9 +60,13 @@ def _wheel(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
+def server(pkg_index: Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
     root = tmp_path_factory.mktemp("rq-index")
     files = root / "files"
+    files.mkdir()
+    for backend in pkg_index.files.glob("*.whl"):  # setuptools & co, for source builds here
+        if backend.name.startswith(("setuptools-", "wheel-", "packaging-")):
+            shutil.copy(backend, files)
     _wheel(files, "rqgpu", "1.0", ["rqarrow>=1,<2"])
     _wheel(files, "rqarrow", "1.0")
     _wheel(files, "rqarrow", "2.0")
@@ -88,6 +94,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
             "pyproject.toml": pyproject.encode(),
             "PKG-INFO": pkg_info.encode(),
             "rqsrc/__init__.py": b"",
+        },
+    )
+    # Its PKG-INFO (2.1) does not vouch for its Requires-Dist: only the built wheel tells.
+    pyproject = pyproject.replace('"rqsrc"', '"rqbuilt"')
+    write_sdist(
+        files,
+        "rqbuilt",
+        "1.0",
+        {
+            "pyproject.toml": pyproject.encode(),
+            "PKG-INFO": _metadata("rqbuilt", "1.0").encode(),
+            "rqbuilt/__init__.py": b"",
         },
     )
     write_simple_pages(root)
@@ -265,6 +283,40 @@ def test_extras_and_dependencies_need_requires_dist_which_comes_from_the_cache(
         if platform.startswith("macosx"):
             assert line.startswith("rqmac: not in the runtime's packages"), line
             assert "required by rqsrc 1.0, requirements.txt:1" in line
+        else:
+            assert line == "ok", line
+
+
+def test_requires_dist_of_a_wheel_built_from_source_comes_from_the_built_wheel(
+    server: IndexServer, pkg_index: Index, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not pkg_index.has_setuptools:
+        pytest.skip("no setuptools wheel for the source build (see support.index)")
+    config = '[packages]\ndependencies = ["rqbuilt==1.0"]\nnoDeps = ["rqbuilt"]\n'
+    root = make_variant(tmp_path / "p", server, config)
+    fill_cache(root)  # the sdist alone: its PKG-INFO 2.1 does not count
+    code, lines, _ = run(root, capsys, "rqbuilt\n")
+    assert code == 0
+    assert set(lines.values()) == {
+        "ok (the dependencies of rqbuilt are left to the lock: their Requires-Dist is not in "
+        "the lock, nor their wheels in runenv's cache)"
+    }, lines
+
+    # Built as a cross build builds it: on this host, pure, kept once for every platform.
+    vc = load_variant(root, VARIANT)
+    plan = make_plan(vc, Platform.MACOSX_AARCH64)
+    sources = select_for_plan(read_lock(lock_path(vc.folder, plan.platform)), plan).artifacts
+    files = download_all(sources, Cache.default(), parallel=False)
+    host_pure_wheels(sources, files, plan, Cache.default(), default_index=server.index_url)
+    code, lines, _ = run(root, capsys, "rqbuilt\n")
+    assert code == 1
+    for platform, line in lines.items():
+        if platform.startswith("macosx"):
+            assert line == (
+                "rqmac: not in the runtime's packages (not in the variant's lock for "
+                f"{platform}: list it in its dependencies and run `runenv lock {VARIANT} "
+                f"--platform {platform}`; required by rqbuilt 1.0, requirements.txt:1)"
+            )
         else:
             assert line == "ok", line
 

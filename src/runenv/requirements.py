@@ -64,16 +64,14 @@ class Line:
     number: int
     requirement: Requirement
 
-    @property
-    def text(self) -> str:
-        return str(self.requirement)
-
 
 @dataclass(frozen=True)
 class Problem:
     """Why the file does not install (or cannot be told to) on one platform."""
 
-    kind: Kind  # missing: not in the wheelhouse; version: there, at a version that does not fit
+    # missing: not in the wheelhouse; version: there, at a version that does not fit;
+    # unknown: what would tell (a package's Requires-Dist, the venv's pip) is not had offline
+    kind: Kind
     package: str  # the package at fault, as the requirement spells it
     message: str  # the one-line explanation, starting with the package
     line: int  # the requirements file's line it comes from
@@ -296,7 +294,8 @@ class _Wheelhouse:
 
 
 def _requires_dist(artifact: Artifact, plan: Plan, cache: Cache) -> list[Requirement] | None:
-    """Requires-Dist from whichever copy runenv's cache holds, read without writing to it.
+    """Requires-Dist from whichever copy runenv's cache holds (nothing is added to the cache;
+    a copy's verification marker may be renewed, as on every take).
 
     A downloaded wheel lives at its sha256; a wheel built from an sdist or a git commit under
     its build's key (the host-pure key first, as source_build looks); an sdist's PKG-INFO counts
@@ -378,7 +377,7 @@ def _wheelhouse(vc: VariantConfig, plan: Plan, cache: Cache) -> _Wheelhouse | st
     try:
         selection = select_for_plan(read_lock(path), plan)
     except RunenvError as exc:  # strictMissing, or a package with neither wheel nor sdist
-        return str(exc)
+        return " ".join(str(exc).split())  # the platform's one line
     artifacts = {canonicalize_name(a.name): a for a in selection.artifacts}
     env = marker_environment(plan.platform, plan.python_version)
     return _Wheelhouse(plan, artifacts, dict(selection.missing), env, cache)
