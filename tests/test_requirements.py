@@ -28,6 +28,7 @@ from runenv.source_build import host_pure_wheels
 from runenv.wheels import download_all, select_for_plan
 from support.dists import write_sdist, write_wheel
 from support.index import Index, IndexServer, write_simple_pages
+from support.reference import build_reference_index, write_reference_checkout
 
 VARIANT = "3.12.10-rq"
 SKIPPED = {"macosx-x64", "macosx-aarch64", "windows-x64"}  # where rqgpu is skipped
@@ -200,6 +201,48 @@ def test_a_package_only_a_skipped_dependency_brings_is_missing_on_exactly_those_
     assert [(p["kind"], p["package"], p["line"]) for p in mac["problems"]] == [
         ("missing", "rqarrow", 3)
     ]
+
+
+def test_the_reference_case_from_an_imported_reference_checkout(
+    pkg_index: Index,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The reference's shared config skips cudf-cu12 (here rtcudf, which alone brings rtarrow)
+    # on macOS, Windows and linux-aarch64; a block that needs the arrow package fails there.
+    skip = {
+        "macosx-x64": "CUDA packages not supported on macOS",
+        "macosx-aarch64": "CUDA packages not supported on macOS",
+        "windows-x64": "CUDA packages not supported on Windows",
+        "linux-aarch64": "CUDA packages not supported on Linux ARM64",
+    }
+    shared = {"registries": {"additional": []}, "packages": {"skip": {"rtcudf": skip}}}
+    variants = {"3.12.10-ref": {"packages": {"dependencies": ["rtpure==1.0", "rtcudf==1.0"]}}}
+    checkout = write_reference_checkout(tmp_path / "checkout", shared, variants)
+    project = tmp_path / "project"
+    assert main(["-q", "--project", str(project), "import", str(checkout)]) == 0
+    index = build_reference_index(tmp_path / "ref-index", pkg_index.root)
+    with IndexServer(index) as ref:
+        lock = ["-q", "--project", str(project), "lock", "3.12.10-ref", "--platform", "all"]
+        assert main([*lock, "--index-url", ref.index_url]) == 0
+        monkeypatch.setenv("RUNENV_INDEX_URL", ref.index_url)  # the locks' index: fresh
+        req = tmp_path / "block" / "requirements.txt"
+        req.parent.mkdir()
+        req.write_text("rtpure>=1\nrtarrow>=1.0\n")
+        capsys.readouterr()
+        args = ["--project", str(project), "requirements", "3.12.10-ref", "-r", str(req)]
+        assert main(args) == 1
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert set(lines) == {p.value for p in ALL_PLATFORMS}
+    assert lines.pop("linux-x64").startswith("ok"), lines
+    for platform, line in lines.items():
+        assert line == (
+            "rtarrow: not in the runtime's packages (not in the variant's lock for "
+            f"{platform}; the runtime's packages have it on linux-x64 (1.0): list it in its "
+            f"dependencies and run `runenv lock 3.12.10-ref --platform {platform}`; "
+            "requirements.txt:2)"
+        )
 
 
 def test_a_pin_the_wheelhouse_does_not_satisfy_is_named(
