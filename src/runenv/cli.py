@@ -478,7 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("requirements", cmd_requirements)
     p.add_argument("variant", metavar="VARIANT")
     p.add_argument(
-        "-r", dest="requirements", metavar="FILE", required=True, help="a block's requirements.txt"
+        "-r",
+        "--requirement",
+        dest="requirements",
+        metavar="FILE",
+        required=True,
+        help="a block's requirements.txt",
     )
     p.add_argument(
         "--platform",
