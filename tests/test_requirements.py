@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -362,6 +364,45 @@ def test_requires_dist_of_a_wheel_built_from_source_comes_from_the_built_wheel(
             )
         else:
             assert line == "ok", line
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rqarrow\nrqbase>=1\n",
+        "rqarrow==2.0\n",
+        "rqbase[fast]\n",
+        "rqgpu\nrqbase ; sys_platform == 'linux'\n",
+        "rqwin\n",
+        "rqwin ; sys_platform == 'win32'\n",
+        "rqarrow>1.0\n",
+    ],
+)
+def test_the_verdict_for_this_host_is_pips_own(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    """pip itself, offline from a folder holding the linux-x64 wheelhouse, agrees: it installs
+    exactly when runenv says ok (this host is linux-x64 as the markers here go)."""
+    fill_cache(project)
+    vc = load_variant(project, VARIANT)
+    plan = make_plan(vc, Platform.LINUX_X64)
+    selection = select_for_plan(read_lock(lock_path(vc.folder, plan.platform)), plan)
+    house = tmp_path / "packages"
+    house.mkdir()
+    for path in download_all(selection.artifacts, Cache.default(), parallel=False).values():
+        if path.name.endswith(".whl"):  # rqsrc's sdist: a build would carry its wheel
+            shutil.copy(path, house)
+    code, lines, _ = run(project, capsys, text, "--platform", "linux-x64")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    req = project / "blocks" / "requirements.txt"
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+         "--no-index", "--find-links", str(house), "--disable-pip-version-check",
+         "-r", str(req)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (code == 0) == (pip.returncode == 0), (lines, pip.stdout, pip.stderr)
 
 
 def test_extra_locked_with_the_variant_fits(
