@@ -467,7 +467,7 @@ def _snapshot(*roots: Path) -> dict[str, bytes | None]:
         ("rqarrow\n--index-url https://pypi.org/simple\n", 2, "the option --index-url"),
         ("-f /opt/wheels\nrqarrow\n", 1, "the option -f"),
         ("rqarrow\n# fine\n\n--find-links=/opt/wheels\n", 4, "the option --find-links"),
-        ("rqarrow==1.0 \\\n  --hash=sha256:00\n", 1, "the option --hash"),
+        ("rqarrow==1.0 \\\n  --hash=sha256:00\n", 1, "the option --hash (rqarrow==1.0"),
         ("-e ./src/block\n", 1, "an editable requirement"),
         ("--editable=git+https://example.com/x.git\n", 1, "an editable requirement"),
         ("# base\n-r base.txt\n", 2, "an include (-r base.txt)"),

@@ -218,6 +218,12 @@ def _requirement(path: Path, number: int, text: str) -> Line:
                 f"{where}: {_INCLUDES[option]} ({text}) is not followed: a block installs this "
                 "one file; put the requirements it names in this file"
             )
+        if option == "--hash":
+            raise UsageError(
+                f"{where}: the option --hash ({text}): pip's hash-checking mode is not "
+                "followed here (the runtime's packages may hold wheels built from source, "
+                "whose hashes no index publishes): check a copy of the file without --hash"
+            )
         raise UsageError(
             f"{where}: the option {option} ({text}) has no place in a block's requirements: "
             "the block installs with --no-index --find-links <runtime>/packages/ only; "
