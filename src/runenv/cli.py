@@ -42,6 +42,7 @@ from runenv.platforms import Platform, host_platform, parse_platforms
 from runenv.python_fetch import MIRROR_ENV, choose_mirror, pinned_archive
 from runenv.recheck import check_built
 from runenv.reference_import import import_reference
+from runenv.requirements import check as check_requirements
 from runenv.scaffold import new_variant
 from runenv.sign import SIGN_ENV, sign_command_from
 from runenv.wheel_job import build_source_wheels
@@ -314,6 +315,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_requirements(args: argparse.Namespace) -> int:
+    """Offline: whether a block's requirements.txt installs from each platform's packages/."""
+    vc = load_variant(_project(args), args.variant)
+    platforms = parse_platforms(args.platform or ["all"], vc.platforms)
+    index = os.environ.get(INDEX_ENV)  # what the locks were made from, to tell a stale one
+    report = check_requirements(vc, Path(args.requirements), platforms, default_index=index)
+    if args.json:
+        _emit(report.to_json())
+    else:
+        for platform in report.platforms:
+            print(platform.line())
+    return 0 if report.ok else 1
+
+
 def cmd_fetch_python(args: argparse.Namespace) -> int:
     """Download, verify and unpack python-build-standalone runtimes."""
     target = args.target
@@ -479,6 +494,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("variants", nargs="+", metavar="VARIANT")
     _platform_arg(p, multi=True)
     p.add_argument("--out", metavar="DIR", help="where the manifests are (default: dist/)")
+
+    p = command("requirements", cmd_requirements)
+    p.add_argument("variant", metavar="VARIANT")
+    p.add_argument(
+        "-r",
+        "--requirement",
+        dest="requirements",
+        metavar="FILE",
+        required=True,
+        help="a block's requirements.txt",
+    )
+    p.add_argument(
+        "--platform",
+        action="append",
+        metavar="KEY",
+        help="a platform key, host or all (repeatable; default: all)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = command("fetch-python", cmd_fetch_python)
     p.add_argument("target", metavar="VERSION|VARIANT")
