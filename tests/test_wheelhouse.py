@@ -167,3 +167,31 @@ def test_cross_built_wheelhouses_have_bin_python_on_windows_and_macos(
     assert manifest["layout"] == "wheelhouse"
     # Recorded for the native runner's verify job, which runs the consumer's steps there.
     assert manifest["check"]["block_modules"] == ["rtdep", "rtnative", "rtpure", "rtwin"]
+
+
+def test_what_needs_a_left_out_package_is_left_out_too(tmp_path: Path) -> None:
+    """prodigy-prot needs freesasa, which has no wheel for Python 3.12 and may not be built:
+    a wheelhouse holding prodigy-prot alone could not install it."""
+    from runenv.platforms import Platform
+    from runenv.wheels import Artifact, needing_left_out
+    from support.dists import write_wheel
+
+    def wheel(name: str, *requires: str) -> Artifact:
+        lines = "".join(f"Requires-Dist: {r}\n" for r in requires)
+        meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n{lines}"
+        path = write_wheel(tmp_path, name.replace("-", "_"), "1.0", {"m.py": b""}, metadata=meta)
+        return Artifact(name, "1.0", path.name, path.as_uri(), "0" * 64, "wheel")
+
+    wheels = [
+        wheel("prodigy", "freesasa>=2.2"),
+        wheel("uses-prodigy", "prodigy"),  # at any depth
+        wheel("on-windows-only", "freesasa; sys_platform == 'win32'"),  # marker: not here
+        wheel("with-extra", "freesasa; extra == 'sasa'"),  # only with the extra
+        wheel("fine", "numpy"),
+    ]
+    files = {a.filename: tmp_path / a.filename for a in wheels}
+    gone = needing_left_out(wheels, files, {"freesasa": "no wheel"}, Platform.LINUX_X64, "3.12.10")
+    assert gone == {
+        "prodigy": "needs freesasa, which is left out on linux-x64",
+        "uses-prodigy": "needs prodigy, which is left out on linux-x64",
+    }

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from packaging.utils import canonicalize_name
 
 from runenv import (
     __version__,
@@ -288,6 +289,7 @@ def build_target(
         choosing = background.submit(bytecode_compiler, ctx, vc, work / "build")
         unpacking = background.submit(fetch_python, ctx, choosing, work / "build")
         files = download_wheels(ctx, artifacts)
+        artifacts, ctx = leave_out_dependents(ctx, artifacts, files)
         if as_wheelhouse:  # nothing is installed: the wheels go to packages/ as they are
             images: list[tuple[Path, Image]] = []
         else:
@@ -463,6 +465,24 @@ def select(ctx: BuildContext, lock_file: Path) -> tuple[list[Artifact], BuildCon
     if sources and not ctx.native:
         ctx = replace(ctx, host_built=_host_pure_wheels(ctx, sources))
     return selection.artifacts, ctx
+
+
+def leave_out_dependents(
+    ctx: BuildContext, artifacts: Sequence[Artifact], files: Mapping[str, Path]
+) -> tuple[list[Artifact], BuildContext]:
+    """Select, once the wheels are here: what needs a package the policy left out is left out
+    too (`wheels.needing_left_out`), with a warning and its reason in the manifest's
+    `skipped`, so nothing installs without what it needs."""
+    plan = ctx.plan
+    if not plan.skipped:
+        return list(artifacts), ctx
+    gone = wheels.needing_left_out(
+        artifacts, files, plan.skipped, plan.platform, plan.python_version
+    )
+    for name, why in sorted(gone.items()):
+        ctx.options.report(f"warning: {ctx.name}: {name} skipped: {why}")
+    kept = [a for a in artifacts if canonicalize_name(a.name) not in gone]
+    return kept, replace(ctx, plan=replace(plan, skipped={**plan.skipped, **gone}))
 
 
 def import_built_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> None:

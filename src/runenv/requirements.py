@@ -17,24 +17,21 @@ left to the lock, which resolved them jointly for the platform.
 from __future__ import annotations
 
 import re
-import tarfile
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, Literal
 
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from runenv._cache import Cache, is_verified, recorded_sha256
 from runenv.build import BuildOptions, lock_request
 from runenv.config import VariantConfig
 from runenv.errors import RunenvError, UsageError
 from runenv.lock import is_fresh, lock_path, read_lock
+from runenv.metadata import sdist_requires, wheel_requires
 from runenv.plan import Plan, make_plan
 from runenv.platforms import Platform
 from runenv.source_build import CACHE_SECTION as BUILT_SECTION
@@ -308,16 +305,16 @@ def _requires_dist(artifact: Artifact, plan: Plan, cache: Cache) -> list[Require
     only where it declares Requires-Dist statically (Metadata-Version 2.2+, not Dynamic).
     """
     if artifact.kind == "wheel":
-        return _wheel_requires(_cached(cache, WHEELS_SECTION, artifact.sha256, artifact.filename))
+        return wheel_requires(_cached(cache, WHEELS_SECTION, artifact.sha256, artifact.filename))
     for pure in (True, False):
         key = cache_key(artifact, plan, host_pure=pure)
         folder = cache.root / BUILT_SECTION / key[:2] / key
         for wheel in sorted(folder.glob("*.whl")) if folder.is_dir() else ():
             sha = recorded_sha256(wheel)
             if sha is not None and is_verified(wheel, sha):
-                return _wheel_requires(wheel)
+                return wheel_requires(wheel)
     if artifact.kind == "sdist":
-        return _sdist_requires(_cached(cache, WHEELS_SECTION, artifact.sha256, artifact.filename))
+        return sdist_requires(_cached(cache, WHEELS_SECTION, artifact.sha256, artifact.filename))
     return None
 
 
@@ -332,49 +329,6 @@ def _cached(cache: Cache, section: str, sha256: str, filename: str) -> Path | No
     # The blob path by hand: Cache.blob_path would create the section in a read-only command.
     path = cache.root / section / sha256[:2] / sha256 / filename
     return path if is_verified(path, sha256) else None
-
-
-def _wheel_requires(path: Path | None) -> list[Requirement] | None:
-    if path is None:
-        return None
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
-            if len(names) != 1:
-                return None
-            return _parse_requires(zf.read(names[0]), static_only=False)
-    except (OSError, zipfile.BadZipFile):
-        return None
-
-
-def _sdist_requires(path: Path | None) -> list[Requirement] | None:
-    if path is None or not path.name.endswith(".tar.gz"):
-        return None
-    try:
-        with tarfile.open(path, "r:gz") as tf:
-            for member in tf:
-                if member.isfile() and re.fullmatch(r"[^/]+/PKG-INFO", member.name):
-                    fh = tf.extractfile(member)
-                    return _parse_requires(fh.read(), static_only=True) if fh else None
-    except (OSError, tarfile.TarError):
-        return None
-    return None
-
-
-def _parse_requires(metadata: bytes, *, static_only: bool) -> list[Requirement] | None:
-    msg = BytesParser().parsebytes(metadata, headersonly=True)
-    if static_only:
-        try:
-            version = Version(str(msg.get("Metadata-Version", "1.0")))
-        except InvalidVersion:
-            return None
-        dynamic = {str(d).strip().lower() for d in msg.get_all("Dynamic") or ()}
-        if version < Version("2.2") or "requires-dist" in dynamic:
-            return None
-    try:
-        return [Requirement(str(r)) for r in msg.get_all("Requires-Dist") or ()]
-    except InvalidRequirement:
-        return None  # metadata pip could not use either: not an answer
 
 
 def _wheelhouse(vc: VariantConfig, plan: Plan, cache: Cache) -> _Wheelhouse | str:

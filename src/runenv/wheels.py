@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from runenv._download import fetch_to_cache, new_client
 from runenv._progress import progress_bar
 from runenv.errors import BuildError, LockError
 from runenv.lock import Lock, LockedFile, LockedPackage
+from runenv.metadata import wheel_requires
 from runenv.platforms import DEFAULT_GLIBC, Platform
 
 if TYPE_CHECKING:
@@ -327,3 +328,43 @@ def download_all(
             http.close()
     logger.debug("%d files ready in %s", len(results), cache.section(WHEELS_SECTION))
     return results
+
+
+def needing_left_out(
+    artifacts: Sequence[Artifact],
+    files: Mapping[str, Path],
+    left_out: Mapping[str, str],
+    platform: Platform,
+    python_version: str,
+) -> dict[str, str]:
+    """The selected wheels that need, at any depth, a package left out on this platform (by
+    the missing-package policy): name -> why. Each would install without what it needs (the
+    reference's atls: prodigy-prot needs freesasa, which has no wheel for Python 3.12), so a
+    block venv could not install it. Read from the wheels' Requires-Dist; a source's
+    requirements are unknown before its build and are not followed."""
+    env = {**marker_environment(platform, python_version), "extra": ""}
+    needs: dict[str, set[str]] = {}
+    for artifact in artifacts:
+        if artifact.from_source or artifact.filename not in files:
+            continue
+        names: set[str] = set()
+        for req in wheel_requires(files[artifact.filename]) or ():
+            try:
+                applies = req.marker is None or req.marker.evaluate(env)
+            except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+                applies = False  # a marker that cannot be told here: not a reason to drop
+            if applies:
+                names.add(canonicalize_name(req.name))
+        needs[canonicalize_name(artifact.name)] = names
+    gone: set[str] = {canonicalize_name(n) for n in left_out}
+    found: dict[str, str] = {}
+    while True:  # each round adds at least one name, so it ends
+        added = {
+            name: sorted(deps & (gone | set(found)))[0]
+            for name, deps in needs.items()
+            if name not in gone and name not in found and deps & (gone | set(found))
+        }
+        if not added:
+            return found
+        for name, dep in added.items():
+            found[name] = f"needs {dep}, which is left out on {platform.value}"
