@@ -21,6 +21,7 @@ from runenv_catalogue._provision import (
     is_provisioned,
     provision,
 )
+from runenv_catalogue._venv import INSTALLED, LAYOUTS, WHEELHOUSE, make_venv
 
 SCHEMA_VERSION = 1
 CACHE_ENV = "RUNENV_CATALOGUE_CACHE"
@@ -28,8 +29,6 @@ PLATFORMS = ("linux-x64", "linux-aarch64", "macosx-x64", "macosx-aarch64", "wind
 _OS = {"linux": "linux", "darwin": "macosx", "win32": "windows"}
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-INSTALLED, WHEELHOUSE = "installed", "wheelhouse"
-LAYOUTS = (INSTALLED, WHEELHOUSE)  # an entry without `layout` is an installed tree
 
 
 def platform_for(sys_platform: str, machine: str) -> str | None:
@@ -288,3 +287,29 @@ class Catalogue:
             return subprocess.call([str(python), *args], env=env)
         except OSError as exc:
             raise CatalogueError(f"cannot run {python}: {exc.strerror}") from None
+
+    def venv(
+        self,
+        variant: str,
+        dest: Path,
+        requirements: Path,
+        *,
+        cache_dir: Path | None = None,
+    ) -> Path:
+        """Make the block venv `dest` on `variant`'s runtime (installed first) with the
+        requirements file `requirements`, offline; return the venv's interpreter.
+
+        A wheelhouse runtime: the venv gets pip and installs the file from the runtime's
+        wheels (`--no-index`, the machine's pip configuration shut out). An installed tree:
+        the venv sees the runtime's packages and installs nothing; a requirement the runtime
+        does not meet raises RequirementsNotMet naming it. DEST must be new or empty; a
+        failure leaves nothing of it behind.
+        """
+        e = self.entry(variant)
+        return make_venv(
+            e,
+            dest,
+            requirements,
+            install=lambda: self.install(variant, cache_dir=cache_dir),
+            cache_dir=cache_dir,
+        )

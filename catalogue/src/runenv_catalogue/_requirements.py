@@ -98,7 +98,7 @@ class Version:
     def parse(cls, text: str) -> Version:
         m = _VERSION.fullmatch(text.strip())
         if m is None:
-            raise InvalidVersion(text)
+            raise InvalidVersion(f"{text!r} is not a PEP 440 version")
         pre = None
         if m["pre_l"]:
             pre = (_PRE[m["pre_l"].lower()], int(m["pre_n"] or 0))
@@ -315,7 +315,10 @@ def parse_requirement(text: str, *, allow_url: bool = False) -> Requirement:
             sm = _SPEC.fullmatch(piece)
             if sm is None:
                 raise ValueError(f"bad version specifier {piece.strip()!r}")
-            _check_spec(sm[1], sm[2])
+            try:
+                _check_spec(sm[1], sm[2])
+            except InvalidVersion as exc:
+                raise ValueError(f"bad version specifier {piece.strip()!r} ({exc})") from None
             specifiers.append((sm[1], sm[2]))
     marker = marker.strip()
     if marker:
@@ -503,7 +506,9 @@ def unmet(
     by `installed` (canonical name -> distribution), one phrase each; [] when all are met."""
     problems: list[str] = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
-    todo: list[tuple[Requirement, str | None]] = [(r, None) for r in requirements]
+    todo: list[tuple[Requirement, str | None]] = [
+        (r, None) for r in requirements if r.marker is None or evaluate_marker(r.marker, env)
+    ]  # a requirement whose marker does not hold here is not needed here
     while todo:
         req, parent = todo.pop(0)
         by = f" (needed by {parent})" if parent else ""
