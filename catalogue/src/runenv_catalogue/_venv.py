@@ -265,7 +265,7 @@ def make_venv(
                 f"(nothing was left at {dest})",
             )
         return venv_python(dest)
-    python = entry.python_path(cache_dir)
+    python = entry.interpreter_path(cache_dir)  # an installed tree: its own interpreter
     marker_env, installed = probe(python, env)
     problems = unmet(wanted, installed, marker_env)
     if problems:
