@@ -2,8 +2,10 @@
 `venv DEST VARIANT -r FILE` (a block venv on the runtime, offline) and `check MANIFEST` (CI: the
 import check of a cross-built archive on its native runner).
 
-Errors are one line on stderr: exit 2 for an unknown variant or platform, 1 for a download,
-checksum or unpacking failure. `run` exits with the runtime's own exit code.
+Errors are one line on stderr: exit 2 for an unknown variant or platform (and, for `venv`, a
+DEST that is not new or empty, or a requirements file that cannot be read or checked), 1 for a
+download, checksum or unpacking failure (and for `venv`, a step that failed or a requirement
+the runtime does not meet). `run` exits with the runtime's own exit code.
 """
 
 from __future__ import annotations
