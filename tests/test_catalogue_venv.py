@@ -69,7 +69,8 @@ def _wheelhouse_manifest(archive: Path, sha256: str, wheels: list[Path]) -> dict
         "size": archive.stat().st_size,
         "interpreter": "bin/python3",
         "site_packages": f"lib/python{PY_XY}/site-packages",
-        "runtime_env": {"RUNENV_BLOCK_FLAVOUR": "wheelhouse"},
+        # The runtime's own variables reach the steps: pip's bytecode lands under this one.
+        "runtime_env": {"PYTHONPYCACHEPREFIX": str(archive.parent.parent / "pycache")},
         "packages": [
             {"name": w.name.split("-")[0], "version": w.name.split("-")[1]} for w in wheels
         ],
@@ -246,10 +247,14 @@ def test_wheelhouse_venv_installs_the_block_offline(
     assert code == 0, err
     assert out.strip() == str(dest / BIN / "python") and err == ""
     assert not (dest / INCOMPLETE).exists()
-    shown = run_in(dest, "import sys, tinyblk; print(sys.prefix); print(tinyblk.VALUE)")
-    assert shown.stdout.splitlines() == [str(dest), "7"], shown.stderr
     site = dest / "lib" / f"python{PY_XY}" / "site-packages"
     assert {"tinyblk", "tinydep", "pip"} <= {p.name for p in site.iterdir()}
+    # pip compiled with the runtime's variables set: its bytecode is under their prefix
+    prefix = Path(catalogue.entry(WHEELS).env["PYTHONPYCACHEPREFIX"])
+    assert list(prefix.joinpath(*site.parts[1:], "tinyblk").glob("__init__.*.pyc"))
+    assert not (site / "tinyblk" / "__pycache__").exists()
+    shown = run_in(dest, "import sys, tinyblk; print(sys.prefix); print(tinyblk.VALUE)")
+    assert shown.stdout.splitlines() == [str(dest), "7"], shown.stderr
     root = catalogue.entry(WHEELS).root(cache)
     assert list((root / "lib" / f"python{PY_XY}" / "site-packages").iterdir()) == []
     assert "include-system-site-packages = false" in (dest / "pyvenv.cfg").read_text()
