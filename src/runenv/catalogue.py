@@ -3,7 +3,7 @@
 The manifests beside the archives in `dist/` are the only input: each archive is checked
 against its manifest (size, sha256; for an archive in parts, each part, and the whole or else
 the parts joined), the entries become `catalogue.json` (variant -> platform -> URL, sha256,
-size, paths, packages, runtime env, parts) in a staged copy of the `catalogue/` project,
+size, paths, layout, packages, runtime env, parts) in a staged copy of the `catalogue/` project,
 and that copy is built into a wheel with the `build` package. The catalogue's build backend
 is the stdlib-only one in `catalogue/_build/`, so the build needs no index.
 """
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 CATALOGUE_SCHEMA = 1
 """The `schema_version` of `catalogue.json`; the catalogue package refuses others."""
+LAYOUTS = ("installed", "wheelhouse")
+"""A runtime's `layout`: packages installed into its tree, or a Python plus a wheelhouse
+(`packages/`) that each block venv installs its own subset from. A manifest without the key
+is an installed tree (every build before the wheelhouse layout)."""
 MANIFEST_GLOB = "runenv-*.json"
 PROJECT_DIR = "catalogue"
 DATA_FILE = Path("src") / "runenv_catalogue" / "catalogue.json"
@@ -76,6 +80,29 @@ def _field(manifest: dict[str, Any], key: str, kind: type, shown: str) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool):
         raise BuildError(f"{shown}: {key}: missing or not a {kind.__name__}")
     return value
+
+
+def _tree_path(manifest: dict[str, Any], key: str, shown: str) -> str:
+    """A manifest's path inside the runtime (`bin_dir`, `wheelhouse`): relative, POSIX, no `..`."""
+    value = _field(manifest, key, str, shown)
+    parts = value.split("/")
+    if not value or value.startswith("/") or "\\" in value or ":" in value or ".." in parts:
+        raise BuildError(f"{shown}: {key}: {value!r} is not a relative path inside the runtime")
+    return "/".join(p for p in parts if p not in ("", ".")) or "."
+
+
+def _layout(manifest: dict[str, Any], shown: str) -> dict[str, str]:
+    """The catalogue's `layout` (and, for a wheelhouse, `bin_dir` and `wheelhouse`) of a
+    manifest: a consumer needs them to make a block venv the way the runtime expects."""
+    layout = manifest.get("layout", "installed")
+    if layout not in LAYOUTS:
+        raise BuildError(f"{shown}: layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+    fields = {"layout": layout}
+    if "bin_dir" in manifest or layout == "wheelhouse":
+        fields["bin_dir"] = _tree_path(manifest, "bin_dir", shown)
+    if layout == "wheelhouse":
+        fields["wheelhouse"] = _tree_path(manifest, "wheelhouse", shown)
+    return fields
 
 
 def _platform(manifest: dict[str, Any], shown: str) -> Platform:
@@ -126,6 +153,7 @@ def _entry(path: Path, manifest: dict[str, Any], base_url: str) -> dict[str, Any
         "scripts": plat.info.scripts_dir().as_posix(),
         "packages": listed,
         "env": {str(k): str(v) for k, v in sorted(env.items())},
+        **_layout(manifest, shown),
         **({"parts": parts} if parts else {}),
     }
 

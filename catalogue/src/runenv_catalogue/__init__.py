@@ -3,6 +3,7 @@
     import runenv_catalogue as rc
     python = rc.install("3.12.10")          # download, verify, unpack once; the interpreter
     rc.run("3.12.10", ["-c", "print(1)"])   # with the variant's runtime environment
+    rc.venv("3.12.10", Path("venv"), Path("requirements.txt"))  # a block venv, offline
 
 The module-level functions use the catalogue this package ships (`catalogue.json`);
 `Catalogue.load(path)` reads another one.
@@ -30,6 +31,7 @@ from runenv_catalogue._provision import (
     UnsafeArchiveError,
     UsageError,
 )
+from runenv_catalogue._venv import RequirementsNotMet, VenvError
 
 __all__ = [
     "CACHE_ENV",
@@ -40,8 +42,10 @@ __all__ = [
     "DownloadError",
     "Entry",
     "Part",
+    "RequirementsNotMet",
     "UnsafeArchiveError",
     "UsageError",
+    "VenvError",
     "catalogue",
     "default_cache_dir",
     "entry",
@@ -51,6 +55,7 @@ __all__ = [
     "platforms",
     "run",
     "variants",
+    "venv",
     "which",
 ]
 
@@ -96,3 +101,9 @@ def environment(variant: str, *, cache_dir: Path | None = None) -> dict[str, str
 def run(variant: str, args: Sequence[str], *, cache_dir: Path | None = None) -> int:
     """Run `variant`'s interpreter with `args` (installing it first); its exit code."""
     return catalogue().run(variant, args, cache_dir=cache_dir)
+
+
+def venv(variant: str, dest: Path, requirements: Path, *, cache_dir: Path | None = None) -> Path:
+    """Make the block venv `dest` on `variant`'s runtime (installing it first) with the
+    requirements file `requirements`, offline; the venv's interpreter (`Catalogue.venv`)."""
+    return catalogue().venv(variant, dest, requirements, cache_dir=cache_dir)

@@ -1,8 +1,11 @@
 """`python -m runenv_catalogue list | which VARIANT | install VARIANT | run VARIANT -- ARGS`,
-and `check MANIFEST` (CI: the import check of a cross-built archive on its native runner).
+`venv DEST VARIANT -r FILE` (a block venv on the runtime, offline) and `check MANIFEST` (CI: the
+import check of a cross-built archive on its native runner).
 
-Errors are one line on stderr: exit 2 for an unknown variant or platform, 1 for a download,
-checksum or unpacking failure. `run` exits with the runtime's own exit code.
+Errors are one line on stderr: exit 2 for an unknown variant or platform (and, for `venv`, a
+DEST that is not new or empty, or a requirements file that cannot be read or checked), 1 for a
+download, checksum or unpacking failure (and for `venv`, a step that failed or a requirement
+the runtime does not meet). `run` exits with the runtime's own exit code.
 """
 
 from __future__ import annotations
@@ -43,6 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="run a variant's interpreter: run V -- ARGS")
     p.add_argument("variant")
     p = sub.add_parser(
+        "venv",
+        parents=[common],
+        help="make a block venv on a variant's runtime with a requirements file, offline",
+    )
+    p.add_argument("dest", type=Path, help="the venv to make (a new or empty folder)")
+    p.add_argument("variant")
+    p.add_argument(
+        "-r",
+        "--requirement",
+        dest="requirements",
+        type=Path,
+        required=True,
+        help="the block's requirements.txt",
+    )
+    p = sub.add_parser(
         "check", help="verify, unpack elsewhere and import-check the archive of a manifest"
     )
     p.add_argument("manifest", type=Path, help="runenv-VARIANT-PLATFORM.json, archive beside it")
@@ -78,6 +96,10 @@ def main(argv: Sequence[str] | None = None, catalogue: Catalogue | None = None) 
                     f"{args.variant} is not installed: run {PROG} install {args.variant}"
                 )
             _out(str(found))
+            return 0
+        if args.command == "venv":
+            made = cat.venv(args.variant, args.dest, args.requirements, cache_dir=args.cache_dir)
+            _out(str(made))
             return 0
         if args.command == "install":
             _out(str(cat.install(args.variant, args.platform, cache_dir=args.cache_dir)))

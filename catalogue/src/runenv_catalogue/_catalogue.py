@@ -21,6 +21,7 @@ from runenv_catalogue._provision import (
     is_provisioned,
     provision,
 )
+from runenv_catalogue._venv import INSTALLED, LAYOUTS, WHEELHOUSE, make_venv
 
 SCHEMA_VERSION = 1
 CACHE_ENV = "RUNENV_CATALOGUE_CACHE"
@@ -64,7 +65,14 @@ def default_cache_dir() -> Path:
 
 def _relative(value: Any, where: str) -> PurePosixPath:
     path = PurePosixPath(str(value))
-    if not isinstance(value, str) or not value or path.is_absolute() or ".." in path.parts:
+    if (
+        not isinstance(value, str)
+        or not value
+        or path.is_absolute()
+        or ".." in path.parts
+        or "\\" in value
+        or ":" in value
+    ):
         raise CatalogueError(f"catalogue.json: {where}: {value!r} is not a relative path")
     return path
 
@@ -85,6 +93,9 @@ class Entry:
     packages: tuple[tuple[str, str], ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     parts: tuple[Part, ...] = ()  # the archive in parts (a release asset is < 2 GiB): joined
+    layout: str = INSTALLED  # or WHEELHOUSE: a Python plus the wheels blocks install from
+    bin_dir: PurePosixPath | None = None  # where `python` is (a wheelhouse runtime has one)
+    wheelhouse: PurePosixPath | None = None  # the folder of locked wheels (wheelhouse only)
 
     @staticmethod
     def _parts(raw: Any, size: int) -> tuple[Part, ...]:
@@ -97,6 +108,22 @@ class Entry:
         if parts and sum(p.size for p in parts) != size:
             raise ValueError("the parts' sizes do not add up to the archive's")
         return parts
+
+    @staticmethod
+    def _layout(raw: Any, where: str) -> dict[str, Any]:
+        layout = raw.get("layout", INSTALLED)
+        if layout not in LAYOUTS:
+            raise CatalogueError(
+                f"catalogue.json: {where}: layout {layout!r} is not one of {', '.join(LAYOUTS)}: "
+                "upgrade runenv-catalogue"
+            )
+        found: dict[str, Any] = {"layout": layout}
+        for key in ("bin_dir", "wheelhouse"):
+            if key in raw:
+                found[key] = _relative(raw[key], f"{where}: {key}")
+            elif layout == WHEELHOUSE:
+                raise CatalogueError(f"catalogue.json: {where}: a wheelhouse runtime needs {key}")
+        return found
 
     @classmethod
     def parse(cls, variant: str, platform: str, raw: Any) -> Entry:
@@ -119,6 +146,7 @@ class Entry:
                 packages=tuple((str(p["name"]), str(p["version"])) for p in raw["packages"]),
                 env={str(k): str(v) for k, v in raw.get("env", {}).items()},
                 parts=cls._parts(raw, size),
+                **cls._layout(raw, where),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CatalogueError(f"catalogue.json: {where}: malformed entry ({exc})") from None
@@ -129,6 +157,14 @@ class Entry:
 
     def interpreter_path(self, cache_dir: Path | None = None) -> Path:
         return self.root(cache_dir).joinpath(*self.interpreter.parts)
+
+    def python_path(self, cache_dir: Path | None = None) -> Path:
+        """The `python` a block venv is made with: `<bin_dir>/python` (`python.exe` on
+        Windows) when the runtime has a bin_dir, else the interpreter."""
+        if self.bin_dir is None:
+            return self.interpreter_path(cache_dir)
+        name = "python.exe" if self.platform.startswith("windows") else "python"
+        return self.root(cache_dir).joinpath(*self.bin_dir.parts, name)
 
     def is_installed(self, cache_dir: Path | None = None) -> bool:
         return is_provisioned(self.root(cache_dir), self.sha256)
@@ -251,3 +287,29 @@ class Catalogue:
             return subprocess.call([str(python), *args], env=env)
         except OSError as exc:
             raise CatalogueError(f"cannot run {python}: {exc.strerror}") from None
+
+    def venv(
+        self,
+        variant: str,
+        dest: Path,
+        requirements: Path,
+        *,
+        cache_dir: Path | None = None,
+    ) -> Path:
+        """Make the block venv `dest` on `variant`'s runtime (installed first) with the
+        requirements file `requirements`, offline; return the venv's interpreter.
+
+        A wheelhouse runtime: the venv gets pip and installs the file from the runtime's
+        wheels (`--no-index`, the machine's pip configuration shut out). An installed tree:
+        the venv sees the runtime's packages and installs nothing; a requirement the runtime
+        does not meet raises RequirementsNotMet naming it. DEST must be new or empty; a
+        failure leaves nothing of it behind.
+        """
+        e = self.entry(variant)
+        return make_venv(
+            e,
+            dest,
+            requirements,
+            install=lambda: self.install(variant, cache_dir=cache_dir),
+            cache_dir=cache_dir,
+        )
