@@ -3,8 +3,8 @@
 Two runtimes of the host, both real Python trees from the PBS stand-in, indexed through
 `runenv.catalogue.collect` into a `file://` catalogue:
 - a wheelhouse runtime (the manifest the builder writes for that layout: `layout`, `bin_dir`,
-  `wheelhouse`), its `packages/` holding wheels written here; the stand-in leaves `ensurepip`
-  out, which every PBS tree carries, so it is copied in from the running interpreter;
+  `wheelhouse`), its `packages/` holding wheels written here (a runenv-built one is used by
+  tests/test_wheelhouse.py);
 - an installed-tree runtime built by runenv from the loopback index (rtpure, rtdep).
 """
 
@@ -15,7 +15,6 @@ import json
 import shutil
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,8 +87,6 @@ def dist(
     work = tmp_path_factory.mktemp("venv-runtimes")
     out = work / "dist"
     tree = standin.host_tree(work / "wheelhouse-tree")
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    shutil.copytree(stdlib / "ensurepip", tree / "lib" / f"python{PY_XY}" / "ensurepip")
     wheels = [
         write_wheel(
             tree / "packages",

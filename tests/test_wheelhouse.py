@@ -195,3 +195,34 @@ def test_what_needs_a_left_out_package_is_left_out_too(tmp_path: Path) -> None:
         "prodigy": "needs freesasa, which is left out on linux-x64",
         "uses-prodigy": "needs prodigy, which is left out on linux-x64",
     }
+
+
+def test_catalogue_check_of_a_wheelhouse_runs_the_consumer_steps(
+    project: Path, pkg_server: IndexServer, tmp_path: Path
+) -> None:
+    """CI's verify job (`python -m runenv_catalogue check MANIFEST`) on a wheelhouse: the whole
+    wheelhouse installed into a block venv offline, its modules imported there; this machine's
+    pip configuration never helps it."""
+    import sys
+
+    from support.dists import write_wheel
+
+    assert build(project, pkg_server) == 0
+    manifest = project / "dist" / f"runenv-{VARIANT}-linux-x64.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "catalogue" / "src")
+    cmd = [sys.executable, "-m", "runenv_catalogue", "check", str(manifest)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "ok:" in done.stdout and "3 modules imported" in done.stdout, done.stdout
+
+    # A manifest naming a wheel its wheelhouse lacks, with this machine's pip pointing at it.
+    leak = tmp_path / "leak"
+    write_wheel(leak, "ghost", "1.0", {"ghost.py": b""})
+    data = json.loads(manifest.read_text())
+    data["packages"].append({"name": "ghost", "version": "1.0", "wheel": "ghost-1.0.whl"})
+    manifest.write_text(json.dumps(data))
+    leaky = {**env, "PIP_FIND_LINKS": str(leak)}
+    done = subprocess.run(cmd, env=leaky, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "No matching distribution found for ghost==1.0" in done.stderr, done.stderr

@@ -13,12 +13,14 @@ bytecode is in, every module of the tree was loaded from its shipped `.pyc`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from runenv_catalogue._provision import CatalogueError, Part, UsageError, provision
+from runenv_catalogue._venv import clean_environment, venv_python, wheelhouse_venv
 
 # Kept identical to runenv's (`runenv.check._IMPORT_SCRIPT`; a test compares them): one
 # process imports everything, each failure caught and reported by name; `-B` writes no .pyc.
@@ -98,6 +100,7 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
         # have no such key: everything was compiled)
         test_suites = (m.get("bytecode") or {}).get("test_suites", "compiled") == "compiled"
         allowed = {str(k): str(v) for k, v in m["check"]["allowed_failures"].items()}
+        wheelhouse = _wheelhouse(shown, m)
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UsageError(
             f"{shown}: needs sha256, size, archive, interpreter and check.modules / "
@@ -113,43 +116,112 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
         provision(str(archive), sha256, size, root, interpreter, parts=parts if use_parts else ())
         python = root.joinpath(*interpreter.parts)
         mode = "-" if not bytecode else "bytecode" if test_suites else "bytecode-but-test-suites"
-        try:
-            out = subprocess.run(
-                [str(python), "-I", "-B", "-c", _IMPORT_SCRIPT, mode, *sorted(set(modules))],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise CheckFailed(f"{shown}: cannot run {python}: {exc}") from None
-        line = next((x for x in out.stdout.splitlines() if x.startswith("RUNENV-CHECK ")), None)
-        if line is None:
-            tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise CheckFailed(f"{shown}: the interpreter printed no result: {tail[0]}")
-        result = json.loads(line.removeprefix("RUNENV-CHECK "))
-        if Path(result["prefix"]).resolve() != root.resolve():
-            raise CheckFailed(
-                f"{shown}: the runtime unpacked at {root} reports sys.prefix "
-                f"{result['prefix']}: not relocatable"
-            )
-        failures: dict[str, str] = result["failures"]
-        refused = {k: v for k, v in failures.items() if k not in allowed}
-        if refused:
-            listed = "; ".join(f"{k}: {v}" for k, v in sorted(refused.items()))
-            raise CheckFailed(
-                f"{shown}: import check failed for {len(refused)} module(s): {listed}"
-            )
-        stale: list[str] = result.get("no_bytecode", [])
-        if stale:
-            more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
-            raise CheckFailed(
-                f"{shown}: {len(stale)} module(s) have no valid shipped bytecode and were "
-                f"compiled on import: {', '.join(stale[:5])}{more}"
-            )
+        failures = _import(shown, python, modules, allowed, mode, cwd=root, prefix=root)
+        if wheelhouse is not None:
+            failures.update(_consumer_check(shown, m, root, Path(tmp), wheelhouse, allowed))
+            modules = [*modules, *wheelhouse[2]]
     how = f"joined from {len(parts)} parts" if use_parts else "whole"
     accepted = f", {len(failures)} allowed failure(s)" if failures else ""
     return (
         f"ok: {m.get('variant')} {m.get('platform')}: archive {how}, verified, unpacked at a "
         f"new path, {len(modules) - len(failures)} modules imported{accepted}"
     )
+
+
+def _wheelhouse(
+    shown: str, m: dict[str, Any]
+) -> tuple[PurePosixPath, PurePosixPath, list[str]] | None:
+    """A wheelhouse manifest's `bin_dir`, `wheelhouse` folder and `check.block_modules`, each
+    path inside the archive's root; None for an installed tree."""
+    if m.get("layout", "installed") == "installed":
+        return None
+    if m.get("layout") != "wheelhouse":
+        raise UsageError(f"{shown}: unknown layout {m.get('layout')!r}")
+    paths = []
+    for key in ("bin_dir", "wheelhouse"):
+        value = m[key]
+        path = PurePosixPath(str(value))
+        if not isinstance(value, str) or not value or path.is_absolute() or ".." in path.parts:
+            raise UsageError(f"{shown}: {key}: {value!r} is not a path inside the archive")
+        paths.append(path)
+    return paths[0], paths[1], [str(x) for x in m["check"].get("block_modules", [])]
+
+
+def _consumer_check(
+    shown: str,
+    m: dict[str, Any],
+    root: Path,
+    work: Path,
+    wheelhouse: tuple[PurePosixPath, PurePosixPath, list[str]],
+    allowed: dict[str, str],
+) -> dict[str, str]:
+    """A wheelhouse as its consumer uses it: steps 1-2 install every wheel of the manifest into
+    a block venv from the wheelhouse, offline, with this machine's pip configuration shut out;
+    step 3 imports the wheels' modules there. The failures allowed, by module."""
+    bin_dir, folder, block_modules = wheelhouse
+    block = work / "block"
+    block.mkdir()
+    requirements = block / "requirements.txt"
+    pins = [f"{p['name']}=={p['version']}\n" for p in m["packages"]]
+    requirements.write_text("".join(pins), encoding="utf-8")
+    env = clean_environment({str(k): str(v) for k, v in (m.get("runtime_env") or {}).items()})
+    venv = block / "venv"
+    try:
+        step2 = wheelhouse_venv(root, bin_dir, folder, env, venv, requirements, shown)
+    except CatalogueError as exc:
+        raise CheckFailed(str(exc)) from None
+    step3 = dict(step2)
+    step3["PYTHONPATH"] = os.pathsep.join([step2["PYTHONPATH"], str(block)])
+    python = venv_python(venv)
+    return _import(shown, python, block_modules, allowed, "-", cwd=block, prefix=venv, env=step3)
+
+
+def _import(
+    shown: str,
+    python: Path,
+    modules: list[str],
+    allowed: dict[str, str],
+    mode: str,
+    *,
+    cwd: Path,
+    prefix: Path,
+    env: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Import `modules` with `python` (isolated unless `env` says how a block runs it); the
+    failures `allowed` accepts. CheckFailed for any other, or a `sys.prefix` other than
+    `prefix` (not relocatable)."""
+    flags = ["-I", "-B"] if env is None else ["-B"]
+    try:
+        out = subprocess.run(
+            [str(python), *flags, "-c", _IMPORT_SCRIPT, mode, *sorted(set(modules))],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CheckFailed(f"{shown}: cannot run {python}: {exc}") from None
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RUNENV-CHECK ")), None)
+    if line is None:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise CheckFailed(f"{shown}: the interpreter printed no result: {tail[0]}")
+    result = json.loads(line.removeprefix("RUNENV-CHECK "))
+    if Path(result["prefix"]).resolve() != prefix.resolve():
+        raise CheckFailed(
+            f"{shown}: the runtime unpacked at {prefix} reports sys.prefix "
+            f"{result['prefix']}: not relocatable"
+        )
+    failures: dict[str, str] = result["failures"]
+    refused = {k: v for k, v in failures.items() if k not in allowed}
+    if refused:
+        listed = "; ".join(f"{k}: {v}" for k, v in sorted(refused.items()))
+        raise CheckFailed(f"{shown}: import check failed for {len(refused)} module(s): {listed}")
+    stale: list[str] = result.get("no_bytecode", [])
+    if stale:
+        more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+        raise CheckFailed(
+            f"{shown}: {len(stale)} module(s) have no valid shipped bytecode and were "
+            f"compiled on import: {', '.join(stale[:5])}{more}"
+        )
+    return failures

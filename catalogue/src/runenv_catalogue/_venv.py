@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from runenv_catalogue._provision import CatalogueError, UsageError, rmtree
@@ -202,6 +202,52 @@ def probe(python: Path, env: Mapping[str, str]) -> tuple[dict[str, str], dict[st
     return {str(k): str(v) for k, v in data["env"].items()}, installed
 
 
+def wheelhouse_venv(
+    root: Path,
+    bin_dir: PurePosixPath,
+    wheelhouse: PurePosixPath,
+    env: Mapping[str, str],
+    dest: Path,
+    requirements: Path,
+    shown: str,
+) -> dict[str, str]:
+    """The reference consumer's steps 1 and 2 for the wheelhouse runtime at `root`: the venv
+    `dest`, then `requirements` installed offline from the wheelhouse. `env` is the clean
+    environment (`clean_environment`); returns step 2's, which step 3 (the block) extends."""
+    bin_path = root.joinpath(*bin_dir.parts)
+    wheels = root.joinpath(*wheelhouse.parts)
+    python = bin_path / ("python.exe" if sys.platform == "win32" else "python")
+    step1 = dict(env)
+    _path_first(step1, bin_path)
+    step2 = dict(env)
+    step2["PYTHONHOME"] = str(root)
+    step2["PYTHONPATH"] = str(bin_path / "python_stdlib")
+    step2["VIRTUAL_ENV"] = str(dest)
+    _path_first(step2, venv_python(dest).parent)
+    _run([str(python), "-m", "venv", str(dest)], step1, VENV_TIMEOUT,
+         f"{shown}: python -m venv {dest} failed")  # fmt: skip
+    _run(
+        [
+            str(venv_python(dest)),
+            "-m",
+            "pip",
+            "install",
+            "--timeout",
+            PIP_NETWORK_TIMEOUT,
+            "--requirement",
+            str(requirements),
+            "--find-links",
+            f"{wheels}{os.sep}",
+            "--no-index",
+        ],
+        step2,
+        PIP_TIMEOUT,
+        f"{shown}: pip cannot install {requirements} from the runtime's wheelhouse "
+        f"(nothing was left at {dest})",
+    )
+    return step2
+
+
 def make_venv(
     entry: Entry,
     dest: Path,
@@ -229,41 +275,8 @@ def make_venv(
     shown = f"{entry.variant} ({entry.platform})"
     if entry.layout == WHEELHOUSE:
         assert entry.bin_dir is not None and entry.wheelhouse is not None  # Entry.parse checks
-        bin_dir = root.joinpath(*entry.bin_dir.parts)
-        wheels = root.joinpath(*entry.wheelhouse.parts)
-        step1 = dict(env)
-        _path_first(step1, bin_dir)
-        step2 = dict(env)
-        step2["PYTHONHOME"] = str(root)
-        step2["PYTHONPATH"] = str(bin_dir / "python_stdlib")
-        step2["VIRTUAL_ENV"] = str(dest)
-        _path_first(step2, venv_python(dest).parent)
         with _building(dest):
-            _run(
-                [str(entry.python_path(cache_dir)), "-m", "venv", str(dest)],
-                step1,
-                VENV_TIMEOUT,
-                f"{shown}: python -m venv {dest} failed",
-            )
-            _run(
-                [
-                    str(venv_python(dest)),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--timeout",
-                    PIP_NETWORK_TIMEOUT,
-                    "--requirement",
-                    str(requirements),
-                    "--find-links",
-                    f"{wheels}{os.sep}",
-                    "--no-index",
-                ],
-                step2,
-                PIP_TIMEOUT,
-                f"{shown}: pip cannot install {requirements} from the runtime's wheelhouse "
-                f"(nothing was left at {dest})",
-            )
+            wheelhouse_venv(root, entry.bin_dir, entry.wheelhouse, env, dest, requirements, shown)
         return venv_python(dest)
     python = entry.interpreter_path(cache_dir)  # an installed tree: its own interpreter
     marker_env, installed = probe(python, env)
