@@ -30,7 +30,10 @@ from runenv.check import CheckResult, import_check
 from runenv.errors import CheckError
 from runenv.wheelhouse import PACKAGES_DIR
 
-PIP_TIMEOUT = "600"  # the consumer's own `--timeout`
+PIP_TIMEOUT = "600"  # the consumer's own `--timeout` (pip's, per network operation)
+INSTALL_TIMEOUT = 3600.0
+"""The least time step 2 gets: the consumer bounds no install, and the whole wheelhouse of a
+torch runtime (3 GB of wheels) takes minutes on a busy machine, above a config's 300 s."""
 
 
 def base_environment(runtime_env: Mapping[str, str]) -> dict[str, str | None]:
@@ -93,7 +96,7 @@ def make_block_venv(
         [venv_python, "-m", "pip", "install", "--timeout", PIP_TIMEOUT,
          "--requirement", requirements, "--find-links", packages, "--no-index"],
         what="step 2: pip install --no-index from the runtime's packages/",
-        cwd=venv.parent, env=step2, timeout=timeout, log_file=log_file,
+        cwd=venv.parent, env=step2, timeout=max(timeout, INSTALL_TIMEOUT), log_file=log_file,
     )  # fmt: skip
     return step2
 
