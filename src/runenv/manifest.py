@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runenv import __version__
+from runenv.modules import TEST_SUITE_REASON, checked_and_skipped
 from runenv.plan import CopyStep, Plan
 
 SCHEMA_VERSION = 1
@@ -23,7 +24,9 @@ SCHEMA_VERSION = 1
 # 6: images are keyed by that choice (format 5 could take an older image, suites compiled).
 # 7: the archive carries wheels' deflate streams; bytecode batches of at least 4 per tree.
 # 8: bytecode workers import nothing (marshal's back-references follow what a process loaded).
-BUILD_FORMAT = 8
+# 9: test suites by one rule (`modules.is_test_suite`): top-level `tests` packages, `_tests`
+#    and modules named so are left as source and not import-checked (`check.skipped`).
+BUILD_FORMAT = 9
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ def make_manifest(
     checked: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The manifest of one archive (docs/architecture.md, "The artifact")."""
+    imported, skipped = checked_and_skipped(checked)
     return {
         "schema_version": SCHEMA_VERSION,
         "variant": plan.variant,
@@ -194,8 +198,10 @@ def make_manifest(
         # What the import check imports (`modules.importable`) and may see fail: recorded so a
         # cross-built archive gets the same check on its native runner
         # (`python -m runenv_catalogue check MANIFEST`, the workflow's verify job).
+        # Test suites (`modules.is_test_suite`) are not imported; `skipped` names them and why.
         "check": {
-            "modules": sorted(set(checked)),
+            "modules": imported,
+            "skipped": [{"module": n, "reason": TEST_SUITE_REASON} for n in skipped],
             "allowed_failures": dict(sorted(plan.allow_import_failures.items())),
         },
     }

@@ -22,6 +22,31 @@ from runenv._installed import dist_infos, record_paths
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 
+TEST_SUITES = frozenset({"test", "tests", "_tests", "_umath_tests"})
+"""Module names that make a test suite, wherever they stand in a dotted name: the names the
+reference's checker skips (`*.tests`, `*._tests`, `*.test`, `*._umath_tests`), and a top-level
+`tests` package that a wheel ships by mistake (olga 1.3.0's imports pytest)."""
+
+TEST_SUITE_REASON = "test suite"
+"""Why the import check skips a name, as the manifest's `check.skipped` says."""
+
+
+def is_test_suite(module: str) -> bool:
+    """Whether the dotted `module` is, or lies in, a test suite (`tests`, `pkg.tests.x`,
+    `pkg._tests`, `numpy._core._umath_tests`; not `numpy.testing`, `pkg.mytests`).
+
+    The one rule for both places that care: the import check does not import these names
+    (a test suite needs its test runner, which the runtime need not ship), and the bytecode
+    stage leaves their files as source unless `[build] compileTestBytecode = true`.
+    """
+    return not TEST_SUITES.isdisjoint(module.split("."))
+
+
+def checked_and_skipped(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """`names` split into those the import check imports and the test suites it skips."""
+    ordered = sorted(set(names))
+    return [n for n in ordered if not is_test_suite(n)], [n for n in ordered if is_test_suite(n)]
+
 
 def top_level(paths: Iterable[str]) -> tuple[str, ...]:
     """Importable top-level names among `paths` (relative to site-packages, `/`-separated).
@@ -51,7 +76,8 @@ def top_level(paths: Iterable[str]) -> tuple[str, ...]:
 
 
 def importable(tree: Path, site_packages: str, copied: Iterable[str] = ()) -> list[str]:
-    """Every top-level name to import in the runtime `tree`.
+    """Every top-level name of the runtime `tree` (test suites included: the import check
+    skips those, `checked_and_skipped`).
 
     `site_packages` is relative to `tree`; `copied` are the files copyFiles wrote, relative to
     `tree` as the manifest lists them (those outside site-packages are not modules).
