@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runenv.modules import is_test_suite
+from runenv.check import _IMPORT_SCRIPT
+from runenv.modules import TEST_SUITES, is_test_suite
 from support.dists import write_wheel
 from support.index import IndexServer, write_simple_pages
 from support.pbs import PY_XY
@@ -106,3 +107,10 @@ def test_a_real_module_that_fails_still_fails_the_build(
 )
 def test_one_rule_names_test_suites(name: str, suite: bool) -> None:
     assert is_test_suite(name) is suite
+
+
+def test_the_check_scripts_tolerance_names_the_same_suites() -> None:
+    # The script runs in the runtime (no runenv there): its set is written out, kept equal.
+    literal = "{" + ", ".join(f'"{n}"' for n in ("test", "tests", "_tests", "_umath_tests")) + "}"
+    assert literal in _IMPORT_SCRIPT
+    assert {"test", "tests", "_tests", "_umath_tests"} == TEST_SUITES

@@ -198,3 +198,34 @@ def _asked(req: Requirement) -> str:
     """A requirement as the variant asks for it, without its marker."""
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
     return f"{req.name}{extras}{req.specifier}"
+
+
+# `torch==2.7.0 has no wheels with a matching platform tag (e.g., `macosx_10_13_x86_64`)`,
+# `tensorflow>=2.8.0,<=2.15.1 has no wheels with a matching Python ABI tag (e.g., `cp312`)`,
+# `rtwin==1.0 has no usable wheels`: uv found no file of the package for the target.
+_NO_FILE = re.compile(
+    rf"(?P<name>{_NAME})(?P<spec>{_SPEC})? has no (?:usable wheels|wheels with a matching "
+    r"(?:platform tag|Python ABI tag|Python implementation tag)(?: \(e\.g\., `[^`]+`\))?)"
+)
+
+
+def unavailable(uv_output: str, requirements: Iterable[str]) -> dict[str, str]:
+    """The variant's requirements that cannot be installed on the target because uv found
+    no file for them, or for a package they depend on (at any depth uv's explanation shows):
+    canonical name -> why, e.g. `sccoda` -> `needs tensorflow>=2.8, which has no ...`."""
+    direct = _direct(requirements)
+    flat = " ".join(uv_output.split())
+    missing = {canonicalize_name(m.group("name")): m.group(0) for m in _NO_FILE.finditer(flat)}
+    all_facts = facts(uv_output)
+    out: dict[str, str] = {}
+    for name, sentence in missing.items():
+        if name in direct:
+            out[name] = f"no file for the platform (uv: {sentence})"
+            continue
+        needs = next((f"{f.dep}{f.spec}" for f in all_facts if f.dep == name), name)
+        for user in _users(all_facts, name, direct):
+            user_name = canonicalize_name(Requirement(user).name)
+            out.setdefault(
+                user_name, f"needs {needs}, which has no file for the platform (uv: {sentence})"
+            )
+    return out

@@ -348,6 +348,7 @@ def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
         indexes=plan.registries,
         default_index=options.default_index,
         skipped=tuple(plan.skipped),
+        drop_missing=plan.policy is not None and not plan.policy.strict_missing,
     )
 
 

@@ -63,6 +63,11 @@ class LockRequest:
     no_deps: tuple[str, ...] = ()  # packages locked without their dependencies
     glibc: tuple[int, int] = DEFAULT_GLIBC  # Linux: the manylinux floor to resolve for
     macos: tuple[int, int] | None = None  # macOS: the minimum to resolve for (None: default)
+    # packages.resolution without strictMissing: a requirement that cannot be installed on
+    # the platform (no file of it or of a dependency, or it needs a skipped package) is left
+    # out of the lock as missing, with its reason, instead of failing it. Not hashed: a lock
+    # records what it left out, which a build under a strict policy refuses (wheels.py).
+    drop_missing: bool = False
 
     @property
     def floor(self) -> tuple[int, int] | None:
@@ -143,6 +148,7 @@ class Lock:
     platform: str | None = None
     python_version: str | None = None
     overrides: tuple[str, ...] = ()  # the overrides the lock was resolved with
+    missing: Mapping[str, str] = dataclasses.field(default_factory=dict)  # left out: why
 
     def package(self, name: str) -> LockedPackage | None:
         """The locked package called `name` (any spelling), if any."""
@@ -172,51 +178,23 @@ def lock(
     for req in (*request.requirements, *request.constraints, *request.overrides):
         _normal(req)
     label = f"{path.parent.name} for {request.platform} (Python {request.python_version})"
+    run = _Run(label, path.parent, cache, timeout, log_file, offline)
+    missing: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="runenv-lock-") as tmp_name:
         tmp = Path(tmp_name)
-        reqs = tmp / "requirements.in"
-        reqs.write_text("".join(r + "\n" for r in request.requirements), encoding="utf-8")
-        base = _input_files(request, tmp)
-        out = tmp / "pylock.toml"
-        try:
-            _run_compile(
-                request, reqs, out, [*base, "--format", "pylock.toml"], label,
-                cache=cache, timeout=timeout, log_file=log_file, offline=offline,
-            )  # fmt: skip
-        except SubprocessError as exc:
-            trial = _Trial(reqs, tmp / "trial", label, cache, timeout, log_file, offline)
-            raise _uv_failure(exc, label, request, trial, path.parent) from None
-        text = out.read_text(encoding="utf-8")
-        parsed = _parse(_loads(text, path), path)
-        # uv applies version-less dependency-metadata to index packages only: a git package
-        # needs its name and version given, which the first resolution tells.
-        no_deps = {canonicalize_name(n) for n in request.no_deps}
-        git_pkgs = _no_deps_git(request.requirements, parsed, no_deps)
-        if git_pkgs:
-            reqs.write_text(
-                "".join(_named_git(r, git_pkgs) + "\n" for r in request.requirements), "utf-8"
-            )
-            versions = {str(canonicalize_name(p.name)): p.version for p in git_pkgs}
-            base = _input_files(request, tmp, versions)
-            _compile(
-                request, reqs, out, [*base, "--format", "pylock.toml"], label,
-                cache=cache, timeout=timeout, log_file=log_file, offline=offline,
-            )  # fmt: skip
-            text = out.read_text(encoding="utf-8")
-            parsed = _parse(_loads(text, path), path)
-        if request.skipped:
-            _check_skipped(
-                request,
-                parsed,
-                reqs,
-                base,
-                tmp,
-                label,
-                cache=cache,
-                timeout=timeout,
-                log_file=log_file,
-                offline=offline,
-            )
+        current = request
+        while True:  # each round leaves out at least one more requirement, so it ends
+            try:
+                text = _resolve(current, tmp, path, run)
+                break
+            except _Unavailable as gone:
+                missing.update(gone.reasons)
+                current = dataclasses.replace(
+                    request,
+                    requirements=tuple(
+                        r for r in request.requirements if _requirement_name(r) not in missing
+                    ),
+                )
     meta = {
         "inputs-hash": request.inputs_hash(),
         "platform": str(request.platform),
@@ -229,10 +207,82 @@ def lock(
         meta["overrides"] = list(request.overrides)
     if request.no_deps:
         meta["no-deps"] = sorted({canonicalize_name(n) for n in request.no_deps})
+    if missing:  # left out under the missing-package policy (`drop_missing`)
+        meta["missing"] = dict(sorted(missing.items()))
     final = text.rstrip("\n") + "\n\n" + tomli_w.dumps({"tool": {TOOL_TABLE: meta}})
     with staged_file(path) as staged:
         staged.write_text(final, encoding="utf-8")
     return _parse(_loads(final, path), path)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How this lock runs uv, and what its messages name."""
+
+    label: str
+    variant_dir: Path
+    cache: Cache
+    timeout: float
+    log_file: Path | None
+    offline: bool
+
+
+class _Unavailable(Exception):
+    """Requirements to leave out under the missing-package policy: name -> why."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+
+def _resolve(request: LockRequest, tmp: Path, path: Path, run: _Run) -> str:
+    """The pylock text uv writes for `request`; LockError when it cannot, `_Unavailable`
+    when `request.drop_missing` and requirements cannot be installed on the platform."""
+    kw: dict[str, Any] = {
+        "cache": run.cache, "timeout": run.timeout, "log_file": run.log_file,
+        "offline": run.offline,
+    }  # fmt: skip
+    label = run.label
+    reqs = tmp / "requirements.in"
+    reqs.write_text("".join(r + "\n" for r in request.requirements), encoding="utf-8")
+    base = _input_files(request, tmp)
+    out = tmp / "pylock.toml"
+    try:
+        _run_compile(request, reqs, out, [*base, "--format", "pylock.toml"], label, **kw)
+    except SubprocessError as exc:
+        if request.drop_missing and exc.returncode is not None and not exc.timed_out:
+            found = _conflicts.conflicts(exc.output_tail, request.requirements)
+            gone = _conflicts.unavailable(exc.output_tail, request.requirements)
+            if gone and not found:
+                raise _Unavailable(gone) from None
+        trial = _Trial(reqs, tmp / "trial", label, run.cache, run.timeout, run.log_file,
+                       run.offline)  # fmt: skip
+        raise _uv_failure(exc, label, request, trial, run.variant_dir) from None
+    text = out.read_text(encoding="utf-8")
+    parsed = _parse(_loads(text, path), path)
+    # uv applies version-less dependency-metadata to index packages only: a git package
+    # needs its name and version given, which the first resolution tells.
+    no_deps = {canonicalize_name(n) for n in request.no_deps}
+    git_pkgs = _no_deps_git(request.requirements, parsed, no_deps)
+    if git_pkgs:
+        reqs.write_text(
+            "".join(_named_git(r, git_pkgs) + "\n" for r in request.requirements), "utf-8"
+        )
+        versions = {str(canonicalize_name(p.name)): p.version for p in git_pkgs}
+        base = _input_files(request, tmp, versions)
+        _compile(request, reqs, out, [*base, "--format", "pylock.toml"], label, **kw)
+        text = out.read_text(encoding="utf-8")
+        parsed = _parse(_loads(text, path), path)
+    if request.skipped:
+        _check_skipped(request, parsed, reqs, base, tmp, label, **kw)
+    return text
+
+
+def _requirement_name(text: str) -> str:
+    """The canonical name a requirement of the variant installs (a git one: the config's)."""
+    if is_git_dependency(text):
+        return canonicalize_name(parse_git(text).name)
+    return canonicalize_name(_requirement(text).name)
 
 
 def read_lock(path: Path) -> Lock:
@@ -544,11 +594,18 @@ def _no_override(exc: SubprocessError, request: LockRequest) -> str:
 
 
 def _explanation(uv_output: str) -> str:
-    """uv's `cause:` text on one line (the `error:` line is always "No solution found")."""
+    """uv's `cause:` text on one line (the `error:` line is always "No solution found"):
+    from its `cause:` line to the next `hint:` or `warning:`, else the last line."""
     lines = [ln.strip() for ln in uv_output.splitlines() if ln.strip()]
-    cause = [ln for ln in lines if not ln.startswith(("error:", "hint:"))]
-    text = " ".join(cause) or (lines[-1] if lines else "")
-    return text.removeprefix("cause:").strip()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("cause:")), None)
+    if start is None:
+        return lines[-1] if lines else ""
+    cause = []
+    for line in lines[start:]:
+        if line.startswith(("hint:", "warning:", "error:")):
+            break
+        cause.append(line)
+    return " ".join(cause).removeprefix("cause:").strip()
 
 
 _VIA = re.compile(
@@ -594,6 +651,10 @@ def _check_skipped(
         if match:
             via = [v.strip() for v in match.group("via").split(",")]
             users[canonicalize_name(match.group("name"))] = via
+    if request.drop_missing:
+        gone = _skipped_users(present, users, request)
+        if gone:
+            raise _Unavailable(gone)
     versions = {canonicalize_name(p.name): p.version for p in parsed.packages}
     problems = []
     for pkg in present:
@@ -611,6 +672,30 @@ def _check_skipped(
         + "; ".join(problems)
         + " (remove the skip, or skip what requires it too)"
     )
+
+
+def _skipped_users(
+    present: list[LockedPackage], users: Mapping[str, list[str]], request: LockRequest
+) -> dict[str, str]:
+    """The variant's requirements that bring in a skipped package (at any depth of uv's
+    `# via` notes), each with why it cannot be installed on the platform."""
+    direct = {_requirement_name(r) for r in request.requirements}
+    out: dict[str, str] = {}
+    for pkg in present:
+        name = canonicalize_name(pkg.name)
+        seen, todo = {name}, [name]
+        while todo:
+            for user in users.get(todo.pop(), []):
+                if user.startswith(("-r ", "-c ")) or not user:
+                    continue
+                key = canonicalize_name(user)
+                if key in direct:
+                    why = f"needs {pkg.name}, which is skipped on {request.platform}"
+                    out.setdefault(key, why)
+                elif key not in seen:
+                    seen.add(key)
+                    todo.append(key)
+    return out
 
 
 # --------------------------------------------------------------------------- parsing
@@ -648,6 +733,8 @@ def _parse(doc: Mapping[str, Any], path: Path) -> Lock:
         packages.append(_package(entry, path))
     tool = doc.get("tool", {}).get(TOOL_TABLE, {})
     tool = tool if isinstance(tool, dict) else {}
+    missing = tool.get("missing", {})
+    missing = missing if isinstance(missing, dict) else {}
     return Lock(
         packages=tuple(packages),
         requires_python=_opt_str(doc.get("requires-python")),
@@ -655,6 +742,7 @@ def _parse(doc: Mapping[str, Any], path: Path) -> Lock:
         platform=_opt_str(tool.get("platform")),
         python_version=_opt_str(tool.get("python-version")),
         overrides=tuple(o for o in tool.get("overrides", ()) if isinstance(o, str)),
+        missing={str(canonicalize_name(k)): v for k, v in missing.items() if isinstance(v, str)},
     )
 
 
