@@ -58,6 +58,13 @@ def test_what_cannot_be_installed_is_left_out_with_its_reason(
 ) -> None:
     deps = ["rtkeep==1.0", "rtwinonly==1.0", "rtuser==1.0", "rtneedsbase==1.0", "rtbase==1.0"]
     root = make_project(tmp_path / "p", pbs, deps, extra=POLICY.format(strict="false"))
+    assert _cli(root, server, "lock") == 0
+    said = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert sorted(ln.split(": ")[2] for ln in said) == [
+        "rtneedsbase left out",
+        "rtuser left out",
+        "rtwinonly left out",
+    ]
     assert _cli(root, server, "build") == 0
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     missing = lock["tool"]["runenv"]["missing"]
