@@ -496,7 +496,8 @@ def _uv_failure(
         return LockError(f"cannot lock {label}: uv {exc.problem}{where}")
     found = _conflicts.conflicts(exc.output_tail, request.requirements)
     if not found:
-        return LockError(f"cannot lock {label}: {_no_override(exc, request)}{where}")
+        first, *body = _no_override(exc, request).split("\n")
+        return LockError("\n".join([f"cannot lock {label}: {first}{where}", *body]))
     outcome = ""
     if trial is not None:
         found, outcome = _try_overrides(found, request, trial)
@@ -576,7 +577,8 @@ def _no_override(exc: SubprocessError, request: LockRequest) -> str:
     """One paragraph: uv's explanation (once, on one line) and why no override is proposed."""
     lines = [ln.rstrip() for ln in exc.output_tail.splitlines() if ln.strip()]
     errors = [ln.strip()[6:].strip() for ln in lines if ln.lstrip().startswith("error:")]
-    summary = errors[0] if errors else (lines[-1].strip() if lines else f"uv {exc.problem}")
+    # The tail may have lost uv's `error:` line under a long build output (an sdist's).
+    summary = errors[0] if errors else f"uv {exc.problem}; the end of its output"
     if not summary.startswith("No solution found"):
         body = [ln for ln in lines if not ln.lstrip().startswith("error:")]
         return summary + "".join(f"\n{ln}" for ln in body)
