@@ -2,7 +2,8 @@
 
 The names come from `runenv.modules.importable` (what the installed distributions' RECORDs
 declare, namespace packages and `_`-prefixed modules included), test suites left out
-(`runenv.modules.is_test_suite`; the manifest says which, `check.skipped`).
+(`runenv.modules.skip_reason`: test suites, stray source-tree folders; the manifest says
+which, `check.skipped`).
 
 The tree is checked at a path other than the one it was built in, so a runtime that only works
 where it was built fails here rather than on a user's machine.
@@ -39,7 +40,7 @@ libs = [os.path.realpath(sysconfig.get_path(k)) + os.sep for k in ("purelib", "s
 def test_suite(path):
     for lib in libs:
         if path.startswith(lib):
-            names = {"test", "tests", "_tests", "_umath_tests"}
+            names = {"test", "tests", "_tests", "_umath_tests", "_multiarray_tests"}
             return not names.isdisjoint(path[len(lib):-len(".py")].split(os.sep))
     return False
 mode = sys.argv[1]
@@ -74,7 +75,7 @@ class CheckResult:
     prefix: str
     imported: tuple[str, ...]
     accepted_failures: dict[str, str]
-    skipped: tuple[str, ...] = ()  # test suites, not imported (`modules.is_test_suite`)
+    skipped: tuple[str, ...] = ()  # not imported (`modules.skip_reason`)
 
 
 def import_check(
@@ -93,7 +94,8 @@ def import_check(
     those of packages' test suites, unless `test_suites` says they were compiled too).
 
     Test suites among `modules` (`modules.is_test_suite`: a top-level `tests` package a wheel
-    ships by mistake) are not imported: they need their test runner, not the runtime.
+    ships by mistake) are not imported: they need their test runner, not the runtime; nor
+    are stray source-tree folders (`modules.skip_reason`).
     """
     names, skipped = checked_and_skipped(modules)
     mode = "-" if not bytecode else "bytecode" if test_suites else "bytecode-but-test-suites"
@@ -130,4 +132,4 @@ def import_check(
         )
     accepted = {m: allowed[m] for m in failures}
     imported = tuple(n for n in names if n not in failures)
-    return CheckResult(prefix, imported, accepted, tuple(skipped))
+    return CheckResult(prefix, imported, accepted, tuple(skipped))  # names, in order

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runenv import __version__
-from runenv.modules import TEST_SUITE_REASON, checked_and_skipped
+from runenv.modules import checked_and_skipped
 from runenv.plan import CopyStep, Plan
 
 SCHEMA_VERSION = 1
@@ -198,10 +198,11 @@ def make_manifest(
         # What the import check imports (`modules.importable`) and may see fail: recorded so a
         # cross-built archive gets the same check on its native runner
         # (`python -m runenv_catalogue check MANIFEST`, the workflow's verify job).
-        # Test suites (`modules.is_test_suite`) are not imported; `skipped` names them and why.
+        # Test suites and stray folders (`modules.skip_reason`) are not imported: `skipped`
+        # names them and why.
         "check": {
             "modules": imported,
-            "skipped": [{"module": n, "reason": TEST_SUITE_REASON} for n in skipped],
+            "skipped": [{"module": n, "reason": r} for n, r in skipped.items()],
             "allowed_failures": dict(sorted(plan.allow_import_failures.items())),
         },
     }

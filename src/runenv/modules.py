@@ -22,13 +22,21 @@ from runenv._installed import dist_infos, record_paths
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 
-TEST_SUITES = frozenset({"test", "tests", "_tests", "_umath_tests"})
+TEST_SUITES = frozenset({"test", "tests", "_tests", "_umath_tests", "_multiarray_tests"})
 """Module names that make a test suite, wherever they stand in a dotted name: the names the
-reference's checker skips (`*.tests`, `*._tests`, `*.test`, `*._umath_tests`), and a top-level
-`tests` package that a wheel ships by mistake (olga 1.3.0's imports pytest)."""
+reference's checker skips (`*.tests`, `*._tests`, `*.test`, `*._umath_tests`,
+`*._multiarray_tests`), and a top-level `tests` folder that a wheel ships by mistake
+(olga 1.3.0's, whose modules import pytest)."""
+
+STRAY_FOLDERS = frozenset({"scripts", "examples", "docs", "benchmarks"})
+"""A source tree's folders that a wheel ships by mistake as top-level namespaces (no
+`__init__.py`; setuptools' namespace discovery picks them up): olga 1.3.0's
+`scripts/compare_pgen_values_with_ulp.py` is a developer's tool importing click, which olga
+does not depend on. No library is imported as `scripts.x`; a regular package of such a name
+(with `__init__.py`) is checked like any other."""
 
 TEST_SUITE_REASON = "test suite"
-"""Why the import check skips a name, as the manifest's `check.skipped` says."""
+STRAY_REASON = "a source tree's folder shipped as a top-level namespace (no __init__.py)"
 
 
 def is_test_suite(module: str) -> bool:
@@ -42,10 +50,28 @@ def is_test_suite(module: str) -> bool:
     return not TEST_SUITES.isdisjoint(module.split("."))
 
 
-def checked_and_skipped(names: Iterable[str]) -> tuple[list[str], list[str]]:
-    """`names` split into those the import check imports and the test suites it skips."""
-    ordered = sorted(set(names))
-    return [n for n in ordered if not is_test_suite(n)], [n for n in ordered if is_test_suite(n)]
+def skip_reason(name: str) -> str | None:
+    """Why the import check does not import the top-level `name` (`importable`), if it does
+    not: a test suite, or a module below a stray top-level namespace (`scripts.tool`: a name
+    with a dot is one, see `top_level`)."""
+    if is_test_suite(name):
+        return TEST_SUITE_REASON
+    if "." in name and name.split(".", 1)[0] in STRAY_FOLDERS:
+        return STRAY_REASON
+    return None
+
+
+def checked_and_skipped(names: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """`names` split into those the import check imports and those it skips, with why."""
+    checked: list[str] = []
+    skipped: dict[str, str] = {}
+    for name in sorted(set(names)):
+        reason = skip_reason(name)
+        if reason is None:
+            checked.append(name)
+        else:
+            skipped[name] = reason
+    return checked, skipped
 
 
 def top_level(paths: Iterable[str]) -> tuple[str, ...]:

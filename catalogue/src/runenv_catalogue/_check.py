@@ -39,7 +39,7 @@ libs = [os.path.realpath(sysconfig.get_path(k)) + os.sep for k in ("purelib", "s
 def test_suite(path):
     for lib in libs:
         if path.startswith(lib):
-            names = {"test", "tests", "_tests", "_umath_tests"}
+            names = {"test", "tests", "_tests", "_umath_tests", "_multiarray_tests"}
             return not names.isdisjoint(path[len(lib):-len(".py")].split(os.sep))
     return False
 mode = sys.argv[1]
