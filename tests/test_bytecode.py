@@ -399,15 +399,18 @@ def test_cross_builds_of_one_run_share_one_unpacked_host_runtime(pbs: tuple[Path
         (f"{SITE}/pkg/tests/__init__.py", True),
         (f"{SITE}/pkg/sub/test/deep/x.py", True),
         (f"lib/python{PY_XY}/tkinter/test/x.py", True),  # the stdlib's packages too
-        (f"{SITE}/pkg/tests.py", False),  # a module, not a suite
+        (f"{SITE}/pkg/tests.py", True),  # a module named so (the reference skips `*.tests`)
+        (f"{SITE}/pkg/_tests/x.py", True),
         (f"{SITE}/pkg/testing/x.py", False),  # numpy.testing: imported by libraries
-        (f"{SITE}/tests/__init__.py", False),  # a top-level package is always compiled
-        (f"lib/python{PY_XY}/test/test_os.py", False),  # the stdlib's top-level `test` too
+        (f"{SITE}/tests/__init__.py", True),  # a top-level suite shipped by mistake (olga)
+        (f"{SITE}/tests.py", True),
+        (f"lib/python{PY_XY}/test/test_os.py", True),  # the stdlib's regression tests too
+        (f"{SITE}/pkg/test_utils.py", False),
         (f"{SITE}/pkg/mytests/x.py", False),
         ("bin/tests/x.py", False),  # outside the library folders
     ],
 )
-def test_a_test_suite_is_a_subpackage_named_test_or_tests(path: str, suite: bool) -> None:
+def test_a_test_suite_is_a_module_or_package_named_so_at_any_depth(path: str, suite: bool) -> None:
     site = PurePosixPath(SITE)
     assert bytecode.is_test_suite(path, site.parent, site) is suite
 
@@ -426,6 +429,7 @@ _SOURCE_ONLY = {
     "rtsuite/tests/__init__.py",
     "rtsuite/tests/fixtures.py",
     "rtsuite/sub/test/__init__.py",
+    "tests/__init__.py",  # a top-level suite too (`modules.is_test_suite`), nor import-checked
 }
 
 
@@ -447,6 +451,9 @@ def test_test_suites_ship_as_source_unless_asked_and_the_check_accepts_them(
         info = manifest_of(root)["bytecode"]
         assert isinstance(info, dict)
         assert info["test_suites"] == "source" and info["source_only"] >= len(_SOURCE_ONLY)
+        check = manifest_of(root)["check"]
+        assert isinstance(check, dict)
+        assert check["skipped"] == [{"module": "tests", "reason": "test suite"}]
         with tarfile.open(archive_of(root)) as tf:
             names = set(tf.getnames())
         for name in _SUITE_FILES:
@@ -492,6 +499,8 @@ def test_the_check_refuses_a_test_suite_without_bytecode_when_suites_were_compil
     suite = root / SITE / "bcpkg" / "tests"
     suite.mkdir()
     (suite / "__init__.py").write_text("VALUE = 1\n")
+    # The check imports no test suite itself: a module that does brings it in.
+    (root / SITE / "bcpkg" / "uses_suite.py").write_text("from bcpkg.tests import VALUE\n")
     # Compiled like the rest (checked-hash), then its bytecode removed: compiled on import.
     assert compile_all(root, workers=1).compiled
     pyc = Path(importlib.util.cache_from_source(str(suite / "__init__.py")))
@@ -499,9 +508,9 @@ def test_the_check_refuses_a_test_suite_without_bytecode_when_suites_were_compil
     pyc.unlink()
     python = root / "bin" / "python3"
     kwargs = {"timeout": 60.0, "bytecode": True}
-    import_check(root, python, ["bcpkg.tests"], {}, test_suites=False, **kwargs)  # type: ignore[arg-type]
-    with pytest.raises(CheckError, match=r"compiled on import: bcpkg\.tests"):
-        import_check(root, python, ["bcpkg.tests"], {}, test_suites=True, **kwargs)  # type: ignore[arg-type]
+    import_check(root, python, ["bcpkg.uses_suite"], {}, test_suites=False, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(CheckError, match=r"compiled on import: .*bcpkg\.tests"):
+        import_check(root, python, ["bcpkg.uses_suite"], {}, test_suites=True, **kwargs)  # type: ignore[arg-type]
 
 
 def test_the_image_key_names_the_test_suite_choice(tmp_path: Path, pbs: tuple[Path, str]) -> None:

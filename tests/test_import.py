@@ -154,7 +154,10 @@ def test_imported_variants_lock_for_every_platform(
     args = ["-q", "--project", str(project), "lock", "3.12.10-conflict", "--platform", "linux-x64"]
     assert main([*args, *index]) == 1
     err = capsys.readouterr().err
-    assert 'add rtarrow = "2.0" to packages.overrides' in err
+    assert (
+        'add "rtarrow": "2.0" to "packages" -> "overrides" in versions/3.12.10-conflict/config.json'
+        in err
+    )
     config = project / "versions" / "3.12.10-conflict" / "config.json"
     data = json.loads(config.read_text())
     data["packages"]["overrides"] = {"rtarrow": "2.0"}

@@ -224,9 +224,10 @@ def test_uv_failure_is_one_clear_line(server: IndexServer, cache: Cache, tmp_pat
             cache=cache,
             timeout=120,
         )
-    first = str(err.value).splitlines()[0]
-    assert first.startswith(f"cannot lock 3.11-test for windows-x64 (Python {PY}): ")
-    assert "No solution found" in first and "rtpure" in first
+    message = str(err.value)
+    assert message.startswith(f"cannot lock 3.11-test for windows-x64 (Python {PY}): ")
+    assert "uv found no solution: Because" in message and "rtpure" in message
+    assert len(message.splitlines()) == 1 and message.count("Because") == 1  # uv's text once
     assert path.read_text() == "previous lock\n"  # untouched
     with pytest.raises(LockError, match="nosuchpkg"):
         lock(request(server, "nosuchpkg"), path, cache=cache, timeout=120)

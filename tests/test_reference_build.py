@@ -180,8 +180,11 @@ def test_conflict_paragraph_then_override_resolves(
     assert cli(root, ref_server, "lock") == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert "rtcudf==1.0 requires rtarrow>=1.0,<2, but the variant asks for rtarrow==2.0" in err
-    assert 'add rtarrow = "2.0" to packages.overrides' in err
+    assert "rtcudf==1.0 needs rtarrow>=1.0,<2, but the variant pins rtarrow==2.0" in err
+    assert (
+        f'add rtarrow = "2.0" under [packages.overrides] in versions/{VARIANT}/config.toml' in err
+    )
+    assert err.endswith("with it the lock succeeds (runenv resolved it)")
 
     text = config_toml(root).read_text() + '[packages.overrides]\nrtarrow = "2.0"\n'
     config_toml(root).write_text(text)
@@ -277,8 +280,8 @@ def test_real_pypi_conflict_paragraph_and_its_override(
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert "requests==2.32.3 requires urllib3" in err and "urllib3==1.20" in err
-    assert 'add urllib3 = "1.20" to packages.overrides' in err
+    assert "requests==2.32.3 needs urllib3>=1.21.1,<3, but the variant pins urllib3==1.20" in err
+    assert 'add urllib3 = "1.20" under [packages.overrides]' in err
     config_toml(root).write_text(
         config_toml(root).read_text() + '[packages.overrides]\nurllib3 = "1.20"\n'
     )

@@ -371,6 +371,7 @@ def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
         indexes=plan.registries,
         default_index=options.default_index,
         skipped=tuple(plan.skipped),
+        drop_missing=plan.policy is not None and not plan.policy.strict_missing,
     )
 
 
@@ -408,7 +409,7 @@ def relock(
     options.report(f"{plan.variant} {plan.platform.value}: locking ({why})")
     with lock_for(path, in_dir=_lock_dir(options, plan)):
         if force or not lock.is_fresh(path, request):
-            lock.lock(
+            locked = lock.lock(
                 request,
                 path,
                 cache=cache,
@@ -416,6 +417,10 @@ def relock(
                 log_file=log_file,
                 offline=options.offline,
             )
+            for name, why in locked.missing.items():  # the missing-package policy's doing
+                options.report(
+                    f"warning: {plan.variant} {plan.platform.value}: {name} left out: {why}"
+                )
 
 
 def ensure_lock(

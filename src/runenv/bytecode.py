@@ -4,11 +4,12 @@ Every `.py` of the standard library (site-packages included) and every copied `.
 `__pycache__/<name>.cpython-XY.pyc` (optimization level 0, what a plain `python` loads), unless
 it already has a valid one of the same kind, as some PBS builds ship for the stdlib.
 
-- **Test suites ship as source** (`is_test_suite`: a subpackage named `test` or `tests`, e.g.
-  `pandas/tests/`), unless `[build] compileTestBytecode = true`. pip compiles them too, but a
+- **Test suites ship as source** (`is_test_suite`, the import check's rule: a module or package
+  named `test`, `tests` or `_tests`, top-level or below a package, e.g. `pandas/tests/`),
+  unless `[build] compileTestBytecode = true`. pip compiles them too, but a
   runtime never imports them to start, and on the reference workload they are 2,035 of 3,428
   files of site-packages and two thirds of the compile time (9.5 of 14 s of CPU); the import
-  check tolerates them compiling on import. A top-level package named so is always compiled.
+  check does not import them (and tolerates them compiling on import when a module does).
 
 - **Invalidation mode: checked-hash** (PEP 552). The header holds a hash of the source, not its
   mtime, so the bytes do not depend on when the build ran, and the files stay valid whatever
@@ -54,13 +55,15 @@ from typing import Any
 from runenv import python_fetch
 from runenv._subprocess import run
 from runenv.errors import BuildError, RunenvError
+from runenv.modules import is_test_suite as is_test_suite_module
 from runenv.plan import Plan
 
 INVALIDATION_MODE = "checked-hash"
 """The PEP 552 invalidation mode of every `.pyc` runenv writes (see the module docstring)."""
 
-TEST_SUITES = frozenset({"test", "tests"})
-"""Names of the subpackages `is_test_suite` calls a package's test suite."""
+# Bump when `is_test_suite` changes which files are left as source: it keys the images.
+# 2: top-level `test`/`tests` packages, `_tests` and modules named so (`modules.is_test_suite`).
+TEST_SUITE_RULE = 2
 
 # Files per worker process: at most BATCH_FILES, so that a batch takes seconds, far below
 # build.timeout, even on a loaded machine; and a tree of more than MIN_BATCH_FILES files is cut
@@ -178,13 +181,15 @@ def skipped(reason: str) -> BytecodeResult:
 
 
 def is_test_suite(path: str, lib: PurePosixPath, site_packages: PurePosixPath) -> bool:
-    """Whether the runtime-relative `path` lies in a package's test suite: below a folder
-    named `test` or `tests` inside a top-level package of `lib` (the stdlib folder) or of
-    `site_packages` (`pandas/tests/frame/x.py`, not `tests/x.py` nor `pkg/tests.py`)."""
+    """Whether the runtime-relative `path` is a module of a test suite, by the import check's
+    rule (`modules.is_test_suite`) on its module name under `site_packages` or `lib` (the
+    stdlib folder): `pandas/tests/frame/x.py`, `tests/x.py`, `pkg/_tests/x.py`, `pkg/tests.py`."""
     parts = path.split("/")  # not PurePosixPath: called for every .py of a tree
     for top in (site_packages.parts, lib.parts):
         if tuple(parts[: len(top)]) == top:
-            return not TEST_SUITES.isdisjoint(parts[len(top) + 1 : -1])
+            module = parts[len(top) :]
+            module[-1] = module[-1].removesuffix(".py")
+            return is_test_suite_module(".".join(module))
     return False
 
 
@@ -364,7 +369,7 @@ def choose_compiler(
     # In the images' key: an image compiled with its test suites never serves a build that
     # leaves them as source, nor the other way round, nor do images made before the choice
     # existed (keyed "checked-hash:X.Y.Z", test suites compiled).
-    suffix = ":test-suites=" + ("compiled" if tests else "source")
+    suffix = ":test-suites=" + ("compiled" if tests else f"source-{TEST_SUITE_RULE}")
     exact = f"{INVALIDATION_MODE}:{plan.python_version}{suffix}"
     if native:
         return Compiler(tree / plan.interpreter, f"the runtime's own Python {xy}", exact, tests)

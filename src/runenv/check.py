@@ -1,7 +1,9 @@
 """The check stage, natively: import every top-level module with the runtime's interpreter.
 
 The names come from `runenv.modules.importable` (what the installed distributions' RECORDs
-declare, namespace packages and `_`-prefixed modules included).
+declare, namespace packages and `_`-prefixed modules included), test suites left out
+(`runenv.modules.skip_reason`: test suites, stray source-tree folders; the manifest says
+which, `check.skipped`).
 
 The tree is checked at a path other than the one it was built in, so a runtime that only works
 where it was built fails here rather than on a user's machine.
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from runenv._subprocess import run
 from runenv.errors import CheckError
+from runenv.modules import checked_and_skipped
 
 # One process imports everything (fast); each failure is caught and reported by name.
 # `-B`: no .pyc written into the tree, which would make the archive differ between builds; the
@@ -37,7 +40,8 @@ libs = [os.path.realpath(sysconfig.get_path(k)) + os.sep for k in ("purelib", "s
 def test_suite(path):
     for lib in libs:
         if path.startswith(lib):
-            return not {"test", "tests"}.isdisjoint(path[len(lib):].split(os.sep)[1:-1])
+            names = {"test", "tests", "_tests", "_umath_tests", "_multiarray_tests"}
+            return not names.isdisjoint(path[len(lib):-len(".py")].split(os.sep))
     return False
 mode = sys.argv[1]
 for name, module in sorted(sys.modules.items()) if mode.startswith("bytecode") else ():
@@ -71,6 +75,7 @@ class CheckResult:
     prefix: str
     imported: tuple[str, ...]
     accepted_failures: dict[str, str]
+    skipped: tuple[str, ...] = ()  # not imported (`modules.skip_reason`)
 
 
 def import_check(
@@ -90,8 +95,13 @@ def import_check(
     """Import `modules` with `interpreter` (isolated from the environment, unless `isolated` is
     False and `env` says how to run it); fail naming each module that does not import, and
     with `bytecode`, each module of the tree that was not loaded from its shipped `.pyc` (but
-    those of packages' test suites, unless `test_suites` says they were compiled too)."""
-    names = sorted(set(modules))
+    those of packages' test suites, unless `test_suites` says they were compiled too).
+
+    Test suites among `modules` (`modules.is_test_suite`: a top-level `tests` package a wheel
+    ships by mistake) are not imported: they need their test runner, not the runtime; nor
+    are stray source-tree folders (`modules.skip_reason`).
+    """
+    names, skipped = checked_and_skipped(modules)
     mode = "-" if not bytecode else "bytecode" if test_suites else "bytecode-but-test-suites"
     flags = ["-I", "-B"] if isolated else ["-B"]  # a block's command runs without -I
     out = run(
@@ -127,4 +137,5 @@ def import_check(
             f"compiled on import: {shown} (was a .py written after the bytecode stage?)"
         )
     accepted = {m: allowed[m] for m in failures}
-    return CheckResult(prefix, tuple(n for n in names if n not in failures), accepted)
+    imported = tuple(n for n in names if n not in failures)
+    return CheckResult(prefix, imported, accepted, tuple(skipped))  # names, in order

@@ -17,6 +17,7 @@ partially fails the lock with uv's explanation instead of silently mixing source
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -33,9 +34,10 @@ import tomli_w
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from runenv import _conflicts
 from runenv._cache import Cache, staged_file
 from runenv._uv import run_uv
-from runenv.config import is_git_dependency, parse_git
+from runenv.config import VARIANT_NAMES, VERSIONS_DIR, is_git_dependency, parse_git
 from runenv.errors import LockError, SubprocessError, UsageError
 from runenv.platforms import DEFAULT_GLIBC, DEFAULT_MACOS, Platform
 
@@ -61,6 +63,11 @@ class LockRequest:
     no_deps: tuple[str, ...] = ()  # packages locked without their dependencies
     glibc: tuple[int, int] = DEFAULT_GLIBC  # Linux: the manylinux floor to resolve for
     macos: tuple[int, int] | None = None  # macOS: the minimum to resolve for (None: default)
+    # packages.resolution without strictMissing: a requirement that cannot be installed on
+    # the platform (no file of it or of a dependency, or it needs a skipped package) is left
+    # out of the lock as missing, with its reason, instead of failing it. Not hashed: a lock
+    # records what it left out, which a build under a strict policy refuses (wheels.py).
+    drop_missing: bool = False
 
     @property
     def floor(self) -> tuple[int, int] | None:
@@ -141,6 +148,7 @@ class Lock:
     platform: str | None = None
     python_version: str | None = None
     overrides: tuple[str, ...] = ()  # the overrides the lock was resolved with
+    missing: Mapping[str, str] = dataclasses.field(default_factory=dict)  # left out: why
 
     def package(self, name: str) -> LockedPackage | None:
         """The locked package called `name` (any spelling), if any."""
@@ -170,54 +178,23 @@ def lock(
     for req in (*request.requirements, *request.constraints, *request.overrides):
         _normal(req)
     label = f"{path.parent.name} for {request.platform} (Python {request.python_version})"
+    run = _Run(label, path.parent, cache, timeout, log_file, offline)
+    missing: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="runenv-lock-") as tmp_name:
         tmp = Path(tmp_name)
-        reqs = tmp / "requirements.in"
-        reqs.write_text("".join(r + "\n" for r in request.requirements), encoding="utf-8")
-        base = _input_files(request, tmp)
-        out = tmp / "pylock.toml"
-        _compile(
-            request,
-            reqs,
-            out,
-            [*base, "--format", "pylock.toml"],
-            label,
-            cache=cache,
-            timeout=timeout,
-            log_file=log_file,
-            offline=offline,
-        )
-        text = out.read_text(encoding="utf-8")
-        parsed = _parse(_loads(text, path), path)
-        # uv applies version-less dependency-metadata to index packages only: a git package
-        # needs its name and version given, which the first resolution tells.
-        no_deps = {canonicalize_name(n) for n in request.no_deps}
-        git_pkgs = _no_deps_git(request.requirements, parsed, no_deps)
-        if git_pkgs:
-            reqs.write_text(
-                "".join(_named_git(r, git_pkgs) + "\n" for r in request.requirements), "utf-8"
-            )
-            versions = {str(canonicalize_name(p.name)): p.version for p in git_pkgs}
-            base = _input_files(request, tmp, versions)
-            _compile(
-                request, reqs, out, [*base, "--format", "pylock.toml"], label,
-                cache=cache, timeout=timeout, log_file=log_file, offline=offline,
-            )  # fmt: skip
-            text = out.read_text(encoding="utf-8")
-            parsed = _parse(_loads(text, path), path)
-        if request.skipped:
-            _check_skipped(
-                request,
-                parsed,
-                reqs,
-                base,
-                tmp,
-                label,
-                cache=cache,
-                timeout=timeout,
-                log_file=log_file,
-                offline=offline,
-            )
+        current = request
+        while True:  # each round leaves out at least one more requirement, so it ends
+            try:
+                text = _resolve(current, tmp, path, run)
+                break
+            except _Unavailable as gone:
+                missing.update(gone.reasons)
+                current = dataclasses.replace(
+                    request,
+                    requirements=tuple(
+                        r for r in request.requirements if _requirement_name(r) not in missing
+                    ),
+                )
     meta = {
         "inputs-hash": request.inputs_hash(),
         "platform": str(request.platform),
@@ -230,10 +207,82 @@ def lock(
         meta["overrides"] = list(request.overrides)
     if request.no_deps:
         meta["no-deps"] = sorted({canonicalize_name(n) for n in request.no_deps})
+    if missing:  # left out under the missing-package policy (`drop_missing`)
+        meta["missing"] = dict(sorted(missing.items()))
     final = text.rstrip("\n") + "\n\n" + tomli_w.dumps({"tool": {TOOL_TABLE: meta}})
     with staged_file(path) as staged:
         staged.write_text(final, encoding="utf-8")
     return _parse(_loads(final, path), path)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How this lock runs uv, and what its messages name."""
+
+    label: str
+    variant_dir: Path
+    cache: Cache
+    timeout: float
+    log_file: Path | None
+    offline: bool
+
+
+class _Unavailable(Exception):
+    """Requirements to leave out under the missing-package policy: name -> why."""
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+
+def _resolve(request: LockRequest, tmp: Path, path: Path, run: _Run) -> str:
+    """The pylock text uv writes for `request`; LockError when it cannot, `_Unavailable`
+    when `request.drop_missing` and requirements cannot be installed on the platform."""
+    kw: dict[str, Any] = {
+        "cache": run.cache, "timeout": run.timeout, "log_file": run.log_file,
+        "offline": run.offline,
+    }  # fmt: skip
+    label = run.label
+    reqs = tmp / "requirements.in"
+    reqs.write_text("".join(r + "\n" for r in request.requirements), encoding="utf-8")
+    base = _input_files(request, tmp)
+    out = tmp / "pylock.toml"
+    try:
+        _run_compile(request, reqs, out, [*base, "--format", "pylock.toml"], label, **kw)
+    except SubprocessError as exc:
+        if request.drop_missing and exc.returncode is not None and not exc.timed_out:
+            found = _conflicts.conflicts(exc.output_tail, request.requirements)
+            gone = _conflicts.unavailable(exc.output_tail, request.requirements)
+            if gone and not found:
+                raise _Unavailable(gone) from None
+        trial = _Trial(reqs, tmp / "trial", label, run.cache, run.timeout, run.log_file,
+                       run.offline)  # fmt: skip
+        raise _uv_failure(exc, label, request, trial, run.variant_dir) from None
+    text = out.read_text(encoding="utf-8")
+    parsed = _parse(_loads(text, path), path)
+    # uv applies version-less dependency-metadata to index packages only: a git package
+    # needs its name and version given, which the first resolution tells.
+    no_deps = {canonicalize_name(n) for n in request.no_deps}
+    git_pkgs = _no_deps_git(request.requirements, parsed, no_deps)
+    if git_pkgs:
+        reqs.write_text(
+            "".join(_named_git(r, git_pkgs) + "\n" for r in request.requirements), "utf-8"
+        )
+        versions = {str(canonicalize_name(p.name)): p.version for p in git_pkgs}
+        base = _input_files(request, tmp, versions)
+        _compile(request, reqs, out, [*base, "--format", "pylock.toml"], label, **kw)
+        text = out.read_text(encoding="utf-8")
+        parsed = _parse(_loads(text, path), path)
+    if request.skipped:
+        _check_skipped(request, parsed, reqs, base, tmp, label, **kw)
+    return text
+
+
+def _requirement_name(text: str) -> str:
+    """The canonical name a requirement of the variant installs (a git one: the config's)."""
+    if is_git_dependency(text):
+        return canonicalize_name(parse_git(text).name)
+    return canonicalize_name(_requirement(text).name)
 
 
 def read_lock(path: Path) -> Lock:
@@ -337,6 +386,29 @@ def _compile(
     log_file: Path | None,
     offline: bool,
 ) -> None:
+    """`_run_compile`, a failure worded as a LockError (no overrides tried)."""
+    try:
+        _run_compile(
+            request, reqs, out, extra, label,
+            cache=cache, timeout=timeout, log_file=log_file, offline=offline,
+        )  # fmt: skip
+    except SubprocessError as exc:
+        raise _uv_failure(exc, label, request) from None
+
+
+def _run_compile(
+    request: LockRequest,
+    reqs: Path,
+    out: Path,
+    extra: list[str],
+    label: str,
+    *,
+    cache: Cache,
+    timeout: float,
+    log_file: Path | None,
+    offline: bool,
+) -> None:
+    """`uv pip compile` of `reqs` for `request` into `out`; SubprocessError when it fails."""
     args: list[str] = [
         "pip",
         "compile",
@@ -366,74 +438,176 @@ def _compile(
         args.append("--offline")
     # uv reads the macOS minimum from here (its default is a recent macOS, not the floor).
     macos = request.floor if request.platform.info.os == "macos" else None
-    try:
-        run_uv(
-            args,
-            what=f"uv lock of {label}",
-            cache=cache,
-            timeout=timeout,
-            log_file=log_file,
-            env={"MACOSX_DEPLOYMENT_TARGET": _dotted(macos) if macos else None},
-        )
-    except SubprocessError as exc:
-        raise _uv_failure(exc, label, request) from None
+    run_uv(
+        args,
+        what=f"uv lock of {label}",
+        cache=cache,
+        timeout=timeout,
+        log_file=log_file,
+        env={"MACOSX_DEPLOYMENT_TARGET": _dotted(macos) if macos else None},
+    )
 
 
-# "rtcudf==1.0 depends on rtarrow<2", "all versions of rtcudf depend on rtarrow<2"
-_DEPENDS = re.compile(
-    r"(?:all versions of |only )?(?P<who>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<who_spec>[=<>!~][^\s,]*)?"
-    r" depends? on (?P<dep>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<spec>[=<>!~]\S*)"
-)
+# Rounds of "force this pin, resolve again" before the proposal is given as it stands: each
+# round settles at least one more pin, and uv reports one conflict at a time.
+_MAX_TRIALS = 5
 
 
-def conflict_paragraph(uv_output: str, request: LockRequest) -> str | None:
-    """One short paragraph for a resolution conflict between a pin of the variant and a range
-    another package declares: both sides, and the `overrides` line that forces the pin."""
-    direct: dict[str, str] = {}
-    for text in request.requirements:
-        if is_git_dependency(text):
-            continue
-        req = _requirement(text)
-        direct[canonicalize_name(req.name)] = text.split(";")[0].strip()
-    flat = " ".join(uv_output.split())
-    for match in _DEPENDS.finditer(flat):
-        dep = canonicalize_name(match.group("dep"))
-        pin = direct.get(dep)
-        if pin is None:
-            continue
-        want = str(_requirement(pin).specifier)
-        if not want or canonicalize_name(match.group("who")) == dep:
-            continue
-        who = direct.get(canonicalize_name(match.group("who"))) or (
-            match.group("who") + (match.group("who_spec") or "")
-        )
-        spec = match.group("spec").rstrip(",.;")  # `<2, we can conclude`, `<2.` at the end
-        value = want[2:] if want.startswith("==") and "," not in want else want
-        return (
-            f"{who} requires {match.group('dep')}{spec}, but the variant asks "
-            f"for {pin}. To use {pin} anyway (uv override: it replaces every range on "
-            f'{match.group("dep")}), add {match.group("dep")} = "{value}" to packages.overrides.'
-        )
-    return None
+@dataclass(frozen=True)
+class _Trial:
+    """What resolving again with proposed overrides needs (the first resolution's inputs)."""
+
+    reqs: Path
+    folder: Path
+    label: str
+    cache: Cache
+    timeout: float
+    log_file: Path | None
+    offline: bool
+
+    def resolve(self, request: LockRequest) -> None:
+        """Resolve `request` as the lock would (SubprocessError when uv finds no solution)."""
+        self.folder.mkdir(exist_ok=True)
+        base = _input_files(request, self.folder)
+        _run_compile(
+            request, self.reqs, self.folder / "pylock.toml", [*base, "--format", "pylock.toml"],
+            self.label, cache=self.cache, timeout=self.timeout, log_file=self.log_file,
+            offline=self.offline,
+        )  # fmt: skip
 
 
-def _uv_failure(exc: SubprocessError, label: str, request: LockRequest) -> LockError:
-    """uv's own explanation (its `error:` and first `cause:` lines) as one LockError; a
-    conflict between a pin of the variant and another package's range as one paragraph."""
+def _uv_failure(
+    exc: SubprocessError,
+    label: str,
+    request: LockRequest,
+    trial: _Trial | None = None,
+    variant_dir: Path | None = None,
+) -> LockError:
+    """uv's failure as one LockError.
+
+    A pin (or range) of the variant that another package's range excludes gives one paragraph
+    naming both sides and the override line(s) to add; with `trial`, the lock is resolved
+    again with them, until it succeeds or needs more (uv shows one conflict at a time), and
+    the paragraph says which. Any other failure says why no override is proposed, then gives
+    uv's explanation once.
+    """
     where = f" (full log: {exc.log_file})" if exc.log_file else ""
     if exc.timed_out or exc.returncode is None:  # timed out, or uv could not start
         return LockError(f"cannot lock {label}: uv {exc.problem}{where}")
-    paragraph = conflict_paragraph(exc.output_tail, request)
-    if paragraph is not None:
-        return LockError(f"cannot lock {label}: {paragraph}{where}")
-    lines = [line.strip() for line in exc.output_tail.splitlines() if line.strip()]
-    errors = [line[len("error:") :].strip() for line in lines if line.startswith("error:")]
-    causes = [line[len("cause:") :].strip() for line in lines if line.startswith("cause:")]
-    summary = errors[0] if errors else (lines[-1] if lines else f"uv {exc.problem}")
-    if causes:
-        summary = f"{summary}: {causes[0]}"
-    body = "\n".join(line.rstrip() for line in exc.output_tail.splitlines() if line.strip())
-    return LockError(f"cannot lock {label}: {summary}{where}" + (f"\n{body}" if body else ""))
+    found = _conflicts.conflicts(exc.output_tail, request.requirements)
+    if not found:
+        first, *body = _no_override(exc, request).split("\n")
+        return LockError("\n".join([f"cannot lock {label}: {first}{where}", *body]))
+    outcome = ""
+    if trial is not None:
+        found, outcome = _try_overrides(found, request, trial)
+    sides = "; ".join(c.sentence() for c in found)
+    forced = ", ".join(c.asked for c in found)
+    ranges = "that range" if len(found) == 1 else "those ranges"
+    return LockError(
+        f"cannot lock {label}: {sides}. To force {forced} over {ranges} (a uv override "
+        f"replaces every requirement on the package), {_override_advice(found, variant_dir)}"
+        f"{outcome}{where}"
+    )
+
+
+def _try_overrides(
+    found: list[_conflicts.Conflict], request: LockRequest, trial: _Trial
+) -> tuple[list[_conflicts.Conflict], str]:
+    """Resolve again with the proposed overrides, adding the next conflicts uv reports;
+    return every conflict to override and what the last resolution said."""
+    found = list(found)
+    for _ in range(_MAX_TRIALS):
+        lines = tuple(c.override_line for c in found)
+        tried = dataclasses.replace(request, overrides=(*request.overrides, *lines))
+        try:
+            trial.resolve(tried)
+        except SubprocessError as again:
+            if again.timed_out or again.returncode is None:
+                return found, f"; runenv could not try it: uv {again.problem}"
+            have = {canonicalize_name(c.name) for c in found}
+            more = [
+                c
+                for c in _conflicts.conflicts(again.output_tail, request.requirements)
+                if canonicalize_name(c.name) not in have
+            ]
+            if not more:
+                what = _explanation(again.output_tail)
+                return found, f"; with {_them(found)} uv still finds no solution: {what}"
+            found += more
+        else:
+            return found, f"; with {_them(found)} the lock succeeds (runenv resolved it)"
+    return found, f"; with {_them(found)} uv still reports more conflicts"
+
+
+def _them(found: list[_conflicts.Conflict]) -> str:
+    return "it" if len(found) == 1 else "them"
+
+
+def _override_advice(found: list[_conflicts.Conflict], variant_dir: Path | None) -> str:
+    """Where and how to write the overrides, in the syntax of the variant's config file."""
+    config = next(
+        (variant_dir / n for n in VARIANT_NAMES if variant_dir and (variant_dir / n).is_file()),
+        None,
+    )
+    shown = "the variant's config"
+    if config is not None and variant_dir is not None:
+        shown = (
+            f"{VERSIONS_DIR}/{variant_dir.name}/{config.name}"
+            if variant_dir.parent.name == VERSIONS_DIR
+            else str(config)
+        )
+    if config is not None and config.suffix == ".json":
+        entries = ", ".join(f'"{c.name}": "{c.override_value}"' for c in found)
+        return f'add {entries} to "packages" -> "overrides" in {shown}'
+    entries = "; ".join(f'{c.name} = "{c.override_value}"' for c in found)
+    text = ""
+    if config is not None:
+        try:
+            text = config.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+    if re.search(r"(?m)^\s*overrides\s*=\s*\{", text):  # an inline table under [packages]
+        return f"add {entries} to the overrides = {{ ... }} table of [packages] in {shown}"
+    lines = "add" if len(found) == 1 else "add the lines"
+    return f"{lines} {entries} under [packages.overrides] in {shown}"
+
+
+def _no_override(exc: SubprocessError, request: LockRequest) -> str:
+    """One paragraph: uv's explanation (once, on one line) and why no override is proposed."""
+    lines = [ln.rstrip() for ln in exc.output_tail.splitlines() if ln.strip()]
+    errors = [ln.strip()[6:].strip() for ln in lines if ln.lstrip().startswith("error:")]
+    # The tail may have lost uv's `error:` line under a long build output (an sdist's).
+    summary = errors[0] if errors else f"uv {exc.problem}; the end of its output"
+    if not summary.startswith("No solution found"):
+        body = [ln for ln in lines if not ln.lstrip().startswith("error:")]
+        return summary + "".join(f"\n{ln}" for ln in body)
+    between = _conflicts.disagreement(exc.output_tail, request.requirements)
+    if between is not None:
+        return (
+            f"uv found no solution: {between}, a package the variant does not pin. No single "
+            "override can be proposed: pin versions of those two that agree, or force one "
+            "version of it under packages.overrides if you know one that works with both"
+        )
+    return (
+        f"uv found no solution: {_explanation(exc.output_tail)} No single override can be "
+        "proposed: no requirement of the variant is excluded by another package's range"
+    )
+
+
+def _explanation(uv_output: str) -> str:
+    """uv's `cause:` text on one line (the `error:` line is always "No solution found"):
+    from its `cause:` line to the next `hint:` or `warning:`, else the last line."""
+    lines = [ln.strip() for ln in uv_output.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("cause:")), None)
+    if start is None:
+        return lines[-1] if lines else ""
+    cause = []
+    for line in lines[start:]:
+        if line.startswith(("hint:", "warning:", "error:")):
+            break
+        cause.append(line)
+    return " ".join(cause).removeprefix("cause:").strip()
 
 
 _VIA = re.compile(
@@ -479,6 +653,10 @@ def _check_skipped(
         if match:
             via = [v.strip() for v in match.group("via").split(",")]
             users[canonicalize_name(match.group("name"))] = via
+    if request.drop_missing:
+        gone = _skipped_users(present, users, request)
+        if gone:
+            raise _Unavailable(gone)
     versions = {canonicalize_name(p.name): p.version for p in parsed.packages}
     problems = []
     for pkg in present:
@@ -496,6 +674,30 @@ def _check_skipped(
         + "; ".join(problems)
         + " (remove the skip, or skip what requires it too)"
     )
+
+
+def _skipped_users(
+    present: list[LockedPackage], users: Mapping[str, list[str]], request: LockRequest
+) -> dict[str, str]:
+    """The variant's requirements that bring in a skipped package (at any depth of uv's
+    `# via` notes), each with why it cannot be installed on the platform."""
+    direct = {_requirement_name(r) for r in request.requirements}
+    out: dict[str, str] = {}
+    for pkg in present:
+        name = canonicalize_name(pkg.name)
+        seen, todo = {name}, [name]
+        while todo:
+            for user in users.get(todo.pop(), []):
+                if user.startswith(("-r ", "-c ")) or not user:
+                    continue
+                key = canonicalize_name(user)
+                if key in direct:
+                    why = f"needs {pkg.name}, which is skipped on {request.platform}"
+                    out.setdefault(key, why)
+                elif key not in seen:
+                    seen.add(key)
+                    todo.append(key)
+    return out
 
 
 # --------------------------------------------------------------------------- parsing
@@ -533,6 +735,8 @@ def _parse(doc: Mapping[str, Any], path: Path) -> Lock:
         packages.append(_package(entry, path))
     tool = doc.get("tool", {}).get(TOOL_TABLE, {})
     tool = tool if isinstance(tool, dict) else {}
+    missing = tool.get("missing", {})
+    missing = missing if isinstance(missing, dict) else {}
     return Lock(
         packages=tuple(packages),
         requires_python=_opt_str(doc.get("requires-python")),
@@ -540,6 +744,7 @@ def _parse(doc: Mapping[str, Any], path: Path) -> Lock:
         platform=_opt_str(tool.get("platform")),
         python_version=_opt_str(tool.get("python-version")),
         overrides=tuple(o for o in tool.get("overrides", ()) if isinstance(o, str)),
+        missing={str(canonicalize_name(k)): v for k, v in missing.items() if isinstance(v, str)},
     )
 
 

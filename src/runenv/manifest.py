@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runenv import __version__
+from runenv.modules import checked_and_skipped
 from runenv.plan import CopyStep, Plan
 
 SCHEMA_VERSION = 1
@@ -23,7 +24,9 @@ SCHEMA_VERSION = 1
 # 6: images are keyed by that choice (format 5 could take an older image, suites compiled).
 # 7: the archive carries wheels' deflate streams; bytecode batches of at least 4 per tree.
 # 8: bytecode workers import nothing (marshal's back-references follow what a process loaded).
-BUILD_FORMAT = 8
+# 9: test suites by one rule (`modules.is_test_suite`): top-level `tests` packages, `_tests`
+#    and modules named so are left as source and not import-checked (`check.skipped`).
+BUILD_FORMAT = 9
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def make_manifest(
         # The consumer's `<root>/<bin_dir>/python` and `--find-links <root>/<wheelhouse>/`;
         # `packages` lists the wheelhouse's files (`wheel`, `sha256`).
         layout.update(bin_dir=plan.bin_dir.as_posix(), wheelhouse="packages")
+    imported, skipped = checked_and_skipped(checked)
+    block_imported, block_skipped = checked_and_skipped(block_checked)
     return {
         "schema_version": SCHEMA_VERSION,
         "variant": plan.variant,
@@ -212,10 +217,15 @@ def make_manifest(
         # What the import check imports (`modules.importable`) and may see fail: recorded so a
         # cross-built archive gets the same check on its native runner
         # (`python -m runenv_catalogue check MANIFEST`, the workflow's verify job).
+        # Test suites and stray folders (`modules.skip_reason`) are not imported: `skipped`
+        # names them and why.
         "check": {
-            "modules": sorted(set(checked)),
+            "modules": imported,
             # a wheelhouse's: imported in a block venv made as its consumer makes one
-            **({"block_modules": sorted(set(block_checked))} if block_checked else {}),
+            **({"block_modules": block_imported} if block_checked else {}),
+            "skipped": [
+                {"module": n, "reason": r} for n, r in sorted({**skipped, **block_skipped}.items())
+            ],
             "allowed_failures": dict(sorted(plan.allow_import_failures.items())),
         },
     }

@@ -22,6 +22,57 @@ from runenv._installed import dist_infos, record_paths
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 
+TEST_SUITES = frozenset({"test", "tests", "_tests", "_umath_tests", "_multiarray_tests"})
+"""Module names that make a test suite, wherever they stand in a dotted name: the names the
+reference's checker skips (`*.tests`, `*._tests`, `*.test`, `*._umath_tests`,
+`*._multiarray_tests`), and a top-level `tests` folder that a wheel ships by mistake
+(olga 1.3.0's, whose modules import pytest)."""
+
+STRAY_FOLDERS = frozenset({"scripts", "examples", "docs", "benchmarks"})
+"""A source tree's folders that a wheel ships by mistake as top-level namespaces (no
+`__init__.py`; setuptools' namespace discovery picks them up): olga 1.3.0's
+`scripts/compare_pgen_values_with_ulp.py` is a developer's tool importing click, which olga
+does not depend on. No library is imported as `scripts.x`; a regular package of such a name
+(with `__init__.py`) is checked like any other."""
+
+TEST_SUITE_REASON = "test suite"
+STRAY_REASON = "a source tree's folder shipped as a top-level namespace (no __init__.py)"
+
+
+def is_test_suite(module: str) -> bool:
+    """Whether the dotted `module` is, or lies in, a test suite (`tests`, `pkg.tests.x`,
+    `pkg._tests`, `numpy._core._umath_tests`; not `numpy.testing`, `pkg.mytests`).
+
+    The one rule for both places that care: the import check does not import these names
+    (a test suite needs its test runner, which the runtime need not ship), and the bytecode
+    stage leaves their files as source unless `[build] compileTestBytecode = true`.
+    """
+    return not TEST_SUITES.isdisjoint(module.split("."))
+
+
+def skip_reason(name: str) -> str | None:
+    """Why the import check does not import the top-level `name` (`importable`), if it does
+    not: a test suite, or a module below a stray top-level namespace (`scripts.tool`: a name
+    with a dot is one, see `top_level`)."""
+    if is_test_suite(name):
+        return TEST_SUITE_REASON
+    if "." in name and name.split(".", 1)[0] in STRAY_FOLDERS:
+        return STRAY_REASON
+    return None
+
+
+def checked_and_skipped(names: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """`names` split into those the import check imports and those it skips, with why."""
+    checked: list[str] = []
+    skipped: dict[str, str] = {}
+    for name in sorted(set(names)):
+        reason = skip_reason(name)
+        if reason is None:
+            checked.append(name)
+        else:
+            skipped[name] = reason
+    return checked, skipped
+
 
 def top_level(paths: Iterable[str]) -> tuple[str, ...]:
     """Importable top-level names among `paths` (relative to site-packages, `/`-separated).
@@ -51,7 +102,8 @@ def top_level(paths: Iterable[str]) -> tuple[str, ...]:
 
 
 def importable(tree: Path, site_packages: str, copied: Iterable[str] = ()) -> list[str]:
-    """Every top-level name to import in the runtime `tree`.
+    """Every top-level name of the runtime `tree` (test suites included: the import check
+    skips those, `checked_and_skipped`).
 
     `site_packages` is relative to `tree`; `copied` are the files copyFiles wrote, relative to
     `tree` as the manifest lists them (those outside site-packages are not modules).

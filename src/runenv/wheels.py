@@ -148,7 +148,8 @@ def select_for_plan(lock: Lock, plan: Plan) -> Selection:
     }
     env = marker_environment(platform, plan.python_version)
     chosen: list[Artifact] = []
-    missing: dict[str, str] = {}
+    # What the lock left out under the policy (`LockRequest.drop_missing`).
+    missing: dict[str, str] = dict(lock.missing)
     for pkg in lock.packages:
         if not _applies(pkg, env):
             continue

@@ -41,7 +41,8 @@ libs = [os.path.realpath(sysconfig.get_path(k)) + os.sep for k in ("purelib", "s
 def test_suite(path):
     for lib in libs:
         if path.startswith(lib):
-            return not {"test", "tests"}.isdisjoint(path[len(lib):].split(os.sep)[1:-1])
+            names = {"test", "tests", "_tests", "_umath_tests", "_multiarray_tests"}
+            return not names.isdisjoint(path[len(lib):-len(".py")].split(os.sep))
     return False
 mode = sys.argv[1]
 for name, module in sorted(sys.modules.items()) if mode.startswith("bytecode") else ():

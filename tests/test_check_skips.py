@@ -1,0 +1,141 @@
+"""Test suites (and stray source-tree folders) a wheel ships are not import-checked, and the
+manifest says so; a real module that fails still fails the build. Real wheels on a loopback
+index, built into a runtime from the PBS stand-in, the archive unpacked and its interpreter run.
+"""
+
+from __future__ import annotations
+
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from runenv.check import _IMPORT_SCRIPT
+from runenv.modules import STRAY_REASON, TEST_SUITES, is_test_suite, skip_reason
+from support.dists import write_wheel
+from support.index import IndexServer, write_simple_pages
+from support.pbs import PY_XY
+from support.project import (
+    VARIANT,
+    archive_of,
+    build,
+    catalogue_check,
+    make_project,
+    manifest_of,
+    run_python,
+    unpack,
+)
+
+SITE = f"lib/python{PY_XY}/site-packages"
+TAG = sys.implementation.cache_tag
+
+# olga 1.3.0's shape: a top-level `tests` folder (no __init__: each module is a top-level
+# name) whose modules import pytest, which nothing installs; here a `test` package too.
+_OLGA = {
+    "rtolga/__init__.py": b"VALUE = 'olga'\n",
+    "tests/test_sequence_generation.py": b"import rtpytest_not_installed\n",
+    "test/__init__.py": b"import rtpytest_not_installed\n",
+    # and a developer's script in a stray `scripts/` folder, importing click (not a dependency)
+    "scripts/compare_pgen_values_with_ulp.py": b"import rtclick_not_installed\n",
+}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> IndexServer:
+    index = tmp_path / "index"
+    write_wheel(index / "files", "rtolga", "1.0", _OLGA)
+    broken = {
+        "rtbroken/__init__.py": b"import rtmissing_dependency\n",
+        # A regular package named like a stray folder is a package: checked.
+        "docs/__init__.py": b"import rtmissing_dependency\n",
+    }
+    write_wheel(index / "files", "rtbroken", "1.0", broken)
+    write_simple_pages(index)
+    return IndexServer(index)
+
+
+def test_shipped_test_suites_are_skipped_and_named_in_the_manifest(
+    tmp_path: Path, pbs: tuple[Path, str], server: IndexServer
+) -> None:
+    root = make_project(tmp_path / "p", pbs, ["rtolga==1.0"])
+    with server:
+        assert build(root, server) == 0
+    check = manifest_of(root)["check"]
+    assert isinstance(check, dict)
+    assert check["skipped"] == [
+        {"module": "scripts.compare_pgen_values_with_ulp", "reason": STRAY_REASON},
+        {"module": "test", "reason": "test suite"},
+        {"module": "tests.test_sequence_generation", "reason": "test suite"},
+    ]
+    assert "rtolga" in check["modules"] and "rtcopied" in check["modules"]
+    assert not [m for m in check["modules"] if is_test_suite(m)]
+    # The bytecode stage follows the same rule: the suites ship as source.
+    with tarfile.open(archive_of(root)) as tf:
+        names = set(tf.getnames())
+    assert f"{SITE}/tests/test_sequence_generation.py" in names
+    assert f"{SITE}/tests/__pycache__/test_sequence_generation.{TAG}.pyc" not in names
+    assert f"{SITE}/rtolga/__pycache__/__init__.{TAG}.pyc" in names
+    runtime = unpack(archive_of(root), tmp_path / "rt")
+    assert run_python(runtime, "import rtolga; print(rtolga.VALUE)") == "olga"
+    # A verify job's check imports what the manifest lists: the suites are not among them.
+    verified = catalogue_check(root / "dist" / f"runenv-{VARIANT}-linux-x64.json")
+    assert verified.returncode == 0, verified.stderr
+
+
+def test_a_real_module_that_fails_still_fails_the_build(
+    tmp_path: Path,
+    pbs: tuple[Path, str],
+    server: IndexServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = make_project(tmp_path / "p", pbs, ["rtolga==1.0", "rtbroken==1.0"])
+    with server:
+        assert build(root, server) == 1
+    err = capsys.readouterr().err
+    assert "import check failed for 2 module(s): docs: ModuleNotFoundError" in err, err
+    assert "; rtbroken: ModuleNotFoundError: No module named 'rtmissing_dependency'" in err
+    assert "tests.test_sequence_generation" not in err and "scripts." not in err
+    assert not archive_of(root).exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("tests.conftest", "test suite"),
+        ("scripts.compare_pgen_values_with_ulp", STRAY_REASON),
+        ("examples.demo", STRAY_REASON),
+        ("scripts", None),  # a regular package (a namespace's names have a dot)
+        ("rtolga", None),
+        ("google.protobuf", None),
+    ],
+)
+def test_what_the_check_skips_and_why(name: str, reason: str | None) -> None:
+    assert skip_reason(name) == reason
+
+
+@pytest.mark.parametrize(
+    ("name", "suite"),
+    [
+        ("tests", True),
+        ("test", True),
+        ("tests.test_sequence_generation", True),
+        ("pkg.tests", True),
+        ("pkg._tests", True),
+        ("numpy._core._umath_tests", True),
+        ("numpy._core._multiarray_tests", True),
+        ("numpy.testing", False),
+        ("pkg.mytests", False),
+        ("test_utils", False),
+        ("google.protobuf", False),
+    ],
+)
+def test_one_rule_names_test_suites(name: str, suite: bool) -> None:
+    assert is_test_suite(name) is suite
+
+
+def test_the_check_scripts_tolerance_names_the_same_suites() -> None:
+    # The script runs in the runtime (no runenv there): its set is written out, kept equal.
+    names = ("test", "tests", "_tests", "_umath_tests", "_multiarray_tests")
+    assert "{" + ", ".join(f'"{n}"' for n in names) + "}" in _IMPORT_SCRIPT
+    assert set(names) == TEST_SUITES
