@@ -33,6 +33,7 @@ import tomli_w
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from runenv import _bounded
 from runenv._cache import Cache, staged_file
 from runenv._uv import run_uv
 from runenv.config import is_git_dependency, parse_git
@@ -239,11 +240,13 @@ def lock(
 def read_lock(path: Path) -> Lock:
     """Parse a PEP 751 lock; LockError if unreadable, malformed, or a file lacks a sha256."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _bounded.read_text(path, _bounded.MAX_LOCK_BYTES)
     except FileNotFoundError:
         raise LockError(f"{path}: no such lock; run `runenv lock`") from None
     except OSError as exc:
         raise LockError(f"{path}: cannot read the lock: {exc.strerror or exc}") from None
+    except _bounded.InputError as exc:
+        raise LockError(f"{path}: cannot read the lock: {exc}") from None
     return _parse(_loads(text, path), path)
 
 
@@ -382,7 +385,8 @@ def _compile(
 # "rtcudf==1.0 depends on rtarrow<2", "all versions of rtcudf depend on rtarrow<2"
 _DEPENDS = re.compile(
     r"(?:all versions of |only )?(?P<who>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<who_spec>[=<>!~][^\s,]*)?"
-    r" depends? on (?P<dep>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<spec>[=<>!~]\S*)"
+    r" depends? on (?P<dep>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<spec>[=<>!~]\S*)",
+    re.ASCII,
 )
 
 
@@ -437,7 +441,8 @@ def _uv_failure(exc: SubprocessError, label: str, request: LockRequest) -> LockE
 
 
 _VIA = re.compile(
-    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==\S+\s+#\s*via\s+(?P<via>.+)$"
+    r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==\S+\s+#\s*via\s+(?P<via>.+)",
+    re.ASCII,
 )
 
 
@@ -475,7 +480,7 @@ def _check_skipped(
     )
     users: dict[str, list[str]] = {}
     for line in out.read_text(encoding="utf-8").splitlines():
-        match = _VIA.match(line.strip())
+        match = _VIA.fullmatch(line.strip())
         if match:
             via = [v.strip() for v in match.group("via").split(",")]
             users[canonicalize_name(match.group("name"))] = via
@@ -517,8 +522,8 @@ def _normal(text: str) -> str:
 
 def _loads(text: str, path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        return _bounded.loads_toml(text)
+    except (tomllib.TOMLDecodeError, _bounded.InputError) as exc:
         raise LockError(f"{path}: not a valid TOML lock: {exc}") from None
 
 
@@ -587,7 +592,7 @@ def _vcs(data: Any, path: Path, who: str) -> VcsSource:
         raise LockError(f"{path}: {who}: only git repositories are supported as a vcs source")
     url = _opt_str(data.get("url"))
     commit = _opt_str(data.get("commit-id"))
-    if not url or not commit or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+    if not url or not commit or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit, re.ASCII):
         raise LockError(
             f"{path}: {who}: a git source needs its url and full commit-id in the lock; "
             "run `runenv lock` again"
@@ -610,7 +615,7 @@ def _file(data: Any, path: Path, who: str) -> LockedFile:
     filename = _opt_str(data.get("name")) or default_name
     hashes = data.get("hashes", {})
     sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
-    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256, re.ASCII):
         raise LockError(
             f"{path}: {who}: {filename} has no sha256 in the lock; runenv installs only "
             "verified files (does the index publish hashes?)"

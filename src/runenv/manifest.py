@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runenv import __version__
+from runenv import __version__, _bounded
 from runenv.plan import CopyStep, Plan
 
 SCHEMA_VERSION = 1
@@ -204,7 +204,7 @@ def make_manifest(
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """A manifest, or None when it is missing or unreadable (then the build is not finished)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = _bounded.loads_json(_bounded.read_text(path))
+    except (OSError, ValueError):  # InputError and JSONDecodeError are ValueErrors
         return None
     return data if isinstance(data, dict) else None

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from runenv import _bounded
 from runenv.config import SHARED_NAMES, VERSIONS_DIR, check_variant_name, load_variant
 from runenv.errors import ConfigError, UsageError
 
 SHARED_JSON = "shared-config.json"
 VARIANT_JSON = "config.json"
-_FOLDER_RE = re.compile(r"^python-(?P<variant>\d+\.\d+\.\d+.*)$")
+_FOLDER_RE = re.compile(r"python-(?P<variant>\d+\.\d+\.\d+.*)", re.ASCII | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class ImportResult:
 def _variant_folders(checkout: Path) -> list[tuple[str, Path]]:
     found = []
     for folder in sorted(checkout.iterdir()):
-        match = _FOLDER_RE.match(folder.name)
+        match = _FOLDER_RE.fullmatch(folder.name)
         if match and folder.is_dir() and (folder / VARIANT_JSON).is_file():
             found.append((check_variant_name(match.group("variant")), folder))
     return found
@@ -76,9 +77,11 @@ def _copy_sources(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 def _read_json(path: Path, shown: str) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(shown, None, f"cannot read: {exc}") from None
+        data = _bounded.loads_json(_bounded.read_text(path))
+    except OSError as exc:
+        raise ConfigError(shown, None, f"cannot read: {exc.strerror or exc}") from None
+    except _bounded.InputError as exc:
+        raise ConfigError(shown, None, str(exc)) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             shown, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"

@@ -27,7 +27,7 @@ CACHE_ENV = "RUNENV_CATALOGUE_CACHE"
 PLATFORMS = ("linux-x64", "linux-aarch64", "macosx-x64", "macosx-aarch64", "windows-x64")
 _OS = {"linux": "linux", "darwin": "macosx", "win32": "windows"}
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 
 def platform_for(sys_platform: str, machine: str) -> str | None:
@@ -92,7 +92,7 @@ class Entry:
             Part(str(p["url"]), p["size"], str(p["sha256"])) for p in raw.get("parts") or ()
         )
         for p in parts:
-            if not _SHA256.match(p.sha256) or not isinstance(p.size, int) or p.size <= 0:
+            if not _SHA256.fullmatch(p.sha256) or not isinstance(p.size, int) or p.size <= 0:
                 raise ValueError("bad part sha256 or size")
         if parts and sum(p.size for p in parts) != size:
             raise ValueError("the parts' sizes do not add up to the archive's")
@@ -103,7 +103,7 @@ class Entry:
         where = f"{variant} {platform}"
         try:
             sha256, size, url = str(raw["sha256"]), raw["size"], str(raw["url"])
-            if not _SHA256.match(sha256) or not isinstance(size, int) or size < 0:
+            if not _SHA256.fullmatch(sha256) or not isinstance(size, int) or size < 0:
                 raise ValueError("bad sha256 or size")
             scripts_default = "Scripts" if platform.startswith("windows") else "bin"
             return cls(
