@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from runenv import _bounded
+from runenv._safe_paths import PathRefused, inside
 from runenv.errors import ConfigError, UsageError
 from runenv.platforms import ALL_PLATFORMS, Platform
 
@@ -607,9 +608,12 @@ def _resolve_copies(
     shown = _display(project, layer.path)
 
     def one(entry: CopyFile, key: str) -> ResolvedCopy:
-        source = (layer.base / entry.from_).resolve()
-        if not source.is_relative_to(layer.base.resolve()):
-            raise ConfigError(shown, f"{key}.from", f"{entry.from_!r} leaves the variant folder")
+        try:  # checked as written, component by component (`_safe_paths`)
+            source = inside(layer.base, entry.from_)
+        except PathRefused as exc:
+            raise ConfigError(
+                shown, f"{key}.from", f"{exc}: keep it in the variant folder"
+            ) from None
         if not source.exists():
             raise ConfigError(shown, f"{key}.from", f"{_display(project, source)} does not exist")
         return ResolvedCopy(source, entry.to, layer.path)
