@@ -49,7 +49,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer.records import parse_record_file
@@ -85,6 +85,7 @@ class Image:
     links: Mapping[str, str]  # symbolic links (PBS has `bin/python3 -> python3.12`): text
     dirs: tuple[str, ...]  # every folder, so empty ones survive too
     info: Mapping[str, object]  # what the maker returned (e.g. the installed distribution)
+    sha256s: Mapping[str, str] = field(default_factory=dict)  # each regular file's, verified
 
 
 def key(**inputs: object) -> str:
@@ -151,12 +152,17 @@ def ensure(
             (tmp / _META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
         # The rename moved the folder, not its files: what was just recorded still holds, and
         # is what `_load` would find (no second walk of a tree written a moment ago).
-    return Image(folder / _FILES, tuple(sorted(regular)), links, tuple(sorted(dirs)), info)
+    sha256s = {rel: str(entries[rel]["sha256"]) for rel in regular}
+    return Image(folder / _FILES, tuple(sorted(regular)), links, tuple(sorted(dirs)), info, sha256s)
 
 
-def link_into(image: Image, dest: Path) -> None:
+def link_into(image: Image, dest: Path, known: dict[tuple[int, int], str] | None = None) -> None:
     """Put every file of `image` at the same relative path under `dest`, replacing what is
-    there (a later install wins, as it would by writing), by hard link or else by copy."""
+    there (a later install wins, as it would by writing), by hard link or else by copy.
+
+    `known`, if given, gets the verified sha256 of each file placed, by its (device, inode)
+    in `dest`: what the tree's listing (`tree_listing`) need not hash again.
+    """
     # os calls on str paths: ~10,000 files per large tree, on the build's one-core stretch.
     base, source = os.fspath(dest), os.fspath(image.root)
     os.makedirs(base, exist_ok=True)  # noqa: PTH103
@@ -175,6 +181,9 @@ def link_into(image: Image, dest: Path) -> None:
         except FileExistsError:  # what an earlier install wrote: replaced
             os.unlink(target)  # noqa: PTH108
             _link_or_copy(src, target)
+        if known is not None:
+            st = os.lstat(target)
+            known[(st.st_dev, st.st_ino)] = image.sha256s[rel]
     for rel, text in image.links.items():
         link = dest / rel
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -260,6 +269,20 @@ def _fingerprint(path: Path) -> dict[str, int]:
 
 
 _REHASH_ON = ("size", "mtime_ns", "ino", "dev")
+
+
+def stat_fingerprint(st: os.stat_result) -> dict[str, int]:
+    """What a take compares: size, mtime, inode, device, ctime and link count."""
+    return _stat_fingerprint(st)
+
+
+def must_hash(recorded: Mapping[str, object], seen: Mapping[str, int]) -> bool:
+    """Whether a file fingerprinted `recorded` and now `seen` may hold other bytes: its size,
+    mtime, inode or device moved, or its ctime moved while its link count did not (module
+    docstring: a link made or removed moves both, an edit in place only the ctime)."""
+    if any(recorded.get(k) != seen[k] for k in _REHASH_ON):
+        return True
+    return recorded.get("ctime_ns") != seen["ctime_ns"] and recorded.get("nlink") == seen["nlink"]
 
 
 def _stat_fingerprint(st: os.stat_result) -> dict[str, int]:
@@ -361,15 +384,7 @@ def _load(folder: Path) -> Image | None:
             if not stat.S_ISREG(mode):
                 return None
             seen = _fingerprint(path)
-            if any(entry.get(k) != seen[k] for k in _REHASH_ON):
-                rehash = True  # the bytes may have changed, or the file was replaced
-            elif entry.get("ctime_ns") != seen["ctime_ns"]:
-                # Changed in place (a write, even with its mtime set back) unless a link was
-                # made or removed meanwhile, which builds do (module docstring).
-                rehash = entry.get("nlink") == seen["nlink"]
-            else:
-                rehash = False
-            if rehash and file_sha256(path) != entry.get("sha256"):
+            if must_hash(entry, seen) and file_sha256(path) != entry.get("sha256"):
                 return None
             if any(entry.get(k) != v for k, v in seen.items()):
                 entry.update(seen)  # same bytes, moved stat (a link, a restored cache)
@@ -380,7 +395,8 @@ def _load(folder: Path) -> Image | None:
     if moved:  # record the new fingerprints, so the next take is a stat again
         with staged_file(folder / _META) as tmp:
             tmp.write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
-    return Image(tree, tuple(sorted(regular)), links, tuple(sorted(dirs)), info)
+    sha256s = {rel: str(files[rel]["sha256"]) for rel in regular}
+    return Image(tree, tuple(sorted(regular)), links, tuple(sorted(dirs)), info, sha256s)
 
 
 def _link_or_copy(src: str, target: str) -> None:
