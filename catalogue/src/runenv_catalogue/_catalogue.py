@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform as _platform
 import re
@@ -14,6 +13,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from runenv_catalogue import _inputs
 from runenv_catalogue._provision import (
     CatalogueError,
     Part,
@@ -63,10 +63,10 @@ def default_cache_dir() -> Path:
 
 
 def _relative(value: Any, where: str) -> PurePosixPath:
-    path = PurePosixPath(str(value))
-    if not isinstance(value, str) or not value or path.is_absolute() or ".." in path.parts:
-        raise CatalogueError(f"catalogue.json: {where}: {value!r} is not a relative path")
-    return path
+    try:
+        return _inputs.relative(value)
+    except _inputs.Refused as exc:
+        raise CatalogueError(f"catalogue.json: {where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,11 @@ class Catalogue:
         variants = data.get("variants", {})
         if not isinstance(variants, Mapping):
             raise CatalogueError("catalogue.json: variants: not a table")
+        for v in variants:
+            try:
+                _inputs.plain_name(v)
+            except _inputs.Refused as exc:
+                raise CatalogueError(f"catalogue.json: variants: {exc}") from None
         self._entries: dict[str, dict[str, Entry]] = {
             str(v): {str(p): Entry.parse(str(v), str(p), raw) for p, raw in plats.items()}
             for v, plats in variants.items()
@@ -156,16 +161,18 @@ class Catalogue:
     @classmethod
     def load(cls, path: Path | None = None) -> Catalogue:
         """The catalogue in `path`, or the one this package ships."""
-        if path is not None:
-            text = path.read_text(encoding="utf-8")
-        else:
-            text = (
-                resources.files("runenv_catalogue")
-                .joinpath("catalogue.json")
-                .read_text(encoding="utf-8")
-            )
         try:
-            data = json.loads(text)
+            if path is not None:
+                data = _inputs.read_json(path)
+            else:
+                text = (
+                    resources.files("runenv_catalogue")
+                    .joinpath("catalogue.json")
+                    .read_text(encoding="utf-8")
+                )
+                data = _inputs.loads(text)
+        except OSError as exc:
+            raise CatalogueError(f"catalogue.json: cannot read it ({exc.strerror})") from None
         except ValueError as exc:
             raise CatalogueError(f"catalogue.json: not JSON ({exc})") from None
         return cls(data)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from runenv_catalogue import _inputs
 from runenv_catalogue._provision import CatalogueError, Part, UsageError, provision
 
 # Kept identical to runenv's (`runenv.check._IMPORT_SCRIPT`; a test compares them): one
@@ -75,12 +76,22 @@ class CheckFailed(CatalogueError):
 
 def _load(manifest_path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        data = _inputs.read_json(manifest_path)
+    except OSError as exc:
+        raise UsageError(f"{manifest_path}: not a readable manifest ({exc.strerror})") from None
+    except ValueError as exc:  # bad JSON, a repeated key, too deep, too large, not a file
         raise UsageError(f"{manifest_path}: not a readable manifest ({exc})") from None
     if not isinstance(data, dict):
         raise UsageError(f"{manifest_path}: not a manifest")
     return data
+
+
+def _file_name(value: object) -> str:
+    """A file beside the manifest: one plain path component."""
+    path = _inputs.relative(value)
+    if len(path.parts) != 1:
+        raise _inputs.Refused(f"{value!r} is not a file name beside the manifest")
+    return path.name
 
 
 def check_archive(manifest_path: Path, work: Path | None = None) -> str:
@@ -90,28 +101,42 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
     shown = manifest_path.name
     try:
         sha256, size = str(m["sha256"]), int(m["size"])
-        archive = manifest_path.parent / str(m["archive"])
-        interpreter = PurePosixPath(str(m["interpreter"]))
+        archive = manifest_path.parent / _file_name(m["archive"])
+        interpreter = _inputs.relative(m["interpreter"])
         modules = [str(x) for x in m["check"]["modules"]]
         bytecode = bool((m.get("bytecode") or {}).get("compiled"))
         # "source": packages' test suites were left uncompiled on purpose (older manifests
         # have no such key: everything was compiled)
         test_suites = (m.get("bytecode") or {}).get("test_suites", "compiled") == "compiled"
         allowed = {str(k): str(v) for k, v in m["check"]["allowed_failures"].items()}
+    except _inputs.Refused as exc:
+        raise UsageError(f"{shown}: {exc}: not a manifest runenv wrote") from None
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UsageError(
             f"{shown}: needs sha256, size, archive, interpreter and check.modules / "
             "check.allowed_failures (a manifest of runenv 0.x with the check recorded)"
         ) from None
-    parts = [
-        Part(str(manifest_path.parent / str(p["name"])), int(p["size"]), str(p["sha256"]))
-        for p in m.get("parts") or ()
-    ]
+    try:
+        parts = [
+            Part(
+                str(manifest_path.parent / _file_name(p["name"])), int(p["size"]), str(p["sha256"])
+            )
+            for p in m.get("parts") or ()
+        ]
+    except _inputs.Refused as exc:
+        raise UsageError(f"{shown}: parts: {exc}: not a manifest runenv wrote") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UsageError(f"{shown}: parts: each needs a name, a size and a sha256") from None
     use_parts = bool(parts) and not archive.exists()  # a release's assets: the parts only
     with tempfile.TemporaryDirectory(prefix="runenv-check-", dir=work) as tmp:
         root = Path(tmp) / "unpacked-elsewhere"
         provision(str(archive), sha256, size, root, interpreter, parts=parts if use_parts else ())
-        python = root.joinpath(*interpreter.parts)
+        try:  # walked with lstat: a link in the runtime may not lead out of it
+            python = _inputs.inside(root, interpreter)
+        except _inputs.Refused as exc:
+            raise CheckFailed(f"{shown}: interpreter: {exc}") from None
+        if not python.is_file():
+            raise CheckFailed(f"{shown}: interpreter: {interpreter} is not a file of the runtime")
         mode = "-" if not bytecode else "bytecode" if test_suites else "bytecode-but-test-suites"
         try:
             out = subprocess.run(
