@@ -35,6 +35,7 @@ from packaging.utils import canonicalize_name
 
 from runenv import _bounded
 from runenv._cache import Cache, staged_file
+from runenv._download import redact
 from runenv._uv import run_uv
 from runenv.config import is_git_dependency, parse_git
 from runenv.errors import LockError, SubprocessError, UsageError
@@ -358,13 +359,12 @@ def _compile(
         "--no-config",
         "--no-header",
         "--quiet",
-        "--default-index",
-        request.default_index or PYPI_SIMPLE,
+        # Values joined to their option (`--opt=value`): a value can never be read as an option.
+        f"--default-index={request.default_index or PYPI_SIMPLE}",
         "--index-strategy",
         "first-index",
     ]
-    for url in request.indexes:
-        args += ["--index", url]
+    args += [f"--index={url}" for url in request.indexes]
     if offline:
         args.append("--offline")
     # uv reads the macOS minimum from here (its default is a recent macOS, not the floor).
@@ -431,6 +431,9 @@ def _uv_failure(exc: SubprocessError, label: str, request: LockRequest) -> LockE
     if paragraph is not None:
         return LockError(f"cannot lock {label}: {paragraph}{where}")
     lines = [line.strip() for line in exc.output_tail.splitlines() if line.strip()]
+    git = _git_failure(lines)
+    if git is not None:
+        return LockError(f"cannot lock {label}: {git}{where}")
     errors = [line[len("error:") :].strip() for line in lines if line.startswith("error:")]
     causes = [line[len("cause:") :].strip() for line in lines if line.startswith("cause:")]
     summary = errors[0] if errors else (lines[-1] if lines else f"uv {exc.problem}")
@@ -438,6 +441,28 @@ def _uv_failure(exc: SubprocessError, label: str, request: LockRequest) -> LockE
         summary = f"{summary}: {causes[0]}"
     body = "\n".join(line.rstrip() for line in exc.output_tail.splitlines() if line.strip())
     return LockError(f"cannot lock {label}: {summary}{where}" + (f"\n{body}" if body else ""))
+
+
+_GIT_DEP = re.compile(r"`(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*) @ git\+(?P<url>[^`\s]+)`", re.ASCII)
+
+
+def _git_failure(lines: list[str]) -> str | None:
+    """One line for uv failing to fetch a git dependency (its output is 8-11 lines of causes
+    and git's stderr): the dependency, its URL, and git's own last complaint."""
+    found = next((m for line in lines if (m := _GIT_DEP.search(line))), None)
+    if found is None or not any("Git operation failed" in line for line in lines):
+        return None
+    said = [
+        line
+        for line in lines
+        if line.startswith(("fatal:", "error:", "ERROR:")) and not _GIT_DEP.search(line)
+    ]
+    causes = [line.removeprefix("cause:").strip() for line in lines if line.startswith("cause:")]
+    why = (said or causes or ["git failed"])[-1]
+    return (
+        f"git dependency {found.group('name')} ({redact(found.group('url'))}) could not be "
+        f"fetched: {why} (check its URL and revision in the config)"
+    )
 
 
 _VIA = re.compile(
