@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from runenv import tree_listing
 from runenv.cli import main
 from support.index import IndexServer
 from support.project import SITE, VARIANT, build, make_project
@@ -107,3 +108,29 @@ def test_an_untouched_tree_stays_up_to_date(
     capsys.readouterr()
     assert build(built, pkg_server) == 0
     assert capsys.readouterr().out.startswith("up to date:")
+
+
+def test_after_a_check_a_no_op_build_hashes_at_most_once(
+    built: Path, pkg_server: IndexServer, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # The check links the tree elsewhere and removes that copy: every file's ctime moves, its
+    # link count comes back. The next no-op hashes (an edit in place would look the same),
+    # records the new fingerprints, and the one after is a stat per file again.
+    assert _check(built, capsys)[0] == 0
+    hashed: list[Path] = []
+    real = tree_listing.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(tree_listing, "file_sha256", counting)
+    seen = []
+    for _ in range(2):
+        capsys.readouterr()
+        assert build(built, pkg_server) == 0
+        assert capsys.readouterr().out.startswith("up to date:")
+        seen.append(len(hashed))
+        hashed.clear()
+    assert seen[0] > 0 and seen[1] == 0

@@ -88,6 +88,10 @@ def write(tree: Path, listing: Listing, markers: Path) -> None:
     for rel, entry in listing.items():
         if "sha256" in entry:
             prints[rel] = stat_fingerprint(os.lstat(f"{base}/{rel}"))
+    _write_prints(tree, markers, prints)
+
+
+def _write_prints(tree: Path, markers: Path, prints: Mapping[str, Mapping[str, int]]) -> None:
     with staged_file(_prints_of(tree, markers)) as tmp:
         tmp.write_text(json.dumps({"tree": str(tree), "files": prints}), encoding="utf-8")
 
@@ -117,14 +121,21 @@ def is_intact(tree: Path, manifest: Mapping[str, Any], markers: Path) -> bool:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         prints = {}
 
+    moved: dict[str, dict[str, int]] = {}
+
     def suspect(rel: str, st: os.stat_result) -> bool:
-        recorded = prints.get(rel)
-        return not isinstance(recorded, dict) or must_hash(recorded, stat_fingerprint(st))
+        recorded, seen = prints.get(rel), stat_fingerprint(st)
+        if recorded != seen:
+            moved[rel] = seen
+        return not isinstance(recorded, dict) or must_hash(recorded, seen)
 
     try:
-        return not _compare(tree, listing, suspect)
+        intact = not _compare(tree, listing, suspect)
     except OSError:
         return False
+    if intact and moved:  # same bytes, moved stat: recorded, so the next no-op is a stat again
+        _write_prints(tree, markers, {**prints, **moved})
+    return intact
 
 
 # --- inside -----------------------------------------------------------------------------------
