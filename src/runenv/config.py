@@ -41,15 +41,15 @@ SHARED_NAMES = ("shared-config.toml", "shared-config.json")
 VARIANT_NAMES = ("config.toml", "config.json")
 VERSIONS_DIR = "versions"
 
+# Identifiers are checked whole (`fullmatch`) with ASCII classes: `$` would take a trailing
+# newline and `\d` any script's digits.
 _VERSION_RE = re.compile(r"\d+\.\d+\.\d+", re.ASCII)
 _VARIANT_RE = re.compile(
     r"(?P<version>\d+\.\d+\.\d+)?(?:[-_.]?[A-Za-z0-9][A-Za-z0-9._-]*)?", re.ASCII
 )
 _SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)  # a variant folder's name
-_PACKAGE_RE = re.compile(
-    r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE | re.ASCII
-)  # PEP 508
+_PACKAGE_RE = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.I | re.A)  # PEP 508
 SITE_PACKAGES_PLACEHOLDERS = ("{site-packages}", "<site-packages>")
 
 
