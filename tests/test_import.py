@@ -89,7 +89,7 @@ def test_import_refuses_bad_checkout_and_leaves_project_untouched(
     ) in err
     assert not (project / "versions" / "3.12.10-clustering").exists()
     assert not (project / "shared-config.json").exists()
-    assert [p.name for p in project.iterdir()] == ["versions"]
+    assert [p.name for p in project.iterdir()] == []  # nothing written, not even versions/
 
     # A copyFiles source missing from the checkout is named too.
     checkout = write_reference_checkout(

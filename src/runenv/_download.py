@@ -52,10 +52,10 @@ BACKOFF_MAX = 8.0
 MIN_BYTES_PER_TIMEOUT = 1024
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _SECRET_PARAM = re.compile(r"token|key|sig|secret|pass|auth|cred|session", re.IGNORECASE)
 _USERINFO = re.compile(r"(//)[^/@?#\s]*@")
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.ASCII)
 
 
 def redact(url: str) -> str:
@@ -399,7 +399,7 @@ class _Transfer:
         etag = resp.headers.get("ETag")
         self.etag = etag if etag and not etag.startswith("W/") else None
         length = resp.headers.get("Content-Length", "").strip()
-        self.length_known = length.isdigit()
+        self.length_known = length.isascii() and length.isdigit()
         return int(length) if self.length_known else None
 
     def _receive(self, resp: httpx.Response, total: int | None) -> None:
@@ -427,6 +427,6 @@ class _Transfer:
 
 
 def _retry_after(value: str | None) -> float | None:
-    if value and value.strip().isdigit():
+    if value and value.strip().isascii() and value.strip().isdigit():
         return float(value.strip())
     return None

@@ -11,17 +11,31 @@ entry per file instead of the file's bytes.
 
 No cached byte is used unverified. The sha256 of a wheel's file comes from the RECORD the
 installer wrote while hashing it; other files are hashed when the image is made. Each take
-checks every file's size, mtime, inode and device against the fingerprint (a `lstat` per file);
-a file whose fingerprint moved is hashed again and the image is evicted and made again from the
-(verified) wheel if any byte differs. The ctime that `_cache.is_verified` also checks cannot be
-used here: every hard link made or removed changes it. An in-place edit of a linked file (from
-a tree under `pydist/`, which shares the inode) changes its mtime and is caught; resetting the
-mtime by hand afterwards is not, which is the limit of a stat check (the download cache, which
-is restored from outside by CI, keeps the stronger check).
+checks every file's size, mtime, inode, device, ctime and link count against the fingerprint
+(a `lstat` per file); a file whose size, mtime, inode or device moved is hashed again, and so
+is one whose ctime moved while its link count did not. The image is evicted and made again
+from the (verified) wheel if any byte differs.
 
-Trees never change a linked file in place: installs replace files (unlink, then link or
-write), bytecode is written to new files, copyFiles unlinks before copying, and the sign stage
-unshares a file before signing it (`unshare`).
+The ctime is the one field user code cannot set back, so it is what catches an in-place edit
+through a tree under `pydist/` (which shares the inode) with the mtime reset by hand. But
+every hard link made or removed changes it too, and builds do that all the time (a tree linked,
+an old tree removed): `link_into` records the ctime and link count it leaves, and at a take a
+ctime that moved together with the link count is taken as a tree removed or linked elsewhere
+and recorded without hashing, so a warm build stays a stat per file. The limits: an edit made
+in the same interval as a link count change (or while `link_into` runs) is seen only if it
+moved the size or the mtime.
+The download cache, which CI restores from outside and nothing links, keeps the stricter check
+(any ctime move is hashed again).
+
+What may write a tree's files: runenv's own stages never change a linked file in place
+(installs replace files: unlink, then link or write; bytecode is written to new files;
+copyFiles unlinks before copying), and a tree is handed to a command that may write any of its
+files (the sign command) only after every file has its own inode (`unshare_tree`).
+
+An image is only ever a plain folder of the cache: a shard or image folder (or its `tree/`)
+that is a link is evicted (the link, not what it leads to) and the image made again, so
+nothing is read or rewritten through it. A killed maker's `.tmp-*` folder is swept by the next
+maker of that image, under the image's lock.
 """
 
 from __future__ import annotations
@@ -35,19 +49,28 @@ import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer.records import parse_record_file
 
-from runenv._cache import Cache, evict, file_sha256, lock_for, staged_dir, staged_file
+from runenv._cache import (
+    Cache,
+    evict,
+    file_sha256,
+    lock_for,
+    staged_dir,
+    staged_file,
+    sweep_stale,
+)
 
 logger = logging.getLogger(__name__)
 
 SECTION = "images"
 # Bump when what an image holds for the same inputs changes (2: bytecode batches; 3: bytecode
-# workers that import nothing, see bytecode._COMPILE_SCRIPT).
-FORMAT = 3
+# workers that import nothing, see bytecode._COMPILE_SCRIPT; 4: image.json records each file's
+# ctime and link count).
+FORMAT = 4
 _META = "image.json"
 _FILES = "tree"
 _LINK_ERRORS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP}
@@ -62,6 +85,7 @@ class Image:
     links: Mapping[str, str]  # symbolic links (PBS has `bin/python3 -> python3.12`): text
     dirs: tuple[str, ...]  # every folder, so empty ones survive too
     info: Mapping[str, object]  # what the maker returned (e.g. the installed distribution)
+    sha256s: Mapping[str, str] = field(default_factory=dict)  # each regular file's, verified
 
 
 def key(**inputs: object) -> str:
@@ -89,11 +113,15 @@ def ensure(
     found = _load(folder)
     if found is not None:
         return found
+    shard = folder.parent
+    if shard.is_symlink() or (shard.exists() and not shard.is_dir()):
+        evict(shard)  # a shard of the cache is a plain folder: the link goes, not its target
     with lock_for(folder):
         found = _load(folder)
         if found is not None:
             return found
-        if folder.exists():
+        sweep_stale(folder)  # what a killed maker of this image left
+        if folder.exists() or folder.is_symlink():
             logger.warning(
                 "cached image %s does not match what it recorded: evicted it, making it again",
                 folder,
@@ -124,12 +152,17 @@ def ensure(
             (tmp / _META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
         # The rename moved the folder, not its files: what was just recorded still holds, and
         # is what `_load` would find (no second walk of a tree written a moment ago).
-    return Image(folder / _FILES, tuple(sorted(regular)), links, tuple(sorted(dirs)), info)
+    sha256s = {rel: str(entries[rel]["sha256"]) for rel in regular}
+    return Image(folder / _FILES, tuple(sorted(regular)), links, tuple(sorted(dirs)), info, sha256s)
 
 
-def link_into(image: Image, dest: Path) -> None:
+def link_into(image: Image, dest: Path, known: dict[tuple[int, int], str] | None = None) -> None:
     """Put every file of `image` at the same relative path under `dest`, replacing what is
-    there (a later install wins, as it would by writing), by hard link or else by copy."""
+    there (a later install wins, as it would by writing), by hard link or else by copy.
+
+    `known`, if given, gets the verified sha256 of each file placed, by its (device, inode)
+    in `dest`: what the tree's listing (`tree_listing`) need not hash again.
+    """
     # os calls on str paths: ~10,000 files per large tree, on the build's one-core stretch.
     base, source = os.fspath(dest), os.fspath(image.root)
     os.makedirs(base, exist_ok=True)  # noqa: PTH103
@@ -148,12 +181,16 @@ def link_into(image: Image, dest: Path) -> None:
         except FileExistsError:  # what an earlier install wrote: replaced
             os.unlink(target)  # noqa: PTH108
             _link_or_copy(src, target)
+        if known is not None:
+            st = os.lstat(target)
+            known[(st.st_dev, st.st_ino)] = image.sha256s[rel]
     for rel, text in image.links.items():
         link = dest / rel
         link.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             link.unlink()
         link.symlink_to(text)
+    _record_links(image)
 
 
 def unshare(path: Path) -> None:
@@ -164,6 +201,23 @@ def unshare(path: Path) -> None:
     tmp = path.with_name(f".tmp-{path.name}.unshare")
     shutil.copy2(path, tmp)
     tmp.replace(path)
+
+
+def unshare_tree(tree: Path) -> int:
+    """`unshare` every regular file of `tree` (links not followed); how many were shared.
+
+    For a tree handed to a command that may write any file of it (the sign command): the
+    command, not runenv, decides which files it touches, so every file gets its own inode.
+    """
+    count = 0
+    for dirpath, _dirnames, filenames in os.walk(tree):
+        for name in filenames:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                unshare(path)
+                count += 1
+    return count
 
 
 def record_hashes(site_packages_rel: str) -> Callable[[Path], dict[str, str]]:
@@ -214,14 +268,90 @@ def _fingerprint(path: Path) -> dict[str, int]:
     return _stat_fingerprint(path.lstat())
 
 
+_REHASH_ON = ("size", "mtime_ns", "ino", "dev")
+
+
+def stat_fingerprint(st: os.stat_result) -> dict[str, int]:
+    """What a take compares: size, mtime, inode, device, ctime and link count."""
+    return _stat_fingerprint(st)
+
+
+def must_hash(recorded: Mapping[str, object], seen: Mapping[str, int]) -> bool:
+    """Whether a file fingerprinted `recorded` and now `seen` may hold other bytes: its size,
+    mtime, inode or device moved, or its ctime moved while its link count did not (module
+    docstring: a link made or removed moves both, an edit in place only the ctime)."""
+    if any(recorded.get(k) != seen[k] for k in _REHASH_ON):
+        return True
+    return recorded.get("ctime_ns") != seen["ctime_ns"] and recorded.get("nlink") == seen["nlink"]
+
+
 def _stat_fingerprint(st: os.stat_result) -> dict[str, int]:
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino, "dev": st.st_dev}
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ino": st.st_ino,
+        "dev": st.st_dev,
+        "ctime_ns": st.st_ctime_ns,
+        "nlink": st.st_nlink,
+    }
+
+
+def _read_nofollow(path: Path) -> bytes:
+    """The bytes of `path`, refusing a link (the image's own listing, never through a link)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return f.read()
+
+
+def _record_links(image: Image) -> None:
+    """Record in `image.json` the ctime and link count each file has after `link_into` (which
+    moved both), when nothing else of its fingerprint moved; the next take then hashes a file
+    whose ctime moves without its link count (an edit in place)."""
+    folder = image.root.parent
+    try:
+        meta = json.loads(_read_nofollow(folder / _META))
+    except (OSError, ValueError):
+        return
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(files, dict):
+        return
+    base = os.fspath(image.root)
+    changed = False
+    for rel in image.files:
+        entry = files.get(rel)
+        try:
+            st = os.lstat(f"{base}/{rel}")
+        except OSError:
+            continue
+        seen = _stat_fingerprint(st)
+        if not isinstance(entry, dict) or any(entry.get(k) != seen[k] for k in _REHASH_ON):
+            continue
+        if entry.get("ctime_ns") != seen["ctime_ns"] or entry.get("nlink") != seen["nlink"]:
+            entry.update(seen)
+            changed = True
+    if changed and _plain_dir(folder):
+        with staged_file(folder / _META) as tmp:
+            tmp.write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
+
+
+def _plain_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def _load(folder: Path) -> Image | None:
-    """The image in `folder` if every file still holds its recorded bytes, else None."""
+    """The image in `folder` if every file still holds its recorded bytes, else None.
+
+    None as well when the shard, the image folder or its tree is a link (never followed).
+    """
+    if not all(_plain_dir(p) for p in (folder.parent, folder, folder / _FILES)):
+        return None
     try:
-        meta = json.loads((folder / _META).read_text(encoding="utf-8"))
+        meta = json.loads(_read_nofollow(folder / _META))
     except (OSError, ValueError):
         return None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -254,10 +384,10 @@ def _load(folder: Path) -> Image | None:
             if not stat.S_ISREG(mode):
                 return None
             seen = _fingerprint(path)
+            if must_hash(entry, seen) and file_sha256(path) != entry.get("sha256"):
+                return None
             if any(entry.get(k) != v for k, v in seen.items()):
-                if file_sha256(path) != entry.get("sha256"):
-                    return None
-                entry.update(seen)  # same bytes, moved stat (a restored or copied cache)
+                entry.update(seen)  # same bytes, moved stat (a link, a restored cache)
                 moved = True
         except OSError:
             return None
@@ -265,7 +395,8 @@ def _load(folder: Path) -> Image | None:
     if moved:  # record the new fingerprints, so the next take is a stat again
         with staged_file(folder / _META) as tmp:
             tmp.write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
-    return Image(tree, tuple(sorted(regular)), links, tuple(sorted(dirs)), info)
+    sha256s = {rel: str(files[rel]["sha256"]) for rel in regular}
+    return Image(tree, tuple(sorted(regular)), links, tuple(sorted(dirs)), info, sha256s)
 
 
 def _link_or_copy(src: str, target: str) -> None:

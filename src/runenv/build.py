@@ -46,6 +46,7 @@ from runenv import (
     python_fetch,
     sign,
     source_build,
+    tree_listing,
     wheelhouse,
     wheels,
 )
@@ -150,6 +151,7 @@ class Target:
             isinstance(sha256, str)
             and is_verified(self.archive, sha256, in_dir=markers)
             and self.tree.is_dir()
+            and tree_listing.is_intact(self.tree, manifest, markers)  # an edited tree rebuilds
         )
 
 
@@ -287,7 +289,8 @@ def build_target(
         # then Python; meanwhile the wheels download, then their images are made (they wait
         # for Python only to compile).
         choosing = background.submit(bytecode_compiler, ctx, vc, work / "build")
-        unpacking = background.submit(fetch_python, ctx, choosing, work / "build")
+        known: dict[tuple[int, int], str] = {}  # sha256s of the files linked from images
+        unpacking = background.submit(fetch_python, ctx, choosing, work / "build", known)
         files = download_wheels(ctx, artifacts)
         artifacts, ctx = leave_out_dependents(ctx, artifacts, files)
         if as_wheelhouse:  # nothing is installed: the wheels go to packages/ as they are
@@ -300,7 +303,7 @@ def build_target(
         if as_wheelhouse:
             installed = fill_wheelhouse(ctx, tree, artifacts, files, built)
         else:
-            installed, wheels = install_wheels(ctx, tree, artifacts, images, built, compiler)
+            installed, wheels = install_wheels(ctx, tree, artifacts, images, built, compiler, known)
         copied = copy_variant_files(ctx, tree)
         compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
@@ -325,10 +328,12 @@ def build_target(
             sign_binaries(ctx, tree, options.sign_command)
             packing = background.submit(pack_archive, ctx, tree, staged_archive, wheels)
             sha256, size = packing.result()
+        listing = tree_listing.make(tree, known)  # as packed, signed if signed
         manifest = describe(
             ctx, digest, sha256, size, installed, built, copied, compiled, modules, block_modules
         )
-        publish(ctx, tree, staged_archive, manifest)
+        manifest[tree_listing.MANIFEST_KEY] = tree_listing.digest(listing)
+        publish(ctx, tree, staged_archive, manifest, listing)
         keep_archive(ctx, digest, sha256)
         cut_parts(ctx)
     return result(up_to_date=False)
@@ -545,7 +550,12 @@ def _tag(compiler: Compiler | str) -> str:
     return compiler.tag if isinstance(compiler, Compiler) else "none"
 
 
-def fetch_python(ctx: BuildContext, choosing: Future[Compiler | str], dest: Path) -> Path:
+def fetch_python(
+    ctx: BuildContext,
+    choosing: Future[Compiler | str],
+    dest: Path,
+    known: dict[tuple[int, int], str] | None = None,
+) -> Path:
     """Fetch Python: the interpreter's archive, verified, from the cache, unpacked at `dest`.
 
     It is unpacked once into an image in the cache, its standard library compiled there by
@@ -573,7 +583,7 @@ def fetch_python(ctx: BuildContext, choosing: Future[Compiler | str], dest: Path
         return {"archive": archive.name}
 
     key = _images.key(kind="python", sha256=ctx.python.sha256, bytecode=_tag(compiler))
-    _images.link_into(_images.ensure(ctx.cache, key, unpack), dest)
+    _images.link_into(_images.ensure(ctx.cache, key, unpack), dest, known)
     return dest
 
 
@@ -661,6 +671,7 @@ def install_wheels(
     images: Sequence[tuple[Path, Image]],
     built: Mapping[str, Path],
     compiler: Compiler | str,
+    known: dict[tuple[int, int], str] | None = None,
 ) -> tuple[list[InstalledDist], list[tuple[Path, str]]]:
     """Install: every wheel (downloaded, its image from `make_images`; or built from its sdist,
     imaged now) linked into the runtime's tree, in the lock's order. Returns the installed
@@ -677,7 +688,9 @@ def install_wheels(
     by_source = dict(zip((a.filename for a in sources), made, strict=True))
     fetched = iter(images)
     ordered = [by_source[a.filename] if a.from_source else next(fetched) for a in artifacts]
-    dists = install.link_images(tree, ordered, ctx.plan.platform, ctx.plan.python_version)
+    dists = install.link_images(
+        tree, ordered, ctx.plan.platform, ctx.plan.python_version, known=known
+    )
     return dists, [(wheel, str(image.info["sha256"])) for wheel, image in ordered]
 
 
@@ -819,14 +832,21 @@ def describe(
     )
 
 
-def publish(ctx: BuildContext, tree: Path, archive: Path, manifest: Mapping[str, Any]) -> None:
-    """Publish: the old manifest goes, the tree and the archive take their places, the new
-    manifest is written (the module docstring says why it is last), the attempt's log becomes
-    the build's log. The archive is marked verified, so the next no-op hashes it only if it
-    changed."""
+def publish(
+    ctx: BuildContext,
+    tree: Path,
+    archive: Path,
+    manifest: Mapping[str, Any],
+    listing: tree_listing.Listing,
+) -> None:
+    """Publish: the old manifest goes, the tree and the archive take their places with the
+    tree's listing, the new manifest is written (the module docstring says why it is last),
+    the attempt's log becomes the build's log. The archive is marked verified, so the next
+    no-op hashes it only if it changed."""
     target = ctx.target
     target.manifest.unlink(missing_ok=True)
     replace_dir(tree, target.tree)
+    tree_listing.write(target.tree, listing, ctx.lock_dir)
     archive.replace(target.archive)
     pack.write_manifest(target.manifest, manifest)
     ctx.log.publish()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import sys
 import tempfile
@@ -24,7 +25,9 @@ from packaging.version import InvalidVersion, Version
 
 from runenv._cache import file_sha256, staged_file
 from runenv._download import local_source, redact
+from runenv._safe_paths import PathRefused, parts_of
 from runenv._subprocess import run
+from runenv.config import check_variant_name
 from runenv.errors import BuildError, ChecksumError, UsageError
 from runenv.manifest import SCHEMA_VERSION as MANIFEST_SCHEMA
 from runenv.manifest import read_manifest
@@ -43,6 +46,20 @@ PROJECT_DIR = "catalogue"
 DATA_FILE = Path("src") / "runenv_catalogue" / "catalogue.json"
 BUILD_TIMEOUT = 300.0
 _CHUNK = 1 << 20
+
+
+# Loads a catalogue.json with the catalogue package's own reader (`Catalogue.load`).
+_SELF_LOAD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from runenv_catalogue._catalogue import Catalogue
+from runenv_catalogue._provision import CatalogueError
+try:
+    Catalogue.load(Path(sys.argv[2]))
+except CatalogueError as exc:
+    sys.exit(str(exc))
+"""
 
 
 def find_manifests(dist: Path) -> list[Path]:
@@ -137,6 +154,15 @@ def _entry(path: Path, manifest: dict[str, Any], base_url: str) -> dict[str, Any
     else:
         _check_file(archive, size, sha256, shown)
     plat = _platform(manifest, shown)
+    version = _field(manifest, "python_version", str, shown)
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version, re.ASCII):
+        raise BuildError(f"{shown}: python_version: {version!r} is not a version X.Y.Z")
+    paths = {key: _field(manifest, key, str, shown) for key in ("interpreter", "site_packages")}
+    for key, value in paths.items():
+        try:  # the one rule for paths a manifest names (`_safe_paths`)
+            parts_of(value)
+        except PathRefused as exc:
+            raise BuildError(f"{shown}: {key}: {exc}: a path inside the runtime") from None
     packages = _field(manifest, "packages", list, shown)
     env = _field(manifest, "runtime_env", dict, shown)
     try:
@@ -147,9 +173,9 @@ def _entry(path: Path, manifest: dict[str, Any], base_url: str) -> dict[str, Any
         "url": archive_url(base_url, name),
         "sha256": sha256,
         "size": size,
-        "python_version": _field(manifest, "python_version", str, shown),
-        "interpreter": _field(manifest, "interpreter", str, shown),
-        "site_packages": _field(manifest, "site_packages", str, shown),
+        "python_version": version,
+        "interpreter": paths["interpreter"],
+        "site_packages": paths["site_packages"],
         "scripts": plat.info.scripts_dir().as_posix(),
         "packages": listed,
         "env": {str(k): str(v) for k, v in sorted(env.items())},
@@ -182,7 +208,7 @@ def _parts(path: Path, manifest: dict[str, Any], base_url: str) -> list[dict[str
         return []
     if not isinstance(raw, list) or not raw:
         raise BuildError(f"{shown}: parts: not a list of parts")
-    parts = []
+    parts: list[dict[str, Any]] = []
     for i, part in enumerate(raw, 1):
         try:
             name, size, sha256 = str(part["name"]), part["size"], str(part["sha256"])
@@ -190,9 +216,17 @@ def _parts(path: Path, manifest: dict[str, Any], base_url: str) -> list[dict[str
             raise BuildError(f"{shown}: parts[{i}]: needs a name, a size and a sha256") from None
         if Path(name).name != name or "\\" in name or not isinstance(size, int) or size <= 0:
             raise BuildError(f"{shown}: parts[{i}]: {name!r} is not a part file name and size")
+        if name == manifest.get("archive") or any(p["name"] == name for p in parts):
+            raise BuildError(f"{shown}: parts[{i}]: {name!r} is listed twice (or is the archive)")
         _check_file(path.parent / name, size, sha256, shown)
-        parts.append({"url": archive_url(base_url, name), "size": size, "sha256": sha256})
-    return parts
+        parts.append({"name": name, "size": size, "sha256": sha256})
+    total, whole = sum(p["size"] for p in parts), manifest.get("size")
+    if total != whole:
+        raise BuildError(f"{shown}: parts: they add up to {total} bytes, not the archive's {whole}")
+    return [
+        {"url": archive_url(base_url, p["name"]), "size": p["size"], "sha256": p["sha256"]}
+        for p in parts
+    ]
 
 
 def _joined_sha256(path: Path, parts: list[dict[str, Any]]) -> tuple[str, int]:
@@ -222,6 +256,10 @@ def collect(dist: Path, base_url: str) -> dict[str, dict[str, dict[str, Any]]]:
         if manifest is None:
             raise BuildError(f"{path}: not a readable manifest (JSON object)")
         variant = _field(manifest, "variant", str, str(path))
+        try:  # the variant names a catalogue key and, for consumers, a runtime: a plain name
+            check_variant_name(variant)
+        except UsageError:
+            raise BuildError(f"{path}: variant: {variant!r} is not a variant name") from None
         platform = _platform(manifest, str(path)).value
         if (variant, platform) in seen:
             raise BuildError(
@@ -289,6 +327,13 @@ def build_catalogue(
             ),
         )
         (stage / DATA_FILE).write_bytes(catalogue_json(variants, final_version).encode())
+        # The wheel must be readable by its own code, or every command of it fails: load the
+        # staged catalogue.json with the staged package before building.
+        run(
+            [sys.executable, "-I", "-c", _SELF_LOAD, stage / "src", stage / DATA_FILE],
+            what=f"the catalogue's own check of {DATA_FILE.name} (a manifest it cannot read?)",
+            timeout=BUILD_TIMEOUT,
+        )
         wheels = Path(tmp) / "wheels"
         run(
             [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", wheels, stage],

@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from runenv import __version__, built_wheels, python_fetch
+from runenv import __version__, _bounded, built_wheels, python_fetch
 from runenv._cache import Cache
 from runenv._download import new_client
 from runenv.build import INDEX_ENV, BuildOptions, build_many, ensure_lock
@@ -153,9 +153,18 @@ def _cached_wheels(source: str | None) -> frozenset[str] | None:
         return None
     where = "--cached-wheels (stdin)" if source == "-" else source
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
+        if source == "-":
+            text = _bounded.read_stream_text(sys.stdin)
+        else:
+            text = _bounded.read_text(Path(source))
+    except (OSError, UnicodeDecodeError, _bounded.InputError) as exc:
+        why = (
+            (exc.strerror or str(exc))
+            if isinstance(exc, OSError)
+            else "not UTF-8 text"
+            if isinstance(exc, UnicodeDecodeError)
+            else str(exc)
+        )
         raise UsageError(
             f"{where}: cannot read the cached wheels keys ({why}): pass a file listing them, "
             "one a line (`-` reads stdin)"

@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from runenv import _bounded
+from runenv._safe_paths import PathRefused, inside
 from runenv.errors import ConfigError, UsageError
 from runenv.package_json import PACKAGE_JSON, RuntimeArtifact, read_artifact
 from runenv.platforms import ALL_PLATFORMS, Platform
@@ -41,11 +43,15 @@ SHARED_NAMES = ("shared-config.toml", "shared-config.json")
 VARIANT_NAMES = ("config.toml", "config.json")
 VERSIONS_DIR = "versions"
 
-_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
-_VARIANT_RE = re.compile(r"^(?P<version>\d+\.\d+\.\d+)?(?:[-_.]?[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a variant folder's name
-_PACKAGE_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)  # PEP 508
+# Identifiers are checked whole (`fullmatch`) with ASCII classes: `$` would take a trailing
+# newline and `\d` any script's digits.
+_VERSION_RE = re.compile(r"\d+\.\d+\.\d+", re.ASCII)
+_VARIANT_RE = re.compile(
+    r"(?P<version>\d+\.\d+\.\d+)?(?:[-_.]?[A-Za-z0-9][A-Za-z0-9._-]*)?", re.ASCII
+)
+_SHA256_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)  # a variant folder's name
+_PACKAGE_RE = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.I | re.A)  # PEP 508
 SITE_PACKAGES_PLACEHOLDERS = ("{site-packages}", "<site-packages>")
 
 
@@ -82,7 +88,7 @@ def _build_requirement(value: str) -> str:
 
 
 def _package_name(value: str) -> str:
-    if not _PACKAGE_RE.match(value):
+    if not _PACKAGE_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a package name")
     return value
 
@@ -133,7 +139,7 @@ def parse_git(value: str) -> GitDependency:
     if not text.startswith("git+"):
         head, _, text = text.partition("@")
         name, text = head.strip(), text.strip()
-        if not _PACKAGE_RE.match(name):
+        if not _PACKAGE_RE.fullmatch(name):
             raise ValueError(f"{value!r}: {name!r} is not a package name")
     bad = f"malformed git URL {value!r}: expected {_GIT_EXAMPLE} or name @ {_GIT_EXAMPLE}"
     if any(c.isspace() for c in text) or ("#" in text and "#egg=" not in text):
@@ -148,7 +154,7 @@ def parse_git(value: str) -> GitDependency:
     rev: str | None = None
     if "@" in path:
         path, _, rev = path.rpartition("@")
-        if not rev or not re.fullmatch(r"[A-Za-z0-9._/+-]+", rev):
+        if not rev or not re.fullmatch(r"[A-Za-z0-9._/+-]+", rev, re.ASCII):
             raise ValueError(f"{bad} (empty or invalid revision after @)")
     repo = path.rstrip("/").rsplit("/", 1)[-1]
     repo = repo[: -len(".git")] if repo.endswith(".git") else repo
@@ -157,7 +163,7 @@ def parse_git(value: str) -> GitDependency:
     if fragment.startswith("egg=") and name is None:
         name = fragment[len("egg=") :]
     name = name or repo
-    if not _PACKAGE_RE.match(name):
+    if not _PACKAGE_RE.fullmatch(name):
         raise ValueError(f"{bad} (cannot take a package name from {repo!r}: write name @ git+...)")
     url = urlunsplit((parts.scheme[len("git+") :], parts.netloc, path, parts.query, ""))
     return GitDependency(name=name, url=url, rev=rev, named=not value.strip().startswith("git+"))
@@ -171,7 +177,7 @@ def dependency_name(value: str) -> str:
 
 
 def _python_version(value: str) -> str:
-    if not _VERSION_RE.match(value):
+    if not _VERSION_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a Python version of the form X.Y.Z")
     return value
 
@@ -194,7 +200,7 @@ def _location(value: str) -> str:
 
 
 def _sha256(value: str) -> str:
-    if not _SHA256_RE.match(value):
+    if not _SHA256_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a sha256 (64 lowercase hex digits)")
     return value
 
@@ -214,7 +220,7 @@ def _override_spec(value: str) -> str:
 
 
 def _relative_path(value: str) -> str:
-    if not value or value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
+    if not value or value.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", value, re.ASCII):
         raise ValueError(f"{value!r} must be a relative path")
     normal = PurePosixPath(value.replace("\\", "/"))
     depth = 0
@@ -226,7 +232,7 @@ def _relative_path(value: str) -> str:
 
 
 def _glibc(value: str) -> str:
-    if not re.match(r"^2\.\d+$", value) or int(value.split(".")[1]) < 17:
+    if not re.fullmatch(r"2\.\d+", value, re.ASCII) or int(value.split(".")[1]) < 17:
         raise ValueError(f"{value!r} is not a glibc version of 2.17 or newer, like 2.28")
     return value
 
@@ -549,35 +555,34 @@ def _display(project: Path, path: Path) -> str:
 
 
 def _pick_file(project: Path, folder: Path, names: tuple[str, ...]) -> Path | None:
-    found = [folder / n for n in names if (folder / n).is_file()]
+    # Any entry but a folder counts: a FIFO or a link to nowhere is refused by the read, with
+    # its name, rather than skipped as if absent.
+    found = [folder / n for n in names if _present(folder / n)]
     if len(found) > 1:
         shown = " and ".join(_display(project, p) for p in found)
         raise ConfigError(shown, None, "both exist: keep one of the two")
     return found[0] if found else None
 
 
+def _present(path: Path) -> bool:
+    return (path.exists() or path.is_symlink()) and not path.is_dir()
+
+
 def _read(project: Path, path: Path) -> dict[str, Any]:
     shown = _display(project, path)
     try:
-        raw = path.read_bytes()
+        text = _bounded.read_text(path)
+        data = _bounded.loads_json(text) if path.suffix == ".json" else _bounded.loads_toml(text)
     except OSError as exc:
         raise ConfigError(shown, None, f"cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(shown, None, "not UTF-8 text") from None
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                shown, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
-    else:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(shown, None, f"invalid TOML: {exc}") from None
+    except _bounded.InputError as exc:
+        raise ConfigError(shown, None, str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            shown, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(shown, None, f"invalid TOML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(shown, None, "the top level must be a table (an object)")
     return data
@@ -686,9 +691,12 @@ def _resolve_copies(
     shown = _display(project, layer.path)
 
     def one(entry: CopyFile, key: str) -> ResolvedCopy:
-        source = (layer.base / entry.from_).resolve()
-        if not source.is_relative_to(layer.base.resolve()):
-            raise ConfigError(shown, f"{key}.from", f"{entry.from_!r} leaves the variant folder")
+        try:  # checked as written, component by component (`_safe_paths`)
+            source = inside(layer.base, entry.from_)
+        except PathRefused as exc:
+            raise ConfigError(
+                shown, f"{key}.from", f"{exc}: keep it in the variant folder"
+            ) from None
         if not source.exists():
             raise ConfigError(shown, f"{key}.from", f"{_display(project, source)} does not exist")
         return ResolvedCopy(source, entry.to, layer.path)
@@ -735,7 +743,7 @@ def variant_python_version(variant: str, config: Config) -> str | None:
     """`python.version`, else the variant name's leading X.Y.Z."""
     if config.python.version:
         return config.python.version
-    match = _VARIANT_RE.match(variant)
+    match = _VARIANT_RE.fullmatch(variant)
     return match.group("version") if match and match.group("version") else None
 
 

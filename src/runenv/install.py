@@ -148,10 +148,16 @@ def make_images(
 
 
 def link_images(
-    root: Path, made: Sequence[tuple[Path, Image]], platform: Platform, python_version: str
+    root: Path,
+    made: Sequence[tuple[Path, Image]],
+    platform: Platform,
+    python_version: str,
+    *,
+    known: dict[tuple[int, int], str] | None = None,
 ) -> list[InstalledDist]:
     """Link the images `make_images` gave into the runtime tree `root`, in order: where two
-    wheels write one path, the later one wins. Two wheels of one package are an error."""
+    wheels write one path, the later one wins. Two wheels of one package are an error.
+    `known` gets each linked file's sha256 by inode (`_images.link_into`)."""
     site = platform.info.site_packages(python_version).as_posix()
     dists = [_dist_of(image, wheel) for wheel, image in made]
     seen: dict[str, str] = {}
@@ -165,7 +171,7 @@ def link_images(
     for name in seen:
         remove_installed(layout_site, name, root.resolve())
     for _, image in made:
-        _images.link_into(image, root)
+        _images.link_into(image, root, known)
     return dists
 
 

@@ -34,8 +34,9 @@ import tomli_w
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from runenv import _conflicts
+from runenv import _bounded, _conflicts
 from runenv._cache import Cache, staged_file
+from runenv._download import redact
 from runenv._uv import run_uv
 from runenv.config import VARIANT_NAMES, VERSIONS_DIR, is_git_dependency, parse_git
 from runenv.errors import LockError, SubprocessError, UsageError
@@ -288,11 +289,13 @@ def _requirement_name(text: str) -> str:
 def read_lock(path: Path) -> Lock:
     """Parse a PEP 751 lock; LockError if unreadable, malformed, or a file lacks a sha256."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _bounded.read_text(path, _bounded.MAX_LOCK_BYTES)
     except FileNotFoundError:
         raise LockError(f"{path}: no such lock; run `runenv lock`") from None
     except OSError as exc:
         raise LockError(f"{path}: cannot read the lock: {exc.strerror or exc}") from None
+    except _bounded.InputError as exc:
+        raise LockError(f"{path}: cannot read the lock: {exc}") from None
     return _parse(_loads(text, path), path)
 
 
@@ -427,13 +430,12 @@ def _run_compile(
         "--no-config",
         "--no-header",
         "--quiet",
-        "--default-index",
-        request.default_index or PYPI_SIMPLE,
+        # Values joined to their option (`--opt=value`): a value can never be read as an option.
+        f"--default-index={request.default_index or PYPI_SIMPLE}",
         "--index-strategy",
         "first-index",
     ]
-    for url in request.indexes:
-        args += ["--index", url]
+    args += [f"--index={url}" for url in request.indexes]
     if offline:
         args.append("--offline")
     # uv reads the macOS minimum from here (its default is a recent macOS, not the floor).
@@ -610,8 +612,31 @@ def _explanation(uv_output: str) -> str:
     return " ".join(cause).removeprefix("cause:").strip()
 
 
+_GIT_DEP = re.compile(r"`(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*) @ git\+(?P<url>[^`\s]+)`", re.ASCII)
+
+
+def _git_failure(lines: list[str]) -> str | None:
+    """One line for uv failing to fetch a git dependency (its output is 8-11 lines of causes
+    and git's stderr): the dependency, its URL, and git's own last complaint."""
+    found = next((m for line in lines if (m := _GIT_DEP.search(line))), None)
+    if found is None or not any("Git operation failed" in line for line in lines):
+        return None
+    said = [
+        line
+        for line in lines
+        if line.startswith(("fatal:", "error:", "ERROR:")) and not _GIT_DEP.search(line)
+    ]
+    causes = [line.removeprefix("cause:").strip() for line in lines if line.startswith("cause:")]
+    why = (said or causes or ["git failed"])[-1]
+    return (
+        f"git dependency {found.group('name')} ({redact(found.group('url'))}) could not be "
+        f"fetched: {why} (check its URL and revision in the config)"
+    )
+
+
 _VIA = re.compile(
-    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==\S+\s+#\s*via\s+(?P<via>.+)$"
+    r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==\S+\s+#\s*via\s+(?P<via>.+)",
+    re.ASCII,
 )
 
 
@@ -649,7 +674,7 @@ def _check_skipped(
     )
     users: dict[str, list[str]] = {}
     for line in out.read_text(encoding="utf-8").splitlines():
-        match = _VIA.match(line.strip())
+        match = _VIA.fullmatch(line.strip())
         if match:
             via = [v.strip() for v in match.group("via").split(",")]
             users[canonicalize_name(match.group("name"))] = via
@@ -719,8 +744,8 @@ def _normal(text: str) -> str:
 
 def _loads(text: str, path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        return _bounded.loads_toml(text)
+    except (tomllib.TOMLDecodeError, _bounded.InputError) as exc:
         raise LockError(f"{path}: not a valid TOML lock: {exc}") from None
 
 
@@ -792,7 +817,7 @@ def _vcs(data: Any, path: Path, who: str) -> VcsSource:
         raise LockError(f"{path}: {who}: only git repositories are supported as a vcs source")
     url = _opt_str(data.get("url"))
     commit = _opt_str(data.get("commit-id"))
-    if not url or not commit or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+    if not url or not commit or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit, re.ASCII):
         raise LockError(
             f"{path}: {who}: a git source needs its url and full commit-id in the lock; "
             "run `runenv lock` again"
@@ -815,7 +840,7 @@ def _file(data: Any, path: Path, who: str) -> LockedFile:
     filename = _opt_str(data.get("name")) or default_name
     hashes = data.get("hashes", {})
     sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
-    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256, re.ASCII):
         raise LockError(
             f"{path}: {who}: {filename} has no sha256 in the lock; runenv installs only "
             "verified files (does the index publish hashes?)"

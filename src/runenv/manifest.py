@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runenv import __version__
+from runenv import __version__, _bounded
 from runenv.modules import checked_and_skipped
 from runenv.plan import CopyStep, Plan
 
@@ -26,7 +26,9 @@ SCHEMA_VERSION = 1
 # 8: bytecode workers import nothing (marshal's back-references follow what a process loaded).
 # 9: test suites by one rule (`modules.is_test_suite`): top-level `tests` packages, `_tests`
 #    and modules named so are left as source and not import-checked (`check.skipped`).
-BUILD_FORMAT = 9
+# 10: the manifest records the sha256 of the tree's listing (`tree_listing`), which `runenv
+#    check` and a no-op build compare the tree with; a runtime's layout (`layout`).
+BUILD_FORMAT = 10
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,7 @@ def make_manifest(
 def read_manifest(path: Path) -> dict[str, Any] | None:
     """A manifest, or None when it is missing or unreadable (then the build is not finished)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = _bounded.loads_json(_bounded.read_text(path))
+    except (OSError, ValueError):  # InputError and JSONDecodeError are ValueErrors
         return None
     return data if isinstance(data, dict) else None

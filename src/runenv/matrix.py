@@ -271,7 +271,7 @@ def parse_cached_keys(text: str, source: str) -> frozenset[str]:
         if not line.strip():
             continue
         key = line.strip().removeprefix(CACHE_PREFIX)
-        if not re.fullmatch(r"[0-9a-f]{64}", key):
+        if not re.fullmatch(r"[0-9a-f]{64}", key, re.ASCII):
             raise UsageError(
                 f"{source}: line {number}: {line.strip()[:80]!r} is not a wheels key (64 hex "
                 f"digits, a `wheels_key` of `runenv matrix --json`, maybe after "

@@ -28,7 +28,7 @@ DEFAULT_PART_SIZE = 2_000_000_000
 PART_SIZE_ENV = "RUNENV_PART_SIZE"
 MIN_PART_SIZE = 1024
 _CHUNK = 1 << 20
-_PART = re.compile(r"\.part\d{3,}$")
+_PART = re.compile(r"\.part\d{3,}\Z", re.ASCII)
 
 
 def part_size_from(value: str | int | None) -> int:

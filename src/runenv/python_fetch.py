@@ -47,8 +47,8 @@ UPSTREAM_PREFIXES = (
 )
 """Release prefixes a mirror replaces; what follows them is `<release-tag>/<filename>`."""
 
-_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
-_TAG_IN_FILENAME = re.compile(r"\+(\d{8})-")
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)", re.ASCII)
+_TAG_IN_FILENAME = re.compile(r"\+(\d{8})-", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class PinnedArchive:
     def __post_init__(self) -> None:
         if (self.url is None) == (self.path is None):
             raise UsageError("a pinned Python archive needs exactly one of url and path")
-        if not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256 or ""):
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256 or "", re.ASCII):
             raise UsageError(
                 f"a pinned Python archive needs a sha256 (64 hex digits), got {self.sha256!r}"
             )
@@ -248,7 +248,7 @@ def resolve(
     try:
         wanted = _parse_version(version)
     except UsageError:
-        partial = re.fullmatch(r"(\d+)\.(\d+)", version.strip())
+        partial = re.fullmatch(r"(\d+)\.(\d+)", version.strip(), re.ASCII)
         if not partial:
             raise
         xy = (int(partial.group(1)), int(partial.group(2)), 999)

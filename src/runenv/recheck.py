@@ -1,4 +1,5 @@
-"""`runenv check`: the checks of a build, run again on a finished runtime tree."""
+"""`runenv check`: the checks of a build, run again on a finished runtime tree, once the tree
+is found to hold exactly what its build listed (`tree_listing.verify`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from runenv import audit
-from runenv.build import BuildOptions, Target
+from runenv import audit, tree_listing
+from runenv.build import BuildOptions, Target, _lock_dir
 from runenv.check import import_check
 from runenv.config import Layout, VariantConfig
 from runenv.consumer import check_wheelhouse
@@ -29,6 +30,9 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
             f"{plan.variant} {platform.value} is not built: run `runenv build {plan.variant} "
             f"--platform {platform.value}`"
         )
+    # The tree must be what its build listed before anything of it runs (an added .pth would
+    # run at the interpreter's start-up) or is audited.
+    tree_listing.verify(target.tree, manifest, _lock_dir(options, plan))
     audit.audit_tree(target.tree, plan)
     # As the build: a wheelhouse's copied site-packages modules are not imported (`build`).
     copied = manifest.get("copied_files", []) if plan.layout is Layout.INSTALLED else []

@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from runenv import _bounded
+from runenv._safe_paths import PathRefused, inside, parts_of
 from runenv.config import SHARED_NAMES, VERSIONS_DIR, check_variant_name, load_variant
-from runenv.errors import ConfigError, UsageError
+from runenv.errors import ConfigError, OSFailure, UsageError
 from runenv.package_json import PACKAGE_JSON
 
 SHARED_JSON = "shared-config.json"
 VARIANT_JSON = "config.json"
-_FOLDER_RE = re.compile(r"^python-(?P<variant>\d+\.\d+\.\d+.*)$")
+_FOLDER_RE = re.compile(r"python-(?P<variant>\d+\.\d+\.\d+.*)", re.ASCII | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,25 @@ class ImportResult:
 
 
 def _variant_folders(checkout: Path) -> list[tuple[str, Path]]:
+    """(variant, real folder) of every `python-<variant>/config.json` of the checkout; a folder
+    or config that is a link leading out of the checkout is refused (`_safe_paths.inside`)."""
     found = []
-    for folder in sorted(checkout.iterdir()):
-        match = _FOLDER_RE.match(folder.name)
-        if match and folder.is_dir() and (folder / VARIANT_JSON).is_file():
-            found.append((check_variant_name(match.group("variant")), folder))
+    for entry in sorted(checkout.iterdir()):
+        match = _FOLDER_RE.fullmatch(entry.name)
+        if not match:
+            continue
+        folder = _in_checkout(checkout, entry.name)
+        if folder.is_dir() and _in_checkout(checkout, f"{entry.name}/{VARIANT_JSON}").is_file():
+            found.append((check_variant_name(match.group("variant")), entry))
     return found
+
+
+def _in_checkout(checkout: Path, rel: str) -> Path:
+    """The real path of `rel` in the checkout; UsageError when a link leads out of it."""
+    try:
+        return inside(checkout, rel)
+    except PathRefused as exc:
+        raise UsageError(f"{checkout}: {exc}: import a checkout that holds its own files") from None
 
 
 def _copy_sources(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -77,9 +92,11 @@ def _copy_sources(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 def _read_json(path: Path, shown: str) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(shown, None, f"cannot read: {exc}") from None
+        data = _bounded.loads_json(_bounded.read_text(path))
+    except OSError as exc:
+        raise ConfigError(shown, None, f"cannot read: {exc.strerror or exc}") from None
+    except _bounded.InputError as exc:
+        raise ConfigError(shown, None, str(exc)) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             shown, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -89,25 +106,28 @@ def _read_json(path: Path, shown: str) -> dict[str, Any]:
     return data
 
 
-def _stage_variant(source: Path, variant: str, staged: Path, checkout: Path) -> Imported:
-    shown = source.relative_to(checkout).as_posix() + "/" + VARIANT_JSON
+def _stage_variant(entry: Path, variant: str, staged: Path, checkout: Path) -> Imported:
+    shown = f"{entry.name}/{VARIANT_JSON}"
+    source = _in_checkout(checkout, entry.name)
     data = _read_json(source / VARIANT_JSON, shown)
     target = staged / VERSIONS_DIR / variant
     target.mkdir(parents=True)
-    shutil.copyfile(source / VARIANT_JSON, target / VARIANT_JSON)
+    shutil.copyfile(inside(source, VARIANT_JSON), target / VARIANT_JSON)
     if (source / PACKAGE_JSON).is_file():  # its runtime artifact: binDir, envVars (`package_json`)
-        shutil.copyfile(source / PACKAGE_JSON, target / PACKAGE_JSON)
+        shutil.copyfile(inside(source, PACKAGE_JSON), target / PACKAGE_JSON)
     copied: list[str] = []
     files = 0
     for key, rel in _copy_sources(data):
-        path = PurePosixPath(rel.replace("\\", "/"))
-        origin = (source / path).resolve()
-        if not origin.is_relative_to(source.resolve()):
-            raise ConfigError(shown, key, f"{rel!r} leaves the variant folder")
+        # Checked as written, and read from where the check walked: never the text again.
+        try:
+            origin = inside(source, rel)
+        except PathRefused as exc:
+            raise ConfigError(shown, key, f"{exc}: keep it inside the variant folder") from None
         if not origin.exists():
             raise ConfigError(
-                shown, key, f"{source.name}/{rel} is not in the checkout: add it, then import again"
+                shown, key, f"{entry.name}/{rel} is not in the checkout: add it, then import again"
             )
+        path = PurePosixPath(*parts_of(rel))
         dest = target / path
         if dest.exists():  # two entries naming one source
             continue
@@ -119,7 +139,7 @@ def _stage_variant(source: Path, variant: str, staged: Path, checkout: Path) -> 
             shutil.copy2(origin, dest)
             files += 1
         copied.append(path.as_posix().rstrip("/"))
-    return Imported(source, variant, target, tuple(copied), files)
+    return Imported(entry, variant, target, tuple(copied), files)
 
 
 def import_reference(checkout: Path, project: Path, *, force: bool = False) -> ImportResult:
@@ -138,22 +158,26 @@ def import_reference(checkout: Path, project: Path, *, force: bool = False) -> I
             f"{checkout}: no python-<version>[-<flavour>]/config.json folders: "
             "not a checkout of the reference system"
         )
-    shared_src = checkout / SHARED_JSON
+    shared_src: Path | None = _in_checkout(checkout, SHARED_JSON)
+    if shared_src is not None and not shared_src.is_file():
+        shared_src = None
     project.mkdir(parents=True, exist_ok=True)
-    conflicts = [
-        project / VERSIONS_DIR / v for v, _ in variants if (project / VERSIONS_DIR / v).exists()
-    ]
-    if shared_src.is_file():
-        conflicts += [project / n for n in SHARED_NAMES if (project / n).exists()]
+    versions = project / VERSIONS_DIR
+    if versions.is_symlink() or (versions.exists() and not versions.is_dir()):
+        raise UsageError(f"{versions}: not a plain folder: make {VERSIONS_DIR}/ a folder")
+    # A link is a conflict too (`lexists`): --force replaces the link itself, never what it
+    # leads to.
+    conflicts = [versions / v for v, _ in variants if _lexists(versions / v)]
+    if shared_src is not None:
+        conflicts += [project / n for n in SHARED_NAMES if _lexists(project / n)]
     if conflicts and not force:
         shown = ", ".join(_rel(project, p) for p in conflicts)
         raise UsageError(f"{shown} already exist: pass --force to replace them with the import")
 
-    (project / VERSIONS_DIR).mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".runenv-import-", dir=project) as tmp:
         staged = Path(tmp)
         (staged / VERSIONS_DIR).mkdir()
-        if shared_src.is_file():
+        if shared_src is not None:
             _read_json(shared_src, SHARED_JSON)
             shutil.copyfile(shared_src, staged / SHARED_JSON)
         else:  # the variants will merge over the project's own shared config: check with it
@@ -166,22 +190,50 @@ def import_reference(checkout: Path, project: Path, *, force: bool = False) -> I
                 load_variant(staged, item.variant)
             except ConfigError as exc:  # name the checkout's file, not the staging copy
                 raise ConfigError(_origin(exc.path), exc.key, exc.message) from None
-        # Everything loads: move it into place.
-        for path in conflicts:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        shared = None
-        if shared_src.is_file():
-            shared = project / SHARED_JSON
-            (staged / SHARED_JSON).replace(shared)
-        final = []
-        for item in imported:
-            target = project / VERSIONS_DIR / item.variant
-            item.target.rename(target)
-            final.append(Imported(item.source, item.variant, target, item.copied, item.files))
+        # Everything loads: move it into place, all or nothing.
+        moves = [(item.target, versions / item.variant) for item in imported]
+        if shared_src is not None:
+            moves.insert(0, (staged / SHARED_JSON, project / SHARED_JSON))
+        versions.mkdir(exist_ok=True)
+        _swap_in(moves, conflicts, staged / ".replaced")
+        shared = project / SHARED_JSON if shared_src is not None else None
+        final = [
+            Imported(item.source, item.variant, versions / item.variant, item.copied, item.files)
+            for item in imported
+        ]
     return ImportResult(shared, tuple(final), tuple(conflicts))
+
+
+def _lexists(path: Path) -> bool:
+    return path.is_symlink() or path.exists()
+
+
+def _swap_in(moves: list[tuple[Path, Path]], conflicts: list[Path], aside: Path) -> None:
+    """Rename each of `conflicts` (a link as a link) into `aside`, then each staged path of
+    `moves` to its place; on any failure, undo what was done, so the project is as it was.
+
+    Renames within one filesystem: none writes through a link or leaves half a folder.
+    """
+    aside.mkdir()
+    put_aside: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
+    try:
+        for i, path in enumerate(conflicts):
+            kept = aside / str(i)
+            path.rename(kept)
+            put_aside.append((kept, path))
+        for src, dest in moves:
+            src.rename(dest)
+            placed.append(dest)
+    except OSError as exc:
+        for dest in reversed(placed):
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest, ignore_errors=True)
+            else:
+                dest.unlink(missing_ok=True)
+        for kept, path in reversed(put_aside):
+            kept.rename(path)
+        raise OSFailure(exc, "import: nothing was changed") from None
 
 
 def _rel(project: Path, path: Path) -> str:

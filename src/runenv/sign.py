@@ -10,8 +10,8 @@ Its environment also has `RUNENV_SIGN_PLATFORM`, `RUNENV_SIGN_VARIANT` and `RUNE
 A command that fails fails the build, and nothing is published.
 
 Signing rewrites files in place, and a tree's files may be hard links into runenv's cache of
-installed images (`_images`): each binary gets its own inode first (`_images.unshare`), so
-the signature never reaches the cache or another build's tree.
+installed images (`_images`): every file of the tree gets its own inode first
+(`_images.unshare_tree`), so nothing the command writes reaches the cache or another tree.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from runenv._images import unshare
+from runenv._images import unshare_tree
 from runenv._subprocess import run
 from runenv.audit import identify
 from runenv.errors import UsageError
@@ -69,8 +69,10 @@ def sign_tree(
 ) -> list[Path]:
     """Run `command` over every binary of `tree`; return them. SubprocessError if it fails."""
     files = binaries(tree)
-    for f in files:
-        unshare(f)  # signed in place: never through a hard link into the image cache
+    # The command may write any file of the tree (a bundle's signature folder, a stapled
+    # ticket, or by mistake anything): every file gets its own inode first, not only the
+    # binaries, so nothing it does reaches the image cache or another tree sharing it.
+    unshare_tree(tree)
     with tempfile.TemporaryDirectory(prefix="runenv-sign-") as tmp:
         listing = Path(tmp) / "binaries.txt"  # outside the tree: it must not be packed
         listing.write_text("".join(f"{f.resolve()}\n" for f in files), encoding="utf-8")

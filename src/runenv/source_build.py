@@ -27,6 +27,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from runenv._cache import (
@@ -90,7 +91,9 @@ class RuntimeEnv:
         extra_environ: Mapping[str, str],
         timeout: float,
         log_file: Path | None,
+        what: str = "source build",
     ) -> None:
+        self._what = what
         self._indexes = indexes
         self._default_index = default_index
         self._cache = cache
@@ -118,21 +121,35 @@ class RuntimeEnv:
         return self._extra
 
     def install(self, requirements: Collection[str]) -> None:
+        """Install build requirements (from the sdist's own pyproject, or a recipe): each must
+        be a PEP 508 requirement from an index, and goes after `--`, so none is an option."""
         if not requirements:
             return
+        for text in requirements:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                raise BuildError(
+                    f"{self._what}: build requirement {text!r} is not a requirement: fix the "
+                    "package's build-system.requires or its buildWheel recipe"
+                ) from None
+            if req.url:
+                raise BuildError(
+                    f"{self._what}: build requirement {text!r} names a URL: build "
+                    "requirements come from the configured indexes only"
+                )
         index_args: list[str] = []
         if self._default_index:
-            index_args += ["--default-index", self._default_index]
-        for index in self._indexes:
-            index_args += ["--index", index]
+            index_args.append(f"--default-index={self._default_index}")
+        index_args += [f"--index={index}" for index in self._indexes]
         run_uv(
             [
                 "pip",
                 "install",
                 "--no-config",
-                "--python",
-                self._python,
+                f"--python={self._python}",
                 *index_args,
+                "--",
                 *sorted(requirements),
             ],
             what="install the build requirements",
@@ -185,9 +202,10 @@ def fetch_git(artifact: Artifact, cache: Cache, *, timeout: float, log_file: Pat
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
         with tempfile.TemporaryDirectory(prefix=".tmp-git-", dir=folder) as tmp:
             stage = Path(tmp) / "tree"
-            run(["git", "clone", "--quiet", "--no-checkout", artifact.url, stage], what=what,
+            # `--` before values: a URL starting with `-` is a repository, never an option.
+            run(["git", "clone", "--quiet", "--no-checkout", "--", artifact.url, stage], what=what,
                 env=env, timeout=timeout, log_file=log_file)  # fmt: skip
-            run(["git", "-C", stage, "checkout", "--quiet", "--detach", artifact.sha256],
+            run(["git", "-C", stage, "checkout", "--quiet", "--detach", artifact.sha256, "--"],
                 what=what, env=env, timeout=timeout, log_file=log_file)  # fmt: skip
             head = stage / ".git" / "HEAD"
             if head.read_text(encoding="utf-8").strip() != artifact.sha256:
@@ -393,6 +411,7 @@ def _build(
             extra_environ=extra,
             timeout=float(plan.timeout),
             log_file=log_file,
+            what=what,
         )
         try:
             builder = ProjectBuilder.from_isolated_env(

@@ -9,6 +9,7 @@ written with their index (`built_wheels.write_index`) to a folder that `runenv b
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -42,10 +43,7 @@ def build_source_wheels(
             f"target's own interpreter, so this runs on a {platform.value} machine (this is "
             f"{host.value}; in CI: {platform.info.github_runner})"
         )
-    if out.exists() and not (out.is_dir() and _replaceable(out)):
-        raise UsageError(
-            f"{out}: exists and is not an earlier `runenv wheels` output: choose a new --out"
-        )
+    _check_replaceable(out)
     plan = make_plan(vc, platform)
     stale_lock(vc, plan, replace(options, locked=True))  # LockError when it is not current
     selection = wheels.select_for_plan(lock.read_lock(lock.lock_path(vc.folder, platform)), plan)
@@ -70,14 +68,46 @@ def build_source_wheels(
                 sources, files, runtime / plan.interpreter, plan, cache,
                 default_index=options.default_index,
             )  # fmt: skip
+    _check_replaceable(out)  # again: the builds took minutes
     with staged_dir(out) as staged:
+        staged.chmod(_folder_mode(out.parent))  # a folder as the user makes one, not 0700
         index = built_wheels.write_index(staged, plan, [(a, built[a.filename]) for a in sources])
     return replace(index, folder=out)
 
 
-def _replaceable(folder: Path) -> bool:
-    """An empty folder, or one `runenv wheels` wrote (its index is there)."""
-    return not any(folder.iterdir()) or (folder / built_wheels.INDEX_NAME).is_file()
+def _check_replaceable(out: Path) -> None:
+    """UsageError unless `out` is absent, an empty folder, or exactly what an earlier `runenv
+    wheels` wrote: its index and the wheels the index names, nothing else. `out` is replaced
+    whole, so any other file in it would be deleted."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    todo = "choose a new --out (it is replaced whole)"
+    if out.is_symlink() or not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder: {todo}")
+    present = {p.name for p in out.iterdir()}
+    if not present:
+        return
+    if built_wheels.INDEX_NAME not in present:
+        raise UsageError(f"{out}: exists and is not an earlier `runenv wheels` output: {todo}")
+    try:
+        index = built_wheels.read_index(out)
+    except UsageError:
+        raise UsageError(f"{out}: its index is not one `runenv wheels` wrote: {todo}") from None
+    others = sorted(present - {built_wheels.INDEX_NAME} - {e.wheel for e in index.wheels})
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise UsageError(f"{out}: holds {others[0]}{more}, not written by `runenv wheels`: {todo}")
+
+
+def _folder_mode(parent: Path) -> int:
+    """The mode a folder made now in `parent` gets (the process umask applied), found without
+    changing the umask (which other threads share)."""
+    probe = Path(tempfile.mkdtemp(dir=parent)) / "probe"
+    try:
+        probe.mkdir()
+        return probe.stat().st_mode & 0o7777
+    finally:
+        shutil.rmtree(probe.parent, ignore_errors=True)
 
 
 __all__ = ["build_source_wheels"]

@@ -161,6 +161,12 @@ def select_for_plan(lock: Lock, plan: Plan) -> Selection:
             declared = [
                 canonicalize_name(g.name) for g in plan.git if _same_repo(g.url, pkg.vcs.url)
             ]
+            if not declared:  # only what the config names is fetched: never the lock's say
+                known = ", ".join(sorted(g.url for g in plan.git)) or "none"
+                raise LockError(
+                    f"{pkg.name}: the lock's git source {pkg.vcs.url} is not a git dependency "
+                    f"of the config (it declares: {known}): run `runenv lock` again"
+                )
             allowed = allowed or any(
                 policy is None or n in plan.build_wheel or policy.may_build(n) for n in declared
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform as _platform
 import re
@@ -14,6 +13,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from runenv_catalogue import _inputs
 from runenv_catalogue._provision import (
     CatalogueError,
     Part,
@@ -28,7 +28,7 @@ CACHE_ENV = "RUNENV_CATALOGUE_CACHE"
 PLATFORMS = ("linux-x64", "linux-aarch64", "macosx-x64", "macosx-aarch64", "windows-x64")
 _OS = {"linux": "linux", "darwin": "macosx", "win32": "windows"}
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 
 def platform_for(sys_platform: str, machine: str) -> str | None:
@@ -64,17 +64,10 @@ def default_cache_dir() -> Path:
 
 
 def _relative(value: Any, where: str) -> PurePosixPath:
-    path = PurePosixPath(str(value))
-    if (
-        not isinstance(value, str)
-        or not value
-        or path.is_absolute()
-        or ".." in path.parts
-        or "\\" in value
-        or ":" in value
-    ):
-        raise CatalogueError(f"catalogue.json: {where}: {value!r} is not a relative path")
-    return path
+    try:
+        return _inputs.relative(value)
+    except _inputs.Refused as exc:
+        raise CatalogueError(f"catalogue.json: {where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -103,7 +96,7 @@ class Entry:
             Part(str(p["url"]), p["size"], str(p["sha256"])) for p in raw.get("parts") or ()
         )
         for p in parts:
-            if not _SHA256.match(p.sha256) or not isinstance(p.size, int) or p.size <= 0:
+            if not _SHA256.fullmatch(p.sha256) or not isinstance(p.size, int) or p.size <= 0:
                 raise ValueError("bad part sha256 or size")
         if parts and sum(p.size for p in parts) != size:
             raise ValueError("the parts' sizes do not add up to the archive's")
@@ -130,7 +123,7 @@ class Entry:
         where = f"{variant} {platform}"
         try:
             sha256, size, url = str(raw["sha256"]), raw["size"], str(raw["url"])
-            if not _SHA256.match(sha256) or not isinstance(size, int) or size < 0:
+            if not _SHA256.fullmatch(sha256) or not isinstance(size, int) or size < 0:
                 raise ValueError("bad sha256 or size")
             scripts_default = "Scripts" if platform.startswith("windows") else "bin"
             return cls(
@@ -184,6 +177,11 @@ class Catalogue:
         variants = data.get("variants", {})
         if not isinstance(variants, Mapping):
             raise CatalogueError("catalogue.json: variants: not a table")
+        for v in variants:
+            try:
+                _inputs.plain_name(v)
+            except _inputs.Refused as exc:
+                raise CatalogueError(f"catalogue.json: variants: {exc}") from None
         self._entries: dict[str, dict[str, Entry]] = {
             str(v): {str(p): Entry.parse(str(v), str(p), raw) for p, raw in plats.items()}
             for v, plats in variants.items()
@@ -192,16 +190,18 @@ class Catalogue:
     @classmethod
     def load(cls, path: Path | None = None) -> Catalogue:
         """The catalogue in `path`, or the one this package ships."""
-        if path is not None:
-            text = path.read_text(encoding="utf-8")
-        else:
-            text = (
-                resources.files("runenv_catalogue")
-                .joinpath("catalogue.json")
-                .read_text(encoding="utf-8")
-            )
         try:
-            data = json.loads(text)
+            if path is not None:
+                data = _inputs.read_json(path)
+            else:
+                text = (
+                    resources.files("runenv_catalogue")
+                    .joinpath("catalogue.json")
+                    .read_text(encoding="utf-8")
+                )
+                data = _inputs.loads(text)
+        except OSError as exc:
+            raise CatalogueError(f"catalogue.json: cannot read it ({exc.strerror})") from None
         except ValueError as exc:
             raise CatalogueError(f"catalogue.json: not JSON ({exc})") from None
         return cls(data)

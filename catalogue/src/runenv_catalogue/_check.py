@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from runenv_catalogue import _inputs
 from runenv_catalogue._provision import CatalogueError, Part, UsageError, provision
 from runenv_catalogue._venv import clean_environment, venv_python, wheelhouse_venv
 
@@ -78,12 +79,22 @@ class CheckFailed(CatalogueError):
 
 def _load(manifest_path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        data = _inputs.read_json(manifest_path)
+    except OSError as exc:
+        raise UsageError(f"{manifest_path}: not a readable manifest ({exc.strerror})") from None
+    except ValueError as exc:  # bad JSON, a repeated key, too deep, too large, not a file
         raise UsageError(f"{manifest_path}: not a readable manifest ({exc})") from None
     if not isinstance(data, dict):
         raise UsageError(f"{manifest_path}: not a manifest")
     return data
+
+
+def _file_name(value: object) -> str:
+    """A file beside the manifest: one plain path component."""
+    path = _inputs.relative(value)
+    if len(path.parts) != 1:
+        raise _inputs.Refused(f"{value!r} is not a file name beside the manifest")
+    return path.name
 
 
 def check_archive(manifest_path: Path, work: Path | None = None) -> str:
@@ -93,8 +104,8 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
     shown = manifest_path.name
     try:
         sha256, size = str(m["sha256"]), int(m["size"])
-        archive = manifest_path.parent / str(m["archive"])
-        interpreter = PurePosixPath(str(m["interpreter"]))
+        archive = manifest_path.parent / _file_name(m["archive"])
+        interpreter = _inputs.relative(m["interpreter"])
         modules = [str(x) for x in m["check"]["modules"]]
         bytecode = bool((m.get("bytecode") or {}).get("compiled"))
         # "source": packages' test suites were left uncompiled on purpose (older manifests
@@ -102,20 +113,34 @@ def check_archive(manifest_path: Path, work: Path | None = None) -> str:
         test_suites = (m.get("bytecode") or {}).get("test_suites", "compiled") == "compiled"
         allowed = {str(k): str(v) for k, v in m["check"]["allowed_failures"].items()}
         wheelhouse = _wheelhouse(shown, m)
+    except _inputs.Refused as exc:
+        raise UsageError(f"{shown}: {exc}: not a manifest runenv wrote") from None
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UsageError(
             f"{shown}: needs sha256, size, archive, interpreter and check.modules / "
             "check.allowed_failures (a manifest of runenv 0.x with the check recorded)"
         ) from None
-    parts = [
-        Part(str(manifest_path.parent / str(p["name"])), int(p["size"]), str(p["sha256"]))
-        for p in m.get("parts") or ()
-    ]
+    try:
+        parts = [
+            Part(
+                str(manifest_path.parent / _file_name(p["name"])), int(p["size"]), str(p["sha256"])
+            )
+            for p in m.get("parts") or ()
+        ]
+    except _inputs.Refused as exc:
+        raise UsageError(f"{shown}: parts: {exc}: not a manifest runenv wrote") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UsageError(f"{shown}: parts: each needs a name, a size and a sha256") from None
     use_parts = bool(parts) and not archive.exists()  # a release's assets: the parts only
     with tempfile.TemporaryDirectory(prefix="runenv-check-", dir=work) as tmp:
         root = Path(tmp) / "unpacked-elsewhere"
         provision(str(archive), sha256, size, root, interpreter, parts=parts if use_parts else ())
-        python = root.joinpath(*interpreter.parts)
+        try:  # walked with lstat: a link in the runtime may not lead out of it
+            python = _inputs.inside(root, interpreter)
+        except _inputs.Refused as exc:
+            raise CheckFailed(f"{shown}: interpreter: {exc}") from None
+        if not python.is_file():
+            raise CheckFailed(f"{shown}: interpreter: {interpreter} is not a file of the runtime")
         mode = "-" if not bytecode else "bytecode" if test_suites else "bytecode-but-test-suites"
         failures = _import(shown, python, modules, allowed, mode, cwd=root, prefix=root)
         if wheelhouse is not None:
@@ -140,11 +165,10 @@ def _wheelhouse(
         raise UsageError(f"{shown}: unknown layout {m.get('layout')!r}")
     paths = []
     for key in ("bin_dir", "wheelhouse"):
-        value = m[key]
-        path = PurePosixPath(str(value))
-        if not isinstance(value, str) or not value or path.is_absolute() or ".." in path.parts:
-            raise UsageError(f"{shown}: {key}: {value!r} is not a path inside the archive")
-        paths.append(path)
+        try:
+            paths.append(_inputs.relative(m[key]))
+        except _inputs.Refused as exc:
+            raise UsageError(f"{shown}: {key}: {exc}: not a manifest runenv wrote") from None
     return paths[0], paths[1], [str(x) for x in m["check"].get("block_modules", [])]
 
 
@@ -160,6 +184,12 @@ def _consumer_check(
     a block venv from the wheelhouse, offline, with this machine's pip configuration shut out;
     step 3 imports the wheels' modules there. The failures allowed, by module."""
     bin_dir, folder, block_modules = wheelhouse
+    try:  # the python step 1 runs: a file of the runtime, no link out of it
+        python = _inputs.inside(root, bin_dir / ("python.exe" if os.name == "nt" else "python"))
+    except _inputs.Refused as exc:
+        raise CheckFailed(f"{shown}: bin_dir: {exc}") from None
+    if not python.is_file():
+        raise CheckFailed(f"{shown}: bin_dir: {bin_dir}/python is not a file of the runtime")
     block = work / "block"
     block.mkdir()
     requirements = block / "requirements.txt"
@@ -173,8 +203,9 @@ def _consumer_check(
         raise CheckFailed(str(exc)) from None
     step3 = dict(step2)
     step3["PYTHONPATH"] = os.pathsep.join([step2["PYTHONPATH"], str(block)])
-    python = venv_python(venv)
-    return _import(shown, python, block_modules, allowed, "-", cwd=block, prefix=venv, env=step3)
+    return _import(
+        shown, venv_python(venv), block_modules, allowed, "-", cwd=block, prefix=venv, env=step3
+    )
 
 
 def _import(
