@@ -73,7 +73,8 @@ def test_wheelhouse_runtime_serves_block_venvs_at_a_new_path(
     wheels = sorted(str(p["wheel"]) for p in manifest["packages"])  # type: ignore[union-attr]
     assert [w.split("-")[0] for w in wheels] == ["rtdep", "rtnative", "rtpure"]
     check = manifest["check"]
-    assert check["block_modules"] == ["rtdep", "rtnative", "rtpure"]  # type: ignore[index]
+    # rtcopied: copyFiles put it in site-packages, exposed to blocks in bin/python_stdlib
+    assert check["block_modules"] == ["rtcopied", "rtdep", "rtnative", "rtpure"]  # type: ignore[index]
     with tarfile.open(archive_of(project)) as tf:
         names = set(tf.getnames())
     # Exactly the locked set, as wheels; nothing installed into the runtime's site-packages.
@@ -86,11 +87,13 @@ def test_wheelhouse_runtime_serves_block_venvs_at_a_new_path(
     done = block_venv(root, block, "rtpure==1.0  # its dependency rtdep comes along\n")
     assert done.returncode == 0, done.stdout + done.stderr
     ran = subprocess.run(
-        ["python", "-c", "import os, sys, rtpure, rtdep; "
-         "print(rtdep.VALUE, os.environ['RT_FLAVOUR'], sys.prefix)"],
+        ["python", "-c", "import os, sys, rtpure, rtdep, rtcopied; "
+         "print(rtdep.VALUE, rtcopied.VALUE, os.environ['RT_FLAVOUR'], sys.prefix)"],
         cwd=block, env=consumer_env(root, block / "venv"), capture_output=True, text=True,
     )  # fmt: skip
-    assert ran.stdout.split() == ["rtdep", "1.0", "blocks", str(block / "venv")], ran.stderr
+    assert ran.stdout.split() == ["rtdep", "1.0", "copied", "blocks", str(block / "venv")], (
+        ran.stderr
+    )
     # The block installs only what it names: rtnative is in the wheelhouse, not in its venv.
     absent = subprocess.run(
         ["python", "-c", "import rtnative"], cwd=block, env=consumer_env(root, block / "venv")
@@ -153,8 +156,9 @@ def test_cross_built_wheelhouses_have_bin_python_on_windows_and_macos(
     win = root / "pydist" / VARIANT / "windows-x64"
     # bin\python.exe with the DLLs it loads beside it; the stdlib stays at the root (getpath).
     dlls = ["python3.dll", f"python{nodot}.dll", "vcruntime140.dll", "vcruntime140_1.dll"]
-    shipped = sorted(p.name for p in (win / "bin").iterdir() if p.name != "rt-tool")
+    shipped = sorted(p.name for p in (win / "bin").iterdir() if p.is_file() and p.name != "rt-tool")
     assert shipped == sorted(["python.exe", "pythonw.exe", *dlls])
+    assert (win / "bin" / "python_stdlib" / "rtcopied.py").is_file()  # copyFiles' site-packages
     assert (win / "bin" / "python.exe").read_bytes() == (win / "python.exe").read_bytes()
     assert (win / "Lib" / "os.py").is_file() and not (win / "bin" / "Lib").exists()
     wheels = sorted(p.name for p in (win / "packages").iterdir())
@@ -166,7 +170,13 @@ def test_cross_built_wheelhouses_have_bin_python_on_windows_and_macos(
     manifest = json.loads((root / "dist" / f"runenv-{VARIANT}-windows-x64.json").read_text())
     assert manifest["layout"] == "wheelhouse"
     # Recorded for the native runner's verify job, which runs the consumer's steps there.
-    assert manifest["check"]["block_modules"] == ["rtdep", "rtnative", "rtpure", "rtwin"]
+    assert manifest["check"]["block_modules"] == [
+        "rtcopied",
+        "rtdep",
+        "rtnative",
+        "rtpure",
+        "rtwin",
+    ]
 
 
 def test_what_needs_a_left_out_package_is_left_out_too(tmp_path: Path) -> None:
@@ -214,7 +224,7 @@ def test_catalogue_check_of_a_wheelhouse_runs_the_consumer_steps(
     cmd = [sys.executable, "-m", "runenv_catalogue", "check", str(manifest)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "ok:" in done.stdout and "3 modules imported" in done.stdout, done.stdout
+    assert "ok:" in done.stdout and "4 modules imported" in done.stdout, done.stdout
 
     # A manifest naming a wheel its wheelhouse lacks, with this machine's pip pointing at it.
     leak = tmp_path / "leak"

@@ -70,7 +70,7 @@ from runenv.config import Layout, VariantConfig
 from runenv.errors import BuildError, LockError, OSFailure, RunenvError
 from runenv.install import InstalledDist
 from runenv.manifest import BuildInputs, PackageRecord, make_manifest, read_manifest
-from runenv.modules import importable
+from runenv.modules import importable, top_level
 from runenv.plan import Plan, make_plan
 from runenv.platforms import Platform, host_platform
 from runenv.wheels import Artifact
@@ -305,6 +305,8 @@ def build_target(
         else:
             installed, wheels = install_wheels(ctx, tree, artifacts, images, built, compiler, known)
         copied = copy_variant_files(ctx, tree)
+        if as_wheelhouse:  # what blocks see of copyFiles' site-packages (`wheelhouse`)
+            copied = [*copied, *wheelhouse.expose_copied(tree, ctx.plan, copied)]
         compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
             tree = tree.rename(work / "checked")
@@ -315,7 +317,7 @@ def build_target(
         )
         # A wheelhouse's packages are imported in a block venv (`consumer`), the rest by the
         # runtime's own Python.
-        block_modules = sorted({m for d in installed for m in d.top_level}) if as_wheelhouse else []
+        block_modules = block_importable(ctx, installed, copied) if as_wheelhouse else []
         reused = reuse_archive(ctx, digest, staged_archive)
         if reused is not None:  # this very build finished before: its archive, not a re-pack
             sha256, size = reused
@@ -707,6 +709,16 @@ def fill_wheelhouse(
     records = wheelhouse.fill(tree, artifacts, files, built)
     wheelhouse.link_python(tree, ctx.plan)
     return records
+
+
+def block_importable(
+    ctx: BuildContext, installed: Sequence[InstalledDist], copied: Sequence[str]
+) -> list[str]:
+    """What a block venv imports from a wheelhouse runtime: every wheel's top-level names and
+    the modules copyFiles exposed in `<binDir>/python_stdlib`."""
+    stdlib = f"{ctx.plan.bin_dir.as_posix()}/{wheelhouse.STDLIB_DIR}/"
+    exposed = top_level(p[len(stdlib) :] for p in copied if p.startswith(stdlib))
+    return sorted({m for d in installed for m in d.top_level} | set(exposed))
 
 
 def pack_archive(
