@@ -23,7 +23,8 @@ SCHEMA_VERSION = 1
 # 6: images are keyed by that choice (format 5 could take an older image, suites compiled).
 # 7: the archive carries wheels' deflate streams; bytecode batches of at least 4 per tree.
 # 8: bytecode workers import nothing (marshal's back-references follow what a process loaded).
-BUILD_FORMAT = 8
+# 9: every gzip member of the archive says its length and inflated size (pack.MEMBER_FIELD).
+BUILD_FORMAT = 9
 
 
 @dataclass(frozen=True)
