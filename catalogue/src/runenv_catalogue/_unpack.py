@@ -33,7 +33,7 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from runenv_catalogue._errors import CatalogueError, UnsafeArchiveError
@@ -43,6 +43,7 @@ from runenv_catalogue._errors import CatalogueError, UnsafeArchiveError
 MEMBER_FIELD = b"RE"
 _HEAD = struct.Struct("<4s6xH2sHQQ")  # magic+method+flags, ..., XLEN, id, LEN, length, size
 PIECE = 4 << 20  # the most a worker inflates in one call: the unit the writer is handed
+WHOLE = 16 << 20  # a member that inflates to at most this is inflated in one call
 _QUEUED = 4  # pieces queued per member, each way
 _POLL = 0.2  # seconds between looks at the stop flag while blocked on a queue
 _END = object()
@@ -58,14 +59,15 @@ class _Stopped(Exception):
 # Change them together.
 
 
-def _clean_name(name: str, archive: str) -> PurePosixPath:
-    """The entry's path with `.` parts dropped; refuses absolute paths and `..`."""
+def _clean_name(name: str, archive: str) -> str:
+    """The entry's path with `.` parts dropped ("" for the root); refuses absolute paths and
+    `..`."""
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
         raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: absolute or non-POSIX path")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: '..' leaves the tree")
-    return PurePosixPath(*parts) if parts else PurePosixPath()
+    return "/".join(parts)
 
 
 def _inside(path: str) -> bool:
@@ -78,33 +80,38 @@ class Planner:
 
     Refuses absolute paths, `..`, devices and other special files, entries written through
     or over a symlink, symlinks pointing out of the tree and hard links to anything but a
-    regular file extracted before them; the error names the first entry at fault.
+    regular file extracted before them; the error names the first entry at fault. Paths are
+    plain strings (`a/b/c`): this runs once per entry on the thread that writes the tree.
     """
 
     def __init__(self, archive: str) -> None:
         self.archive = archive
-        self.kinds: dict[PurePosixPath, str] = {}
-        self.modes: dict[PurePosixPath, int] = {}
+        self.kinds: dict[str, str] = {}
+        self.symlinks: set[str] = set()
 
-    def check(self, member: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        """`member` with its clean name (a hard link: with its target's mode), or None for
-        the tree's root itself."""
+    def check(self, member: tarfile.TarInfo) -> tuple[str, str] | None:
+        """The entry's clean name and, for a hard link, its target's; None for the tree's
+        root itself."""
         archive, kinds = self.archive, self.kinds
         rel = _clean_name(member.name, archive)
-        if not rel.parts:  # the tree's root itself
+        if not rel:  # the tree's root itself
             if not member.isdir():
                 raise UnsafeArchiveError(f"{archive}: refused entry {member.name!r}: not a folder")
             return None
-        for parent in list(rel.parents)[:-1]:
-            if kinds.get(parent) == "symlink":
+        if self.symlinks:
+            cut = rel.find("/")
+            while cut != -1:
+                if rel[:cut] in self.symlinks:
+                    raise UnsafeArchiveError(
+                        f"{archive}: refused entry {member.name!r}: it would be written "
+                        f"through the symlink {rel[:cut]}"
+                    )
+                cut = rel.find("/", cut + 1)
+            if rel in self.symlinks:
                 raise UnsafeArchiveError(
-                    f"{archive}: refused entry {member.name!r}: it would be written through "
-                    f"the symlink {parent}"
+                    f"{archive}: refused entry {member.name!r}: it would replace the symlink {rel}"
                 )
-        if kinds.get(rel) == "symlink":
-            raise UnsafeArchiveError(
-                f"{archive}: refused entry {member.name!r}: it would replace the symlink {rel}"
-            )
+        link = ""
         if member.issym():
             target = member.linkname
             if (
@@ -116,12 +123,13 @@ class Planner:
                 raise UnsafeArchiveError(
                     f"{archive}: refused symlink {member.name!r} -> {target!r}: absolute target"
                 )
-            resolved = posixpath.normpath(posixpath.join(str(rel.parent), target))
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
             if not _inside(resolved):
                 raise UnsafeArchiveError(
                     f"{archive}: refused symlink {member.name!r} -> {target!r}: leaves the tree"
                 )
             kind = "symlink"
+            self.symlinks.add(rel)
         elif member.islnk():
             try:
                 link = _clean_name(member.linkname, archive)
@@ -135,9 +143,6 @@ class Planner:
                     f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
                     "not a regular file extracted before it"
                 )
-            member = copy.copy(member)
-            member.linkname = str(link)
-            member.mode = self.modes[link]  # the link shares the file's inode, so its mode
             kind = "file"
         elif member.isreg():
             kind = "file"
@@ -147,17 +152,30 @@ class Planner:
             raise UnsafeArchiveError(
                 f"{archive}: refused entry {member.name!r}: device, fifo or other special file"
             )
-        member = copy.copy(member)  # the caller's entry keeps its original name
-        member.name = str(rel)
+        if kind != "symlink":
+            self.symlinks.discard(rel)
         kinds[rel] = kind
-        self.modes[rel] = member.mode
-        return member
+        return rel, link
 
 
 def plan_members(members: list[tarfile.TarInfo], archive: str) -> list[tarfile.TarInfo]:
-    """Check every entry (`Planner`) and return them with clean names, in order."""
+    """Check every entry (`Planner`) and return copies with clean names, in order (a hard
+    link with its target's mode: they share an inode)."""
     planner = Planner(archive)
-    return [m for m in map(planner.check, members) if m is not None]
+    modes: dict[str, int] = {}
+    planned = []
+    for member in members:
+        checked = planner.check(member)
+        if checked is None:
+            continue
+        rel, link = checked
+        member = copy.copy(member)
+        member.name = rel
+        if link:
+            member.linkname, member.mode = link, modes[link]
+        modes[rel] = member.mode
+        planned.append(member)
+    return planned
 
 
 def _check_symlinks(root: Path, links: Iterable[str], archive: str) -> None:
@@ -266,6 +284,9 @@ class _Member:
                 _put(self.output, exc, stop)
 
     def _inflate(self, stop: threading.Event) -> None:
+        if self.size is not None and self.size <= WHOLE:
+            self._inflate_whole(stop)
+            return
         d = zlib.decompressobj(31)
         out = 0
         ended = False  # the current member's trailer is read (and checked)
@@ -301,6 +322,26 @@ class _Member:
             raise self._bad("is cut short")
         if self.size is not None and out != self.size:
             raise self._bad("inflates to less than its header says")
+
+    def _inflate_whole(self, stop: threading.Event) -> None:
+        """A member of known, moderate size in one call, into one buffer of that size: no
+        growing and joining of output blocks, as a stream of calls has."""
+        pieces = []
+        while (item := _get(self.input, stop)) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            pieces.append(item)
+        data = b"".join(pieces)
+        del pieces
+        try:
+            out = zlib.decompress(data, 31, max(self.size or 0, 1))
+        except zlib.error as exc:
+            if "incomplete" in str(exc) or "truncated" in str(exc):
+                raise self._bad("is cut short") from None
+            raise
+        if len(out) != self.size:
+            raise self._bad("inflates to other than its header says")
+        _put(self.output, out, stop)
 
     def _bad(self, what: str) -> CatalogueError:
         return CatalogueError(f"{self.shown}: cannot unpack: a gzip member {what}")
@@ -487,31 +528,32 @@ def _write_tree(stream: _Stream, dest: Path, shown: str) -> None:
         data = info.size if info.isreg() or info.type not in _SUPPORTED else 0
         if info.issparse():
             raise CatalogueError(f"{shown}: cannot unpack {info.name!r}: a sparse file")
-        planned = planner.check(info)
-        if planned is None:
+        checked = planner.check(info)
+        if checked is None:
             stream.skip(-(-data // 512) * 512)
             continue
-        path = os.path.join(root, planned.name)
-        if planned.isdir():
+        rel, link = checked
+        path = os.path.join(root, rel)
+        if info.isdir():
             try:
                 os.makedirs(path, exist_ok=True)
             except FileExistsError:
                 what = f"{shown}: cannot unpack {info.name!r}: not a folder"
                 raise CatalogueError(what) from None
-            folders.append((path, planned.mtime))
-        elif planned.issym():
+            folders.append((path, info.mtime))
+        elif info.issym():
             _parent(path)
             if os.path.lexists(path):
                 os.unlink(path)
-            os.symlink(planned.linkname, path)
-            links.append(planned.name)
-        elif planned.islnk():
+            os.symlink(info.linkname, path)
+            links.append(rel)
+        elif info.islnk():
             _parent(path)
             if os.path.lexists(path):
                 os.unlink(path)
-            os.link(os.path.join(root, planned.linkname), path)
+            os.link(os.path.join(root, link), path)
         else:
-            _write_file(stream, path, planned, data, shown)
+            _write_file(stream, path, info, data, shown)
         stream.skip(-data % 512)
     stream.skip(1 << 62)  # the rest: every member's CRC-32 is checked, the padding read
     _check_symlinks(dest, links, shown)
