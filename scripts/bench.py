@@ -1099,7 +1099,8 @@ def tree_listing(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, tu
             elif path.is_dir():
                 out[rel] = ("dir", oct(st.st_mode & 0o7777), int(st.st_mtime))
             else:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                with path.open("rb") as f:  # the torch-sized tree has files of 1 GB and more
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
                 out[rel] = ("file", oct(st.st_mode & 0o7777), int(st.st_mtime), digest)
     return out
 
