@@ -119,6 +119,7 @@ class Run:
     max_rss: int = 0  # bytes: the largest resident set of the command or any process it waited for
     peak_tree_rss: int = 0  # bytes: the largest sum of its process group's RSS, sampled
     own_rss: int = 0  # bytes: the command's own peak resident set (VmHWM), children excluded
+    cpu: float = 0.0  # seconds of CPU (user + system) of the command and what it waited for
 
 
 def group_rss(pgid: int) -> int:
@@ -228,7 +229,8 @@ def run(
         raise BenchError(f"{what} failed (exit {code}): {' '.join(argv)}: {tail}")
     # ru_maxrss is in KiB on Linux, bytes on macOS.
     unit = 1 if sys.platform == "darwin" else 1024
-    return Run(seconds, "".join(out), err, usage.ru_maxrss * unit, peak[0], peak[1])
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds, "".join(out), err, usage.ru_maxrss * unit, peak[0], peak[1], cpu)
 
 
 # Settings that only say how to reach the index (certificates, proxies, timeouts): kept.
@@ -1119,12 +1121,14 @@ def measure_consumer(s: Setup, rec: Recorder, i: int) -> None:
     def consumer() -> None:
         result = run([*install, "--cache-dir", cache], env=env, what="runenv_catalogue install")
         rec.add("consumer_install", result.seconds, memory=result)
+        rec.data["consumer_install"].setdefault("cpu", []).append(round(result.cpu, 2))
         log(f"run {i}: runenv_catalogue install {result.seconds:.2f} s")
 
     def tar() -> None:
         folder.mkdir()
         result = run(["tar", "xzf", archive, "-C", folder], env=clean_env(), what="tar xzf")
         rec.add("consumer_tar_xzf", result.seconds, memory=result)
+        rec.data["consumer_tar_xzf"].setdefault("cpu", []).append(round(result.cpu, 2))
         log(f"run {i}: tar xzf {result.seconds:.2f} s")
 
     for step in (consumer, tar) if i % 2 else (tar, consumer):
@@ -1539,6 +1543,13 @@ CONSUMER_TARGET = 0.5  # install / tar xzf of the same archive (issue 24)
 CONSUMER_RSS_TARGET = 300.0  # MB, the consumer's peak on the atls archive (issue 24)
 
 
+def cpu_cell(ours: dict[str, Any], tar: dict[str, Any]) -> str:
+    """The median CPU seconds (user + system) of both: the work each did, whatever the load."""
+    if not ours.get("cpu") or not tar.get("cpu"):
+        return "n/a"
+    return f"{statistics.median(ours['cpu']):.2f} / {statistics.median(tar['cpu']):.2f}"
+
+
 def consumer_lines(result: dict[str, Any]) -> list[str]:
     """Issue 24's section: the catalogue's install against `tar xzf`, per workload."""
     found = [(w, result[k]) for w, k in CONSUMER_KEYS.items() if result.get(k)]
@@ -1553,13 +1564,16 @@ def consumer_lines(result: dict[str, Any]) -> list[str]:
         "staged and renamed, marker last; against `tar xzf` of the same archive into an empty "
         "folder (one core: gzip's inflate is serial). Which of the two runs first alternates "
         "by round; each round's trees are compared file by file (kind, mode, mtime, content "
-        "or link target). The ratio is the median of the rounds' own ratios. Peak RSS is "
-        "`ru_maxrss` of the process (`wait4`, what `/usr/bin/time -v` reports).",
+        "or link target). The ratio is the median of the rounds' own ratios. CPU is user + "
+        "system seconds from `wait4` (tar's includes its gzip), the work done whatever the "
+        "load. Peak RSS is `ru_maxrss` of the process (`wait4`, what `/usr/bin/time -v` "
+        "reports).",
         "",
         "| workload | date | cores | install, median s (min-max) | tar xzf, median s "
-        "(min-max) | install / tar xzf (rounds) | target | result | install peak RSS "
-        "| trees identical to tar's | archive / tree bytes, entries |",
-        "|---|---|---:|---:|---:|---|---:|---|---:|---|---|",
+        "(min-max) | install / tar xzf (rounds) | target | result | CPU s, install / tar "
+        "(medians) | install peak RSS | trees identical to tar's | archive / tree bytes, "
+        "entries |",
+        "|---|---|---:|---:|---:|---|---:|---|---:|---:|---|---|",
     ]
     for workload, found_result in found:
         data, info = found_result["measurements"], found_result["machine"]
@@ -1582,12 +1596,16 @@ def consumer_lines(result: dict[str, Any]) -> list[str]:
             f"{tar['median']:.2f} ({tar['min']:.2f}-{tar['max']:.2f}) | "
             f"{fmt_value(value, 'x')} ({', '.join(f'{r:.2f}x' for r in each)}) | "
             f"<= {CONSUMER_TARGET:g}x{rss_goal} | {verdict(ok if value is not None else None)} | "
-            f"{rss:,.0f} MB | {same} | {trees.get('archive_bytes', 0):,} / "
+            f"{cpu_cell(ours, tar)} | {rss:,.0f} MB | {same} | {trees.get('archive_bytes', 0):,} / "
             f"{trees.get('tree_bytes', 0):,}, {trees.get('entries', 0):,} |"
         )
         notes = [n for e in data.values() for n in e.get("notes", [])]
         if notes:
             lines.append(f"\nNotes ({workload}): " + "; ".join(notes))
+    # What the figures mean, written by hand into the results file after a run.
+    for workload, found_result in found:
+        if found_result.get("analysis"):
+            lines += ["", f"**{workload}.** " + found_result["analysis"].strip()]
     return lines
 
 

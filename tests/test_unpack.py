@@ -26,7 +26,7 @@ import pytest
 
 from runenv.pack import MEMBER_SIZE, pack_tree, write_gzip_members
 from runenv.platforms import host_platform
-from support.http import LoopbackServer, stall
+from support.http import LoopbackServer, drop_after, stall
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "catalogue" / "src"))
@@ -252,6 +252,23 @@ def test_a_truncated_part_installs_nothing(packed: tuple[Path, bytes], tmp_path:
     with pytest.raises(ChecksumMismatch, match=r"part 2 of 2 .*nothing was installed"):
         cat.install("v", cache_dir=tmp_path / "cache")
     _nothing_trusted(cat, tmp_path / "cache")
+
+
+def test_a_download_dropped_inside_a_member_resumes_where_it_stopped(
+    packed: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    archive, blob = packed
+    offset, length, _ = list(members(blob))[1]
+    with LoopbackServer() as server:
+        url = server.add_file("/a.tar.gz", blob)
+        server.set_ranges("/a.tar.gz", True)
+        server.script("/a.tar.gz", drop_after(offset + length // 2))  # once
+        cat = catalogue(url, blob)
+        cat.install("v", cache_dir=tmp_path / "cache")
+        ranges = [r.range for r in server.request_log("/a.tar.gz")]
+    assert ranges == [None, f"bytes={offset + length // 2}-"]  # the rest, not all again
+    got = listing(installed_root(tmp_path / "cache"), frozenset({".provisioned"}))
+    assert got == tar_xzf(archive, tmp_path / "tar")
 
 
 KILLED = """

@@ -401,8 +401,9 @@ class _Pipeline:
                     self.verdict = exc
         except BaseException as exc:  # the source failed: its error comes in order
             self.verdict = exc
-            if current is not None:
-                current.input.put(exc)  # never full: its worker raises it at once
+            if current is not None:  # its worker raises it, unless everything is stopping
+                with contextlib.suppress(_Stopped):
+                    _put(current.input, exc, self.stop)
             self.members.put(exc)
 
     def pieces(self) -> Iterator[bytes]:
