@@ -29,7 +29,11 @@ requirements, from PyPI or `--index-url`) and one PBS archive:
      empty pip cache (a fresh PIP_CACHE_DIR) each run;
    - **uv by hand**: `uv pip install --no-config --python RUNTIME/bin/python3 REQS` with a fresh
      UV_CACHE_DIR, then `tar czf` of the runtime;
-   - `tar czf` of runenv's own tree (`pydist/3.12.10/<host>`), and the archive sizes.
+   - `tar czf` of runenv's own tree (`pydist/3.12.10/<host>`), and the archive sizes;
+   - the **consumer** (issue 24): `python -m runenv_catalogue install` of runenv's archive from
+     a `file://` catalogue into an empty cache, against `tar xzf` of the same archive into an
+     empty folder, the trees compared file by file (`--skip` every other group to run it
+     alone: its figures are kept apart in the results, under `consumer` or `consumer_atls`).
    The baselines start from the runtime already unpacked (untimed); runenv's figures include
    fetching, verifying and unpacking it, its audit and its import check.
 3. Writes `OUT/benchmarks.json` (every raw timing), `OUT/benchmarks.md` (targets with pass/fail,
@@ -1562,11 +1566,11 @@ def consumer_lines(result: dict[str, Any]) -> list[str]:
         "`python -m runenv_catalogue install VARIANT` (this checkout's catalogue package) from "
         "a `file://` catalogue into an empty cache: read once, hashed, inflated on every core, "
         "staged and renamed, marker last; against `tar xzf` of the same archive into an empty "
-        "folder (one core: gzip's inflate is serial). Which of the two runs first alternates "
-        "by round; each round's trees are compared file by file (kind, mode, mtime, content "
-        "or link target). The ratio is the median of the rounds' own ratios. CPU is user + "
-        "system seconds from `wait4` (tar's includes its gzip), the work done whatever the "
-        "load. Peak RSS is `ru_maxrss` of the process (`wait4`, what `/usr/bin/time -v` "
+        "folder (gzip inflates on one core, tar writes beside it). Which of the two runs first "
+        "alternates by round; each round's trees are compared file by file (kind, mode, mtime, "
+        "content or link target). The ratio is the median of the rounds' own ratios. CPU is "
+        "user + system seconds from `wait4` (tar's includes its gzip), the work done whatever "
+        "the load. Peak RSS is `ru_maxrss` of the process (`wait4`, what `/usr/bin/time -v` "
         "reports).",
         "",
         "| workload | date | cores | install, median s (min-max) | tar xzf, median s "
