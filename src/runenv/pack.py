@@ -322,17 +322,19 @@ def write_gzip_members(
         body = memoryview(whole)[10:]
         return member_header(_FIXED + len(body), len(block), whole[8]), body
 
-    sink = _Sink(out)
-    blocks = _blocks(chunks, block_size)
-    for done in _in_order(work, blocks, threads):
+    def emit(done: tuple[bytes, memoryview] | Stream) -> None:
         if isinstance(done, Stream):
             sink.emit(member_header(_FIXED + done.compressed_size + 8, done.size))
             for piece in member_body(done):
                 sink.emit(piece)
         else:
-            for piece in done:
-                sink.emit(piece)
+            sink.emit(done[0])
+            sink.emit(done[1])
+
+    sink = _Sink(out)
+    blocks = _blocks(chunks, block_size)
+    for done in _in_order(work, blocks, threads):
+        emit(done)
     if sink.size == 0:  # an empty input still makes a valid gzip file
-        for piece in work(b""):
-            sink.emit(piece)
+        emit(work(b""))
     return sink.digest.hexdigest(), sink.size
