@@ -43,8 +43,12 @@ from runenv_catalogue._errors import CatalogueError, UnsafeArchiveError
 MEMBER_FIELD = b"RE"
 _HEAD = struct.Struct("<4s6xH2sHQQ")  # magic+method+flags, ..., XLEN, id, LEN, length, size
 PIECE = 4 << 20  # the most a worker inflates in one call: the unit the writer is handed
-WHOLE = 16 << 20  # a member that inflates to at most this is inflated in one call
+WHOLE = 8 << 20  # a member that inflates to at most this is inflated in one call
 _QUEUED = 4  # pieces queued per member, each way
+# Inflating threads at most: one thread writes the tree, and beyond a few inflaters it is the
+# bottleneck. With `2 * threads + 1` members in flight, each holding at most a `WHOLE` member
+# (and its compressed bytes) or `_QUEUED` pieces each way, memory stays under ~150 MB.
+MAX_THREADS = 4
 _POLL = 0.2  # seconds between looks at the stop flag while blocked on a queue
 _END = object()
 
@@ -602,7 +606,7 @@ def unpack(source: Iterator[bytes], dest: Path, shown: str, *, threads: int | No
     its bytes caused here: on such an error the source is read to its end first, so a
     corrupt archive is reported as not the catalogue's rather than as bad gzip.
     """
-    workers = threads or min(os.cpu_count() or 1, 8)
+    workers = threads or min(os.cpu_count() or 1, MAX_THREADS)
     dest.mkdir()
     pipeline = _Pipeline(source, workers, shown)
     try:
