@@ -29,7 +29,11 @@ requirements, from PyPI or `--index-url`) and one PBS archive:
      empty pip cache (a fresh PIP_CACHE_DIR) each run;
    - **uv by hand**: `uv pip install --no-config --python RUNTIME/bin/python3 REQS` with a fresh
      UV_CACHE_DIR, then `tar czf` of the runtime;
-   - `tar czf` of runenv's own tree (`pydist/3.12.10/<host>`), and the archive sizes.
+   - `tar czf` of runenv's own tree (`pydist/3.12.10/<host>`), and the archive sizes;
+   - the **consumer** (issue 24): `python -m runenv_catalogue install` of runenv's archive from
+     a `file://` catalogue into an empty cache, against `tar xzf` of the same archive into an
+     empty folder, the trees compared file by file (`--skip` every other group to run it
+     alone: its figures are kept apart in the results, under `consumer` or `consumer_atls`).
    The baselines start from the runtime already unpacked (untimed); runenv's figures include
    fetching, verifying and unpacking it, its audit and its import check.
 3. Writes `OUT/benchmarks.json` (every raw timing), `OUT/benchmarks.md` (targets with pass/fail,
@@ -46,6 +50,7 @@ import argparse
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -92,7 +97,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     },
 }
 STEP_TIMEOUT = 1200.0  # seconds, for any one command
-GROUPS = ("runenv", "lock", "all", "reference", "uv", "uvbc")
+GROUPS = ("runenv", "lock", "all", "reference", "uv", "uvbc", "consumer")
 ISSUE_TARGETS = "issue 13"
 
 _T0 = time.monotonic()
@@ -118,6 +123,7 @@ class Run:
     max_rss: int = 0  # bytes: the largest resident set of the command or any process it waited for
     peak_tree_rss: int = 0  # bytes: the largest sum of its process group's RSS, sampled
     own_rss: int = 0  # bytes: the command's own peak resident set (VmHWM), children excluded
+    cpu: float = 0.0  # seconds of CPU (user + system) of the command and what it waited for
 
 
 def group_rss(pgid: int) -> int:
@@ -227,7 +233,8 @@ def run(
         raise BenchError(f"{what} failed (exit {code}): {' '.join(argv)}: {tail}")
     # ru_maxrss is in KiB on Linux, bytes on macOS.
     unit = 1 if sys.platform == "darwin" else 1024
-    return Run(seconds, "".join(out), err, usage.ru_maxrss * unit, peak[0], peak[1])
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds, "".join(out), err, usage.ru_maxrss * unit, peak[0], peak[1], cpu)
 
 
 # Settings that only say how to reach the index (certificates, proxies, timeouts): kept.
@@ -1044,6 +1051,110 @@ def measure_startup(s: Setup, rec: Recorder, i: int, archive: Path) -> None:
     )
 
 
+# The catalogue package's CLI with a catalogue of the bench's own (its `main` takes one).
+CONSUMER = (
+    "import sys; from pathlib import Path; from runenv_catalogue import Catalogue; "
+    "from runenv_catalogue.__main__ import main; "
+    "sys.exit(main(sys.argv[2:], Catalogue.load(Path(sys.argv[1]))))"
+)
+
+
+def consumer_catalogue(s: Setup) -> tuple[Path, Path]:
+    """runenv's archive of the workload (built once, untimed, if no round built it yet) and a
+    catalogue.json naming it by a `file://` URL, as `runenv catalogue` lists it."""
+    archive = s.project / "dist" / f"runenv-{VARIANT}-{s.host}.tar.gz"
+    manifest_path = archive.with_name(f"runenv-{VARIANT}-{s.host}.json")
+    if not (archive.exists() and manifest_path.exists()):
+        log("building runenv's archive for the consumer measure (untimed)")
+        runenv_build(s, s.host, s.work / "cache-consumer", "runenv build (for the consumer)")
+        rmtree(s.work / "cache-consumer")
+    kept = s.work / "consumer" / archive.name  # later rounds' builds do not replace it
+    if not kept.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(archive, kept)
+        shutil.copy2(manifest_path, kept.parent / manifest_path.name)
+    m = json.loads((kept.parent / manifest_path.name).read_text(encoding="utf-8"))
+    entry = {
+        "url": kept.as_uri(),
+        "sha256": m["sha256"],
+        "size": m["size"],
+        "python_version": m["python_version"],
+        "interpreter": m["interpreter"],
+        "site_packages": m["site_packages"],
+        "packages": [{"name": p["name"], "version": p["version"]} for p in m["packages"]],
+    }
+    catalogue = kept.parent / "catalogue.json"
+    doc = {"schema_version": 1, "version": "bench", "variants": {VARIANT: {s.host: entry}}}
+    catalogue.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return kept, catalogue
+
+
+def tree_listing(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, tuple[Any, ...]]:
+    """Every path under `root`: its kind, permission bits, mtime (not a symlink's) and its
+    content's sha256 or its link target."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(dirpath, name)
+            rel = path.relative_to(root).as_posix()
+            if rel in skip:
+                continue
+            st = path.lstat()
+            if path.is_symlink():
+                out[rel] = ("symlink", str(path.readlink()))
+            elif path.is_dir():
+                out[rel] = ("dir", oct(st.st_mode & 0o7777), int(st.st_mtime))
+            else:
+                with path.open("rb") as f:  # the torch-sized tree has files of 1 GB and more
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+                out[rel] = ("file", oct(st.st_mode & 0o7777), int(st.st_mtime), digest)
+    return out
+
+
+def measure_consumer(s: Setup, rec: Recorder, i: int) -> None:
+    """`runenv_catalogue install` from a `file://` catalogue into an empty cache, against
+    `tar xzf` of the same archive into an empty folder; which goes first alternates by round.
+    The two trees are compared file by file (the install's `.provisioned` marker aside)."""
+    archive, catalogue = consumer_catalogue(s)
+    cache, folder = s.work / f"consumer-cache-{i}", s.work / f"consumer-tar-{i}"
+    for path in (cache, folder):
+        rmtree(path)
+    env = clean_env() | {"PYTHONPATH": str(REPO / "catalogue" / "src")}
+    install = [sys.executable, "-c", CONSUMER, catalogue, "install", VARIANT]
+
+    def consumer() -> None:
+        result = run([*install, "--cache-dir", cache], env=env, what="runenv_catalogue install")
+        rec.add("consumer_install", result.seconds, memory=result)
+        rec.data["consumer_install"].setdefault("cpu", []).append(round(result.cpu, 2))
+        log(f"run {i}: runenv_catalogue install {result.seconds:.2f} s")
+
+    def tar() -> None:
+        folder.mkdir()
+        result = run(["tar", "xzf", archive, "-C", folder], env=clean_env(), what="tar xzf")
+        rec.add("consumer_tar_xzf", result.seconds, memory=result)
+        rec.data["consumer_tar_xzf"].setdefault("cpu", []).append(round(result.cpu, 2))
+        log(f"run {i}: tar xzf {result.seconds:.2f} s")
+
+    for step in (consumer, tar) if i % 2 else (tar, consumer):
+        step()
+    installed = next(p for p in cache.iterdir() if p.is_dir())
+    ours, theirs = tree_listing(installed, frozenset({".provisioned"})), tree_listing(folder)
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    rec.add(
+        "consumer_trees",
+        0.0,
+        identical=[*rec.data.get("consumer_trees", {}).get("identical", []), not differ],
+        entries=len(theirs),
+        archive_bytes=archive.stat().st_size,
+        tree_bytes=tree_bytes(folder),
+    )
+    if differ:
+        rec.note("consumer_trees", f"round {i}: {len(differ)} paths differ, first {differ[:3]}")
+        log(f"WARNING: run {i}: the trees differ in {len(differ)} paths: {differ[:3]}")
+    for path in (cache, folder):
+        rmtree(path)
+
+
 MEASURES: dict[str, Callable[[Setup, Recorder, int], None]] = {
     "runenv": measure_runenv,
     "lock": measure_runenv_lock,
@@ -1051,6 +1162,7 @@ MEASURES: dict[str, Callable[[Setup, Recorder, int], None]] = {
     "reference": measure_reference,
     "uv": measure_uv,
     "uvbc": measure_uv_bytecode,
+    "consumer": measure_consumer,
 }
 
 
@@ -1370,6 +1482,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
                 f"{fmt_value(row.get('before'), row['unit'])} | {note} |"
             )
     lines += per_round_lines(data)
+    lines += consumer_lines(result)
     if result.get("analysis"):
         lines += ["", "## Reading the figures", "", result["analysis"].strip()]
     lines += ["", f"## Seconds ({VARIANT_312}: {' '.join(info['requirements'])})", ""]
@@ -1428,6 +1541,76 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         shown = " ".join(value) if isinstance(value, list) else value
         lines.append(f"| {key} | {shown} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+CONSUMER_TARGET = 0.5  # install / tar xzf of the same archive (issue 24)
+CONSUMER_RSS_TARGET = 300.0  # MB, the consumer's peak on the atls archive (issue 24)
+
+
+def cpu_cell(ours: dict[str, Any], tar: dict[str, Any]) -> str:
+    """The median CPU seconds (user + system) of both: the work each did, whatever the load."""
+    if not ours.get("cpu") or not tar.get("cpu"):
+        return "n/a"
+    return f"{statistics.median(ours['cpu']):.2f} / {statistics.median(tar['cpu']):.2f}"
+
+
+def consumer_lines(result: dict[str, Any]) -> list[str]:
+    """Issue 24's section: the catalogue's install against `tar xzf`, per workload."""
+    found = [(w, result[k]) for w, k in CONSUMER_KEYS.items() if result.get(k)]
+    if not found:
+        return []
+    lines = [
+        "",
+        "## Installing a runtime from the catalogue (issue 24)",
+        "",
+        "`python -m runenv_catalogue install VARIANT` (this checkout's catalogue package) from "
+        "a `file://` catalogue into an empty cache: read once, hashed, inflated on every core, "
+        "staged and renamed, marker last; against `tar xzf` of the same archive into an empty "
+        "folder (gzip inflates on one core, tar writes beside it). Which of the two runs first "
+        "alternates by round; each round's trees are compared file by file (kind, mode, mtime, "
+        "content or link target). The ratio is the median of the rounds' own ratios. CPU is "
+        "user + system seconds from `wait4` (tar's includes its gzip), the work done whatever "
+        "the load. Peak RSS is `ru_maxrss` of the process (`wait4`, what `/usr/bin/time -v` "
+        "reports).",
+        "",
+        "| workload | date | cores | install, median s (min-max) | tar xzf, median s "
+        "(min-max) | install / tar xzf (rounds) | target | result | CPU s, install / tar "
+        "(medians) | install peak RSS | trees identical to tar's | archive / tree bytes, "
+        "entries |",
+        "|---|---|---:|---:|---:|---|---:|---|---:|---:|---|---|",
+    ]
+    for workload, found_result in found:
+        data, info = found_result["measurements"], found_result["machine"]
+        ours, tar = data.get("consumer_install"), data.get("consumer_tar_xzf")
+        trees = data.get("consumer_trees", {})
+        if not ours or not tar:
+            continue
+        each = [a / b for a, b in zip(ours["runs"], tar["runs"], strict=False) if b]
+        value = statistics.median(each) if each else None
+        rss = max(ours.get("max_rss_mb") or [0])
+        rss_goal = f", RSS <= {CONSUMER_RSS_TARGET:.0f} MB" if workload == "atls" else ""
+        ok = value is not None and value <= CONSUMER_TARGET
+        if workload == "atls":
+            ok = ok and rss <= CONSUMER_RSS_TARGET
+        identical = trees.get("identical") or []
+        same = f"{sum(identical)} of {len(identical)} rounds" if identical else "n/a"
+        lines.append(
+            f"| {info.get('variant', workload)} | {info['date']} | {info.get('cores', '?')} | "
+            f"{ours['median']:.2f} ({ours['min']:.2f}-{ours['max']:.2f}) | "
+            f"{tar['median']:.2f} ({tar['min']:.2f}-{tar['max']:.2f}) | "
+            f"{fmt_value(value, 'x')} ({', '.join(f'{r:.2f}x' for r in each)}) | "
+            f"<= {CONSUMER_TARGET:g}x{rss_goal} | {verdict(ok if value is not None else None)} | "
+            f"{cpu_cell(ours, tar)} | {rss:,.0f} MB | {same} | {trees.get('archive_bytes', 0):,} / "
+            f"{trees.get('tree_bytes', 0):,}, {trees.get('entries', 0):,} |"
+        )
+        notes = [n for e in data.values() for n in e.get("notes", [])]
+        if notes:
+            lines.append(f"\nNotes ({workload}): " + "; ".join(notes))
+    # What the figures mean, written by hand into the results file after a run.
+    for workload, found_result in found:
+        if found_result.get("analysis"):
+            lines += ["", f"**{workload}.** " + found_result["analysis"].strip()]
+    return lines
 
 
 VARIANT_312 = "3.12.10"
@@ -1917,10 +2100,23 @@ def merge_results(path: Path, new: dict[str, Any], workload: str) -> dict[str, A
         result["previous"] = old["previous"]
     elif old.get("measurements"):
         result["previous"] = previous_of(old)
-    for key in ("atls", "analysis"):
+    for key in ("atls", "analysis", *CONSUMER_KEYS.values()):
         if key in old:
             result[key] = old[key]
     return result
+
+
+# Where a workload's consumer measurements go in the results (`measure_consumer`).
+CONSUMER_KEYS = {"3.12.10": "consumer", "atls": "consumer_atls"}
+
+
+def split_consumer(data: dict[str, dict[str, Any]], info: dict[str, Any], runs: int) -> Any:
+    """The consumer's measurements, taken out of `data`, as a result of their own (None if
+    there were none): they are merged apart from the build's, so either can be re-run alone."""
+    taken = {k: data.pop(k) for k in list(data) if k.startswith("consumer_")}
+    if not taken:
+        return None
+    return {"runs": runs, "machine": info, "measurements": taken}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1995,7 +2191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     rec = Recorder()
     # The torch-sized workload: runenv cold/warm/no-op (with start-up) and uv by hand only.
-    offered = ("runenv", "uvbc", "uv") if args.workload == "atls" else GROUPS
+    offered = ("runenv", "uvbc", "uv", "consumer") if args.workload == "atls" else GROUPS
     groups = [g for g in offered if g not in args.skip]
     try:
         mirror = work / "mirror"
@@ -2016,6 +2212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     summarize(rec.data)
+    consumer = split_consumer(rec.data, setup.info, args.runs)
     run_result = {
         "schema": 2,
         "runs": args.runs,
@@ -2024,7 +2221,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "measurements": rec.data,
     }
     out.mkdir(parents=True, exist_ok=True)
-    result = merge_results(out / "benchmarks.json", run_result, args.workload)
+    results_file = out / "benchmarks.json"
+    if groups == ["consumer"]:  # the consumer alone: the other figures stay as they were
+        if not results_file.exists():
+            raise BenchError(f"{results_file} has no build results to add the consumer's to")
+        result = json.loads(results_file.read_text(encoding="utf-8"))
+    else:
+        result = merge_results(results_file, run_result, args.workload)
+    if consumer is not None:
+        consumer["wall_seconds"] = round(time.monotonic() - started, 1)
+        result[CONSUMER_KEYS[args.workload]] = consumer
     result["targets"] = targets(result)
     (out / "benchmarks.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     render(result, out, args.chart)

@@ -76,7 +76,7 @@ def test_pack_is_reproducible_and_standard(tmp_path: Path, monkeypatch: pytest.M
 
     # gzip header: no name, mtime 0, OS unknown; one member.
     data = first.read_bytes()
-    assert data[:4] == b"\x1f\x8b\x08\x00" and data[4:8] == b"\0\0\0\0" and data[9] == 255
+    assert data[:4] == b"\x1f\x8b\x08\x04" and data[4:8] == b"\0\0\0\0" and data[9] == 255
     subprocess.run(["gzip", "-t", str(first)], check=True)
     listing = subprocess.run(
         ["tar", "tzf", str(first)], check=True, capture_output=True, text=True
@@ -201,7 +201,7 @@ def test_libdeflate_members_are_one_stream_independent_of_threads() -> None:
         outputs.append(blob)
     assert outputs[0] == outputs[1] == outputs[2]
     blob = outputs[0]
-    assert blob.count(b"\x1f\x8b\x08\x00\x00\x00\x00\x00") >= 5  # one member per block
+    assert blob.count(b"\x1f\x8b\x08\x04\x00\x00\x00\x00") >= 5  # one member per block
     assert gzip.decompress(blob) == data
     # `gzip -t` and `gzip -dc` read every member as one stream.
     proc = subprocess.run(["gzip", "-dc"], input=blob, capture_output=True, check=True)
@@ -222,7 +222,7 @@ def test_pack_tree_uses_libdeflate_and_tar_reads_it(tmp_path: Path) -> None:
     archive = tmp_path / "a.tar.gz"
     pack_tree(tree, archive)
     blob = archive.read_bytes()
-    assert blob.count(b"\x1f\x8b\x08\x00\x00\x00\x00\x00") >= 2  # libdeflate members
+    assert blob.count(b"\x1f\x8b\x08\x04\x00\x00\x00\x00") >= 2  # libdeflate members
     out = tmp_path / "out"
     out.mkdir()
     subprocess.run(["tar", "xzf", str(archive), "-C", str(out)], check=True)
@@ -235,7 +235,7 @@ def test_gzip_members_edge_sizes() -> None:
         out = io.BytesIO()
         write_gzip_members(iter([data]), out, level=1, block_size=block)
         assert gzip.decompress(out.getvalue()) == data
-        members = out.getvalue().count(b"\x1f\x8b\x08\x00\x00\x00\x00\x00")
+        members = out.getvalue().count(b"\x1f\x8b\x08\x04\x00\x00\x00\x00")
         assert members == max(1, -(-len(data) // block))
 
 

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import random
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -16,6 +17,9 @@ from runenv.pack import pack_tree, tar_stream, write_gzip_members
 from support.dists import write_wheel
 
 SITE = "lib/python3.12/site-packages"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "catalogue" / "src"))
+
+from runenv_catalogue._unpack import member_info, safe_extract  # noqa: E402
 
 
 def _text(size: int, seed: int) -> bytes:
@@ -81,6 +85,17 @@ def test_a_large_unchanged_file_is_carried_as_the_wheels_stream(tmp_path: Path) 
     with tarfile.open(archive) as tf:  # Python's reader too, every member
         names = tf.getnames()
     assert f"{SITE}/pkg/table.txt" in names and "bin/python3" in names
+    # The carried member says its length and size like the others: the catalogue's consumer
+    # cuts the archive at every member from their headers and unpacks the same files.
+    offset, sizes = 0, []
+    while offset < len(blob):
+        info = member_info(blob[offset : offset + 64])
+        assert info is not None
+        offset, sizes = offset + info[0], [*sizes, info[1]]
+    assert offset == len(blob) and (tree / SITE / "pkg" / "table.txt").stat().st_size in sizes
+    safe_extract(archive, tmp_path / "ours", "a.tar.gz")
+    for path in (tree / SITE / "pkg").iterdir():
+        assert (tmp_path / "ours" / SITE / "pkg" / path.name).read_bytes() == path.read_bytes()
     # The same inputs, any number of threads: the same bytes.
     again = tmp_path / "again.tar.gz"
     pack_tree(tree, again, streams=streams)

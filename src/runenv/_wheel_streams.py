@@ -128,10 +128,9 @@ def read_exactly(f: BinaryIO, size: int, short: str) -> Iterator[bytes]:
         yield chunk
 
 
-def member(stream: Stream) -> Iterable[bytes]:
-    """The gzip member carrying `stream`: header, the wheel's bytes read in chunks, trailer.
-    The header is the one `deflate.gzip_compress` writes (mtime 0, no name, OS 255)."""
-    yield b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+def member_body(stream: Stream) -> Iterable[bytes]:
+    """The gzip member carrying `stream`, less its header (`runenv.pack` writes that): the
+    wheel's deflate bytes read in chunks, then the CRC-32 and size trailer."""
     with stream.wheel.open("rb") as f:
         f.seek(stream.data_offset)
         short = f"{stream.wheel.name}: shorter than its entry {stream.entry}"

@@ -28,6 +28,7 @@ SCHEMA_VERSION = 1
 #    and modules named so are left as source and not import-checked (`check.skipped`).
 # 10: the manifest records the sha256 of the tree's listing (`tree_listing`), which `runenv
 #    check` and a no-op build compare the tree with; a runtime's layout (`layout`).
+#    Every gzip member of the archive says its length and inflated size (pack.MEMBER_FIELD).
 BUILD_FORMAT = 10
 
 
