@@ -38,7 +38,13 @@ from runenv import _bounded, _conflicts
 from runenv._cache import Cache, staged_file
 from runenv._download import redact
 from runenv._uv import run_uv
-from runenv.config import VARIANT_NAMES, VERSIONS_DIR, is_git_dependency, parse_git
+from runenv.config import (
+    REFERENCE_PREFIX,
+    VARIANT_NAMES,
+    VERSIONS_DIR,
+    is_git_dependency,
+    parse_git,
+)
 from runenv.errors import LockError, SubprocessError, UsageError
 from runenv.platforms import DEFAULT_GLIBC, DEFAULT_MACOS, Platform
 
@@ -178,7 +184,9 @@ def lock(
     """
     for req in (*request.requirements, *request.constraints, *request.overrides):
         _normal(req)
-    label = f"{path.parent.name} for {request.platform} (Python {request.python_version})"
+    # the variant's name: its folder's, less a reference checkout's `python-` prefix
+    variant = path.parent.name.removeprefix(REFERENCE_PREFIX)
+    label = f"{variant} for {request.platform} (Python {request.python_version})"
     run = _Run(label, path.parent, cache, timeout, log_file, offline)
     missing: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="runenv-lock-") as tmp_name:
@@ -557,7 +565,7 @@ def _override_advice(found: list[_conflicts.Conflict], variant_dir: Path | None)
         shown = (
             f"{VERSIONS_DIR}/{variant_dir.name}/{config.name}"
             if variant_dir.parent.name == VERSIONS_DIR
-            else str(config)
+            else f"{variant_dir.name}/{config.name}"  # a reference checkout's python-<variant>/
         )
     if config is not None and config.suffix == ".json":
         entries = ", ".join(f'"{c.name}": "{c.override_value}"' for c in found)
