@@ -180,6 +180,11 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:.1f} s" if value >= 10 else f"{value:.2f} s"
 
 
+def cell(text: str) -> str:
+    """`text` for a Markdown table cell: a `|` in it would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def load_range(entry: dict[str, Any]) -> str:
     loads = [x for x in entry.get("load", []) if x is not None]
     return f"{min(loads):.1f}-{max(loads):.1f}" if loads else "n/a"
@@ -217,7 +222,7 @@ def markdown(result: dict[str, Any]) -> str:
         value = row["ratio"]
         target = row["target"]
         lines.append(
-            f"| {row['what']} | {fmt(row['runenv'], row['unit'])} | "
+            f"| {cell(row['what'])} | {fmt(row['runenv'], row['unit'])} | "
             f"{fmt(row['reference'], row['unit'])} | "
             f"{'n/a' if value is None else f'{value:.2f}x'} | "
             f"{'' if target is None else f'<= {target:g}x'} | {row['verdict']} |"
@@ -233,8 +238,10 @@ def markdown(result: dict[str, Any]) -> str:
             "|---|---|---:|---|---|",
         ]
         for key, entry in workload["measurements"].items():
-            parts = ", ".join(
-                f"{k} {statistics.median(v):.1f}" for k, v in entry.get("parts", {}).items()
+            parts = cell(
+                ", ".join(
+                    f"{k} {statistics.median(v):.1f}" for k, v in entry.get("parts", {}).items()
+                )
             )
             rounds = " / ".join(f"{x:.1f}" for x in entry.get("runs", []))
             med = statistics.median(entry["runs"]) if entry.get("runs") else None
@@ -250,7 +257,7 @@ def markdown(result: dict[str, Any]) -> str:
         "## How it was measured",
         "",
         "See the docstring of `scripts/bench_wheelhouse.py`. Tools: "
-        + ", ".join(f"{k} {m[k]}" for k in ("runenv", "pip", "tar", "gzip") if k in m)
+        + ", ".join(str(m[k]) for k in ("runenv", "pip", "tar", "gzip") if k in m)
         + f"; runtime Python {m.get('runtime_python', '?')}; index {m.get('index', 'PyPI')}.",
         "Raw timings: `docs/benchmarks-wheelhouse.json`.",
         "",
@@ -543,21 +550,49 @@ def measure_round(w: Workload, rec: Recorder, pbs: Path, work: Path, i: int, las
 # --- main ------------------------------------------------------------------------------------
 
 
+CHECK_STAGE = "checking and packing"  # runenv's progress line for the audit, checks and pack
+
+
 def notes(result: dict[str, Any]) -> list[str]:
-    """What the table does not say: where the load was, what differs between the methods."""
-    return [
-        "runenv's times include fetching, verifying and unpacking the interpreter (served on "
+    """What the table does not say: what each method does, and where the time went."""
+    out = [
+        "- runenv's times include fetching, verifying and unpacking the interpreter (served on "
         "127.0.0.1), the stdlib's bytecode, the audit, the import check and the consumer "
         "check (steps 1-2 installing the whole wheelhouse into a venv at a new path, then "
         "every module imported); the reference method's start from the PBS tree already "
-        "copied into its root and check nothing.",
-        "The reference method downloads the sdist of a package runenv builds into a wheel "
+        "copied into its root (untimed) and check nothing.",
+        "- The reference method downloads the sdist of a package runenv builds into a wheel "
         "(the reference's builder ships it as it is: a block then needs a compiler).",
     ]
+    for name, workload in result.get("workloads", {}).items():
+        data = workload.get("measurements", {})
+        cold = data.get("runenv_cold", {})
+        stage = cold.get("parts", {}).get(CHECK_STAGE)
+        if stage and cold.get("runs"):
+            share = statistics.median(stage)
+            total = statistics.median(cold["runs"])
+            out.append(
+                f"- {name}: of runenv's cold build ({total:.1f} s, median), "
+                f"'{CHECK_STAGE}' took {share:.1f} s ({share / total:.0%}): the consumer "
+                "check's `pip install` of the whole wheelhouse into a block venv dominates it "
+                "(compare the block venv's step 2). A warm build of an identical variant "
+                "reuses the archive its cold build checked."
+            )
+        ref = [data.get(f"reference_{k}", {}).get("parts", {}) for k in ("cold", "warm")]
+        key = "pip download (one per package)"
+        if all(key in p for p in ref):
+            c, w = (statistics.median(p[key]) for p in ref)
+            out.append(
+                f"- {name}: the reference method's downloads took {c:.1f} s cold and {w:.1f} s "
+                "with pip's cache kept (pip still asks the index for every package, and starts "
+                "once per package); its `tar | gzip -9` is the same both times."
+            )
+    return out
 
 
 def write(result: dict[str, Any], out: Path) -> None:
     result["rows"] = rows(result)
+    result["notes"] = notes(result)
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, indent=2) + "\n"
     (out / "benchmarks-wheelhouse.json").write_text(text, encoding="utf-8")
@@ -620,7 +655,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     }
                     result["machine"]["load_end"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
                     result["wall_seconds"] = round(time.monotonic() - started, 1)
-                    result["notes"] = notes(result)
                     write(result, out)  # after each round: a later failure keeps these
     finally:
         shutil.rmtree(work, ignore_errors=True)

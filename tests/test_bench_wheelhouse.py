@@ -112,8 +112,13 @@ def test_markdown_has_the_table_the_load_and_the_rounds(bw: ModuleType) -> None:
             "reference_warm": entry([20.0, 20.0, 20.0]),
         }
     )
+    result["workloads"]["3.12.10"]["measurements"]["reference_warm"]["parts"] = {
+        "tar | gzip -9": [7.0, 9.0, 8.0]
+    }
     result["notes"] = ["A note on the method."]
     text = bw.markdown(result)
+    # A `|` inside a cell is escaped, or it would split the row.
+    assert "| 20.0 s | 3.5-4.2 | tar \\| gzip -9 8.0 |" in text
     lines = text.splitlines()
     assert "| measurement | runenv | reference method | ratio | target | met/missed |" in lines
     assert (
@@ -190,3 +195,18 @@ def test_reference_env_shuts_out_this_machines_pip_configuration(
     assert [k for k in env if k.startswith("PIP_")] == ["PIP_CONFIG_FILE"]
     assert env["PIP_CONFIG_FILE"] == os.devnull
     assert "PYTHONPATH" not in env
+
+
+def test_notes_say_how_much_of_the_cold_build_the_check_took(bw: ModuleType) -> None:
+    parts = {"fetching": [2.0, 2.0, 2.0], "checking and packing": [30.0, 32.0, 34.0]}
+    download = "pip download (one per package)"
+    result = result_of(
+        {
+            "runenv_cold": {**entry([40.0, 40.0, 40.0]), "parts": parts},
+            "reference_cold": {**entry([50.0] * 3), "parts": {download: [27.0, 28.0, 29.0]}},
+            "reference_warm": {**entry([45.0] * 3), "parts": {download: [25.0, 26.0, 24.0]}},
+        }
+    )
+    text = "\n".join(bw.notes(result))
+    assert "'checking and packing' took 32.0 s (80%)" in text
+    assert "downloads took 28.0 s cold and 25.0 s with pip's cache kept" in text
