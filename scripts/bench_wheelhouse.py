@@ -578,6 +578,34 @@ def notes(result: dict[str, Any]) -> list[str]:
                 "(compare the block venv's step 2). A warm build of an identical variant "
                 "reuses the archive its cold build checked."
             )
+        pairs = []
+        for kind in ("cold", "warm"):
+            mine = data.get(f"runenv_{kind}", {}).get("runs", [])
+            theirs = data.get(f"reference_{kind}", {}).get("runs", [])
+            if mine and theirs:
+                each = " / ".join(f"{a / b:.2f}x" for a, b in zip(mine, theirs, strict=False))
+                pairs.append(f"{kind} {each}")
+        if pairs:
+            out.append(
+                f"- {name}: each round's own ratio (runenv / reference method, the two measured "
+                f"minutes apart): {'; '.join(pairs)}."
+            )
+        mine_files = set(data.get("runenv_cold", {}).get("wheelhouse_files", []))
+        ref_files = set(data.get("reference_cold", {}).get("packages", []))
+        trees = [_first(data, k, "tree_bytes") for k in ("runenv_cold", "reference_cold")]
+        if mine_files and ref_files and None not in trees:
+            same = (
+                "the same files"
+                if mine_files == ref_files
+                else f"{len(mine_files & ref_files)} files in common; only runenv's: "
+                f"{', '.join(sorted(mine_files - ref_files))}; only the reference's: "
+                f"{', '.join(sorted(ref_files - mine_files))}"
+            )
+            out.append(
+                f"- {name}: `packages/` holds {same}; the unpacked roots are "
+                f"{trees[0] / 1e6:,.1f} MB (runenv's, with the standard library's bytecode) and "
+                f"{trees[1] / 1e6:,.1f} MB (the reference's)."
+            )
         ref = [data.get(f"reference_{k}", {}).get("parts", {}) for k in ("cold", "warm")]
         key = "pip download (one per package)"
         if all(key in p for p in ref):
