@@ -209,4 +209,5 @@ def test_notes_say_how_much_of_the_cold_build_the_check_took(bw: ModuleType) -> 
     )
     text = "\n".join(bw.notes(result))
     assert "'checking and packing' took 32.0 s (80%)" in text
+    assert "steps 1-2 alone" not in text  # no block venv was measured: nothing to compare
     assert "downloads took 28.0 s cold and 25.0 s with pip's cache kept" in text
