@@ -504,6 +504,9 @@ def _uv_failure(
     where = f" (full log: {exc.log_file})" if exc.log_file else ""
     if exc.timed_out or exc.returncode is None:  # timed out, or uv could not start
         return LockError(f"cannot lock {label}: uv {exc.problem}{where}")
+    git = _git_failure([ln.strip() for ln in exc.output_tail.splitlines() if ln.strip()])
+    if git is not None:  # one line naming the dependency, not git's 8-11
+        return LockError(f"cannot lock {label}: {git}{where}")
     found = _conflicts.conflicts(exc.output_tail, request.requirements)
     if not found:
         first, *body = _no_override(exc, request).split("\n")
