@@ -19,7 +19,7 @@ import pytest
 
 from runenv.cli import main
 from support.index import IndexServer
-from support.project import VARIANT, archive_of, build, make_project, manifest_of, unpack
+from support.project import SITE, VARIANT, archive_of, build, make_project, manifest_of, unpack
 
 WHEELHOUSE = '\n[runtime]\nlayout = "wheelhouse"\nenv = { RT_FLAVOUR = "blocks" }\n'
 
@@ -73,7 +73,7 @@ def test_wheelhouse_runtime_serves_block_venvs_at_a_new_path(
     wheels = sorted(str(p["wheel"]) for p in manifest["packages"])  # type: ignore[union-attr]
     assert [w.split("-")[0] for w in wheels] == ["rtdep", "rtnative", "rtpure"]
     check = manifest["check"]
-    # rtcopied: copyFiles put it in site-packages, exposed to blocks in bin/python_stdlib
+    # rtcopied: copyFiles put it in the runtime's site-packages, appended after the venv's
     assert check["block_modules"] == ["rtcopied", "rtdep", "rtnative", "rtpure"]  # type: ignore[index]
     with tarfile.open(archive_of(project)) as tf:
         names = set(tf.getnames())
@@ -87,7 +87,8 @@ def test_wheelhouse_runtime_serves_block_venvs_at_a_new_path(
     done = block_venv(root, block, "rtpure==1.0  # its dependency rtdep comes along\n")
     assert done.returncode == 0, done.stdout + done.stderr
     ran = subprocess.run(
-        ["python", "-c", "import os, sys, rtpure, rtdep, rtcopied; "
+        ["python", "-c", "import os, sys, rtpure, rtdep; "
+         f"sys.path.append({str(root / SITE)!r}); import rtcopied; "
          "print(rtdep.VALUE, rtcopied.VALUE, os.environ['RT_FLAVOUR'], sys.prefix)"],
         cwd=block, env=consumer_env(root, block / "venv"), capture_output=True, text=True,
     )  # fmt: skip
@@ -158,7 +159,7 @@ def test_cross_built_wheelhouses_have_bin_python_on_windows_and_macos(
     dlls = ["python3.dll", f"python{nodot}.dll", "vcruntime140.dll", "vcruntime140_1.dll"]
     shipped = sorted(p.name for p in (win / "bin").iterdir() if p.is_file() and p.name != "rt-tool")
     assert shipped == sorted(["python.exe", "pythonw.exe", *dlls])
-    assert (win / "bin" / "python_stdlib" / "rtcopied.py").is_file()  # copyFiles' site-packages
+    assert not (win / "bin" / "python_stdlib").exists()  # copyFiles' site-packages stay there
     assert (win / "bin" / "python.exe").read_bytes() == (win / "python.exe").read_bytes()
     assert (win / "Lib" / "os.py").is_file() and not (win / "bin" / "Lib").exists()
     wheels = sorted(p.name for p in (win / "packages").iterdir())

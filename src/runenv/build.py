@@ -305,8 +305,6 @@ def build_target(
         else:
             installed, wheels = install_wheels(ctx, tree, artifacts, images, built, compiler, known)
         copied = copy_variant_files(ctx, tree)
-        if as_wheelhouse:  # what blocks see of copyFiles' site-packages (`wheelhouse`)
-            copied = [*copied, *wheelhouse.expose_copied(tree, ctx.plan, copied)]
         compiled = compile_bytecode(ctx, tree, copied, compiler)
         if ctx.native:  # checked away from where it was built: relocation is tested
             tree = tree.rename(work / "checked")
@@ -714,11 +712,12 @@ def fill_wheelhouse(
 def block_importable(
     ctx: BuildContext, installed: Sequence[InstalledDist], copied: Sequence[str]
 ) -> list[str]:
-    """What a block venv imports from a wheelhouse runtime: every wheel's top-level names and
-    the modules copyFiles exposed in `<binDir>/python_stdlib`."""
-    stdlib = f"{ctx.plan.bin_dir.as_posix()}/{wheelhouse.STDLIB_DIR}/"
-    exposed = top_level(p[len(stdlib) :] for p in copied if p.startswith(stdlib))
-    return sorted({m for d in installed for m in d.top_level} | set(exposed))
+    """What a block imports from a wheelhouse runtime: every wheel's top-level names, and the
+    modules copyFiles put in the runtime's site-packages, which the blocks that use them
+    append to their path (`consumer.check_wheelhouse`)."""
+    site = f"{ctx.plan.site_packages.as_posix()}/"
+    copied_modules = top_level(p[len(site) :] for p in copied if p.startswith(site))
+    return sorted({m for d in installed for m in d.top_level} | set(copied_modules))
 
 
 def pack_archive(
@@ -784,6 +783,7 @@ def check(
             consumer.check_wheelhouse(
                 tree,
                 bin_dir=plan.bin_dir,
+                site_packages=plan.site_packages,
                 runtime_env=plan.runtime_env,
                 packages=[(d.name, d.version) for d in installed],
                 modules=block_modules,

@@ -105,6 +105,7 @@ def check_wheelhouse(
     tree: Path,
     *,
     bin_dir: PurePosixPath,
+    site_packages: PurePosixPath,
     runtime_env: Mapping[str, str],
     packages: Sequence[tuple[str, str]],
     modules: Sequence[str],
@@ -114,7 +115,8 @@ def check_wheelhouse(
     log_file: Path | None = None,
 ) -> CheckResult:
     """Steps 1-3 on a copy of `tree`: every `(name, version)` of the wheelhouse installed into a
-    block venv, then every module in `modules` imported as a block would import it."""
+    block venv, then every module in `modules` imported as a block would import it (the
+    runtime's `site_packages`, relative to it and to the venv, appended to the path)."""
     with tempfile.TemporaryDirectory(prefix="runenv-consumer-") as tmp:
         work = Path(tmp)
         root = work / "runtime"
@@ -128,6 +130,12 @@ def check_wheelhouse(
             root, bin_dir, runtime_env, venv, requirements,
             windows=windows, timeout=timeout, log_file=log_file,
         )  # fmt: skip
+        # The runtime's site-packages after the venv's own, as the blocks that use what a
+        # variant copies there append it (3d-structure-prediction: `sys.path.append`), so a
+        # wheel of the venv wins over a copied module of the same name.
+        (venv / site_packages / "runenv-check-runtime.pth").write_text(
+            f"{root / site_packages}\n", encoding="utf-8"
+        )
         step3 = {**env, "PYTHONPATH": os.pathsep.join([str(env["PYTHONPATH"]), str(block)])}
         python = venv_scripts(venv, windows) / ("python.exe" if windows else "python")
         return import_check(

@@ -54,6 +54,7 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
             check_wheelhouse(
                 target.tree,
                 bin_dir=plan.bin_dir,
+                site_packages=plan.site_packages,
                 runtime_env=plan.runtime_env,
                 packages=[(str(p["name"]), str(p["version"])) for p in manifest["packages"]],
                 modules=(manifest.get("check") or {}).get("block_modules", []),

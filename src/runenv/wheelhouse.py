@@ -22,7 +22,7 @@ import os
 import shutil
 import zipfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
@@ -31,9 +31,6 @@ from runenv.install import InstalledDist
 from runenv.modules import top_level
 from runenv.plan import Plan
 from runenv.wheels import Artifact
-
-STDLIB_DIR = "python_stdlib"
-"""`<binDir>/python_stdlib`: on the consumer's PYTHONPATH for every block step (README)."""
 
 PACKAGES_DIR = "packages"
 """The wheelhouse folder, relative to the root (the consumer's `--find-links <root>/packages/`)."""
@@ -96,25 +93,3 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def expose_copied(tree: Path, plan: Plan, copied: Sequence[str]) -> list[str]:
-    """Copy what copyFiles put in site-packages to `<binDir>/python_stdlib/` too; the copies'
-    runtime-relative paths.
-
-    A block's venv does not see the runtime's site-packages, but the consumer puts
-    `<root>/<binDir>/python_stdlib` on PYTHONPATH for every step, so modules a variant ships
-    there (the reference's atls: `anarci`, which ImmuneBuilder imports) reach its blocks.
-    """
-    prefix = plan.site_packages.as_posix() + "/"
-    stdlib = PurePosixPath(*plan.bin_dir.parts, STDLIB_DIR)
-    exposed = []
-    for rel in copied:
-        if not rel.startswith(prefix):
-            continue
-        dest = stdlib / rel[len(prefix) :]
-        target = tree.joinpath(*dest.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(tree.joinpath(*PurePosixPath(rel).parts), target, follow_symlinks=False)
-        exposed.append(dest.as_posix())
-    return exposed

@@ -201,6 +201,14 @@ def _consumer_check(
         step2 = wheelhouse_venv(root, bin_dir, folder, env, venv, requirements, shown)
     except CatalogueError as exc:
         raise CheckFailed(str(exc)) from None
+    # The runtime's site-packages after the venv's own, as blocks that use what a variant
+    # copies there append it (runenv's check does the same: `runenv.consumer`).
+    try:
+        site = _inputs.relative(m["site_packages"])
+    except _inputs.Refused as exc:
+        raise UsageError(f"{shown}: site_packages: {exc}: not a manifest runenv wrote") from None
+    pth = venv.joinpath(*site.parts, "runenv-check-runtime.pth")
+    pth.write_text(f"{root.joinpath(*site.parts)}\n", encoding="utf-8")
     step3 = dict(step2)
     step3["PYTHONPATH"] = os.pathsep.join([step2["PYTHONPATH"], str(block)])
     return _import(
