@@ -1,4 +1,4 @@
-"""Time `runenv.install.install_wheels` against plain pypa/installer on a directory of wheels.
+"""Time `runenv.install.wheels.install_wheels` against plain pypa/installer on a folder of wheels.
 
 Usage: python scripts/bench_install.py WHEEL_DIR [--python 3.12] [--repeat 5]
 e.g. after `pip download numpy==2.2.6 pandas==2.2.3 scipy==1.15.3 scikit-learn==1.6.1
@@ -21,7 +21,7 @@ import installer
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 
-from runenv.install import install_wheels
+from runenv.install.wheels import install_wheels
 from runenv.platforms import Platform
 
 

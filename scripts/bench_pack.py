@@ -1,4 +1,4 @@
-"""Time `runenv.pack.pack_tree` per gzip level against `tar czf` on one tree.
+"""Time `runenv.artifact.pack.pack_tree` per gzip level against `tar czf` on one tree.
 
 Usage: python scripts/bench_pack.py TREE [--levels 1,6,9] [--repeat 3] [--no-tar]
 Prints one line per method: median seconds (min..max) and archive size in bytes.
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runenv.pack import pack_tree
+from runenv.artifact.pack import pack_tree
 
 
 def _timed(fn: object, repeat: int) -> tuple[list[float], int]:

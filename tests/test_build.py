@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from runenv.check import import_check
+from runenv.checks.imports import import_check
 from runenv.cli import main
 from runenv.errors import CheckError
 from support.dists import write_wheel

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from runenv.config import Layout, load_variant, parse_git
-from runenv.manifest import PLAN_FIELDS_NOT_HASHED, BuildInputs
-from runenv.plan import BuildRecipe, CopyStep, Plan, SourcePolicy, make_plan
+from runenv.artifact.manifest import PLAN_FIELDS_NOT_HASHED, BuildInputs
+from runenv.config.plan import BuildRecipe, CopyStep, Plan, SourcePolicy, make_plan
+from runenv.config.variant import Layout, load_variant, parse_git
 from runenv.platforms import Platform
 
 PYTHON_SHA = "a" * 64

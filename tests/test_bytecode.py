@@ -19,12 +19,12 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from runenv import bytecode
-from runenv.check import import_check
-from runenv.config import load_variant
+from runenv.checks.imports import import_check
+from runenv.config.plan import Plan, make_plan
+from runenv.config.variant import load_variant
 from runenv.errors import BuildError, CheckError, FetchError
-from runenv.plan import Plan, make_plan
 from runenv.platforms import Platform
+from runenv.tree import bytecode
 from support.dists import write_wheel
 from support.index import IndexServer, write_simple_pages
 from support.pbs import PY_XY, standin

@@ -22,16 +22,16 @@ from typing import Any
 import pytest
 
 from runenv._cache import Cache
-from runenv.build import BuildOptions, build_target
-from runenv.catalogue import (
+from runenv.commands.catalogue import (
     archive_url,
     build_catalogue,
     collect,
     default_version,
     find_manifests,
 )
-from runenv.config import load_variant
+from runenv.config.variant import load_variant
 from runenv.errors import BuildError, ChecksumError, UsageError
+from runenv.pipeline.build import BuildOptions, build_target
 from runenv.platforms import Platform, host_platform
 from support.http import LoopbackServer, status, wrong_bytes
 from support.index import IndexServer

@@ -13,10 +13,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from runenv._extract import extract_tar
-from runenv.catalogue import collect
+from runenv.artifact.manifest import SCHEMA_VERSION as MANIFEST_SCHEMA
+from runenv.commands.catalogue import collect
 from runenv.errors import UnsafeArchiveError, UsageError
-from runenv.manifest import SCHEMA_VERSION as MANIFEST_SCHEMA
+from runenv.fetch.extract import extract_tar
 from runenv.platforms import ALL_PLATFORMS, Platform, host_platform, platform_for
 from support.pbs import (
     PY_VERSION,

@@ -1,7 +1,7 @@
 """`python -m runenv_catalogue venv DEST VARIANT -r FILE` on real runtimes, offline.
 
 Two runtimes of the host, both real Python trees from the PBS stand-in, indexed through
-`runenv.catalogue.collect` into a `file://` catalogue:
+`runenv.commands.catalogue.collect` into a `file://` catalogue:
 - a wheelhouse runtime (the manifest the builder writes for that layout: `layout`, `bin_dir`,
   `wheelhouse`), its `packages/` holding wheels written here (a runenv-built one is used by
   tests/test_wheelhouse.py);
@@ -25,10 +25,10 @@ from packaging.specifiers import Specifier
 from packaging.version import Version as PackagingVersion
 
 from runenv._cache import Cache
-from runenv.build import BuildOptions, build_target
-from runenv.catalogue import catalogue_json, collect
-from runenv.config import load_variant
+from runenv.commands.catalogue import catalogue_json, collect
+from runenv.config.variant import load_variant
 from runenv.errors import BuildError
+from runenv.pipeline.build import BuildOptions, build_target
 from runenv.platforms import host_platform
 from support.dists import write_wheel
 from support.index import IndexServer

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runenv.check import _IMPORT_SCRIPT
-from runenv.modules import STRAY_REASON, TEST_SUITES, is_test_suite, skip_reason
+from runenv.checks.imports import _IMPORT_SCRIPT
+from runenv.tree.modules import STRAY_REASON, TEST_SUITES, is_test_suite, skip_reason
 from support.dists import write_wheel
 from support.index import IndexServer, write_simple_pages
 from support.pbs import PY_XY

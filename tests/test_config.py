@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from runenv.cli import main
-from runenv.config import load_variant
+from runenv.config.plan import make_plan
+from runenv.config.variant import load_variant
 from runenv.errors import ConfigError, UsageError
-from runenv.plan import make_plan
 from runenv.platforms import ALL_PLATFORMS, Platform
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from runenv import _conflicts
 from runenv._cache import Cache
 from runenv.errors import LockError
-from runenv.lock import Lock, LockRequest, lock
+from runenv.lock import conflicts as _conflicts
+from runenv.lock.resolve import Lock, LockRequest, lock
 from runenv.platforms import Platform
 from support.dists import write_wheel
 from support.index import IndexServer, serve, write_simple_pages

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from runenv._cache import Cache
-from runenv.audit import audit_binaries, audit_wheel_tags, identify
+from runenv.checks.audit import audit_binaries, audit_wheel_tags, identify
 from runenv.cli import main
-from runenv.config import load_variant
-from runenv.install import install_wheels
-from runenv.plan import make_plan
+from runenv.config.plan import make_plan
+from runenv.config.variant import load_variant
+from runenv.install.wheels import install_wheels
 from runenv.platforms import ALL_PLATFORMS, Platform
 from support.index import SRCONLY_HELLO, Index, IndexServer
 from support.pbs import PY_VERSION, elf_header, foreign_pbs_archive, macho_fat

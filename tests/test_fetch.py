@@ -23,13 +23,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runenv import _download, python_fetch
 from runenv._cache import Cache
-from runenv._download import fetch_to_cache, redact
-from runenv._extract import extract_tar, extract_tar_apart
 from runenv.errors import ChecksumError, FetchError, RunenvError, UnsafeArchiveError, UsageError
-from runenv.platforms import ALL_PLATFORMS, Platform, host_platform
-from runenv.python_fetch import (
+from runenv.fetch import download as _download
+from runenv.fetch import python as python_fetch
+from runenv.fetch.download import fetch_to_cache, redact
+from runenv.fetch.extract import extract_tar, extract_tar_apart
+from runenv.fetch.python import (
     PinnedArchive,
     PythonSource,
     fetch_many,
@@ -37,6 +37,7 @@ from runenv.python_fetch import (
     resolve,
     unpack,
 )
+from runenv.platforms import ALL_PLATFORMS, Platform, host_platform
 from support import fixtures
 from support.http import (
     Fault,
@@ -358,7 +359,7 @@ def test_offline_with_the_entry_cached(
 _WORKER = textwrap.dedent("""
     import pathlib, sys, time
     from runenv._cache import Cache
-    from runenv._download import fetch_to_cache
+    from runenv.fetch.download import fetch_to_cache
     go, root, url, sha, name = sys.argv[1:]
     while not pathlib.Path(go).exists():
         time.sleep(0.005)

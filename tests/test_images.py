@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runenv import _images
 from runenv._cache import Cache
+from runenv.install import images as _images
 from support.fs import tmpfs
 from support.index import IndexServer
 from support.project import (
@@ -145,7 +145,7 @@ def test_a_warm_build_of_the_same_inputs_reuses_the_kept_archive(
     first = manifest_of(root)["sha256"]
     name = archive_of(root).name
     kept = next(p for p in (cache / "archives").rglob(name) if p.is_file())
-    from runenv import pack
+    from runenv.artifact import pack
 
     def no_pack(*args: object, **kwargs: object) -> object:
         raise AssertionError("an identical build's archive is reused, not packed again")

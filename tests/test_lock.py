@@ -13,9 +13,9 @@ import pytest
 
 from runenv._cache import Cache
 from runenv.errors import LockError
-from runenv.lock import Lock, LockRequest, is_fresh, lock, lock_path, read_lock
+from runenv.fetch.wheels import select
+from runenv.lock.resolve import Lock, LockRequest, is_fresh, lock, lock_path, read_lock
 from runenv.platforms import ALL_PLATFORMS, Platform
-from runenv.wheels import select
 from support.index import Index, IndexServer, write_simple_pages
 
 PY = host.python_version()  # the test runtime is a copy of this interpreter

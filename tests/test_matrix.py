@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runenv.matrix import (
+from runenv.ci.matrix import (
     KEYS,
     MULTIPLIERS,
     OSES,

@@ -15,11 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from runenv import lock, source_build, wheels
-from runenv.built_wheels import wheels_key
-from runenv.config import load_variant
-from runenv.errors import UsageError
-from runenv.matrix import (
+from runenv.ci.matrix import (
     CACHE_PREFIX,
     all_keys,
     build_entries,
@@ -31,8 +27,14 @@ from runenv.matrix import (
     plan_targets,
     wheel_entries,
 )
-from runenv.plan import Plan, make_plan
+from runenv.config.plan import Plan, make_plan
+from runenv.config.variant import load_variant
+from runenv.errors import UsageError
+from runenv.fetch import wheels
+from runenv.lock import resolve as lock
 from runenv.platforms import Platform
+from runenv.sources import sdist as source_build
+from runenv.sources.built_wheels import wheels_key
 
 REPO = Path(__file__).resolve().parents[1]
 ATLS = "3.12.10-atls"  # compiles freesasa and builds pdbfixer on both its platforms

@@ -8,7 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
-from runenv.matrix import plan_targets, verify_entries, wheel_entries
+from runenv.ci.matrix import plan_targets, verify_entries, wheel_entries
 
 REPO = Path(__file__).resolve().parents[1]
 

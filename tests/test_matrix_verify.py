@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from runenv._cache import Cache
-from runenv.build import BuildOptions, build_target
-from runenv.check import _IMPORT_SCRIPT
-from runenv.config import load_variant
-from runenv.modules import importable
-from runenv.parts import publish_parts
+from runenv.artifact.parts import publish_parts
+from runenv.checks.imports import _IMPORT_SCRIPT
+from runenv.config.variant import load_variant
+from runenv.pipeline.build import BuildOptions, build_target
 from runenv.platforms import host_platform
+from runenv.tree.modules import importable
 from support.index import IndexServer
 from support.pbs import PY_VERSION
 from support.project import catalogue_check

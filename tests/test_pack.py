@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from runenv.errors import BuildError
-from runenv.pack import (
+from runenv.artifact.pack import (
     DEFAULT_MTIME,
     _header,
     pack_tree,
@@ -24,6 +23,7 @@ from runenv.pack import (
     write_gzip_members,
     write_manifest,
 )
+from runenv.errors import BuildError
 
 LONG = "very-long-directory-name-" * 5  # > 100 bytes with the file name: needs a PAX header
 

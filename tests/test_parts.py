@@ -18,11 +18,17 @@ from typing import Any
 import pytest
 
 from runenv._cache import Cache
-from runenv.build import BuildOptions, build_target
-from runenv.catalogue import collect
-from runenv.config import load_variant
+from runenv.artifact.parts import (
+    DEFAULT_PART_SIZE,
+    part_size_from,
+    publish_parts,
+    split,
+    stale_parts,
+)
+from runenv.commands.catalogue import collect
+from runenv.config.variant import load_variant
 from runenv.errors import BuildError, ChecksumError, UsageError
-from runenv.parts import DEFAULT_PART_SIZE, part_size_from, publish_parts, split, stale_parts
+from runenv.pipeline.build import BuildOptions, build_target
 from runenv.platforms import host_platform
 from support.http import LoopbackServer, drop_after
 from support.index import IndexServer

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runenv.cli import main
-from runenv.config import load_variant, parse_git
+from runenv.config.variant import load_variant, parse_git
 from runenv.platforms import ALL_PLATFORMS
 from support.reference import SHARED, VARIANTS, write_reference_checkout
 
@@ -141,7 +141,7 @@ def test_shared_resolution_lists_union_and_platform_booleans_win(tmp_path: Path)
     (root / "versions").mkdir(parents=True)
     shutil.copy(checkout / "shared-config.json", root)
     shutil.copytree(checkout / "python-3.12.10", root / "versions" / "3.12.10")
-    from runenv.plan import make_plan
+    from runenv.config.plan import make_plan
     from runenv.platforms import Platform
 
     vc = load_variant(root, "3.12.10")
@@ -155,7 +155,7 @@ def test_shared_resolution_lists_union_and_platform_booleans_win(tmp_path: Path)
 
 
 def test_build_wheel_recipe_replaced_whole_and_force_lists_reach_the_plan(tmp_path: Path) -> None:
-    from runenv.plan import make_plan
+    from runenv.config.plan import make_plan
     from runenv.platforms import Platform
 
     recipe = {"reason": "shared", "buildRequires": ["setuptools", "wheel"]}

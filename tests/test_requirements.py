@@ -22,12 +22,12 @@ import pytest
 
 from runenv._cache import Cache
 from runenv.cli import main
-from runenv.config import load_variant
-from runenv.lock import lock_path, read_lock
-from runenv.plan import make_plan
+from runenv.config.plan import make_plan
+from runenv.config.variant import load_variant
+from runenv.fetch.wheels import download_all, select_for_plan
+from runenv.lock.resolve import lock_path, read_lock
 from runenv.platforms import ALL_PLATFORMS, Platform
-from runenv.source_build import host_pure_wheels
-from runenv.wheels import download_all, select_for_plan
+from runenv.sources.sdist import host_pure_wheels
 from support.dists import write_sdist, write_wheel
 from support.index import Index, IndexServer, write_simple_pages
 from support.reference import build_reference_index, write_reference_checkout

@@ -17,14 +17,14 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from runenv._cache import Cache, file_sha256, is_verified, mark_verified
-from runenv._download import fetch_to_cache
 from runenv.cli import main
-from runenv.copy_files import copy_files
+from runenv.config.plan import CopyStep
 from runenv.errors import BuildError, FetchError
-from runenv.install import install_wheels
-from runenv.lock import read_lock
-from runenv.plan import CopyStep
+from runenv.fetch.download import fetch_to_cache
+from runenv.install.wheels import install_wheels
+from runenv.lock.resolve import read_lock
 from runenv.platforms import host_platform
+from runenv.tree.copy_files import copy_files
 from support.dists import write_wheel
 from support.fs import tmpfs
 from support.index import IndexServer
@@ -383,7 +383,7 @@ def test_a_poisoned_cached_wheel_never_reaches_the_runtime(
 
 
 def test_a_tampered_source_built_wheel_is_built_again(tmp_path: Path) -> None:
-    from runenv.source_build import cached_wheel
+    from runenv.sources.sdist import cached_wheel
 
     folder = tmp_path / "built" / "ab" / "abcd"
     folder.mkdir(parents=True)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from runenv._cache import Cache
-from runenv.config import load_variant
+from runenv.config.plan import make_plan
+from runenv.config.variant import load_variant
 from runenv.errors import BuildError, LockError, SubprocessError
-from runenv.lock import read_lock
-from runenv.plan import make_plan
+from runenv.fetch.wheels import Artifact, select_for_plan
+from runenv.lock.resolve import read_lock
 from runenv.platforms import Platform
-from runenv.source_build import RuntimeEnv, fetch_git
-from runenv.wheels import Artifact, select_for_plan
+from runenv.sources.sdist import RuntimeEnv, fetch_git
 from support.pbs import PY_VERSION
 from support.project import VARIANT, make_project
 

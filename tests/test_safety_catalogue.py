@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from runenv._cache import Cache
-from runenv.build import BuildOptions, build_target
-from runenv.catalogue import build_catalogue
-from runenv.config import load_variant
+from runenv.commands.catalogue import build_catalogue
+from runenv.config.variant import load_variant
 from runenv.errors import BuildError
+from runenv.pipeline.build import BuildOptions, build_target
 from runenv.platforms import host_platform
 from support.index import IndexServer
 from support.project import VARIANT, catalogue_check, make_project

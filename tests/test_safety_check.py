@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runenv import tree_listing
 from runenv.cli import main
+from runenv.tree import listing as tree_listing
 from support.index import IndexServer
 from support.project import SITE, VARIANT, build, make_project
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from runenv import _images
 from runenv._cache import Cache
-from runenv.build import BuildOptions, build_target
-from runenv.config import load_variant
+from runenv.config.variant import load_variant
+from runenv.install import images as _images
+from runenv.pipeline.build import BuildOptions, build_target
 from runenv.platforms import host_platform
 from support.index import IndexServer
 from support.project import SITE, VARIANT, build, make_project

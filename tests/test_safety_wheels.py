@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runenv import built_wheels
+from runenv.sources import built_wheels
 from support.index import IndexServer
 from support.project import VARIANT
 from test_wheel_jobs import _main, wheels_out

@@ -25,11 +25,11 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from runenv.config import list_variants, load_variant
-from runenv.lock import lock_path, read_lock
-from runenv.modules import importable
-from runenv.plan import make_plan
+from runenv.config.plan import make_plan
+from runenv.config.variant import list_variants, load_variant
+from runenv.lock.resolve import lock_path, read_lock
 from runenv.platforms import host_platform
+from runenv.tree.modules import importable
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = host_platform()

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from runenv._cache import Cache
-from runenv.audit import identify
-from runenv.build import BuildOptions, build_target
-from runenv.config import load_variant
+from runenv.checks.audit import identify
+from runenv.config.variant import load_variant
 from runenv.errors import BuildError
+from runenv.pipeline.build import BuildOptions, build_target
 from runenv.platforms import host_platform
 from support.index import IndexServer
 from support.pbs import PY_VERSION

@@ -10,8 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from runenv._extract import extract_tar
-from runenv.audit import identify
+from runenv.checks.audit import identify
+from runenv.fetch.extract import extract_tar
 from runenv.platforms import ALL_PLATFORMS, host_platform
 from support.pbs import PBS_TAG, SCRIPT
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from runenv.pack import MEMBER_SIZE, pack_tree, write_gzip_members
+from runenv.artifact.pack import MEMBER_SIZE, pack_tree, write_gzip_members
 from runenv.platforms import host_platform
 from support.http import LoopbackServer, drop_after, stall
 

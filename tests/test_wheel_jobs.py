@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from runenv import built_wheels, lock, wheels
+from runenv.ci.matrix import plan_target
 from runenv.cli import main
-from runenv.config import load_variant
-from runenv.matrix import plan_target
-from runenv.plan import make_plan
+from runenv.config.plan import make_plan
+from runenv.config.variant import load_variant
+from runenv.fetch import wheels
+from runenv.lock import resolve as lock
 from runenv.platforms import Platform
-from runenv.source_build import cache_key
+from runenv.sources import built_wheels
+from runenv.sources.sdist import cache_key
 from support.dists import write_wheel
 from support.index import SRCONLY_HELLO, Index, IndexServer
 from support.pbs import CPU_TYPE_ARM64, PY_XY, macho_header

@@ -1,4 +1,4 @@
-"""Wheels' deflate streams carried into the archive as they are (`runenv._wheel_streams`):
+"""Wheels' deflate streams carried into the archive as they are (`runenv.artifact.wheel_streams`):
 used only when the wheel is the verified one and the tree file is what the stream inflates to."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from runenv._wheel_streams import MIN_SIZE, wheel_streams
-from runenv.pack import pack_tree, tar_stream, write_gzip_members
+from runenv.artifact.pack import pack_tree, tar_stream, write_gzip_members
+from runenv.artifact.wheel_streams import MIN_SIZE, wheel_streams
 from support.dists import write_wheel
 
 SITE = "lib/python3.12/site-packages"

@@ -129,7 +129,7 @@ def test_check_runs_the_consumer_steps_without_the_machines_pip_config(
 def test_json_config_defaults_to_wheelhouse_and_toml_to_installed(
     tmp_path: Path, pbs: tuple[Path, str]
 ) -> None:
-    from runenv.config import Layout, load_variant
+    from runenv.config.variant import Layout, load_variant
 
     toml = make_project(tmp_path / "a", pbs, ["rtpure==1.0"])
     assert load_variant(toml, VARIANT).layout is Layout.INSTALLED
@@ -183,8 +183,8 @@ def test_cross_built_wheelhouses_have_bin_python_on_windows_and_macos(
 def test_what_needs_a_left_out_package_is_left_out_too(tmp_path: Path) -> None:
     """prodigy-prot needs freesasa, which has no wheel for Python 3.12 and may not be built:
     a wheelhouse holding prodigy-prot alone could not install it."""
+    from runenv.fetch.wheels import Artifact, needing_left_out
     from runenv.platforms import Platform
-    from runenv.wheels import Artifact, needing_left_out
     from support.dists import write_wheel
 
     def wheel(name: str, *requires: str) -> Artifact:

@@ -13,9 +13,9 @@ import pytest
 
 from runenv._cache import Cache
 from runenv.errors import ChecksumError, FetchError, LockError
-from runenv.lock import Lock, LockedFile, LockedPackage, LockRequest, lock
+from runenv.fetch.wheels import WHEELS_SECTION, Artifact, download_all, marker_environment, select
+from runenv.lock.resolve import Lock, LockedFile, LockedPackage, LockRequest, lock
 from runenv.platforms import ALL_PLATFORMS, Platform
-from runenv.wheels import WHEELS_SECTION, Artifact, download_all, marker_environment, select
 from support.index import RTNATIVE_PLATFORMS, Index, IndexServer
 
 PY = host.python_version()

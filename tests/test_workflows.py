@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from runenv.matrix import (
+from runenv.ci.matrix import (
     CACHE_PREFIX,
     KEYS,
     VERIFY_KEYS,

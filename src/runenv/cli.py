@@ -19,13 +19,20 @@ from typing import Any
 
 import tomli_w
 
-from runenv import __version__, _bounded, built_wheels, python_fetch
+from runenv import __version__, _bounded
 from runenv._cache import Cache
-from runenv._download import new_client
-from runenv.build import INDEX_ENV, BuildOptions, build_many, ensure_lock
-from runenv.catalogue import build_catalogue
-from runenv.clean import clean_cache, clean_outputs
-from runenv.config import (
+from runenv.artifact.manifest import read_manifest
+from runenv.artifact.parts import DEFAULT_PART_SIZE, PART_SIZE_ENV, part_size_from
+from runenv.ci.matrix import matrix_json, matrix_table, parse_cached_keys
+from runenv.ci.wheel_job import build_source_wheels
+from runenv.commands.catalogue import build_catalogue
+from runenv.commands.check import check_built
+from runenv.commands.clean import clean_cache, clean_outputs
+from runenv.commands.import_reference import import_reference
+from runenv.commands.new import new_variant
+from runenv.commands.requirements import check as check_requirements
+from runenv.config.plan import make_plan
+from runenv.config.variant import (
     VERSIONS_DIR,
     VariantConfig,
     find_project,
@@ -34,18 +41,13 @@ from runenv.config import (
     variant_of,
 )
 from runenv.errors import RunenvError, UsageError, describe_os_error
-from runenv.manifest import read_manifest
-from runenv.matrix import matrix_json, matrix_table, parse_cached_keys
-from runenv.parts import DEFAULT_PART_SIZE, PART_SIZE_ENV, part_size_from
-from runenv.plan import make_plan
+from runenv.fetch import python as python_fetch
+from runenv.fetch.download import new_client
+from runenv.fetch.python import MIRROR_ENV, choose_mirror, pinned_archive
+from runenv.pipeline.build import INDEX_ENV, BuildOptions, build_many, ensure_lock
 from runenv.platforms import Platform, host_platform, parse_platforms
-from runenv.python_fetch import MIRROR_ENV, choose_mirror, pinned_archive
-from runenv.recheck import check_built
-from runenv.reference_import import import_reference
-from runenv.requirements import check as check_requirements
-from runenv.scaffold import new_variant
-from runenv.sign import SIGN_ENV, sign_command_from
-from runenv.wheel_job import build_source_wheels
+from runenv.sources import built_wheels
+from runenv.tree.sign import SIGN_ENV, sign_command_from
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -23,7 +23,7 @@ from runenv_catalogue import _inputs
 from runenv_catalogue._provision import CatalogueError, Part, UsageError, provision
 from runenv_catalogue._venv import clean_environment, venv_python, wheelhouse_venv
 
-# Kept identical to runenv's (`runenv.check._IMPORT_SCRIPT`; a test compares them): one
+# Kept identical to runenv's (`runenv.checks.imports._IMPORT_SCRIPT`; a test compares them): one
 # process imports everything, each failure caught and reported by name; `-B` writes no .pyc.
 # With "bytecode" first, every module loaded from a .py of the tree must have had a valid
 # hash-based .pyc: the shipped bytecode is what runs, not a compile of its own (but the modules
@@ -202,7 +202,7 @@ def _consumer_check(
     except CatalogueError as exc:
         raise CheckFailed(str(exc)) from None
     # The runtime's site-packages after the venv's own, as blocks that use what a variant
-    # copies there append it (runenv's check does the same: `runenv.consumer`).
+    # copies there append it (runenv's check does the same: `runenv.checks.consumer`).
     try:
         site = _inputs.relative(m["site_packages"])
     except _inputs.Refused as exc:

@@ -2,7 +2,7 @@
 tree written in order by one thread, every entry checked before it is written.
 
 runenv's archives are gzip members that each say, in an extra header field (`RE`, written by
-`runenv.pack`), their own length and the size they inflate to. So the members are found
+`runenv.artifact.pack`), their own length and the size they inflate to. So the members are found
 without inflating anything: one thread reads the bytes in order (hashing them, in
 `_provision`) and hands each member to a pool of inflating threads (zlib releases the GIL),
 while the calling thread takes their output in order and writes the tree. A stream without
@@ -38,7 +38,7 @@ from typing import Any
 
 from runenv_catalogue._errors import CatalogueError, UnsafeArchiveError
 
-# The extra field runenv's pack writes in every member's header (runenv.pack.member_header):
+# The extra field runenv's pack writes in every member's header (runenv.artifact.pack.member_header):
 # XLEN, subfield id `RE`, its length 16, the member's length and its inflated size.
 MEMBER_FIELD = b"RE"
 _HEAD = struct.Struct("<4s6xH2sHQQ")  # magic+method+flags, ..., XLEN, id, LEN, length, size

@@ -1,0 +1,1 @@
+"""The reproducible archive, its parts and its manifest with the build hash."""

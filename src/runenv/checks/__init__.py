@@ -1,0 +1,1 @@
+"""The checks: binaries and tags, imports, the consumer's block venv."""

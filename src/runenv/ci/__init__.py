@@ -1,0 +1,1 @@
+"""The CI plan by capability and the native wheels job."""

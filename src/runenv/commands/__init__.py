@@ -1,0 +1,1 @@
+"""Commands beside the build: check, clean, catalogue, new, import, requirements."""

@@ -1,0 +1,1 @@
+"""Verified downloads: the interpreter (PBS), the wheels and sdists."""

@@ -1,0 +1,1 @@
+"""Wheels into a runtime tree through cached images; the wheelhouse layout."""

@@ -1,0 +1,1 @@
+"""Resolution with uv into pylock.<platform>.toml, and uv's failures explained."""

@@ -1,0 +1,1 @@
+"""The build of one (variant, platform), stage by stage, and of several."""

@@ -1,0 +1,1 @@
+"""Wheels built from sdists and git commits, and those carried from native runners."""

@@ -1,0 +1,1 @@
+"""Stages over the assembled tree: copied files, bytecode, signing, its modules."""
