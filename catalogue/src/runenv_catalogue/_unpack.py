@@ -38,7 +38,7 @@ from typing import Any
 
 from runenv_catalogue._errors import CatalogueError, UnsafeArchiveError
 
-# The extra field runenv's pack writes in every member's header (runenv.artifact.pack.member_header):
+# The extra field in every member's header (runenv.artifact.pack.member_header):
 # XLEN, subfield id `RE`, its length 16, the member's length and its inflated size.
 MEMBER_FIELD = b"RE"
 _HEAD = struct.Struct("<4s6xH2sHQQ")  # magic+method+flags, ..., XLEN, id, LEN, length, size
