@@ -11,6 +11,16 @@ import pytest
 from support.index import Index, IndexServer, build_index
 from support.pbs import pbs_archive
 
+# A test that takes the PBS stand-in or the loopback index builds real runtimes (seconds to
+# minutes each): it is an end-to-end test, and `-m "not e2e"` is the quick loop without them.
+_E2E_FIXTURES = {"pbs", "pkg_server", "pkg_index"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

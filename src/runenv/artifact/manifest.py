@@ -29,7 +29,8 @@ SCHEMA_VERSION = 1
 # 10: the manifest records the sha256 of the tree's listing (`tree_listing`), which `runenv
 #    check` and a no-op build compare the tree with; a runtime's layout (`layout`).
 #    Every gzip member of the archive says its length and inflated size (pack.MEMBER_FIELD).
-BUILD_FORMAT = 10
+# 11: a wheelhouse's copyFiles site-packages stay there only (no <binDir>/python_stdlib copies).
+BUILD_FORMAT = 11
 
 
 @dataclass(frozen=True)
