@@ -31,7 +31,8 @@ from runenv.commands.catalogue import (
 )
 from runenv.config.variant import load_variant
 from runenv.errors import BuildError, ChecksumError, UsageError
-from runenv.pipeline.build import BuildOptions, build_target
+from runenv.pipeline.build import build_target
+from runenv.pipeline.context import BuildOptions
 from runenv.platforms import Platform, host_platform
 from support.http import LoopbackServer, status, wrong_bytes
 from support.index import IndexServer

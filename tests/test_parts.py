@@ -28,7 +28,8 @@ from runenv.artifact.parts import (
 from runenv.commands.catalogue import collect
 from runenv.config.variant import load_variant
 from runenv.errors import BuildError, ChecksumError, UsageError
-from runenv.pipeline.build import BuildOptions, build_target
+from runenv.pipeline.build import build_target
+from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform
 from support.http import LoopbackServer, drop_after
 from support.index import IndexServer

@@ -23,7 +23,8 @@ from runenv.errors import UsageError
 from runenv.fetch import python as python_fetch
 from runenv.fetch import wheels
 from runenv.lock import resolve as lock
-from runenv.pipeline.build import BuildOptions, stale_lock
+from runenv.pipeline.context import BuildOptions
+from runenv.pipeline.locking import stale_lock
 from runenv.platforms import Platform, host_platform
 from runenv.sources import built_wheels
 from runenv.sources import sdist as source_build

@@ -15,7 +15,7 @@ from runenv.checks.imports import import_check
 from runenv.config.plan import make_plan
 from runenv.config.variant import Layout, VariantConfig
 from runenv.errors import UsageError
-from runenv.pipeline.build import BuildOptions, Target, _lock_dir
+from runenv.pipeline.context import BuildOptions, Target, lock_dir
 from runenv.platforms import Platform, host_platform
 from runenv.tree import listing as tree_listing
 from runenv.tree.modules import importable
@@ -33,7 +33,7 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
         )
     # The tree must be what its build listed before anything of it runs (an added .pth would
     # run at the interpreter's start-up) or is audited.
-    tree_listing.verify(target.tree, manifest, _lock_dir(options, plan))
+    tree_listing.verify(target.tree, manifest, lock_dir(options, plan))
     audit.audit_tree(target.tree, plan)
     # As the build: a wheelhouse's copied site-packages modules are not imported (`build`).
     copied = manifest.get("copied_files", []) if plan.layout is Layout.INSTALLED else []

@@ -33,7 +33,8 @@ from runenv.errors import RunenvError, UsageError
 from runenv.fetch.metadata import sdist_requires, wheel_requires
 from runenv.fetch.wheels import WHEELS_SECTION, Artifact, marker_environment, select_for_plan
 from runenv.lock.resolve import is_fresh, lock_path, read_lock
-from runenv.pipeline.build import BuildOptions, lock_request
+from runenv.pipeline.context import BuildOptions
+from runenv.pipeline.locking import lock_request
 from runenv.platforms import Platform
 from runenv.sources.sdist import CACHE_SECTION as BUILT_SECTION
 from runenv.sources.sdist import cache_key

@@ -5,7 +5,8 @@ module that holds it: plan (`plan`), lock (`lock`), select and download wheels (
 fetch Python (`python_fetch`), build sdists (`source_build`), install (`install`), copy files
 (`copy_files`), bytecode (`bytecode`), check (`check`, `audit`), sign (`sign`), pack (`pack`),
 publish (`manifest`, `pack`), parts (`parts`). What every stage reads travels in one
-`BuildContext`; what a stage produces is passed on by name.
+`BuildContext` (`pipeline.context`); what a stage produces is passed on by name. When a lock is
+stale is `pipeline.locking`'s; taking a finished build's archive again, `pipeline.reuse`'s.
 docs/architecture.md describes the stages, the data each passes on, and where a new one goes.
 
 Safety: everything is built under `pydist/<variant>/.tmp-*` while holding the target's file
@@ -19,39 +20,33 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 from packaging.utils import canonicalize_name
 
-from runenv import __version__
 from runenv._cache import (
     Cache,
-    evict,
-    is_verified,
     lock_for,
     mark_verified,
-    recorded_sha256,
     replace_dir,
-    staged_file,
     sweep_stale,
     temp_beside,
 )
 from runenv.artifact import pack, parts
-from runenv.artifact.manifest import BuildInputs, PackageRecord, make_manifest, read_manifest
+from runenv.artifact.manifest import BuildInputs, PackageRecord, make_manifest
 from runenv.artifact.wheel_streams import wheel_streams
 from runenv.checks import audit, consumer
 from runenv.checks.imports import import_check
-from runenv.config.plan import Plan, make_plan
+from runenv.config.plan import make_plan
 from runenv.config.variant import Layout, VariantConfig
-from runenv.errors import BuildError, LockError, OSFailure, RunenvError
+from runenv.errors import BuildError, OSFailure, RunenvError
 from runenv.fetch import python as python_fetch
 from runenv.fetch import wheels
 from runenv.fetch.wheels import Artifact
@@ -61,6 +56,15 @@ from runenv.install import wheels as install
 from runenv.install.images import Image
 from runenv.install.wheels import InstalledDist
 from runenv.lock import resolve as lock
+from runenv.pipeline.context import (
+    BuildContext,
+    BuildLog,
+    BuildOptions,
+    BuildResult,
+    Target,
+)
+from runenv.pipeline.locking import relock, stale_lock
+from runenv.pipeline.reuse import keep_archive, reuse_archive
 from runenv.platforms import Platform, host_platform
 from runenv.sources import built_wheels
 from runenv.sources import sdist as source_build
@@ -70,153 +74,6 @@ from runenv.tree.bytecode import Compiler
 from runenv.tree.modules import importable, top_level
 
 Reporter = Callable[[str], None]
-
-INDEX_ENV = "RUNENV_INDEX_URL"
-"""Environment variable for the default package index (after `--index-url`; PyPI if unset)."""
-
-ARCHIVES_SECTION = "archives"
-"""Cache section of finished archives, one per target, for `reuse_archive`."""
-
-
-def _silent(message: str) -> None:
-    """A reporter that says nothing."""
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """How to build, as opposed to what (that is the config)."""
-
-    dist: Path
-    pydist: Path
-    locked: bool = False
-    offline: bool = False
-    python_mirror: str | None = None
-    default_index: str | None = None
-    progress: bool = False
-    report: Reporter = field(default=_silent, compare=False)
-    sign_command: str | None = None  # run over the tree's binaries before the pack (`sign`)
-    part_size: int = parts.DEFAULT_PART_SIZE  # an archive above it is also cut into parts
-    built_wheels: tuple[Path, ...] = ()  # `runenv wheels` folders (`import_built_wheels`)
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    plan: Plan
-    archive: Path
-    manifest: Path
-    tree: Path
-    build_hash: str
-    up_to_date: bool
-    relocked: bool
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where one (variant, platform) build lands."""
-
-    archive: Path
-    manifest: Path
-    log: Path  # the log of the build that made the archive beside it
-    attempt_log: Path  # the log of a build under way; it becomes `log` only if that succeeds
-    tree: Path
-
-    @classmethod
-    def of(cls, plan: Plan, options: BuildOptions) -> Target:
-        """`dist/runenv-<variant>-<platform>.*` and `pydist/<variant>/<platform>/`; in a
-        reference checkout the tree is the root its `package.json` declares (`plan.root`)."""
-        stem = f"runenv-{plan.variant}-{plan.platform.value}"
-        return cls(
-            archive=options.dist / f"{stem}.tar.gz",
-            manifest=options.dist / f"{stem}.json",
-            log=options.dist / f"{stem}.log",
-            attempt_log=options.dist / f"{stem}.attempt.log",
-            tree=plan.root or options.pydist / plan.variant / plan.platform.value,
-        )
-
-    def is_current(self, digest: str, markers: Path) -> bool:
-        """Whether the finished build on disk has this build hash, and its archive still holds
-        the bytes its manifest names (verified as cache entries are, markers in `markers`)."""
-        manifest = read_manifest(self.manifest)
-        if manifest is None or manifest.get("build_hash") != digest:
-            return False
-        sha256 = manifest.get("sha256")
-        return (
-            isinstance(sha256, str)
-            and is_verified(self.archive, sha256, in_dir=markers)
-            and self.tree.is_dir()
-            and tree_listing.is_intact(self.tree, manifest, markers)  # an edited tree rebuilds
-        )
-
-
-class BuildLog:
-    """The build's log (`[build] enableLogging`): every command's output, beside the archive.
-
-    A build writes `path` (the target's attempt log), which `publish` renames over the log of
-    the last good build: a failed build leaves its own log beside the last good archive,
-    manifest and log, which stay untouched. `start()` truncates it and writes its header once
-    per build; the pipeline calls it before the first stage that does work, so a build found
-    up to date leaves the logs as they were. `path` is None when logging is off.
-    """
-
-    def __init__(self, target: Target, plan: Plan) -> None:
-        self.path = target.attempt_log if plan.enable_logging else None
-        self._final = target.log
-        self._header = f"runenv {__version__}: build {plan.variant} {plan.platform.value}\n\n"
-        self._started = False
-
-    def start(self) -> None:
-        if self.path is None or self._started:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(self._header, encoding="utf-8")
-        self._started = True
-
-    def note(self, line: str) -> None:
-        """Add a line of runenv's own to the log (after `start`)."""
-        if self.path is not None and self._started:
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(line.rstrip("\n") + "\n")
-
-    def publish(self) -> None:
-        """The attempt's log becomes the build's log (call it when the build succeeded)."""
-        if self.path is not None and self._started:
-            self.path.replace(self._final)
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What every stage of one build reads, settled by the plan stage before any work."""
-
-    plan: Plan
-    options: BuildOptions
-    cache: Cache
-    client: httpx.Client | None
-    python: python_fetch.PythonSource  # where the interpreter comes from, with its sha256
-    target: Target
-    log: BuildLog
-    # Set by `select` in a cross build: the wheels of its sources, built on this host because
-    # they came out py3-none-any (keyed by the source's file name).
-    host_built: Mapping[str, Path] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"{self.plan.variant} {self.plan.platform.value}"
-
-    @property
-    def native(self) -> bool:
-        """Whether this machine can run the target's interpreter (source builds, import check)."""
-        return self.plan.platform == host_platform()
-
-    @property
-    def timeout(self) -> float:
-        return float(self.plan.timeout)
-
-    @property
-    def lock_dir(self) -> Path:
-        """Where the build's file locks and its archive's verified-marker live."""
-        return _lock_dir(self.options, self.plan)
-
 
 # --------------------------------------------------------------------------- the pipeline
 
@@ -355,81 +212,6 @@ def plan_build(
         target=target,
         log=BuildLog(target, plan),
     )
-
-
-def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
-    """Everything that decides the platform's lock (its freshness is a hash of this)."""
-    return lock.LockRequest(
-        requirements=plan.requirements,
-        overrides=plan.overrides,
-        no_deps=tuple(sorted(plan.no_deps)),
-        python_version=plan.python_version,
-        platform=plan.platform,
-        glibc=plan.glibc,
-        macos=plan.macos,
-        indexes=plan.registries,
-        default_index=options.default_index,
-        skipped=tuple(plan.skipped),
-        drop_missing=plan.policy is not None and not plan.policy.strict_missing,
-    )
-
-
-def stale_lock(vc: VariantConfig, plan: Plan, options: BuildOptions) -> str | None:
-    """Lock: why the platform's lock must be redone, or None when it is fresh.
-
-    LockError when it is stale and `--locked` forbids re-locking.
-    """
-    path = lock.lock_path(vc.folder, plan.platform)
-    if lock.is_fresh(path, lock_request(plan, options)):
-        return None
-    why = "its inputs changed" if path.exists() else "there is none yet"
-    if options.locked:
-        shown = path.relative_to(vc.project) if path.is_relative_to(vc.project) else path
-        raise LockError(
-            f"{shown}: {why} and --locked forbids re-locking: "
-            f"run `runenv lock {vc.variant} --platform {plan.platform.value}`"
-        )
-    return why
-
-
-def relock(
-    vc: VariantConfig,
-    plan: Plan,
-    options: BuildOptions,
-    cache: Cache,
-    why: str,
-    *,
-    log_file: Path | None = None,
-    force: bool = False,
-) -> None:
-    """Lock: resolve the platform's lock again, unless a concurrent run did while we waited."""
-    path = lock.lock_path(vc.folder, plan.platform)
-    request = lock_request(plan, options)
-    options.report(f"{plan.variant} {plan.platform.value}: locking ({why})")
-    with lock_for(path, in_dir=_lock_dir(options, plan)):
-        if force or not lock.is_fresh(path, request):
-            locked = lock.lock(
-                request,
-                path,
-                cache=cache,
-                timeout=plan.timeout,
-                log_file=log_file,
-                offline=options.offline,
-            )
-            for name, why in locked.missing.items():  # the missing-package policy's doing
-                options.report(
-                    f"warning: {plan.variant} {plan.platform.value}: {name} left out: {why}"
-                )
-
-
-def ensure_lock(
-    vc: VariantConfig, plan: Plan, options: BuildOptions, cache: Cache, *, force: bool = False
-) -> tuple[Path, bool]:
-    """The platform's lock, re-locked when stale or `force`d (`runenv lock`); and whether it was."""
-    why = "forced" if force else stale_lock(vc, plan, options)
-    if why is not None:
-        relock(vc, plan, options, cache, why, force=force)
-    return lock.lock_path(vc.folder, plan.platform), why is not None
 
 
 def build_hash(ctx: BuildContext, lock_file: Path) -> str:
@@ -867,61 +649,7 @@ def cut_parts(ctx: BuildContext) -> None:
         ctx.options.report(f"{ctx.name}: {len(cut)} parts of at most {ctx.options.part_size} bytes")
 
 
-def _kept_archive(ctx: BuildContext, digest: str) -> Path:
-    """Where the cache keeps the archive a build of `digest` made (one build per target)."""
-    target = ctx.target.archive.name
-    return ctx.cache.section(ARCHIVES_SECTION) / target / digest / target
-
-
-def reuse_archive(ctx: BuildContext, digest: str, staged: Path) -> tuple[str, int] | None:
-    """Pack, from the cache: when a build with this very build hash finished before (outputs
-    since removed, as on a warm CI runner), copy its archive to `staged` instead of packing and
-    checking an identical tree again; None when there is none, or it is not the bytes recorded
-    when it was kept (`_cache.is_verified`: hashed again after any change or restore).
-
-    The check is not run again: the hash covers every input of the tree, which the kept
-    archive's build checked; the tree is still assembled (from verified images) for `pydist/`.
-    Not with a sign command: the kept archive holds signed files the new tree does not.
-    """
-    if ctx.options.sign_command is not None:
-        return None
-    kept = _kept_archive(ctx, digest)
-    recorded = recorded_sha256(kept)
-    if recorded is None or not is_verified(kept, recorded):
-        return None
-    ctx.options.report(f"{ctx.name}: reusing the archive of an identical finished build")
-    ctx.log.note(
-        f"runenv: reused {kept} (sha256 {recorded}), the archive of a finished build with this "
-        "build hash: not checked nor packed again\n"
-    )
-    shutil.copyfile(kept, staged)  # a copy: linking would change the kept file's ctime
-    return recorded, staged.stat().st_size
-
-
-def keep_archive(ctx: BuildContext, digest: str, sha256: str) -> None:
-    """Keep a copy of the published archive in the cache, for `reuse_archive`; the archives of
-    other build hashes of this target are dropped (one per target)."""
-    if ctx.options.sign_command is not None:
-        return
-    kept = _kept_archive(ctx, digest)
-    if recorded_sha256(kept) == sha256 and is_verified(kept, sha256):
-        return
-    folder = kept.parent.parent
-    for other in folder.iterdir() if folder.is_dir() else []:
-        if other.name != digest and not other.name.startswith("."):
-            evict(other)
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    with staged_file(kept) as tmp:
-        shutil.copyfile(ctx.target.archive, tmp)
-    mark_verified(kept, sha256)
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _lock_dir(options: BuildOptions, plan: Plan) -> Path:
-    """Where a build's lock files live: under pydist/, not in dist/ or versions/."""
-    return options.pydist / ".locks" / plan.variant
 
 
 @contextlib.contextmanager
@@ -984,5 +712,4 @@ __all__ = [
     "Target",
     "build_many",
     "build_target",
-    "ensure_lock",
 ]
