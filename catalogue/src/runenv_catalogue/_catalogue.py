@@ -21,7 +21,18 @@ from runenv_catalogue._provision import (
     is_provisioned,
     provision,
 )
-from runenv_catalogue._venv import INSTALLED, LAYOUTS, WHEELHOUSE, make_venv
+from runenv_catalogue._requirements import read_requirements
+from runenv_catalogue._venv import (
+    INSTALLED,
+    LAYOUTS,
+    WHEELHOUSE,
+    building,
+    clean_environment,
+    installed_tree_venv,
+    prepare,
+    venv_python,
+    wheelhouse_venv,
+)
 
 SCHEMA_VERSION = 1
 CACHE_ENV = "RUNENV_CATALOGUE_CACHE"
@@ -306,10 +317,17 @@ class Catalogue:
         failure leaves nothing of it behind.
         """
         e = self.entry(variant)
-        return make_venv(
-            e,
-            dest,
-            requirements,
-            install=lambda: self.install(variant, cache_dir=cache_dir),
-            cache_dir=cache_dir,
-        )
+        dest, requirements = prepare(dest, requirements)
+        wanted = read_requirements(requirements) if e.layout != WHEELHOUSE else []
+        self.install(variant, cache_dir=cache_dir)  # after the usage checks: no download first
+        root = e.root(cache_dir)
+        env = clean_environment(e.env)
+        shown = f"{e.variant} ({e.platform})"
+        if e.layout == WHEELHOUSE and e.bin_dir is not None and e.wheelhouse is not None:
+            with building(dest):
+                wheelhouse_venv(root, e.bin_dir, e.wheelhouse, env, dest, requirements, shown)
+        else:  # an installed tree: its own interpreter
+            scripts = root.joinpath(*e.scripts.parts)
+            python = e.interpreter_path(cache_dir)
+            installed_tree_venv(python, scripts, env, dest, requirements, wanted, shown)
+        return venv_python(dest)

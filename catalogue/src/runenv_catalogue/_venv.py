@@ -25,15 +25,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from runenv_catalogue._provision import CatalogueError, UsageError, rmtree
-from runenv_catalogue._requirements import Installed, canonical_name, read_requirements, unmet
-
-if TYPE_CHECKING:
-    from runenv_catalogue._catalogue import Entry
+from runenv_catalogue._requirements import Installed, Requirement, canonical_name, unmet
 
 INSTALLED, WHEELHOUSE = "installed", "wheelhouse"
 LAYOUTS = (INSTALLED, WHEELHOUSE)  # a catalogue entry without `layout` is an installed tree
@@ -150,7 +146,7 @@ def check_dest(dest: Path) -> None:
 
 
 @contextlib.contextmanager
-def _building(dest: Path) -> Iterator[None]:
+def building(dest: Path) -> Iterator[None]:
     """Make `dest` (and missing parents); on any failure leave the disk as it was."""
     existed = dest.is_dir()
     top = dest
@@ -248,37 +244,27 @@ def wheelhouse_venv(
     return step2
 
 
-def make_venv(
-    entry: Entry,
-    dest: Path,
-    requirements: Path,
-    *,
-    install: Callable[[], object],
-    cache_dir: Path | None = None,
-    base_env: Mapping[str, str] | None = None,
-) -> Path:
-    """Make the block venv `dest` for `entry`'s runtime (in `cache_dir`); return its
-    interpreter.
-
-    `install` provisions the runtime; it is called once DEST and FILE have been checked, so a
-    usage error costs no download.
-    """
-    dest = Path(dest).absolute()
-    requirements = Path(requirements).absolute()
+def prepare(dest: Path, requirements: Path) -> tuple[Path, Path]:
+    """DEST and FILE as absolute paths, once checked (before any download)."""
+    dest, requirements = Path(dest).absolute(), Path(requirements).absolute()
     check_dest(dest)
     if not requirements.is_file():
         raise UsageError(f"{requirements}: no such requirements file")
-    wanted = read_requirements(requirements) if entry.layout != WHEELHOUSE else []
-    install()
-    root = entry.root(cache_dir)
-    env = clean_environment(entry.env, base_env)
-    shown = f"{entry.variant} ({entry.platform})"
-    if entry.layout == WHEELHOUSE:
-        assert entry.bin_dir is not None and entry.wheelhouse is not None  # Entry.parse checks
-        with _building(dest):
-            wheelhouse_venv(root, entry.bin_dir, entry.wheelhouse, env, dest, requirements, shown)
-        return venv_python(dest)
-    python = entry.interpreter_path(cache_dir)  # an installed tree: its own interpreter
+    return dest, requirements
+
+
+def installed_tree_venv(
+    python: Path,
+    scripts: Path,
+    env: Mapping[str, str],
+    dest: Path,
+    requirements: Path,
+    wanted: Sequence[Requirement],
+    shown: str,
+) -> None:
+    """A block venv on an installed tree (its interpreter `python`): it sees the runtime's
+    packages and installs nothing, so each of `wanted` (read from `requirements`) must be met
+    by them first; RequirementsNotMet names the ones that are not, and nothing is made."""
     marker_env, installed = probe(python, env)
     problems = unmet(wanted, installed, marker_env)
     if problems:
@@ -286,12 +272,12 @@ def make_venv(
             f"{shown} does not satisfy {requirements}: {'; '.join(problems)} (an installed-tree "
             f"runtime installs nothing into a block venv; nothing was made at {dest})"
         )
-    _path_first(env, root.joinpath(*entry.scripts.parts), python.parent)
-    with _building(dest):
+    env = dict(env)
+    _path_first(env, scripts, python.parent)
+    with building(dest):
         _run(
             [str(python), "-I", "-m", "venv", "--system-site-packages", "--without-pip", str(dest)],
             env,
             VENV_TIMEOUT,
             f"{shown}: python -m venv {dest} failed",
         )
-    return venv_python(dest)
