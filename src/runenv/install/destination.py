@@ -22,11 +22,9 @@ import base64
 import hashlib
 import io
 import os
-import posixpath
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import installer
@@ -35,49 +33,18 @@ from installer.records import RecordEntry
 from installer.scripts import Script
 from installer.utils import Scheme, construct_record_file
 
+from runenv.install.layout import Layout
 from runenv.install.scripts import (
     reproducible_launcher,
-    script_python,
     script_stem,
     trampoline,
     windows_launcher,
 )
-from runenv.platforms import Platform
 
 if TYPE_CHECKING:
-    from installer.scripts import LauncherKind
-
     from runenv.install.sources import WheelSource
 
 _COPY_CHUNK = 1 << 20
-_LAUNCHER_KIND: dict[str, LauncherKind] = {"x86_64": "win-amd64", "aarch64": "win-arm64"}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each scheme lives under `root`, and how scripts find the interpreter."""
-
-    root: Path
-    schemes: dict[str, str]  # scheme -> absolute path
-    site_packages: Path
-    windows: bool
-    launcher_kind: LauncherKind
-    script_python: str  # the interpreter, as a script names it (see `_scripts.script_python`)
-
-    @classmethod
-    def make(cls, root: Path, platform: Platform, python_version: str) -> Layout:
-        info = platform.info
-        schemes = {k: os.path.normpath(root / v) for k, v in info.scheme(python_version).items()}
-        rel = posixpath.relpath(str(info.interpreter(python_version)), str(info.scripts_dir()))
-        kind: LauncherKind = _LAUNCHER_KIND[info.arch] if info.is_windows else "posix"
-        return cls(
-            root,
-            schemes,
-            root / info.site_packages(python_version),
-            info.is_windows,
-            kind,
-            script_python(rel, info.is_windows),
-        )
 
 
 class BrokenWheel(ValueError):

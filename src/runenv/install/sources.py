@@ -20,7 +20,7 @@ from installer.utils import parse_entrypoints
 
 from runenv.artifact.wheel_streams import local_data_offset
 from runenv.errors import BuildError
-from runenv.install.destination import Layout
+from runenv.install.layout import Layout
 from runenv.install.scripts import script_stem
 
 if TYPE_CHECKING:

@@ -36,9 +36,10 @@ from packaging.utils import canonicalize_name as canonical
 from runenv._cache import Cache, file_sha256
 from runenv.errors import BuildError
 from runenv.install import images as _images
-from runenv.install.destination import Layout, RuntimeDestination
+from runenv.install.destination import RuntimeDestination
 from runenv.install.images import Image, record_hashes
 from runenv.install.installed import remove_installed
+from runenv.install.layout import Layout
 from runenv.install.sources import WheelSource, clash_groups, open_wheel
 from runenv.platforms import Platform
 from runenv.tree.modules import top_level
