@@ -15,7 +15,6 @@ leaves the project untouched.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -24,10 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from runenv import _bounded
 from runenv._safe_paths import PathRefused, inside, parts_of
 from runenv.config.package_json import PACKAGE_JSON
-from runenv.config.variant import SHARED_NAMES, VERSIONS_DIR, check_variant_name, load_variant
+from runenv.config.variant import (
+    SHARED_NAMES,
+    VERSIONS_DIR,
+    check_variant_name,
+    load_variant,
+    read_config_file,
+)
 from runenv.errors import ConfigError, OSFailure, UsageError
 
 SHARED_JSON = "shared-config.json"
@@ -90,26 +94,10 @@ def _copy_sources(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
                 yield f"packages.platformSpecific.{plat}.copyFiles[{i}].from", entry["from"]
 
 
-def _read_json(path: Path, shown: str) -> dict[str, Any]:
-    try:
-        data = _bounded.loads_json(_bounded.read_text(path))
-    except OSError as exc:
-        raise ConfigError(shown, None, f"cannot read: {exc.strerror or exc}") from None
-    except _bounded.InputError as exc:
-        raise ConfigError(shown, None, str(exc)) from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            shown, None, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(shown, None, "the top level must be an object")
-    return data
-
-
 def _stage_variant(entry: Path, variant: str, staged: Path, checkout: Path) -> Imported:
     shown = f"{entry.name}/{VARIANT_JSON}"
     source = _in_checkout(checkout, entry.name)
-    data = _read_json(source / VARIANT_JSON, shown)
+    data = read_config_file(source / VARIANT_JSON, shown)
     target = staged / VERSIONS_DIR / variant
     target.mkdir(parents=True)
     shutil.copyfile(inside(source, VARIANT_JSON), target / VARIANT_JSON)
@@ -178,7 +166,7 @@ def import_reference(checkout: Path, project: Path, *, force: bool = False) -> I
         staged = Path(tmp)
         (staged / VERSIONS_DIR).mkdir()
         if shared_src is not None:
-            _read_json(shared_src, SHARED_JSON)
+            read_config_file(shared_src, SHARED_JSON)
             shutil.copyfile(shared_src, staged / SHARED_JSON)
         else:  # the variants will merge over the project's own shared config: check with it
             for name in SHARED_NAMES:

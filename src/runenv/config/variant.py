@@ -569,7 +569,12 @@ def _present(path: Path) -> bool:
 
 
 def _read(project: Path, path: Path) -> dict[str, Any]:
-    shown = _display(project, path)
+    return read_config_file(path, _display(project, path))
+
+
+def read_config_file(path: Path, shown: str) -> dict[str, Any]:
+    """A config file's table, JSON or TOML by its suffix, read within `_bounded`'s limits;
+    ConfigError naming `shown` when it cannot be read or parsed, or is not a table."""
     try:
         text = _bounded.read_text(path)
         data = _bounded.loads_json(text) if path.suffix == ".json" else _bounded.loads_toml(text)
