@@ -51,8 +51,16 @@ def base_environment(runtime_env: Mapping[str, str]) -> dict[str, str | None]:
 
 
 def _path(first: Path, env: Mapping[str, str | None]) -> str:
-    rest = os.environ.get("PATH", "")
+    """`first`, then the PATH of `env` (a runtime's env vars may set one), else this one's."""
+    rest = env.get("PATH") or os.environ.get("PATH", "")
     return os.pathsep.join([str(first), rest]) if rest else str(first)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or no hard links there
+        shutil.copy2(src, dst)
 
 
 def venv_scripts(venv: Path, windows: bool) -> Path:
@@ -117,10 +125,12 @@ def check_wheelhouse(
     """Steps 1-3 on a copy of `tree`: every `(name, version)` of the wheelhouse installed into a
     block venv, then every module in `modules` imported as a block would import it (the
     runtime's `site_packages`, relative to it and to the venv, appended to the path)."""
-    with tempfile.TemporaryDirectory(prefix="runenv-consumer-") as tmp:
+    # Beside the tree, so the copy can be hard links (a torch runtime is 3 GB): the steps only
+    # add files to it, as `runenv check`'s own relocated copy relies on too.
+    with tempfile.TemporaryDirectory(prefix=".tmp-consumer-", dir=tree.parent) as tmp:
         work = Path(tmp)
         root = work / "runtime"
-        shutil.copytree(tree, root, symlinks=True)
+        shutil.copytree(tree, root, symlinks=True, copy_function=_link_or_copy)
         block = work / "block"
         block.mkdir()
         requirements = block / "requirements.txt"
