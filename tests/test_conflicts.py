@@ -18,7 +18,9 @@ import pytest
 from runenv._cache import Cache
 from runenv.errors import LockError
 from runenv.lock import conflicts as _conflicts
-from runenv.lock.resolve import Lock, LockRequest, lock
+from runenv.lock.pylock import Lock
+from runenv.lock.request import LockRequest
+from runenv.lock.resolve import lock
 from runenv.platforms import Platform
 from support.dists import write_wheel
 from support.index import IndexServer, serve, write_simple_pages

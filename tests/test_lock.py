@@ -14,7 +14,9 @@ import pytest
 from runenv._cache import Cache
 from runenv.errors import LockError
 from runenv.fetch.wheels import select
-from runenv.lock.resolve import Lock, LockRequest, is_fresh, lock, lock_path, read_lock
+from runenv.lock.pylock import Lock, read_lock
+from runenv.lock.request import LockRequest
+from runenv.lock.resolve import is_fresh, lock, lock_path
 from runenv.platforms import ALL_PLATFORMS, Platform
 from support.index import Index, IndexServer, write_simple_pages
 

@@ -32,6 +32,7 @@ from runenv.config.variant import load_variant
 from runenv.errors import UsageError
 from runenv.fetch import wheels
 from runenv.lock import resolve as lock
+from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
 from runenv.sources import sdist as source_build
 from runenv.sources.built_wheels import wheels_key
@@ -68,7 +69,7 @@ def _edit_lock(project: Path, platform: Platform, package: str, sha256: str) -> 
 def _sources(platform: Platform) -> tuple[Plan, list[wheels.Artifact]]:
     vc = load_variant(REPO, ATLS)
     plan = make_plan(vc, platform)
-    selected = wheels.select_for_plan(lock.read_lock(lock.lock_path(vc.folder, platform)), plan)
+    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, platform)), plan)
     return plan, [a for a in selected.artifacts if a.from_source]
 
 

@@ -25,7 +25,8 @@ from runenv.cli import main
 from runenv.config.plan import make_plan
 from runenv.config.variant import load_variant
 from runenv.fetch.wheels import download_all, select_for_plan
-from runenv.lock.resolve import lock_path, read_lock
+from runenv.lock.pylock import read_lock
+from runenv.lock.resolve import lock_path
 from runenv.platforms import ALL_PLATFORMS, Platform
 from runenv.sources.sdist import host_pure_wheels
 from support.dists import write_sdist, write_wheel

@@ -22,7 +22,7 @@ from runenv.config.plan import CopyStep
 from runenv.errors import BuildError, FetchError
 from runenv.fetch.download import fetch_to_cache
 from runenv.install.wheels import install_wheels
-from runenv.lock.resolve import read_lock
+from runenv.lock.pylock import read_lock
 from runenv.platforms import host_platform
 from runenv.tree.copy_files import copy_files
 from support.dists import write_wheel

@@ -15,7 +15,7 @@ from runenv.config.plan import make_plan
 from runenv.config.variant import load_variant
 from runenv.errors import BuildError, LockError, SubprocessError
 from runenv.fetch.wheels import Artifact, select_for_plan
-from runenv.lock.resolve import read_lock
+from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
 from runenv.sources.sdist import RuntimeEnv, fetch_git
 from support.pbs import PY_VERSION

@@ -27,7 +27,8 @@ from packaging.utils import canonicalize_name
 
 from runenv.config.plan import make_plan
 from runenv.config.variant import list_variants, load_variant
-from runenv.lock.resolve import lock_path, read_lock
+from runenv.lock.pylock import read_lock
+from runenv.lock.resolve import lock_path
 from runenv.platforms import host_platform
 from runenv.tree.modules import importable
 

@@ -22,6 +22,7 @@ from runenv.config.plan import make_plan
 from runenv.config.variant import load_variant
 from runenv.fetch import wheels
 from runenv.lock import resolve as lock
+from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
 from runenv.sources import built_wheels
 from runenv.sources.sdist import cache_key
@@ -83,9 +84,7 @@ def test_wheels_then_fresh_build_compiles_nothing_and_installs_those_bytes(
     assert entry["size"] == wheel.stat().st_size
     vc = load_variant(root, VARIANT)
     plan = make_plan(vc, Platform.LINUX_X64)
-    selected = wheels.select_for_plan(
-        lock.read_lock(lock.lock_path(vc.folder, plan.platform)), plan
-    )
+    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, plan.platform)), plan)
     [source] = [a for a in selected.artifacts if a.from_source]
     assert entry["source_sha256"] == source.sha256
     assert entry["cache_key"] == cache_key(source, plan)
@@ -148,9 +147,7 @@ def test_entry_for_another_key_is_refused_naming_the_package(
     # The key a build of this source for another platform computes.
     vc = load_variant(root, VARIANT)
     plan = make_plan(vc, Platform.LINUX_X64)
-    selected = wheels.select_for_plan(
-        lock.read_lock(lock.lock_path(vc.folder, plan.platform)), plan
-    )
+    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, plan.platform)), plan)
     [source] = [a for a in selected.artifacts if a.from_source]
     other = dataclasses.replace(plan, python_version="3.99.0")
     index["wheels"][0]["cache_key"] = cache_key(source, other)
@@ -239,9 +236,7 @@ def test_cross_build_with_a_compiled_sdist_goes_through_with_its_built_wheel(
     # What `runenv wheels` writes on a macos-15 runner: a platform-tagged wheel and its index.
     vc = load_variant(root, VARIANT)
     plan = make_plan(vc, Platform.MACOSX_AARCH64)
-    selected = wheels.select_for_plan(
-        lock.read_lock(lock.lock_path(vc.folder, plan.platform)), plan
-    )
+    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, plan.platform)), plan)
     [source] = [a for a in selected.artifacts if a.from_source]
     so = f"rtsrconly/_impl.cpython-{CP[2:]}-darwin.so"
     macho = macho_header(CPU_TYPE_ARM64)

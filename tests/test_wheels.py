@@ -14,7 +14,9 @@ import pytest
 from runenv._cache import Cache
 from runenv.errors import ChecksumError, FetchError, LockError
 from runenv.fetch.wheels import WHEELS_SECTION, Artifact, download_all, marker_environment, select
-from runenv.lock.resolve import Lock, LockedFile, LockedPackage, LockRequest, lock
+from runenv.lock.pylock import Lock, LockedFile, LockedPackage
+from runenv.lock.request import LockRequest
+from runenv.lock.resolve import lock
 from runenv.platforms import ALL_PLATFORMS, Platform
 from support.index import RTNATIVE_PLATFORMS, Index, IndexServer
 

@@ -40,6 +40,7 @@ from runenv.config.variant import list_variants, load_variant
 from runenv.errors import UsageError
 from runenv.fetch import wheels
 from runenv.lock import resolve as lock
+from runenv.lock.pylock import read_lock
 from runenv.platforms import ALL_PLATFORMS, Platform
 from runenv.sources.built_wheels import wheels_key
 
@@ -186,7 +187,7 @@ def plan_target(project: Path, variant: str, platform: Platform) -> TargetPlan:
         return TargetPlan(variant, platform, plan.python_version, (reason,), 0, 0, locked=False)
     # The build's own choice: `packages.resolution` may leave a package out (not native);
     # buildWheel and forceNoBinaryList entries are in the plan's force_source (native).
-    artifacts = wheels.select_for_plan(lock.read_lock(path), plan).artifacts
+    artifacts = wheels.select_for_plan(read_lock(path), plan).artifacts
     sources = [a for a in artifacts if a.from_source]  # an sdist or a git commit
     reasons = tuple(f"{a.name} {a.version}: {a.reason or 'built from source'}" for a in sources)
     size = sum(a.size or 0 for a in artifacts)

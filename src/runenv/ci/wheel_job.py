@@ -23,6 +23,7 @@ from runenv.errors import UsageError
 from runenv.fetch import python as python_fetch
 from runenv.fetch import wheels
 from runenv.lock import resolve as lock
+from runenv.lock.pylock import read_lock
 from runenv.pipeline.context import BuildOptions
 from runenv.pipeline.locking import stale_lock
 from runenv.platforms import Platform, host_platform
@@ -51,7 +52,7 @@ def build_source_wheels(
     _check_replaceable(out)
     plan = make_plan(vc, platform)
     stale_lock(vc, plan, replace(options, locked=True))  # LockError when it is not current
-    selection = wheels.select_for_plan(lock.read_lock(lock.lock_path(vc.folder, platform)), plan)
+    selection = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, platform)), plan)
     sources = [a for a in selection.artifacts if a.from_source]
     timeout = float(plan.timeout)
     name = f"{plan.variant} {platform.value}"

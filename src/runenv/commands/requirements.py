@@ -32,7 +32,8 @@ from runenv.config.variant import VariantConfig
 from runenv.errors import RunenvError, UsageError
 from runenv.fetch.metadata import sdist_requires, wheel_requires
 from runenv.fetch.wheels import WHEELS_SECTION, Artifact, marker_environment, select_for_plan
-from runenv.lock.resolve import is_fresh, lock_path, read_lock
+from runenv.lock.pylock import read_lock
+from runenv.lock.resolve import is_fresh, lock_path
 from runenv.pipeline.context import BuildOptions
 from runenv.pipeline.locking import lock_request
 from runenv.platforms import Platform

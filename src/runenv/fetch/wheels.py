@@ -25,7 +25,7 @@ from runenv._progress import progress_bar
 from runenv.errors import BuildError, LockError
 from runenv.fetch.download import fetch_to_cache, new_client
 from runenv.fetch.metadata import wheel_requires
-from runenv.lock.resolve import Lock, LockedFile, LockedPackage
+from runenv.lock.pylock import Lock, LockedFile, LockedPackage
 from runenv.platforms import DEFAULT_GLIBC, Platform
 
 if TYPE_CHECKING:

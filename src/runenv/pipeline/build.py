@@ -56,6 +56,7 @@ from runenv.install import wheels as install
 from runenv.install.images import Image
 from runenv.install.wheels import InstalledDist
 from runenv.lock import resolve as lock
+from runenv.lock.pylock import read_lock
 from runenv.pipeline.context import (
     BuildContext,
     BuildLog,
@@ -240,7 +241,7 @@ def select(ctx: BuildContext, lock_file: Path) -> tuple[list[Artifact], BuildCon
     a native source build stops here, before the interpreter and the wheels are downloaded.
     """
     plan = ctx.plan
-    selection = wheels.select_for_plan(lock.read_lock(lock_file), plan)
+    selection = wheels.select_for_plan(read_lock(lock_file), plan)
     for name, why in selection.missing.items():
         ctx.options.report(f"warning: {ctx.name}: {name} skipped: {why}")
     if selection.missing:

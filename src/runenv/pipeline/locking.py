@@ -14,14 +14,15 @@ from runenv.config.plan import Plan
 from runenv.config.variant import VariantConfig
 from runenv.errors import LockError
 from runenv.lock import resolve as lock
+from runenv.lock.request import LockRequest
 from runenv.pipeline.context import BuildOptions, lock_dir
 
 Reporter = Callable[[str], None]
 
 
-def lock_request(plan: Plan, options: BuildOptions) -> lock.LockRequest:
+def lock_request(plan: Plan, options: BuildOptions) -> LockRequest:
     """Everything that decides the platform's lock (its freshness is a hash of this)."""
-    return lock.LockRequest(
+    return LockRequest(
         requirements=plan.requirements,
         overrides=plan.overrides,
         no_deps=tuple(sorted(plan.no_deps)),
