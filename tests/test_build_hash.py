@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from runenv.artifact.manifest import PLAN_FIELDS_NOT_HASHED, BuildInputs
+from runenv.config.dependency import parse_git
+from runenv.config.load import load_variant
 from runenv.config.plan import BuildRecipe, CopyStep, Plan, SourcePolicy, make_plan
-from runenv.config.variant import Layout, load_variant, parse_git
+from runenv.config.schema import Layout
 from runenv.platforms import Platform
 
 PYTHON_SHA = "a" * 64

@@ -20,8 +20,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from runenv.checks.imports import import_check
+from runenv.config.load import load_variant
 from runenv.config.plan import Plan, make_plan
-from runenv.config.variant import load_variant
 from runenv.errors import BuildError, CheckError, FetchError
 from runenv.platforms import Platform
 from runenv.tree import bytecode

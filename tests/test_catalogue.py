@@ -29,7 +29,7 @@ from runenv.commands.catalogue import (
     default_version,
     find_manifests,
 )
-from runenv.config.variant import load_variant
+from runenv.config.load import load_variant
 from runenv.errors import BuildError, ChecksumError, UsageError
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions

@@ -26,7 +26,7 @@ from packaging.version import Version as PackagingVersion
 
 from runenv._cache import Cache
 from runenv.commands.catalogue import catalogue_json, collect
-from runenv.config.variant import load_variant
+from runenv.config.load import load_variant
 from runenv.errors import BuildError
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from runenv.cli import main
+from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
-from runenv.config.variant import load_variant
 from runenv.errors import ConfigError, UsageError
 from runenv.platforms import ALL_PLATFORMS, Platform
 

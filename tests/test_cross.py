@@ -10,8 +10,8 @@ import pytest
 from runenv._cache import Cache
 from runenv.checks.audit import audit_binaries, audit_wheel_tags, identify
 from runenv.cli import main
+from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
-from runenv.config.variant import load_variant
 from runenv.install.wheels import install_wheels
 from runenv.platforms import ALL_PLATFORMS, Platform
 from support.index import SRCONLY_HELLO, Index, IndexServer

@@ -27,8 +27,8 @@ from runenv.ci.matrix import (
     plan_targets,
     wheel_entries,
 )
+from runenv.config.load import load_variant
 from runenv.config.plan import Plan, make_plan
-from runenv.config.variant import load_variant
 from runenv.errors import UsageError
 from runenv.fetch import wheels
 from runenv.lock import resolve as lock

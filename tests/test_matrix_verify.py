@@ -17,7 +17,7 @@ import pytest
 from runenv._cache import Cache
 from runenv.artifact.parts import publish_parts
 from runenv.checks.imports import _IMPORT_SCRIPT
-from runenv.config.variant import load_variant
+from runenv.config.load import load_variant
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform

@@ -26,7 +26,7 @@ from runenv.artifact.parts import (
     stale_parts,
 )
 from runenv.commands.catalogue import collect
-from runenv.config.variant import load_variant
+from runenv.config.load import load_variant
 from runenv.errors import BuildError, ChecksumError, UsageError
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions

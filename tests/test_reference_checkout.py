@@ -119,7 +119,7 @@ def test_bad_package_json_is_one_line_and_nothing_written(
 def test_platforms_are_the_package_json_roots_unless_the_config_names_them(
     tmp_path: Path, pbs: tuple[Path, str]
 ) -> None:
-    from runenv.config.variant import load_variant
+    from runenv.config.load import load_variant
     from runenv.platforms import Platform
 
     root = write_checkout(tmp_path / "co", pbs)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from runenv.cli import main
-from runenv.config.variant import load_variant, parse_git
+from runenv.config.dependency import parse_git
+from runenv.config.load import load_variant
 from runenv.platforms import ALL_PLATFORMS
 from support.reference import SHARED, VARIANTS, write_reference_checkout
 

@@ -22,8 +22,8 @@ import pytest
 
 from runenv._cache import Cache
 from runenv.cli import main
+from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
-from runenv.config.variant import load_variant
 from runenv.fetch.wheels import download_all, select_for_plan
 from runenv.lock.pylock import read_lock
 from runenv.lock.resolve import lock_path

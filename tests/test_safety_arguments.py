@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from runenv._cache import Cache
+from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
-from runenv.config.variant import load_variant
 from runenv.errors import BuildError, LockError, SubprocessError
 from runenv.fetch.wheels import Artifact, select_for_plan
 from runenv.lock.pylock import read_lock

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runenv._cache import Cache
-from runenv.config.variant import load_variant
+from runenv.config.load import load_variant
 from runenv.install import images as _images
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runenv.cli import main
-from runenv.config.variant import load_variant
+from runenv.config.load import load_variant
 
 
 def one_line_error(err: str) -> str:

@@ -25,8 +25,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
-from runenv.config.variant import list_variants, load_variant
+from runenv.config.project import list_variants
 from runenv.lock.pylock import read_lock
 from runenv.lock.resolve import lock_path
 from runenv.platforms import host_platform

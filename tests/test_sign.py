@@ -18,7 +18,7 @@ import pytest
 
 from runenv._cache import Cache
 from runenv.checks.audit import identify
-from runenv.config.variant import load_variant
+from runenv.config.load import load_variant
 from runenv.errors import BuildError
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions

@@ -18,8 +18,8 @@ import pytest
 
 from runenv.ci.matrix import plan_target
 from runenv.cli import main
+from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
-from runenv.config.variant import load_variant
 from runenv.fetch import wheels
 from runenv.lock import resolve as lock
 from runenv.lock.pylock import read_lock

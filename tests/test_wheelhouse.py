@@ -129,7 +129,8 @@ def test_check_runs_the_consumer_steps_without_the_machines_pip_config(
 def test_json_config_defaults_to_wheelhouse_and_toml_to_installed(
     tmp_path: Path, pbs: tuple[Path, str]
 ) -> None:
-    from runenv.config.variant import Layout, load_variant
+    from runenv.config.load import load_variant
+    from runenv.config.schema import Layout
 
     toml = make_project(tmp_path / "a", pbs, ["rtpure==1.0"])
     assert load_variant(toml, VARIANT).layout is Layout.INSTALLED

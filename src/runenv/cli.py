@@ -31,15 +31,9 @@ from runenv.commands.clean import clean_cache, clean_outputs
 from runenv.commands.import_reference import import_reference
 from runenv.commands.new import new_variant
 from runenv.commands.requirements import check as check_requirements
+from runenv.config.load import VariantConfig, load_variant
 from runenv.config.plan import make_plan
-from runenv.config.variant import (
-    VERSIONS_DIR,
-    VariantConfig,
-    find_project,
-    list_variants,
-    load_variant,
-    variant_of,
-)
+from runenv.config.project import VERSIONS_DIR, find_project, list_variants, variant_of
 from runenv.errors import RunenvError, UsageError, describe_os_error
 from runenv.fetch import python as python_fetch
 from runenv.fetch.download import new_client

@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
-from runenv.config.variant import list_variants, load_variant
+from runenv.config.project import list_variants
 from runenv.errors import UsageError
 from runenv.fetch import wheels
 from runenv.lock import resolve as lock

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 
 from runenv._cache import Cache, staged_dir
+from runenv.config.load import VariantConfig
 from runenv.config.plan import make_plan
-from runenv.config.variant import VariantConfig
 from runenv.errors import UsageError
 from runenv.fetch import python as python_fetch
 from runenv.fetch import wheels

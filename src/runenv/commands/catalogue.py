@@ -28,7 +28,7 @@ from runenv._safe_paths import PathRefused, parts_of
 from runenv._subprocess import run
 from runenv.artifact.manifest import SCHEMA_VERSION as MANIFEST_SCHEMA
 from runenv.artifact.manifest import read_manifest
-from runenv.config.variant import check_variant_name
+from runenv.config.project import check_variant_name
 from runenv.errors import BuildError, ChecksumError, UsageError
 from runenv.fetch.download import local_source, redact
 from runenv.platforms import ALL_PLATFORMS, Platform

@@ -12,8 +12,9 @@ from runenv.artifact.manifest import read_manifest
 from runenv.checks import audit
 from runenv.checks.consumer import check_wheelhouse
 from runenv.checks.imports import import_check
+from runenv.config.load import VariantConfig
 from runenv.config.plan import make_plan
-from runenv.config.variant import Layout, VariantConfig
+from runenv.config.schema import Layout
 from runenv.errors import UsageError
 from runenv.pipeline.context import BuildOptions, Target, lock_dir
 from runenv.platforms import Platform, host_platform

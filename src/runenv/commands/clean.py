@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from runenv._cache import CACHEDIR_TAG, TMP_PREFIX
-from runenv.config.variant import check_variant_name
+from runenv.config.project import check_variant_name
 from runenv.errors import UsageError
 from runenv.platforms import Platform
 

@@ -24,14 +24,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from runenv._safe_paths import PathRefused, inside, parts_of
+from runenv.config.load import load_variant, read_config_file
 from runenv.config.package_json import PACKAGE_JSON
-from runenv.config.variant import (
-    SHARED_NAMES,
-    VERSIONS_DIR,
-    check_variant_name,
-    load_variant,
-    read_config_file,
-)
+from runenv.config.project import SHARED_NAMES, VERSIONS_DIR, check_variant_name
 from runenv.errors import ConfigError, OSFailure, UsageError
 
 SHARED_JSON = "shared-config.json"

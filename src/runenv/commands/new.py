@@ -7,14 +7,9 @@ from pathlib import Path
 import tomli_w
 
 from runenv._cache import staged_file
-from runenv.config.variant import (
-    VERSIONS_DIR,
-    check_variant_name,
-    list_variants,
-    load_variant,
-    variant_python_version,
-)
-from runenv.config.variant import Config as _Config
+from runenv.config.load import load_variant, variant_python_version
+from runenv.config.project import VERSIONS_DIR, check_variant_name, list_variants
+from runenv.config.schema import Config as _Config
 from runenv.errors import UsageError
 
 _TEMPLATE = """\

@@ -27,8 +27,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from runenv._cache import Cache, is_verified, recorded_sha256
+from runenv.config.load import VariantConfig
 from runenv.config.plan import Plan, make_plan
-from runenv.config.variant import VariantConfig
 from runenv.errors import RunenvError, UsageError
 from runenv.fetch.metadata import sdist_requires, wheel_requires
 from runenv.fetch.wheels import WHEELS_SECTION, Artifact, marker_environment, select_for_plan

@@ -9,18 +9,11 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from runenv.config.dependency import GitDependency, dependency_name, is_git_dependency, parse_git
+from runenv.config.load import VariantConfig
 from runenv.config.package_json import DEFAULT_BIN_DIR, RuntimeArtifact
-from runenv.config.variant import (
-    SITE_PACKAGES_PLACEHOLDERS,
-    GitDependency,
-    Layout,
-    Resolution,
-    VariantConfig,
-    dependency_name,
-    is_git_dependency,
-    override_spec,
-    parse_git,
-)
+from runenv.config.schema import SITE_PACKAGES_PLACEHOLDERS, Layout, Resolution
+from runenv.config.values import override_spec
 from runenv.errors import ConfigError, UsageError
 from runenv.platforms import DEFAULT_MACOS, Platform
 

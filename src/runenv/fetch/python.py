@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from runenv._cache import Cache, lock_for
-from runenv.config.variant import VariantConfig
+from runenv.config.load import VariantConfig
 from runenv.errors import FetchError, UsageError
 from runenv.fetch.download import fetch_to_cache, local_source, new_client, redact
 from runenv.fetch.extract import extract_tar, extract_tar_apart

@@ -17,7 +17,7 @@ import tomli_w
 from packaging.utils import canonicalize_name
 
 from runenv._cache import Cache
-from runenv.config.variant import is_git_dependency, parse_git
+from runenv.config.dependency import is_git_dependency, parse_git
 from runenv.lock.pylock import Lock, LockedPackage
 from runenv.lock.request import PYPI_SIMPLE, LockRequest
 from runenv.lock.uv import run_uv

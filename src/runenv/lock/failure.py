@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from runenv.config.variant import VARIANT_NAMES, VERSIONS_DIR
+from runenv.config.project import VARIANT_NAMES, VERSIONS_DIR
 from runenv.errors import LockError, SubprocessError
 from runenv.fetch.download import redact
 from runenv.lock import conflicts as _conflicts

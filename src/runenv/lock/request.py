@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from runenv.config.variant import is_git_dependency, parse_git
+from runenv.config.dependency import is_git_dependency, parse_git
 from runenv.errors import UsageError
 from runenv.platforms import DEFAULT_GLIBC, DEFAULT_MACOS, Platform
 

@@ -29,7 +29,7 @@ import tomli_w
 from packaging.utils import canonicalize_name
 
 from runenv._cache import Cache, staged_file
-from runenv.config.variant import REFERENCE_PREFIX
+from runenv.config.project import REFERENCE_PREFIX
 from runenv.errors import LockError, SubprocessError, UsageError
 from runenv.lock.compile import UvCompile, dotted, named_git, no_deps_git
 from runenv.lock.failure import uv_failure

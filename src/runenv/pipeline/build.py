@@ -44,8 +44,9 @@ from runenv.artifact.manifest import BuildInputs, PackageRecord, make_manifest
 from runenv.artifact.wheel_streams import wheel_streams
 from runenv.checks import audit, consumer
 from runenv.checks.imports import import_check
+from runenv.config.load import VariantConfig
 from runenv.config.plan import make_plan
-from runenv.config.variant import Layout, VariantConfig
+from runenv.config.schema import Layout
 from runenv.errors import BuildError, OSFailure, RunenvError
 from runenv.fetch import python as python_fetch
 from runenv.fetch import wheels

@@ -10,8 +10,8 @@ from runenv._cache import (
     Cache,
     lock_for,
 )
+from runenv.config.load import VariantConfig
 from runenv.config.plan import Plan
-from runenv.config.variant import VariantConfig
 from runenv.errors import LockError
 from runenv.lock import resolve as lock
 from runenv.lock.request import LockRequest
