@@ -11,25 +11,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runenv.ci.matrix import (
-    KEYS,
+from runenv.ci.estimate import (
     MULTIPLIERS,
     OSES,
-    VERIFY_KEYS,
-    WHEELS_PLATFORMS,
     CostModel,
     Job,
+    estimate,
+    native_jobs,
+    planned_jobs,
+)
+from runenv.ci.matrix import (
+    KEYS,
+    VERIFY_KEYS,
+    WHEELS_PLATFORMS,
     all_keys,
     build_entries,
-    estimate,
-    matrix_data,
-    matrix_json,
-    native_jobs,
     plan_targets,
-    planned_jobs,
     verify_entries,
     wheel_entries,
 )
+from runenv.ci.render import matrix_data, matrix_json
 from runenv.platforms import Platform
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pytest
 
+from runenv.ci.estimate import estimate
 from runenv.ci.matrix import (
     CACHE_PREFIX,
     all_keys,
     build_entries,
-    estimate,
     key_field,
-    matrix_data,
     parse_cached_keys,
     plan_target,
     plan_targets,
     wheel_entries,
 )
+from runenv.ci.render import matrix_data
 from runenv.config.load import load_variant
 from runenv.config.plan import Plan, make_plan
 from runenv.errors import UsageError

@@ -24,11 +24,11 @@ from runenv.ci.matrix import (
     all_keys,
     build_entries,
     key_field,
-    matrix_data,
     plan_targets,
     verify_entries,
     wheel_entries,
 )
+from runenv.ci.render import matrix_data
 from runenv.platforms import ALL_PLATFORMS, Platform
 
 REPO = Path(__file__).resolve().parents[1]

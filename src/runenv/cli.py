@@ -23,7 +23,8 @@ from runenv import __version__, _bounded
 from runenv._cache import Cache
 from runenv.artifact.manifest import read_manifest
 from runenv.artifact.parts import DEFAULT_PART_SIZE, PART_SIZE_ENV, part_size_from
-from runenv.ci.matrix import matrix_json, matrix_table, parse_cached_keys
+from runenv.ci.matrix import parse_cached_keys
+from runenv.ci.render import matrix_json, matrix_table
 from runenv.ci.wheel_job import build_source_wheels
 from runenv.commands.catalogue import build_catalogue
 from runenv.commands.check import check_built
