@@ -43,6 +43,7 @@ from runenv.platforms import ALL_PLATFORMS, Platform
 _VARIANT_RE = re.compile(
     r"(?P<version>\d+\.\d+\.\d+)?(?:[-_.]?[A-Za-z0-9][A-Za-z0-9._-]*)?", re.ASCII
 )
+"""A variant name, maybe led by the Python version it runs (`3.12.10-atls`)."""
 
 
 @dataclass(frozen=True)
