@@ -66,7 +66,7 @@ from runenv.pipeline.context import (
 from runenv.pipeline.locking import relock, stale_lock
 from runenv.pipeline.reuse import keep_archive, reuse_archive
 from runenv.platforms import Platform, host_platform
-from runenv.sources import built_wheels
+from runenv.sources import built_wheels, cross
 from runenv.sources import sdist as source_build
 from runenv.tree import bytecode, copy_files, sign
 from runenv.tree import listing as tree_listing
@@ -295,7 +295,7 @@ def _host_pure_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> dict[st
     files = wheels.download_all(
         sources, ctx.cache, client=ctx.client, timeout=ctx.timeout, offline=ctx.options.offline
     )
-    return source_build.host_pure_wheels(
+    return cross.host_pure_wheels(
         sources,
         files,
         ctx.plan,
