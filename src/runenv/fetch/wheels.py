@@ -46,7 +46,9 @@ class Artifact:
     version: str
     filename: str
     url: str
-    sha256: str  # for a git source: the full commit hash
+    # What the source is pinned to: the file's sha256, or for a git source (no file to hash)
+    # the full commit hash; `commit` names the latter.
+    digest: str
     kind: Literal["wheel", "sdist", "git"]
     reason: str | None = None  # why an sdist was chosen
     size: int | None = None
@@ -54,6 +56,20 @@ class Artifact:
     @property
     def from_source(self) -> bool:
         return self.kind != "wheel"
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of the file it is installed from (a wheel or an sdist)."""
+        if self.kind == "git":
+            raise TypeError(f"{self.name}: a git source has a commit, not a file sha256")
+        return self.digest
+
+    @property
+    def commit(self) -> str:
+        """The locked commit of a git source."""
+        if self.kind != "git":
+            raise TypeError(f"{self.name}: a {self.kind} has a file sha256, not a commit")
+        return self.digest
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def write_index(folder: Path, plan: Plan, built: Sequence[tuple[Artifact, Path]]
                 package=artifact.name,
                 version=artifact.version,
                 source=artifact.filename,
-                source_sha256=artifact.sha256,
+                source_sha256=artifact.digest,
                 cache_key=key_of(artifact, plan, wheel.name),
                 wheel=wheel.name,
                 sha256=sha256,
@@ -231,9 +231,9 @@ def check_entries(index: Index, plan: Plan, sources: Sequence[Artifact]) -> list
         if name != canonicalize_name(artifact.name) or not same_version:
             raise UsageError(f"{where}: {e.wheel} is not a wheel of {artifact.name} "
                              f"{artifact.version}: {redo}")  # fmt: skip
-        if e.source_sha256 != artifact.sha256 or e.version != artifact.version:
+        if e.source_sha256 != artifact.digest or e.version != artifact.version:
             raise UsageError(f"{where}: built from another source than the locked "
-                             f"{artifact.filename} ({artifact.sha256[:12]}): {redo}")  # fmt: skip
+                             f"{artifact.filename} ({artifact.digest[:12]}): {redo}")  # fmt: skip
         expected = key_of(artifact, plan, e.wheel)
         if e.cache_key != expected:
             raise UsageError(

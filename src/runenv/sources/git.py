@@ -23,7 +23,7 @@ _TREE = "tree"
 
 def fetch_git(artifact: Artifact, cache: Cache, *, timeout: float, log_file: Path | None) -> Path:
     """A checkout of the artifact's repository at its locked commit, kept in the cache."""
-    commit = artifact.sha256
+    commit = artifact.commit
     entry = cache.entry(GIT_SECTION, commit, sharded=False)
     what = f"fetch {artifact.name} from {artifact.url} at {commit[:12]}"
 

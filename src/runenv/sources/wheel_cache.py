@@ -41,7 +41,7 @@ def cache_key(artifact: Artifact, plan: Plan, *, host_pure: bool = False) -> str
     """
     inputs: dict[str, object] = {
         "recipe": BUILD_RECIPE,
-        "sdist_sha256": artifact.sha256,
+        "sdist_sha256": artifact.digest,  # the key's name predates git sources
         "platform": "host-pure" if host_pure else plan.platform.value,
         "python": plan.python_version,
         "macos": None if host_pure else plan.macos,
