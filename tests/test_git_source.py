@@ -48,52 +48,52 @@ def repo(tmp_path: Path) -> tuple[Path, str, str]:
     return root, first, _git("rev-parse", "HEAD", cwd=root)
 
 
-def _artifact(root: Path, commit: str) -> Artifact:
-    return Artifact("mod", "1.0", f"mod-{commit}.git", root.as_uri(), commit, "git", "test")
+@pytest.fixture
+def cache(tmp_path: Path) -> Cache:
+    return Cache(tmp_path / "cache")
+
+
+def _fetch(root: Path, commit: str, cache: Cache) -> Path:
+    """`fetch_git` of `root`'s `commit`, as a build fetches a locked git source."""
+    artifact = Artifact("mod", "1.0", f"mod-{commit}.git", root.as_uri(), commit, "git", "test")
+    return fetch_git(artifact, cache, timeout=60, log_file=None)
 
 
 def test_a_checkout_is_at_its_commit_and_taken_again(
-    tmp_path: Path, repo: tuple[Path, str, str]
+    cache: Cache, repo: tuple[Path, str, str]
 ) -> None:
     root, first, second = repo
-    cache = Cache(tmp_path / "cache")
-    tree = fetch_git(_artifact(root, first), cache, timeout=60, log_file=None)
+    tree = _fetch(root, first, cache)
     assert tree == cache.section(GIT_SECTION) / first / "tree"
     assert (tree / "mod.py").read_text() == "VALUE = 1\n"
     # Taken again without cloning: the repository is gone, the checkout serves.
     shutil.rmtree(root / ".git")
-    assert fetch_git(_artifact(root, first), cache, timeout=60, log_file=None) == tree
+    assert _fetch(root, first, cache) == tree
     # Another commit of a repository that is gone is a clone that fails, nothing kept.
     with pytest.raises(SubprocessError):
-        fetch_git(_artifact(root, second), cache, timeout=60, log_file=None)
-    assert sorted(p.name for p in cache.section(GIT_SECTION).iterdir()) == [
-        first,
-        f"{first}.lock",
-        f"{second}.lock",
-    ]
+        _fetch(root, second, cache)
+    kept = {p.name for p in cache.section(GIT_SECTION).iterdir()}
+    assert kept == {first, f"{first}.lock", f"{second}.lock"}
 
 
 def test_a_checkout_moved_off_its_commit_is_cloned_again(
-    tmp_path: Path, repo: tuple[Path, str, str]
+    cache: Cache, repo: tuple[Path, str, str]
 ) -> None:
     root, first, second = repo
-    cache = Cache(tmp_path / "cache")
-    tree = fetch_git(_artifact(root, first), cache, timeout=60, log_file=None)
+    tree = _fetch(root, first, cache)
     _git("checkout", "--quiet", "--detach", second, cwd=tree)  # someone moved it
     (tree / "mod.py").write_text("VALUE = 666\n")
-    again = fetch_git(_artifact(root, first), cache, timeout=60, log_file=None)
-    assert again == tree and (tree / "mod.py").read_text() == "VALUE = 1\n"
+    assert _fetch(root, first, cache) == tree and (tree / "mod.py").read_text() == "VALUE = 1\n"
 
 
 def test_a_checkout_that_is_a_link_is_not_followed(
-    tmp_path: Path, repo: tuple[Path, str, str]
+    tmp_path: Path, cache: Cache, repo: tuple[Path, str, str]
 ) -> None:
     root, first, _ = repo
-    cache = Cache(tmp_path / "cache")
     elsewhere = tmp_path / "elsewhere"
-    fetch_git(_artifact(root, first), Cache(elsewhere), timeout=60, log_file=None)
+    _fetch(root, first, Cache(elsewhere))
     entry = cache.section(GIT_SECTION) / first
     entry.symlink_to(elsewhere / GIT_SECTION / first, target_is_directory=True)
-    tree = fetch_git(_artifact(root, first), cache, timeout=60, log_file=None)
+    tree = _fetch(root, first, cache)
     assert not entry.is_symlink() and tree == entry / "tree"
     assert (elsewhere / GIT_SECTION / first / "tree" / "mod.py").is_file()  # left alone
