@@ -1,6 +1,6 @@
 """Source builds in a cross build, which cannot run the target's interpreter.
 
-A source whose wheel comes out `py3-none-any` fits every platform: `host_pure_wheel` builds it
+A source whose wheel comes out `py3-none-any` fits every platform: `host_pure_wheels` builds it
 once with the interpreter running runenv and keeps it when the built wheel's tags say it is
 pure (and a marker when they do not, so a compiled package is not rebuilt on every cross
 build). A wheel built for the target on its native runner (`runenv wheels`, imported with
@@ -25,11 +25,9 @@ from runenv.sources.wheel_cache import (
     build_log,
     cached_host_build,
     cached_wheel,
-    is_pure,
-    mark_not_pure,
+    keep_host_build,
     native_entry,
     pure_entry,
-    store_wheel,
     warn_rebuilding,
 )
 
@@ -57,14 +55,8 @@ class CrossSourceBuildError(BuildError):
         )
 
 
-def host_pure_wheel(
-    artifact: Artifact,
-    source: Path,
-    plan: Plan,
-    cache: Cache,
-    *,
-    default_index: str | None = None,
-    log_file: Path | None = None,
+def _host_pure_wheel(
+    artifact: Artifact, source: Path, plan: Plan, cache: Cache, index: str | None, log: Path | None
 ) -> Path | None:
     """The source's wheel built on this machine if it is `py3-none-any`, else None.
 
@@ -74,14 +66,11 @@ def host_pure_wheel(
     pure = pure_entry(cache, artifact, plan)
 
     def build_here(stage: Path) -> HostBuild:
-        built = pep517.build(
+        with pep517.build(
             artifact, source, Path(sys.executable), plan, cache, {},
-            default_index=default_index, log_file=log_file or build_log(pure),
-        )  # fmt: skip
-        with built as wheel:
-            if not is_pure(wheel.name):
-                return mark_not_pure(stage, wheel.name)
-            return HostBuild(store_wheel(wheel, stage, pure))
+            default_index=index, log_file=log or build_log(pure),
+        ) as wheel:  # fmt: skip
+            return keep_host_build(wheel, stage, pure)
 
     try:
         return pure.get_or_make(cached_host_build, build_here, on_bad=warn_rebuilding).wheel
@@ -114,8 +103,7 @@ def host_pure_wheels(
             built[a.filename] = native
             continue
         source = source_of(a, files, cache, timeout=timeout, log_file=log_file)
-        wheel = host_pure_wheel(a, source, plan, cache, default_index=default_index,
-                                log_file=log_file)  # fmt: skip
+        wheel = _host_pure_wheel(a, source, plan, cache, default_index, log_file)
         if wheel is None:
             native_only.append(a)
         else:

@@ -17,19 +17,8 @@ from typing import TYPE_CHECKING
 from runenv._cache import Cache, evict
 from runenv.errors import BuildError
 from runenv.sources import pep517
+from runenv.sources import wheel_cache as built
 from runenv.sources.git import fetch_git
-from runenv.sources.wheel_cache import (
-    HostBuild,
-    build_log,
-    cached_host_build,
-    cached_wheel,
-    is_pure,
-    mark_not_pure,
-    native_entry,
-    pure_entry,
-    store_wheel,
-    warn_rebuilding,
-)
 
 if TYPE_CHECKING:
     from runenv.config.plan import Plan
@@ -52,31 +41,29 @@ def build_wheel(
     host-pure entry every platform looks in first (under its lock, so concurrent builds wait
     and share it); a compiled one leaves the marker that spares cross builds a host attempt.
     """
-    pure, native = pure_entry(cache, artifact, plan), native_entry(cache, artifact, plan)
+    pure = built.pure_entry(cache, artifact, plan)
+    native = built.native_entry(cache, artifact, plan)
 
     def build_native(stage: Path) -> Path:
         extra = (
             {"MACOSX_DEPLOYMENT_TARGET": f"{plan.macos[0]}.{plan.macos[1]}"} if plan.macos else {}
         )
-        built = pep517.build(
+        with pep517.build(
             artifact, sdist, runtime_python, plan, cache, extra,
-            default_index=default_index, log_file=log_file or build_log(native),
-        )  # fmt: skip
-        with built as wheel:
-            return store_wheel(wheel, stage, native)
+            default_index=default_index, log_file=log_file or built.build_log(native),
+        ) as wheel:  # fmt: skip
+            return built.store_wheel(wheel, stage, native)
 
     def native_wheel() -> Path:
-        return native.get_or_make(cached_wheel, build_native, on_bad=warn_rebuilding)
+        return native.get_or_make(built.cached_wheel, build_native, on_bad=built.warn_rebuilding)
 
-    def share(stage: Path) -> HostBuild:
-        wheel = native_wheel()
-        if not is_pure(wheel.name):
-            return mark_not_pure(stage, wheel.name)
-        shared = store_wheel(wheel, stage, pure)  # kept once, where every platform looks first
-        evict(native.path)
-        return HostBuild(shared)
+    def share(stage: Path) -> built.HostBuild:
+        host = built.keep_host_build(native_wheel(), stage, pure)
+        if host.wheel is not None:  # kept once, where every platform looks first
+            evict(native.path)
+        return host
 
-    host = pure.get_or_make(cached_host_build, share, on_bad=warn_rebuilding)
+    host = pure.get_or_make(built.cached_host_build, share, on_bad=built.warn_rebuilding)
     return host.wheel if host.wheel is not None else native_wheel()
 
 

@@ -122,10 +122,12 @@ def store_wheel(wheel: Path, stage: Path, entry: Entry) -> Path:
     return entry.path / wheel.name
 
 
-def mark_not_pure(stage: Path, wheel_name: str) -> HostBuild:
-    """Record in a host-pure entry's `stage` that the source's wheel (`wheel_name`) is not
-    pure, so a later cross build does not try to build it on the host again."""
-    (stage / NOT_PURE).write_text(wheel_name + "\n", encoding="utf-8")
+def keep_host_build(wheel: Path, stage: Path, entry: Entry) -> HostBuild:
+    """Fill the `stage` of a host-pure `entry` from a built wheel: the wheel when it is pure,
+    else the marker that it is not, so a later cross build does not build it here again."""
+    if is_pure(wheel.name):
+        return HostBuild(store_wheel(wheel, stage, entry))
+    (stage / NOT_PURE).write_text(wheel.name + "\n", encoding="utf-8")
     return HostBuild(None)
 
 
