@@ -122,18 +122,25 @@ def _check_inputs(sha256: str, filename: str) -> str:
     return expected
 
 
+@dataclass(frozen=True)
+class FetchOptions:
+    """How files are fetched: over which client (None: one of its own), how long a wait for
+    data may last, whether only the cache may serve, a progress bar, how many retries."""
+
+    client: httpx.Client | None = None
+    timeout: float = 300.0
+    offline: bool = False
+    progress: bool = False
+    retries: int = 4
+
+
 def fetch_to_cache(
     cache: Cache,
     section: str,
     url: str,
     sha256: str,
     filename: str,
-    *,
-    client: httpx.Client | None = None,
-    timeout: float = 300.0,
-    offline: bool = False,
-    progress: bool = False,
-    retries: int = 4,
+    how: FetchOptions | None = None,
 ) -> Path:
     """Make sure the file with `sha256` is in `cache` and return its path.
 
@@ -144,12 +151,14 @@ def fetch_to_cache(
     and renamed into place under a file lock (concurrent fetchers wait, then find it).
     `timeout` bounds connecting and each wait for data: a stalled server is a FetchError after
     about `timeout` seconds (not retried). `offline` allows only the cache. `progress` shows a
-    tqdm bar on a terminal's stderr.
+    tqdm bar on a terminal's stderr. (Those are `how`'s, `FetchOptions`.)
 
     Raises FetchError (network, HTTP status, timeout, missing while offline), ChecksumError
     (wrong bytes, never cached) or UsageError (malformed sha256, filename or URL).
     """
     expected = _check_inputs(sha256, filename)
+    how = how or FetchOptions()
+    client, timeout, offline, progress = how.client, how.timeout, how.offline, how.progress
     blob = cache.blob(section, expected, filename)
     found = blob.get()
     if found is not None:
@@ -166,7 +175,7 @@ def fetch_to_cache(
             _copy_verified(path, tmp, expected, filename, progress)
             return
         with _client_for(client) as http:
-            _Transfer(http, url, tmp, expected, filename, timeout, retries, progress).run()
+            _Transfer(http, url, tmp, expected, filename, timeout, how.retries, progress).run()
 
     target = blob.get_or_make(
         write, on_bad=lambda bad: _refuse_corrupt(bad, expected, filename, offline)

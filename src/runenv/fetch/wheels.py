@@ -23,7 +23,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from runenv._cache import Cache
 from runenv._progress import progress_bar
 from runenv.errors import BuildError, LockError
-from runenv.fetch.download import fetch_to_cache, new_client
+from runenv.fetch.download import FetchOptions, fetch_to_cache, new_client
 from runenv.fetch.metadata import wheel_requires
 from runenv.lock.resolve import Lock, LockedFile, LockedPackage
 from runenv.platforms import DEFAULT_GLIBC, Platform
@@ -311,18 +311,10 @@ def download_all(
     bar = progress_bar(total, "wheels", enabled=progress, unit="B" if by_bytes else "file")
     results: dict[str, Path] = {}
 
+    how = FetchOptions(http, timeout, offline)
+
     def fetch(art: Artifact) -> Path:
-        path = fetch_to_cache(
-            cache,
-            WHEELS_SECTION,
-            art.url,
-            art.sha256,
-            art.filename,
-            client=http,
-            timeout=timeout,
-            offline=offline,
-            progress=False,
-        )
+        path = fetch_to_cache(cache, WHEELS_SECTION, art.url, art.sha256, art.filename, how)
         bar.update((art.size or 0) if by_bytes else 1)
         return path
 
