@@ -2,7 +2,9 @@
 
 Every entry is produced in a temporary path beside its final place, under a file lock, and
 renamed into place only when complete (the `.provisioned` habit): a killed or concurrent
-writer leaves at most a stray temp path, which later runs ignore and sweep.
+writer leaves at most a stray temp path, which later runs ignore and sweep. A cache entry is
+made so through `Entry.get_or_make` (a folder) or `Blob.get_or_make` (a content-addressed file),
+the one place that pattern is written.
 """
 
 from __future__ import annotations
