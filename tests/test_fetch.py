@@ -27,7 +27,7 @@ from runenv._cache import Cache
 from runenv.errors import ChecksumError, FetchError, RunenvError, UnsafeArchiveError, UsageError
 from runenv.fetch import download as _download
 from runenv.fetch import python as python_fetch
-from runenv.fetch.download import fetch_to_cache, redact
+from runenv.fetch.download import FetchOptions, fetch_to_cache, redact
 from runenv.fetch.extract import extract_tar, extract_tar_apart
 from runenv.fetch.python import (
     PinnedArchive,
@@ -172,7 +172,7 @@ def test_persistent_5xx_gives_up_after_the_retries(
     url, sha = served
     loopback.always(ARCHIVE, status(503))
     with pytest.raises(FetchError, match=r"HTTP 503.*|3 attempts") as err:
-        fetch_to_cache(cache, "python", url, sha, ARCHIVE, retries=2)
+        fetch_to_cache(cache, "python", url, sha, ARCHIVE, FetchOptions(retries=2))
     assert "3 attempts" in str(err.value) and "503" in str(err.value)
     assert loopback.requests_for(ARCHIVE) == 3
     assert cached_files(cache) == []
@@ -245,7 +245,7 @@ def test_stalled_server_times_out(
     loopback.always(ARCHIVE, fault)
     start = time.perf_counter()
     with pytest.raises(FetchError, match="timed out"):
-        fetch_to_cache(cache, "python", url, sha, ARCHIVE, timeout=1)
+        fetch_to_cache(cache, "python", url, sha, ARCHIVE, FetchOptions(timeout=1))
     assert time.perf_counter() - start < 3
     assert cached_files(cache) == []
 
@@ -257,7 +257,7 @@ def test_dribbling_server_times_out(
     loopback.always(ARCHIVE, dribble(0.2, nbytes=10))
     start = time.perf_counter()
     with pytest.raises(FetchError, match="timed out"):
-        fetch_to_cache(cache, "python", url, sha, ARCHIVE, timeout=1)
+        fetch_to_cache(cache, "python", url, sha, ARCHIVE, FetchOptions(timeout=1))
     assert time.perf_counter() - start < 3
 
 
@@ -275,7 +275,7 @@ def test_refused_connection_is_retried_then_reported(cache: Cache) -> None:
     with LoopbackServer() as server:
         url = server.url_for(ARCHIVE)
     with pytest.raises(FetchError, match=r"after 3 attempts.*ConnectError"):
-        fetch_to_cache(cache, "python", url, "a" * 64, ARCHIVE, retries=2)
+        fetch_to_cache(cache, "python", url, "a" * 64, ARCHIVE, FetchOptions(retries=2))
 
 
 def test_caller_client_is_used(
@@ -283,7 +283,7 @@ def test_caller_client_is_used(
 ) -> None:
     url, sha = served
     with httpx.Client(headers={"X-Test": "mine"}) as client:
-        fetch_to_cache(cache, "python", url, sha, ARCHIVE, client=client)
+        fetch_to_cache(cache, "python", url, sha, ARCHIVE, FetchOptions(client=client))
         assert not client.is_closed
     assert loopback.request_log(ARCHIVE)[0].headers["x-test"] == "mine"
 
@@ -336,7 +336,7 @@ def test_offline_without_the_entry_says_what_is_missing(
 ) -> None:
     url, sha = served
     with pytest.raises(FetchError) as err:
-        fetch_to_cache(cache, "python", url, sha, ARCHIVE, offline=True)
+        fetch_to_cache(cache, "python", url, sha, ARCHIVE, FetchOptions(offline=True))
     message = str(err.value)
     assert ARCHIVE in message and sha in message and "--offline" in message
     assert loopback.requests_for(ARCHIVE) == 0
@@ -423,7 +423,7 @@ def test_mirror_credentials_never_appear_in_errors(
     with LoopbackServer() as gone:
         dead = gone.url_for("m", userinfo=f"{secret_user}:{secret_pass}")
     with pytest.raises(FetchError) as err:  # connection refused, after retries
-        fetch_to_cache(cache, "python", dead, "c" * 64, "x.tar.gz", retries=1)
+        fetch_to_cache(cache, "python", dead, "c" * 64, "x.tar.gz", FetchOptions(retries=1))
     messages.append(str(err.value))
     loopback.always("mirror/wrong.tar.gz", wrong_bytes(b"nope"))
     loopback.add_file("mirror/wrong.tar.gz", b"real")

@@ -34,7 +34,7 @@ from runenv.fetch import wheels
 from runenv.lock import resolve as lock
 from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
-from runenv.sources import sdist as source_build
+from runenv.sources import wheel_cache
 from runenv.sources.built_wheels import wheels_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def test_the_key_changes_with_the_platform_python_and_recipe(
     assert wheels_key(dataclasses.replace(plan, python_version="3.12.11"), sources) != key
     assert wheels_key(dataclasses.replace(plan, macos=(12, 0)), sources) != key
     # runenv's own build recipe.
-    monkeypatch.setattr(source_build, "BUILD_RECIPE", source_build.BUILD_RECIPE + 1)
+    monkeypatch.setattr(wheel_cache, "BUILD_RECIPE", wheel_cache.BUILD_RECIPE + 1)
     assert wheels_key(plan, sources) != key
     monkeypatch.undo()
     assert wheels_key(plan, sources) == key

@@ -28,7 +28,7 @@ from runenv.fetch.wheels import download_all, select_for_plan
 from runenv.lock.pylock import read_lock
 from runenv.lock.resolve import lock_path
 from runenv.platforms import ALL_PLATFORMS, Platform
-from runenv.sources.sdist import host_pure_wheels
+from runenv.sources.cross import host_pure_wheels
 from support.dists import write_sdist, write_wheel
 from support.index import Index, IndexServer, write_simple_pages
 from support.reference import build_reference_index, write_reference_checkout

@@ -16,11 +16,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from runenv._cache import Cache, file_sha256, is_verified, mark_verified
+from runenv._cache import Cache, file_sha256, is_verified
 from runenv.cli import main
 from runenv.config.plan import CopyStep
 from runenv.errors import BuildError, FetchError
-from runenv.fetch.download import fetch_to_cache
+from runenv.fetch.download import FetchOptions, fetch_to_cache
 from runenv.install.wheels import install_wheels
 from runenv.lock.pylock import read_lock
 from runenv.platforms import host_platform
@@ -316,7 +316,7 @@ def test_a_damaged_cache_entry_is_evicted_and_fetched_again(
     assert not is_verified(cached, sha)
     # Offline, the damaged entry is refused, not used.
     with pytest.raises(FetchError, match=r"does not match sha256 .* --offline"):
-        fetch_to_cache(cache, "wheels", str(src), sha, src.name, offline=True)
+        fetch_to_cache(cache, "wheels", str(src), sha, src.name, FetchOptions(offline=True))
     with caplog.at_level(logging.WARNING):
         again = fetch_to_cache(cache, "wheels", str(src), sha, src.name)
     assert again == cached and file_sha256(again) == sha and not again.is_symlink()
@@ -383,19 +383,29 @@ def test_a_poisoned_cached_wheel_never_reaches_the_runtime(
 
 
 def test_a_tampered_source_built_wheel_is_built_again(tmp_path: Path) -> None:
-    from runenv.sources.sdist import cached_wheel
+    from runenv.sources import wheel_cache
 
-    folder = tmp_path / "built" / "ab" / "abcd"
-    folder.mkdir(parents=True)
-    wheel = folder / "x-1.0-cp311-cp311-linux_x86_64.whl"
-    wheel.write_bytes(b"built wheel")
-    mark_verified(wheel, file_sha256(wheel))
-    assert cached_wheel(folder) == wheel
+    entry = wheel_cache.entry(Cache(tmp_path / "cache"), "ab" + "cd" * 31)
+    source = tmp_path / "x-1.0-cp311-cp311-linux_x86_64.whl"
+    source.write_bytes(b"built wheel")
+    builds: list[Path] = []
+
+    def build(stage: Path) -> Path:
+        builds.append(stage)
+        return wheel_cache.store_wheel(source, stage, entry)
+
+    def take() -> Path:
+        return entry.get_or_make(wheel_cache.cached_wheel, build)
+
+    wheel = take()
+    assert wheel == entry.path / source.name and len(builds) == 1
+    assert take() == wheel and len(builds) == 1  # verified, taken again
     _flip_byte(wheel, 2)
-    assert cached_wheel(folder) is None and not wheel.exists()
-    unmarked = folder / "y-1.0-py3-none-any.whl"  # dropped in, never built here
-    unmarked.write_bytes(b"planted")
-    assert cached_wheel(folder) is None and not unmarked.exists()
+    assert take() == wheel and wheel.read_bytes() == b"built wheel" and len(builds) == 2
+    wheel.unlink()
+    planted = entry.path / "y-1.0-py3-none-any.whl"  # dropped in, never built here
+    planted.write_bytes(b"planted")
+    assert take() == wheel and not planted.exists() and len(builds) == 3
 
 
 # --- broken wheels --------------------------------------------------------------------------

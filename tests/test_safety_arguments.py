@@ -17,7 +17,8 @@ from runenv.errors import BuildError, LockError, SubprocessError
 from runenv.fetch.wheels import Artifact, select_for_plan
 from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
-from runenv.sources.sdist import RuntimeEnv, fetch_git
+from runenv.sources.build_env import RuntimeEnv
+from runenv.sources.git import fetch_git
 from support.pbs import PY_VERSION
 from support.project import VARIANT, make_project
 

@@ -25,7 +25,7 @@ from runenv.lock import resolve as lock
 from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
 from runenv.sources import built_wheels
-from runenv.sources.sdist import cache_key
+from runenv.sources.wheel_cache import cache_key
 from support.dists import write_wheel
 from support.index import SRCONLY_HELLO, Index, IndexServer
 from support.pbs import CPU_TYPE_ARM64, PY_XY, macho_header

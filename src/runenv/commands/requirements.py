@@ -26,7 +26,7 @@ from packaging.markers import InvalidMarker, Marker, UndefinedComparison, Undefi
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from runenv._cache import Cache, is_verified, recorded_sha256
+from runenv._cache import Cache, is_verified
 from runenv.config.load import VariantConfig
 from runenv.config.plan import Plan, make_plan
 from runenv.errors import RunenvError, UsageError
@@ -37,8 +37,8 @@ from runenv.lock.resolve import is_fresh, lock_path
 from runenv.pipeline.context import BuildOptions
 from runenv.pipeline.locking import lock_request
 from runenv.platforms import Platform
-from runenv.sources.sdist import CACHE_SECTION as BUILT_SECTION
-from runenv.sources.sdist import cache_key
+from runenv.sources.wheel_cache import CACHE_SECTION as BUILT_SECTION
+from runenv.sources.wheel_cache import cache_key, cached_wheel
 
 Kind = Literal["missing", "version", "unknown"]
 
@@ -310,11 +310,9 @@ def _requires_dist(artifact: Artifact, plan: Plan, cache: Cache) -> list[Require
         return wheel_requires(_cached(cache, WHEELS_SECTION, artifact.sha256, artifact.filename))
     for pure in (True, False):
         key = cache_key(artifact, plan, host_pure=pure)
-        folder = cache.root / BUILT_SECTION / key[:2] / key
-        for wheel in sorted(folder.glob("*.whl")) if folder.is_dir() else ():
-            sha = recorded_sha256(wheel)
-            if sha is not None and is_verified(wheel, sha):
-                return wheel_requires(wheel)
+        wheel = cached_wheel(cache.root / BUILT_SECTION / key[:2] / key)
+        if wheel is not None:
+            return wheel_requires(wheel)
     if artifact.kind == "sdist":
         return sdist_requires(_cached(cache, WHEELS_SECTION, artifact.sha256, artifact.filename))
     return None

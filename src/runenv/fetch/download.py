@@ -29,15 +29,7 @@ from urllib.request import url2pathname
 
 import httpx
 
-from runenv._cache import (
-    Cache,
-    evict,
-    is_verified,
-    lock_for,
-    mark_verified,
-    staged_file,
-    sweep_stale,
-)
+from runenv._cache import Cache
 from runenv._progress import progress_bar
 from runenv.errors import ChecksumError, FetchError, UsageError
 
@@ -130,18 +122,25 @@ def _check_inputs(sha256: str, filename: str) -> str:
     return expected
 
 
+@dataclass(frozen=True)
+class FetchOptions:
+    """How files are fetched: over which client (None: one of its own), how long a wait for
+    data may last, whether only the cache may serve, a progress bar, how many retries."""
+
+    client: httpx.Client | None = None
+    timeout: float = 300.0
+    offline: bool = False
+    progress: bool = False
+    retries: int = 4
+
+
 def fetch_to_cache(
     cache: Cache,
     section: str,
     url: str,
     sha256: str,
     filename: str,
-    *,
-    client: httpx.Client | None = None,
-    timeout: float = 300.0,
-    offline: bool = False,
-    progress: bool = False,
-    retries: int = 4,
+    how: FetchOptions | None = None,
 ) -> Path:
     """Make sure the file with `sha256` is in `cache` and return its path.
 
@@ -152,50 +151,42 @@ def fetch_to_cache(
     and renamed into place under a file lock (concurrent fetchers wait, then find it).
     `timeout` bounds connecting and each wait for data: a stalled server is a FetchError after
     about `timeout` seconds (not retried). `offline` allows only the cache. `progress` shows a
-    tqdm bar on a terminal's stderr.
+    tqdm bar on a terminal's stderr. (Those are `how`'s, `FetchOptions`.)
 
     Raises FetchError (network, HTTP status, timeout, missing while offline), ChecksumError
     (wrong bytes, never cached) or UsageError (malformed sha256, filename or URL).
     """
     expected = _check_inputs(sha256, filename)
-    target = cache.blob_path(section, expected, filename)
-    if is_verified(target, expected):
-        return target
-    present = target.exists() or target.is_symlink()
-    if offline and not present:
+    how = how or FetchOptions()
+    client, timeout, offline, progress = how.client, how.timeout, how.offline, how.progress
+    blob = cache.blob(section, expected, filename)
+    found = blob.get()
+    if found is not None:
+        return found
+    if offline and not blob.present():
         raise FetchError(
-            f"{filename} (sha256 {expected}) is not in the cache ({target.parent}) and --offline "
-            f"forbids downloading it from {redact(url)}"
+            f"{filename} (sha256 {expected}) is not in the cache ({blob.path.parent}) and "
+            f"--offline forbids downloading it from {redact(url)}"
         )
     path = local_source(url)
-    lock = lock_for(target)
-    with lock:
-        if is_verified(target, expected):  # another process fetched it while we waited
-            return target
-        if target.exists() or target.is_symlink():
-            _evict_corrupt(target, expected, filename, offline)
-        sweep_stale(target)
-        try:
-            with staged_file(target) as tmp:
-                if path is not None:
-                    _copy_verified(path, tmp, expected, filename, progress)
-                else:
-                    with _client_for(client) as http:
-                        _Transfer(
-                            http, url, tmp, expected, filename, timeout, retries, progress
-                        ).run()
-            mark_verified(target, expected)
-        except BaseException:
-            # Leave no trace of a failed fetch; waiters on the lock retry on a fresh lock file.
-            with contextlib.suppress(OSError):  # Windows will not delete an open file
-                Path(lock.lock_file).unlink(missing_ok=True)
-            raise
+
+    def write(tmp: Path) -> None:
+        if path is not None:
+            _copy_verified(path, tmp, expected, filename, progress)
+            return
+        with _client_for(client) as http:
+            _Transfer(http, url, tmp, expected, filename, timeout, how.retries, progress).run()
+
+    target = blob.get_or_make(
+        write, on_bad=lambda bad: _refuse_corrupt(bad, expected, filename, offline)
+    )
     log.debug("cached %s from %s", filename, redact(url))
     return target
 
 
-def _evict_corrupt(target: Path, expected: str, filename: str, offline: bool) -> None:
-    """A cached file that is not the bytes its sha256 names: refuse it offline, else evict it."""
+def _refuse_corrupt(target: Path, expected: str, filename: str, offline: bool) -> None:
+    """A cached file that is not the bytes its sha256 names: refused offline, else it is
+    evicted (`Blob.get_or_make`) with this warning."""
     if offline:
         raise FetchError(
             f"{filename}: the cached copy ({target}) does not match sha256 {expected} and "
@@ -207,7 +198,6 @@ def _evict_corrupt(target: Path, expected: str, filename: str, offline: bool) ->
         filename,
         expected,
     )
-    evict(target)
 
 
 @contextlib.contextmanager

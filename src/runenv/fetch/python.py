@@ -30,7 +30,13 @@ import httpx
 from runenv._cache import Cache, lock_for
 from runenv.config.load import VariantConfig
 from runenv.errors import FetchError, UsageError
-from runenv.fetch.download import fetch_to_cache, local_source, new_client, redact
+from runenv.fetch.download import (
+    FetchOptions,
+    fetch_to_cache,
+    local_source,
+    new_client,
+    redact,
+)
 from runenv.fetch.extract import extract_tar, extract_tar_apart
 from runenv.platforms import Platform
 
@@ -333,18 +339,9 @@ def download(
     progress: bool = False,
 ) -> Path:
     """The verified archive of `source` in the cache, downloaded only if not there yet."""
+    how = FetchOptions(client, timeout, offline, progress)
     try:
-        return fetch_to_cache(
-            cache,
-            CACHE_SECTION,
-            source.url,
-            source.sha256,
-            source.filename,
-            client=client,
-            timeout=timeout,
-            offline=offline,
-            progress=progress,
-        )
+        return fetch_to_cache(cache, CACHE_SECTION, source.url, source.sha256, source.filename, how)
     except FetchError as exc:
         if offline or not source.url.startswith(UPSTREAM_PREFIXES):
             raise

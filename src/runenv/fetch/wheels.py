@@ -23,7 +23,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from runenv._cache import Cache
 from runenv._progress import progress_bar
 from runenv.errors import BuildError, LockError
-from runenv.fetch.download import fetch_to_cache, new_client
+from runenv.fetch.download import FetchOptions, fetch_to_cache, new_client
 from runenv.fetch.metadata import wheel_requires
 from runenv.lock.pylock import Lock, LockedFile, LockedPackage
 from runenv.platforms import DEFAULT_GLIBC, Platform
@@ -46,7 +46,9 @@ class Artifact:
     version: str
     filename: str
     url: str
-    sha256: str  # for a git source: the full commit hash
+    # What the source is pinned to: the file's sha256, or for a git source (no file to hash)
+    # the full commit hash; `commit` names the latter.
+    digest: str
     kind: Literal["wheel", "sdist", "git"]
     reason: str | None = None  # why an sdist was chosen
     size: int | None = None
@@ -54,6 +56,20 @@ class Artifact:
     @property
     def from_source(self) -> bool:
         return self.kind != "wheel"
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of the file it is installed from (a wheel or an sdist)."""
+        if self.kind == "git":
+            raise TypeError(f"{self.name}: a git source has a commit, not a file sha256")
+        return self.digest
+
+    @property
+    def commit(self) -> str:
+        """The locked commit of a git source."""
+        if self.kind != "git":
+            raise TypeError(f"{self.name}: a {self.kind} has a file sha256, not a commit")
+        return self.digest
 
 
 @dataclass(frozen=True)
@@ -295,18 +311,10 @@ def download_all(
     bar = progress_bar(total, "wheels", enabled=progress, unit="B" if by_bytes else "file")
     results: dict[str, Path] = {}
 
+    how = FetchOptions(http, timeout, offline)
+
     def fetch(art: Artifact) -> Path:
-        path = fetch_to_cache(
-            cache,
-            WHEELS_SECTION,
-            art.url,
-            art.sha256,
-            art.filename,
-            client=http,
-            timeout=timeout,
-            offline=offline,
-            progress=False,
-        )
+        path = fetch_to_cache(cache, WHEELS_SECTION, art.url, art.sha256, art.filename, how)
         bar.update((art.size or 0) if by_bytes else 1)
         return path
 

@@ -54,15 +54,7 @@ from pathlib import Path
 
 from installer.records import parse_record_file
 
-from runenv._cache import (
-    Cache,
-    evict,
-    file_sha256,
-    lock_for,
-    staged_dir,
-    staged_file,
-    sweep_stale,
-)
+from runenv._cache import Cache, file_sha256, is_plain_dir, staged_file
 
 logger = logging.getLogger(__name__)
 
@@ -109,51 +101,46 @@ def ensure(
     `known_hashes(tree)` may return sha256s of files it already knows (from a RECORD), so only
     the others are hashed.
     """
-    folder = cache.section(SECTION) / image_key[:2] / image_key
-    found = _load(folder)
-    if found is not None:
-        return found
-    shard = folder.parent
-    if shard.is_symlink() or (shard.exists() and not shard.is_dir()):
-        evict(shard)  # a shard of the cache is a plain folder: the link goes, not its target
-    with lock_for(folder):
-        found = _load(folder)
-        if found is not None:
-            return found
-        sweep_stale(folder)  # what a killed maker of this image left
-        if folder.exists() or folder.is_symlink():
-            logger.warning(
-                "cached image %s does not match what it recorded: evicted it, making it again",
-                folder,
-            )
-            evict(folder)
-        with staged_dir(folder) as tmp:
-            tree = tmp / _FILES
-            tree.mkdir()
-            info = dict(make(tree))
-            known = dict(known_hashes(tree)) if known_hashes else {}
-            entries: dict[str, dict[str, object]] = {}
-            regular: list[str] = []
-            links: dict[str, str] = {}
-            dirs: list[str] = []
-            base = os.fspath(tree)
-            for rel, kind, st in _walk(tree):
-                if kind == "dir":
-                    entries[rel] = {"dir": True}
-                    dirs.append(rel)
-                elif kind == "link":
-                    links[rel] = os.readlink(f"{base}/{rel}")  # noqa: PTH115 - per entry
-                    entries[rel] = {"link": links[rel]}
-                else:
-                    sha256 = known.get(rel) or file_sha256(Path(base, rel))
-                    entries[rel] = {"sha256": sha256, **_stat_fingerprint(st)}
-                    regular.append(rel)
-            meta = {"format": FORMAT, "info": info, "files": entries}
-            (tmp / _META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
-        # The rename moved the folder, not its files: what was just recorded still holds, and
+    entry = cache.entry(SECTION, image_key)
+    folder = entry.path
+
+    def make_image(stage: Path) -> Image:
+        tree = stage / _FILES
+        tree.mkdir()
+        info = dict(make(tree))
+        known = dict(known_hashes(tree)) if known_hashes else {}
+        entries: dict[str, dict[str, object]] = {}
+        regular: list[str] = []
+        links: dict[str, str] = {}
+        dirs: list[str] = []
+        base = os.fspath(tree)
+        for rel, kind, st in _walk(tree):
+            if kind == "dir":
+                entries[rel] = {"dir": True}
+                dirs.append(rel)
+            elif kind == "link":
+                links[rel] = os.readlink(f"{base}/{rel}")  # noqa: PTH115 - per entry
+                entries[rel] = {"link": links[rel]}
+            else:
+                sha256 = known.get(rel) or file_sha256(Path(base, rel))
+                entries[rel] = {"sha256": sha256, **_stat_fingerprint(st)}
+                regular.append(rel)
+        meta = {"format": FORMAT, "info": info, "files": entries}
+        (stage / _META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
+        # The rename moves the folder, not its files: what was just recorded still holds, and
         # is what `_load` would find (no second walk of a tree written a moment ago).
-    sha256s = {rel: str(entries[rel]["sha256"]) for rel in regular}
-    return Image(folder / _FILES, tuple(sorted(regular)), links, tuple(sorted(dirs)), info, sha256s)
+        sha256s = {rel: str(entries[rel]["sha256"]) for rel in regular}
+        return Image(
+            folder / _FILES, tuple(sorted(regular)), links, tuple(sorted(dirs)), info, sha256s
+        )
+
+    return entry.get_or_make(_load, make_image, on_bad=_warn_damaged)
+
+
+def _warn_damaged(folder: Path) -> None:
+    logger.warning(
+        "cached image %s does not match what it recorded: evicted it, making it again", folder
+    )
 
 
 def link_into(image: Image, dest: Path, known: dict[tuple[int, int], str] | None = None) -> None:
@@ -331,24 +318,17 @@ def _record_links(image: Image) -> None:
         if entry.get("ctime_ns") != seen["ctime_ns"] or entry.get("nlink") != seen["nlink"]:
             entry.update(seen)
             changed = True
-    if changed and _plain_dir(folder):
+    if changed and is_plain_dir(folder):
         with staged_file(folder / _META) as tmp:
             tmp.write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
-
-
-def _plain_dir(path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(path.lstat().st_mode)
-    except OSError:
-        return False
 
 
 def _load(folder: Path) -> Image | None:
     """The image in `folder` if every file still holds its recorded bytes, else None.
 
-    None as well when the shard, the image folder or its tree is a link (never followed).
+    None as well when its tree is a link (never followed).
     """
-    if not all(_plain_dir(p) for p in (folder.parent, folder, folder / _FILES)):
+    if not is_plain_dir(folder / _FILES):  # the shard and `folder`: `Entry.load` checked them
         return None
     try:
         meta = json.loads(_read_nofollow(folder / _META))

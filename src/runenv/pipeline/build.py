@@ -68,11 +68,11 @@ from runenv.pipeline.context import (
 from runenv.pipeline.locking import relock, stale_lock
 from runenv.pipeline.reuse import keep_archive, reuse_archive
 from runenv.platforms import Platform, host_platform
-from runenv.sources import built_wheels
+from runenv.sources import built_wheels, cross
 from runenv.sources import sdist as source_build
 from runenv.tree import bytecode, copy_files, sign
 from runenv.tree import listing as tree_listing
-from runenv.tree.bytecode import Compiler
+from runenv.tree.bytecode import Compiler, NoCompiler
 from runenv.tree.modules import importable, top_level
 
 Reporter = Callable[[str], None]
@@ -297,7 +297,7 @@ def _host_pure_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> dict[st
     files = wheels.download_all(
         sources, ctx.cache, client=ctx.client, timeout=ctx.timeout, offline=ctx.options.offline
     )
-    return source_build.host_pure_wheels(
+    return cross.host_pure_wheels(
         sources,
         files,
         ctx.plan,
@@ -307,9 +307,10 @@ def _host_pure_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> dict[st
     )
 
 
-def bytecode_compiler(ctx: BuildContext, vc: VariantConfig, tree: Path) -> Compiler | str:
+def bytecode_compiler(ctx: BuildContext, vc: VariantConfig, tree: Path) -> Compiler | NoCompiler:
     """The interpreter that compiles this build's bytecode (`bytecode.choose_compiler`): the
-    runtime's own in `tree`, or for a cross build the host's runtime of the same version."""
+    runtime's own in `tree`, or for a cross build the host's runtime of the same version; or
+    `NoCompiler` with the reason the build ships no bytecode."""
 
     def host_python() -> Path:
         host = host_platform()
@@ -323,14 +324,14 @@ def bytecode_compiler(ctx: BuildContext, vc: VariantConfig, tree: Path) -> Compi
     return bytecode.choose_compiler(ctx.plan, tree, native=ctx.native, host_python=host_python)
 
 
-def _tag(compiler: Compiler | str) -> str:
+def _tag(compiler: Compiler | NoCompiler) -> str:
     """What decides an image's bytecode, for its cache key."""
     return compiler.tag if isinstance(compiler, Compiler) else "none"
 
 
 def fetch_python(
     ctx: BuildContext,
-    choosing: Future[Compiler | str],
+    choosing: Future[Compiler | NoCompiler],
     dest: Path,
     known: dict[tuple[int, int], str] | None = None,
 ) -> Path:
@@ -407,7 +408,7 @@ def make_images(
     ctx: BuildContext,
     artifacts: Sequence[Artifact],
     files: Mapping[str, Path],
-    compiler: Compiler | str,
+    compiler: Compiler | NoCompiler,
     unpacking: Future[Path],
 ) -> list[tuple[Path, Image]]:
     """Install, first part: each downloaded wheel's image in the cache, with its bytecode
@@ -426,7 +427,7 @@ def make_images(
 
 
 def _image_compiler(
-    ctx: BuildContext, compiler: Compiler | str, *, wait: Callable[[], object] | None = None
+    ctx: BuildContext, compiler: Compiler | NoCompiler, *, wait: Callable[[], object] | None = None
 ) -> Callable[[Path], None]:
     """What completes a new wheel image: its bytecode, once `wait` returns (a native build's
     compiler is in the runtime that is still being unpacked)."""
@@ -448,7 +449,7 @@ def install_wheels(
     artifacts: Sequence[Artifact],
     images: Sequence[tuple[Path, Image]],
     built: Mapping[str, Path],
-    compiler: Compiler | str,
+    compiler: Compiler | NoCompiler,
     known: dict[tuple[int, int], str] | None = None,
 ) -> tuple[list[InstalledDist], list[tuple[Path, str]]]:
     """Install: every wheel (downloaded, its image from `make_images`; or built from its sdist,
@@ -513,7 +514,7 @@ def copy_variant_files(ctx: BuildContext, tree: Path) -> list[str]:
 
 
 def compile_bytecode(
-    ctx: BuildContext, tree: Path, copied: Sequence[str], compiler: Compiler | str
+    ctx: BuildContext, tree: Path, copied: Sequence[str], compiler: Compiler | NoCompiler
 ) -> bytecode.BytecodeResult:
     """Bytecode: every `.py` of the tree compiled by an interpreter of its X.Y (`bytecode`);
     what the images brought is kept, so this compiles the copied files and little else."""

@@ -3,7 +3,7 @@
 `runenv wheels` (`wheel_job.build_source_wheels`) writes the wheels of a target's sources
 (sdists, git commits) to a folder with an index, `INDEX_NAME`; `runenv build --built-wheels
 DIR` imports them (`import_wheels`) into the `built-wheels` cache, at the key the build itself
-computes (`source_build.cache_key`), so a cross build of a target with compiled sources goes
+computes (`wheel_cache.cache_key`), so a cross build of a target with compiled sources goes
 through on Linux and a native one compiles nothing.
 
 The folder is treated as hostile: the index is read from a regular file (never a link), each
@@ -32,11 +32,13 @@ from packaging.utils import (
 )
 
 from runenv import __version__
-from runenv._cache import Cache, lock_for, mark_verified, staged_file
+from runenv._cache import Cache, mark_verified, staged_file
+from runenv._cache import Entry as CacheEntry
 from runenv.config.plan import Plan
 from runenv.errors import FetchError, UsageError
 from runenv.fetch.wheels import Artifact
-from runenv.sources.sdist import CACHE_SECTION, cache_key, cached_wheel, is_pure
+from runenv.sources import wheel_cache
+from runenv.sources.wheel_cache import cache_key, cached_wheel, is_pure
 
 INDEX_NAME = "runenv-wheels.json"
 FORMAT = 1
@@ -52,7 +54,7 @@ class Entry:
     version: str
     source: str  # the sdist's file name (a git source: its locked name)
     source_sha256: str  # the sdist's sha256, or a git source's commit
-    cache_key: str  # `source_build.cache_key` of the build that made it
+    cache_key: str  # `wheel_cache.cache_key` of the build that made it
     wheel: str  # the file name, in the index's folder
     sha256: str
     size: int
@@ -89,7 +91,7 @@ class Index:
 
 def key_of(artifact: Artifact, plan: Plan, wheel_name: str) -> str:
     """The cache key a wheel built from `artifact` sits under: the host-pure entry when it is
-    `py3-none-any` (where `source_build.build_wheel` keeps pure wheels), else the platform's."""
+    `py3-none-any` (where `sdist.build_wheel` keeps pure wheels), else the platform's."""
     return cache_key(artifact, plan, host_pure=is_pure(wheel_name))
 
 
@@ -100,7 +102,7 @@ def wheels_key(plan: Plan, sources: Sequence[Artifact]) -> str:
 
     It is computed from the lock and the plan alone (no build), and covers what decides the
     folder: its index format, the target (variant, platform) that `import_for` matches, and
-    each source's `source_build.cache_key` (sdist sha256 or commit, platform, Python, macOS
+    each source's `wheel_cache.cache_key` (sdist sha256 or commit, platform, Python, macOS
     floor, indexes, runenv's build recipe, a buildWheel recipe), taken as compiled: a pure
     wheel's host-pure key depends on a subset of those, so it changes with this one.
     """
@@ -124,7 +126,7 @@ def write_index(folder: Path, plan: Plan, built: Sequence[tuple[Artifact, Path]]
                 package=artifact.name,
                 version=artifact.version,
                 source=artifact.filename,
-                source_sha256=artifact.sha256,
+                source_sha256=artifact.digest,
                 cache_key=key_of(artifact, plan, wheel.name),
                 wheel=wheel.name,
                 sha256=sha256,
@@ -229,9 +231,9 @@ def check_entries(index: Index, plan: Plan, sources: Sequence[Artifact]) -> list
         if name != canonicalize_name(artifact.name) or not same_version:
             raise UsageError(f"{where}: {e.wheel} is not a wheel of {artifact.name} "
                              f"{artifact.version}: {redo}")  # fmt: skip
-        if e.source_sha256 != artifact.sha256 or e.version != artifact.version:
+        if e.source_sha256 != artifact.digest or e.version != artifact.version:
             raise UsageError(f"{where}: built from another source than the locked "
-                             f"{artifact.filename} ({artifact.sha256[:12]}): {redo}")  # fmt: skip
+                             f"{artifact.filename} ({artifact.digest[:12]}): {redo}")  # fmt: skip
         expected = key_of(artifact, plan, e.wheel)
         if e.cache_key != expected:
             raise UsageError(
@@ -255,18 +257,24 @@ def import_wheels(
     artifacts = check_entries(index, plan, sources)
     done = []
     for entry, artifact in zip(index.wheels, artifacts, strict=True):
-        key = key_of(artifact, plan, entry.wheel)
-        folder = cache.section(CACHE_SECTION) / key[:2] / key
-        with lock_for(folder):
-            have = cached_wheel(folder)
-            if have is not None:
-                done.append(Imported(entry, have, fresh=False))
-                continue
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / entry.wheel
-            _copy_verified(index.folder / entry.wheel, target, entry)
-            done.append(Imported(entry, target, fresh=True))
+        place = wheel_cache.entry(cache, key_of(artifact, plan, entry.wheel))
+        done.append(_import_one(index.folder, entry, place))
     return done
+
+
+def _import_one(folder: Path, entry: Entry, place: CacheEntry) -> Imported:
+    """One wheel of `folder` in its cache entry: the verified wheel the entry holds already,
+    else the folder's, copied in while verified."""
+
+    def have(path: Path) -> Imported | None:
+        wheel = cached_wheel(path)
+        return None if wheel is None else Imported(entry, wheel, fresh=False)
+
+    def copy(stage: Path) -> Imported:
+        _copy_verified(folder / entry.wheel, stage / entry.wheel, entry)
+        return Imported(entry, place.path / entry.wheel, fresh=True)
+
+    return place.get_or_make(have, copy, on_bad=wheel_cache.warn_rebuilding)
 
 
 def _plain_name(name: str) -> bool:

@@ -353,9 +353,17 @@ class Compiler:
         return compiled, source
 
 
+@dataclass(frozen=True)
+class NoCompiler:
+    """No interpreter compiles this build's bytecode, and why (the build ships none, and its
+    bytecode result says so)."""
+
+    reason: str
+
+
 def choose_compiler(
     plan: Plan, tree: Path, *, native: bool, host_python: Callable[[], Path]
-) -> Compiler | str:
+) -> Compiler | NoCompiler:
     """A same-X.Y interpreter for `plan`'s bytecode, or the reason there is none.
 
     Native: the runtime's own. Cross: `host_python()`, the host's runtime of the plan's
@@ -363,7 +371,7 @@ def choose_compiler(
     same X.Y.
     """
     if not plan.compile_bytecode:
-        return "[build] compileBytecode = false"
+        return NoCompiler("[build] compileBytecode = false")
     xy = ".".join(plan.python_version.split(".")[:2])
     tests = plan.compile_test_bytecode
     # In the images' key: an image compiled with its test suites never serves a build that
@@ -383,7 +391,7 @@ def choose_compiler(
     except RunenvError as exc:
         own = runenv_interpreter(plan.python_version)
         if own is None:
-            return (
+            return NoCompiler(
                 f"cross build with no Python {xy} to compile with: the host's runtime of "
                 f"{plan.python_version} is unavailable ({exc}) and runenv runs on "
                 f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -397,7 +405,7 @@ def compile_runtime(
     plan: Plan,
     tree: Path,
     copied: Iterable[str],
-    compiler: Compiler | str,
+    compiler: Compiler | NoCompiler,
     *,
     timeout: float,
     log_file: Path | None = None,
@@ -410,8 +418,8 @@ def compile_runtime(
     may replace a module an image compiled), go to the compiler, which keeps a `.pyc` whose
     header already matches its source.
     """
-    if isinstance(compiler, str):
-        return skipped(compiler)
+    if isinstance(compiler, NoCompiler):
+        return skipped(compiler.reason)
     files, source = compiler.sources(plan, tree, copied)
     tag = "cpython-" + "".join(plan.python_version.split(".")[:2])
     again = set(copied)
