@@ -37,7 +37,8 @@ from runenv_catalogue._errors import (
     UnsafeArchiveError,
     UsageError,
 )
-from runenv_catalogue._unpack import plan_members, safe_extract, unpack
+from runenv_catalogue._shared.tar_rules import plan_members
+from runenv_catalogue._unpack import safe_extract, unpack
 
 __all__ = [
     "CatalogueError",
