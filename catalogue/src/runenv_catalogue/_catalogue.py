@@ -202,7 +202,7 @@ class Catalogue:
                     .joinpath("catalogue.json")
                     .read_text(encoding="utf-8")
                 )
-                data = _inputs.loads(text)
+                data = _inputs.loads_json(text)
         except OSError as exc:
             raise CatalogueError(f"catalogue.json: cannot read it ({exc.strerror})") from None
         except ValueError as exc:
