@@ -15,7 +15,6 @@ missing file be named by the caller):
 from __future__ import annotations
 
 import re
-import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,6 +22,7 @@ from runenv_catalogue._shared.inputs import MAX_DEPTH as MAX_DEPTH
 from runenv_catalogue._shared.inputs import Refused as Refused
 from runenv_catalogue._shared.inputs import loads_json as loads_json
 from runenv_catalogue._shared.inputs import read_bytes
+from runenv_catalogue._shared.paths import BROKEN, LEADS_OUT, WalkRefused, walk
 
 MAX_JSON_BYTES = 64 << 20
 _DRIVE = re.compile(r"[A-Za-z]:", re.ASCII)
@@ -43,24 +43,22 @@ def relative(value: object) -> PurePosixPath:
 
 
 def inside(root: Path, rel: PurePosixPath) -> Path:
-    """The real path of `rel` under `root`, walked with `lstat`: Refused when a component is a
-    link leading out of `root`, or the path does not exist."""
-    base = root.resolve()
-    current = base
-    for part in rel.parts:
-        step = current / part
-        try:
-            mode = step.lstat().st_mode
-        except OSError:
-            raise Refused(f"{rel} is not in the runtime") from None
-        if stat.S_ISLNK(mode):
-            try:
-                step = step.resolve(strict=True)
-            except (OSError, RuntimeError):
-                raise Refused(f"{rel}: {part} is a broken link or a loop") from None
-            if not step.is_relative_to(base):
-                raise Refused(f"{rel}: {part} is a link that leads out of the runtime")
-        current = step
+    """The real path of `rel` under `root`, walked with `lstat` (`_shared.paths.walk`, runenv's
+    walk): Refused when a component is a link leading out of `root`, or the path does not
+    exist."""
+    try:
+        current, walked = walk(root, rel.parts, strict=True)
+    except WalkRefused as exc:
+        part = rel.parts[exc.index]
+        if exc.reason == LEADS_OUT:
+            raise Refused(f"{rel}: {part} is a link that leads out of the runtime") from None
+        if exc.reason == BROKEN:
+            raise Refused(f"{rel}: {part} is a broken link or a loop") from None
+        raise Refused(f"{rel} is not in the runtime") from None
+    except OSError:
+        raise Refused(f"{rel} is not in the runtime") from None
+    if walked < len(rel.parts):
+        raise Refused(f"{rel} is not in the runtime")
     return current
 
 
