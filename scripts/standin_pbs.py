@@ -17,7 +17,9 @@ Archives land in `OUT/<tag>/<PBS file name>` (the mirror layout), and `OUT/pins.
 `file://` URL of OUT) and `sha256`, to append to a variant's config.
 
 This file is also the test suite's only writer of PBS-shaped archives and binary headers
-(`tests/support/pbs.py` loads it by path), so it stays one standard-library-only file.
+(`tests/support/pbs.py` loads it by path), so it stays standard-library only; which platform
+the host is it reads from the checkout's one copy of that rule
+(`catalogue/src/runenv_catalogue/_shared/platforms.py`, loaded by path too).
 """
 
 from __future__ import annotations
