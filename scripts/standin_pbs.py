@@ -17,7 +17,9 @@ Archives land in `OUT/<tag>/<PBS file name>` (the mirror layout), and `OUT/pins.
 `file://` URL of OUT) and `sha256`, to append to a variant's config.
 
 This file is also the test suite's only writer of PBS-shaped archives and binary headers
-(`tests/support/pbs.py` loads it by path), so it stays one standard-library-only file.
+(`tests/support/pbs.py` loads it by path), so it stays standard-library only; which platform
+the host is it reads from the checkout's one copy of that rule
+(`catalogue/src/runenv_catalogue/_shared/platforms.py`, loaded by path too).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
@@ -36,6 +39,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 PBS_TAG = "20250529"  # the release tag the archives are named after (any tag works for pins)
 TRIPLES = {
@@ -58,19 +62,32 @@ SKIP_DIRS = {
 }
 SKIP_SUFFIXES = (".pyc", ".pyo", ".a", ".o")
 
-# A copy of runenv.platforms.host_platform's table (this file imports nothing but the
-# standard library); tests/test_catalogue_parity.py checks the two agree.
-HOST_OS = {"linux": "linux", "darwin": "macosx", "win32": "windows"}
-HOST_ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
+# Which platform a machine is: the rule runenv and the catalogue package share, read from its
+# one file in this checkout (standard library only, no imports of its own).
+SHARED_PLATFORMS = (
+    Path(__file__).resolve().parents[1] / "catalogue/src/runenv_catalogue/_shared/platforms.py"
+)
+
+
+def _load_shared_platforms() -> Any:
+    spec = importlib.util.spec_from_file_location("runenv_shared_platforms", SHARED_PLATFORMS)
+    assert spec is not None and spec.loader is not None, SHARED_PLATFORMS
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_platforms = _load_shared_platforms()
 
 
 def host_key(sys_platform: str | None = None, machine: str | None = None) -> str | None:
     """The platform key of this machine (or of the given `sys.platform`/machine pair);
     None when it is not one of the five."""
-    os_name = HOST_OS.get(sys.platform if sys_platform is None else sys_platform)
-    arch = HOST_ARCH.get((platform.machine() if machine is None else machine).lower())
-    key = f"{os_name}-{arch}"
-    return key if key in TRIPLES else None
+    key: str | None = _platforms.platform_for(
+        sys.platform if sys_platform is None else sys_platform,
+        platform.machine() if machine is None else machine,
+    )
+    return key
 
 
 def pbs_filename(version: str, triple: str, tag: str = PBS_TAG) -> str:

@@ -453,6 +453,17 @@ def test_http_urls_retries_and_wrong_bytes(tmp_path: Path) -> None:
             cat.install("v", cache_dir=tmp_path / "c3")
 
 
+def test_a_failed_download_shows_no_secret_of_its_url(tmp_path: Path) -> None:
+    """The catalogue redacts a URL as runenv does (one `redact`): a token in the query too."""
+    with LoopbackServer() as server:
+        url = server.url_for("gone.tar.gz") + "?token=s3cr3t&v=1"
+        cat = _catalogue(url, "0" * 64, 10)
+        with pytest.raises(DownloadError, match="HTTP 404") as failed:
+            cat.install("v", cache_dir=tmp_path)
+    assert "s3cr3t" not in str(failed.value)
+    assert "/gone.tar.gz?token=***&v=1: HTTP 404" in str(failed.value)
+
+
 def test_unreachable_url_is_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with LoopbackServer() as server:
         url = server.url_for("gone.tar.gz")  # the server stops: nothing listens there any more

@@ -5,14 +5,15 @@ index, built into a runtime from the PBS stand-in, the archive unpacked and its 
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from runenv.checks.imports import _IMPORT_SCRIPT
-from runenv.tree.modules import STRAY_REASON, TEST_SUITES, is_test_suite, skip_reason
+from runenv._shared import IMPORT_CHECK
+from runenv.tree.modules import STRAY_REASON, is_test_suite, skip_reason
 from support.dists import write_wheel
 from support.index import IndexServer, write_simple_pages
 from support.pbs import PY_XY
@@ -134,8 +135,25 @@ def test_one_rule_names_test_suites(name: str, suite: bool) -> None:
     assert is_test_suite(name) is suite
 
 
-def test_the_check_scripts_tolerance_names_the_same_suites() -> None:
-    # The script runs in the runtime (no runenv there): its set is written out, kept equal.
-    names = ("test", "tests", "_tests", "_umath_tests", "_multiarray_tests")
-    assert "{" + ", ".join(f'"{n}"' for n in names) + "}" in _IMPORT_SCRIPT
-    assert set(names) == TEST_SUITES
+def test_the_check_script_imports_from_the_working_folder_not_its_own(tmp_path: Path) -> None:
+    """Run without -I (a block's command), the script has the working folder first on the
+    path, as `python -c` had: not its own folder, whose module names would shadow the tree's."""
+    (tmp_path / "here_only.py").write_text("")
+    (tmp_path / "platforms.py").write_text("raise ImportError('the working folder one')\n")
+    out = subprocess.run(
+        [sys.executable, "-B", str(IMPORT_CHECK), "-", "here_only", "platforms"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert '"failures": {"platforms": "ImportError: the working folder one"}' in out
+    isolated = subprocess.run(
+        [sys.executable, "-I", "-B", str(IMPORT_CHECK), "-", "here_only"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert '"failures": {"here_only": "ModuleNotFoundError: ' in isolated

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ import pytest
 
 from runenv._cache import Cache
 from runenv.artifact.parts import publish_parts
-from runenv.checks.imports import _IMPORT_SCRIPT
 from runenv.config.load import load_variant
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
@@ -71,15 +69,6 @@ def test_the_manifest_records_what_the_import_check_imports(built: Path) -> None
     assert m["check"]["modules"] == importable(tree, m["site_packages"], m["copied_files"])
     assert {"rtdep", "rtpure"} <= set(m["check"]["modules"])
     assert m["check"]["allowed_failures"] == {"not_there": "a test"}
-
-
-def test_the_same_import_script_as_runenv() -> None:
-    sys.path.insert(0, str(REPO / "catalogue" / "src"))
-    try:
-        from runenv_catalogue import _check
-    finally:
-        sys.path.remove(str(REPO / "catalogue" / "src"))
-    assert _check._IMPORT_SCRIPT == _IMPORT_SCRIPT
 
 
 def test_check_passes_on_the_archive_and_on_its_parts(built: Path, tmp_path: Path) -> None:

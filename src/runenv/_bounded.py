@@ -1,50 +1,34 @@
 """Bounded reads: the one way runenv reads a file a user, a checkout or a manifest hands it.
 
-A read takes only a regular file (a FIFO, a device or a folder is refused in one line instead
-of blocking, reading without end or being skipped), at most `limit` bytes (checked before the
-bytes are read, so a 2 GB file costs a stat, not 4 GB of memory), and a document it parses is
-refused when a key repeats (JSON would keep the last silently; TOML refuses already) or when it
-nests deeper than `MAX_DEPTH` (which would otherwise be a RecursionError, here or in whatever
-walks the data later). Each failure is an `InputError` whose text is the reason alone: the
-caller names the file and says what to do.
+The rules (a regular file only, at most `limit` bytes, no repeated JSON key, at most
+`MAX_DEPTH` levels) are the catalogue package's, `runenv._shared.inputs`, which reads
+manifests and catalogues with them; here are runenv's limits and what only runenv reads (text,
+stdin, TOML). Each failure is an `InputError` whose text is the reason alone: the caller names
+the file and says what to do.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import stat
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from runenv._shared import inputs as _inputs
+from runenv._shared.inputs import MAX_DEPTH as MAX_DEPTH
+from runenv._shared.inputs import check_depth as check_depth
+from runenv._shared.inputs import loads_json as loads_json
+
+InputError = _inputs.Refused
+"""A file refused by a bounded read; `str()` is the reason, without the file's name."""
+
 MAX_CONFIG_BYTES = 4 << 20  # configs, locks, manifests, listings of keys: text written by hand
 MAX_LOCK_BYTES = 64 << 20  # a lock lists every file of every package with its hash
-MAX_DEPTH = 64  # tables and arrays inside each other; real configs use 4 or 5
-
-
-class InputError(ValueError):
-    """A file refused by a bounded read; `str()` is the reason, without the file's name."""
 
 
 def read_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
-    """The bytes of the regular file `path`, if it holds at most `limit` of them.
-
-    OSError as `open` raises it when the file cannot be opened; InputError when it is not a
-    regular file or is too large. It is opened without blocking, so a FIFO is refused, not
-    waited on.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"not a regular file (a {_kind(st.st_mode)}): give a plain file")
-        if st.st_size > limit:
-            raise InputError(f"{st.st_size} bytes, more than the {limit} allowed")
-        data = f.read(limit + 1)
-    if len(data) > limit:  # it grew while read
-        raise InputError(f"more than the {limit} bytes allowed")
-    return data
+    """The bytes of the regular file `path`, if it holds at most `limit` of them (OSError when
+    it cannot be opened; InputError when it is not a regular file or is too large)."""
+    return _inputs.read_bytes(path, limit)
 
 
 def read_text(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:
@@ -63,20 +47,6 @@ def read_stream_text(stream: Any, limit: int = MAX_CONFIG_BYTES) -> str:
     return text
 
 
-def loads_json(text: str | bytes) -> Any:
-    """JSON with no repeated key in any object and at most `MAX_DEPTH` levels.
-
-    json.JSONDecodeError for bad syntax (the caller words its line and column); InputError for
-    a repeated key or a document nested too deep.
-    """
-    try:
-        data = json.loads(text, object_pairs_hook=_unique_object)
-    except RecursionError:
-        raise InputError(f"nested deeper than {MAX_DEPTH} levels") from None
-    check_depth(data)
-    return data
-
-
 def loads_toml(text: str) -> dict[str, Any]:
     """TOML (tomllib refuses repeated keys itself) with at most `MAX_DEPTH` levels.
 
@@ -88,42 +58,3 @@ def loads_toml(text: str) -> dict[str, Any]:
         raise InputError(f"nested deeper than {MAX_DEPTH} levels") from None
     check_depth(data)
     return data
-
-
-def check_depth(data: Any, limit: int = MAX_DEPTH) -> None:
-    """InputError when `data` holds lists or dicts more than `limit` levels inside each other.
-
-    Iterative: the walk itself cannot overflow the stack.
-    """
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = (
-            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        )
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth + 1 > limit:
-                    raise InputError(f"nested deeper than {limit} levels")
-                stack.append((child, depth + 1))
-
-
-def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise InputError(f"key {key!r} appears twice in one object: keep one")
-        result[key] = value
-    return result
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "special file"

@@ -1,18 +1,18 @@
 """Paths written in a checkout, a config or a manifest: checked as written, before use.
 
 The one rule (`inside`): such a path is relative, has no `..` component, and is walked one
-component at a time with `lstat` from the folder it is relative to; a component that is a
-symbolic link must lead (wholly resolved) inside that folder, and the walk goes on from where
-it leads. What the caller then reads or writes is the path the walk returns, never the text
-again: checking `resolve()` and then using the written path (which the OS walks differently
-once a link is followed by `..`) is how a copy reached outside the project.
+component at a time with `lstat` from the folder it is relative to (`runenv._shared.paths`,
+the walk the catalogue package takes too); a component that is a symbolic link must lead
+(wholly resolved) inside that folder, and the walk goes on from where it leads. What the
+caller then reads or writes is the path the walk returns, never the text again.
 """
 
 from __future__ import annotations
 
 import re
-import stat
 from pathlib import Path
+
+from runenv._shared.paths import LEADS_OUT, NOT_A_FOLDER, WalkRefused, walk
 
 _DRIVE = re.compile(r"[A-Za-z]:", re.ASCII)
 
@@ -40,31 +40,21 @@ def parts_of(text: str) -> list[str]:
 
 
 def inside(base: Path, text: str) -> Path:
-    """The real path `text` names under `base` (see the module docstring).
+    """The real path `text` names under `base` (`runenv._shared.paths.walk`, the walk the
+    catalogue's manifest paths take).
 
     A component that does not exist ends the walk: the rest is appended as written (it has no
     `..`), so the caller's own "does not exist" message names it. PathRefused when the text is
     not a plain relative path or a link component leads out of `base`.
     """
     parts = parts_of(text)
-    root = base.resolve()
-    current = root
-    for i, part in enumerate(parts):
-        step = current / part
-        try:
-            mode = step.lstat().st_mode
-        except FileNotFoundError:
-            return step.joinpath(*parts[i + 1 :])
-        except NotADirectoryError:
-            raise PathRefused(f"{text!r}: {current.name} is not a folder") from None
-        if stat.S_ISLNK(mode):
-            try:
-                target = step.resolve()
-            except (OSError, RuntimeError):  # a loop of links (RuntimeError before 3.13)
-                raise PathRefused(f"{text!r}: a loop of links") from None
-            if not target.is_relative_to(root):
-                shown = "/".join(parts[: i + 1])
-                raise PathRefused(f"{text!r}: {shown} is a link that leads out of its folder")
-            step = target
-        current = step
-    return current
+    try:
+        current, walked = walk(base, parts)
+    except WalkRefused as exc:
+        if exc.reason == NOT_A_FOLDER:
+            raise PathRefused(f"{text!r}: {exc.at.name} is not a folder") from None
+        if exc.reason == LEADS_OUT:
+            shown = "/".join(parts[: exc.index + 1])
+            raise PathRefused(f"{text!r}: {shown} is a link that leads out of its folder") from None
+        raise PathRefused(f"{text!r}: a loop of links") from None
+    return current.joinpath(*parts[walked:])

@@ -6,19 +6,20 @@ the platform model instead of testing `sys.platform`.
 
 from __future__ import annotations
 
-import platform as _platform
-import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
 
 from packaging import tags
 
+from runenv._shared import platforms as _shared
 from runenv.errors import UsageError
 
 
 class Platform(StrEnum):
-    """A platform key, `{os}-{arch}`, as the reference README names them."""
+    """A platform key, `{os}-{arch}`, as the reference README names them: the keys of
+    `runenv._shared.platforms.PLATFORMS` (the catalogue's), in its order (a test holds them
+    equal: an enum's members must be written out for the type checker)."""
 
     LINUX_X64 = "linux-x64"
     LINUX_AARCH64 = "linux-aarch64"
@@ -87,7 +88,7 @@ class PlatformInfo:
         return PurePosixPath(f"lib/python{_xy(py)}/site-packages")
 
     def scripts_dir(self) -> PurePosixPath:
-        return PurePosixPath("Scripts" if self.is_windows else "bin")
+        return PurePosixPath(_shared.scripts_dir(self.key))
 
     def include_dir(self, py: str) -> PurePosixPath:
         return PurePosixPath("Include" if self.is_windows else f"include/python{_xy(py)}")
@@ -187,28 +188,20 @@ _INFO: dict[Platform, PlatformInfo] = {
 
 _LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 
-_HOST_OS = {"linux": "linux", "darwin": "macos", "win32": "windows"}
-_HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
-
 
 def platform_for(sys_platform: str, machine: str) -> Platform | None:
-    """The platform of a machine with this `sys.platform` and `platform.machine()`, if any."""
-    os_name = _HOST_OS.get(sys_platform)
-    arch = _HOST_ARCH.get(machine.lower())
-    for plat, info in _INFO.items():
-        if info.os == os_name and info.arch == arch:
-            return plat
-    return None
+    """The platform of a machine with this `sys.platform` and `platform.machine()`, if any
+    (the catalogue's mapping: `runenv._shared.platforms`)."""
+    key = _shared.platform_for(sys_platform, machine)
+    return None if key is None else Platform(key)
 
 
 def host_platform() -> Platform:
     """The platform key of the machine runenv runs on."""
-    found = platform_for(sys.platform, _platform.machine())
-    if found is None:
-        raise UsageError(
-            f"this machine ({sys.platform}, {_platform.machine()}) is not one of runenv's platforms"
-        )
-    return found
+    key = _shared.host()
+    if key is None:
+        raise UsageError(f"this machine ({_shared.host_text()}) is not one of runenv's platforms")
+    return Platform(key)
 
 
 def parse_platforms(values: list[str] | None, allowed: tuple[Platform, ...]) -> list[Platform]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform as _platform
 import re
 import subprocess
 import sys
@@ -22,6 +21,9 @@ from runenv_catalogue._provision import (
     provision,
 )
 from runenv_catalogue._requirements import read_requirements
+from runenv_catalogue._shared import platforms as _platforms
+from runenv_catalogue._shared.platforms import PLATFORMS as PLATFORMS
+from runenv_catalogue._shared.platforms import platform_for as platform_for
 from runenv_catalogue._venv import (
     INSTALLED,
     LAYOUTS,
@@ -36,25 +38,15 @@ from runenv_catalogue._venv import (
 
 SCHEMA_VERSION = 1
 CACHE_ENV = "RUNENV_CATALOGUE_CACHE"
-PLATFORMS = ("linux-x64", "linux-aarch64", "macosx-x64", "macosx-aarch64", "windows-x64")
-_OS = {"linux": "linux", "darwin": "macosx", "win32": "windows"}
-_ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
-
-
-def platform_for(sys_platform: str, machine: str) -> str | None:
-    """The platform key of a machine with this `sys.platform` and `platform.machine()`, if any
-    (the same mapping as runenv's; the tests check they agree)."""
-    key = f"{_OS.get(sys_platform)}-{_ARCH.get(machine.lower())}"
-    return key if key in PLATFORMS else None
 
 
 def host_platform() -> str:
     """The platform key (`{os}-{arch}`) of the machine this Python runs on."""
-    key = platform_for(sys.platform, _platform.machine())
+    key = _platforms.host()
     if key is None:
         raise UsageError(
-            f"this machine ({sys.platform}, {_platform.machine()}) is not one of the catalogue's "
+            f"this machine ({_platforms.host_text()}) is not one of the catalogue's "
             f"platforms ({', '.join(PLATFORMS)}): pass --platform"
         )
     return key
@@ -136,7 +128,7 @@ class Entry:
             sha256, size, url = str(raw["sha256"]), raw["size"], str(raw["url"])
             if not _SHA256.fullmatch(sha256) or not isinstance(size, int) or size < 0:
                 raise ValueError("bad sha256 or size")
-            scripts_default = "Scripts" if platform.startswith("windows") else "bin"
+            scripts_default = _platforms.scripts_dir(platform)
             return cls(
                 variant=variant,
                 platform=platform,
@@ -210,7 +202,7 @@ class Catalogue:
                     .joinpath("catalogue.json")
                     .read_text(encoding="utf-8")
                 )
-                data = _inputs.loads(text)
+                data = _inputs.loads_json(text)
         except OSError as exc:
             raise CatalogueError(f"catalogue.json: cannot read it ({exc.strerror})") from None
         except ValueError as exc:

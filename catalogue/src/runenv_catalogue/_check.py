@@ -4,10 +4,11 @@ A cross-built runtime (macOS or Windows, built on Linux) cannot be import-checke
 built. CI runs this on its native runner, from a checkout, with nothing installed: the archive
 beside the manifest (or its parts) is verified and unpacked at a new path exactly as `install`
 does, then its interpreter imports the modules the build recorded (`check.modules` in the
-manifest: every top-level name in site-packages) with the same script as runenv's import
-check. It passes when every module imports, bar the recorded `allowed_failures`, the runtime
-reports its new folder as `sys.prefix` (so it is relocatable), and, when the manifest says
-bytecode is in, every module of the tree was loaded from its shipped `.pyc`.
+manifest: every top-level name in site-packages) with the script runenv's import check runs
+(`_shared/import_check.py`, one file). It passes when every module imports, bar the recorded
+`allowed_failures`, the runtime reports its new folder as `sys.prefix` (so it is
+relocatable), and, when the manifest says bytecode is in, every module of the tree was loaded
+from its shipped `.pyc`.
 """
 
 from __future__ import annotations
@@ -21,55 +22,9 @@ from typing import Any
 
 from runenv_catalogue import _inputs
 from runenv_catalogue._provision import CatalogueError, Part, UsageError, provision
+from runenv_catalogue._shared import IMPORT_CHECK
 from runenv_catalogue._venv import clean_environment, venv_python, wheelhouse_venv
 
-# Kept identical to runenv's (`runenv.checks.imports._IMPORT_SCRIPT`; a test compares them): one
-# process imports everything, each failure caught and reported by name; `-B` writes no .pyc.
-# With "bytecode" first, every module loaded from a .py of the tree must have had a valid
-# hash-based .pyc: the shipped bytecode is what runs, not a compile of its own (but the modules
-# of packages' test suites, with "bytecode-but-test-suites", when the manifest says so).
-_IMPORT_SCRIPT = """
-import importlib, importlib.util, json, os, sys, sysconfig
-failures = {}
-for name in sys.argv[2:]:
-    try:
-        importlib.import_module(name)
-    except BaseException as exc:
-        failures[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-no_bytecode = []
-root = os.path.realpath(sys.prefix) + os.sep
-libs = [os.path.realpath(sysconfig.get_path(k)) + os.sep for k in ("purelib", "stdlib")]
-def test_suite(path):
-    for lib in libs:
-        if path.startswith(lib):
-            names = {"test", "tests", "_tests", "_umath_tests", "_multiarray_tests"}
-            return not names.isdisjoint(path[len(lib):-len(".py")].split(os.sep))
-    return False
-mode = sys.argv[1]
-for name, module in sorted(sys.modules.items()) if mode.startswith("bytecode") else ():
-    spec = getattr(module, "__spec__", None)
-    origin = getattr(spec, "origin", None) or ""
-    if not (origin.endswith(".py") and os.path.realpath(origin).startswith(root)):
-        continue
-    if mode == "bytecode-but-test-suites" and test_suite(os.path.realpath(origin)):
-        continue
-    try:
-        with open(origin, "rb") as f:
-            data = f.read()
-        # A module a custom loader respecced without `cached` (setuptools' distutils hack:
-        # `distutils` is setuptools._distutils) was first loaded from its file's bytecode.
-        with open(spec.cached or importlib.util.cache_from_source(origin), "rb") as f:
-            head = f.read(16)
-    except (OSError, TypeError):
-        head = b""
-    if not (
-        len(head) == 16 and head[:4] == importlib.util.MAGIC_NUMBER and head[4] & 1
-        and head[8:16] == importlib.util.source_hash(data)
-    ):
-        no_bytecode.append(name)
-print("RUNENV-CHECK " + json.dumps(
-    {"prefix": sys.prefix, "failures": failures, "no_bytecode": no_bytecode}))
-"""
 TIMEOUT = 900.0
 
 
@@ -233,7 +188,7 @@ def _import(
     flags = ["-I", "-B"] if env is None else ["-B"]
     try:
         out = subprocess.run(
-            [str(python), *flags, "-c", _IMPORT_SCRIPT, mode, *sorted(set(modules))],
+            [str(python), *flags, str(IMPORT_CHECK), mode, *sorted(set(modules))],
             cwd=cwd,
             env=env,
             capture_output=True,

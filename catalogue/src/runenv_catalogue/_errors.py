@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-
-class CatalogueError(Exception):
-    """An error reported as one line; `exit_code` is the CLI's exit status for it."""
-
-    exit_code = 1
+# The two the shared rules raise (`_shared.tar_rules`) are defined beside them.
+from runenv_catalogue._shared.errors import CatalogueError as CatalogueError
+from runenv_catalogue._shared.errors import UnsafeArchiveError as UnsafeArchiveError
 
 
 class UsageError(CatalogueError):
@@ -25,7 +23,3 @@ class DownloadError(CatalogueError):
     def __init__(self, message: str, *, retry: bool = False) -> None:
         super().__init__(message)
         self.retry = retry  # a transient failure worth another attempt
-
-
-class UnsafeArchiveError(CatalogueError):
-    """An archive entry that would land outside the runtime's folder."""

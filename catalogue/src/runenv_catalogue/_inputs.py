@@ -1,7 +1,8 @@
 """What the catalogue takes from a manifest or a catalogue file, checked before use.
 
-The same rules as runenv's own (`runenv._safe_paths`, `runenv._bounded`), kept here because
-this package is stdlib-only:
+The rules runenv applies to what it is handed too (the bounded reads are one module both use,
+`_shared.inputs`; runenv's written paths, `runenv._safe_paths`, also take `\\` and let a
+missing file be named by the caller):
 
 - a path from a manifest is relative, has no `..` and no drive, and is walked component by
   component with `lstat` under the folder it names something in: a link component must lead
@@ -13,21 +14,19 @@ this package is stdlib-only:
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from runenv_catalogue._shared.inputs import MAX_DEPTH as MAX_DEPTH
+from runenv_catalogue._shared.inputs import Refused as Refused
+from runenv_catalogue._shared.inputs import loads_json as loads_json
+from runenv_catalogue._shared.inputs import read_bytes
+from runenv_catalogue._shared.paths import BROKEN, LEADS_OUT, WalkRefused, walk
+
 MAX_JSON_BYTES = 64 << 20
-MAX_DEPTH = 64
 _DRIVE = re.compile(r"[A-Za-z]:", re.ASCII)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)
-
-
-class Refused(ValueError):
-    """An input refused by these rules; `str()` says why, without naming the file."""
 
 
 def relative(value: object) -> PurePosixPath:
@@ -44,24 +43,22 @@ def relative(value: object) -> PurePosixPath:
 
 
 def inside(root: Path, rel: PurePosixPath) -> Path:
-    """The real path of `rel` under `root`, walked with `lstat`: Refused when a component is a
-    link leading out of `root`, or the path does not exist."""
-    base = root.resolve()
-    current = base
-    for part in rel.parts:
-        step = current / part
-        try:
-            mode = step.lstat().st_mode
-        except OSError:
-            raise Refused(f"{rel} is not in the runtime") from None
-        if stat.S_ISLNK(mode):
-            try:
-                step = step.resolve(strict=True)
-            except (OSError, RuntimeError):
-                raise Refused(f"{rel}: {part} is a broken link or a loop") from None
-            if not step.is_relative_to(base):
-                raise Refused(f"{rel}: {part} is a link that leads out of the runtime")
-        current = step
+    """The real path of `rel` under `root`, walked with `lstat` (`_shared.paths.walk`, runenv's
+    walk): Refused when a component is a link leading out of `root`, or the path does not
+    exist."""
+    try:
+        current, walked = walk(root, rel.parts, strict=True)
+    except WalkRefused as exc:
+        part = rel.parts[exc.index]
+        if exc.reason == LEADS_OUT:
+            raise Refused(f"{rel}: {part} is a link that leads out of the runtime") from None
+        if exc.reason == BROKEN:
+            raise Refused(f"{rel}: {part} is a broken link or a loop") from None
+        raise Refused(f"{rel} is not in the runtime") from None
+    except OSError:
+        raise Refused(f"{rel} is not in the runtime") from None
+    if walked < len(rel.parts):
+        raise Refused(f"{rel} is not in the runtime")
     return current
 
 
@@ -73,48 +70,9 @@ def plain_name(value: object) -> str:
 
 
 def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> Any:
-    """The JSON document in the regular file `path` (opened without blocking, so a FIFO is
-    refused), at most `limit` bytes, no repeated key, at most `MAX_DEPTH` levels.
+    """The JSON document in the regular file `path`, at most `limit` bytes, no repeated key,
+    at most `MAX_DEPTH` levels (`_shared.inputs`, runenv's rules).
 
     OSError when it cannot be opened; Refused or ValueError (bad JSON) otherwise.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise Refused("not a regular file")
-        if st.st_size > limit:
-            raise Refused(f"{st.st_size} bytes, more than the {limit} allowed")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise Refused(f"more than the {limit} bytes allowed")
-    return loads(data.decode("utf-8"))
-
-
-def loads(text: str) -> Any:
-    """JSON with no repeated key and at most `MAX_DEPTH` levels (Refused otherwise)."""
-    try:
-        data = json.loads(text, object_pairs_hook=_unique)
-    except RecursionError:
-        raise Refused(f"nested deeper than {MAX_DEPTH} levels") from None
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = (
-            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        )
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth >= MAX_DEPTH:
-                    raise Refused(f"nested deeper than {MAX_DEPTH} levels")
-                stack.append((child, depth + 1))
-    return data
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise Refused(f"key {key!r} appears twice in one object")
-        result[key] = value
-    return result
+    return loads_json(read_bytes(path, limit).decode("utf-8"))

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import http.client
 import json
-import re
 import shutil
 import stat
 import sys
@@ -37,7 +36,9 @@ from runenv_catalogue._errors import (
     UnsafeArchiveError,
     UsageError,
 )
-from runenv_catalogue._unpack import plan_members, safe_extract, unpack
+from runenv_catalogue._shared.redact import redact
+from runenv_catalogue._shared.tar_rules import plan_members
+from runenv_catalogue._unpack import safe_extract, unpack
 
 __all__ = [
     "CatalogueError",
@@ -58,7 +59,6 @@ CHUNK = 1 << 20  # bytes per read: the unit the members are cut from
 TIMEOUT = 60.0
 LOCK_TIMEOUT = 1800.0
 ATTEMPTS = 3
-_USERINFO = re.compile(r"(//)[^/@?#\s]*@")
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,6 @@ class Part:
     url: str
     size: int
     sha256: str
-
-
-def redact(url: str) -> str:
-    """`url` without its user info (credentials never reach a message)."""
-    return _USERINFO.sub(r"\1***@", url)
 
 
 def _open(url: str, offset: int = 0) -> IO[bytes]:

@@ -11,32 +11,32 @@ one stream of members. Memory stays bounded whatever the archive's size: at most
 `2 * threads + 1` members are in flight, each with a few MiB of input and output queued, and
 a member of any size is inflated and written in pieces.
 
-The entries are checked as they come (`Planner`: the rules of runenv's `_extract.py`, which
-tests/test_catalogue_parity.py holds equal), files are created without following symlinks,
+The entries are checked as they come (`Planner`: the rules runenv's extraction applies too,
+`_shared/tar_rules.py`), files are created without following symlinks,
 and every symlink made is resolved at the end: nothing lands outside the folder.
 """
 
 # The writer's hot loop uses str paths and os calls, not Path objects: Path parsing per entry
 # is GIL time on the one thread that writes the tree.
-# ruff: noqa: PTH101, PTH103, PTH108, PTH112, PTH115, PTH118, PTH120, PTH211
+# ruff: noqa: PTH101, PTH103, PTH108, PTH112, PTH118, PTH120, PTH211
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
-import posixpath
 import queue
 import struct
 import tarfile
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from runenv_catalogue._errors import CatalogueError, UnsafeArchiveError
+from runenv_catalogue._errors import CatalogueError
+from runenv_catalogue._shared.tar_rules import Planner
+from runenv_catalogue._shared.tar_rules import check_symlinks as _check_symlinks
 
 # The extra field in every member's header (runenv.artifact.pack.member_header):
 # XLEN, subfield id `RE`, its length 16, the member's length and its inflated size.
@@ -55,145 +55,6 @@ _END = object()
 
 class _Stopped(Exception):
     """The pipeline was stopped (an error elsewhere): this thread gives up."""
-
-
-# --- the entries' rules --------------------------------------------------------------------
-# A copy of runenv's `_extract.py` rules (this package imports nothing but the standard
-# library); tests/test_catalogue_parity.py checks both refuse and accept the same archives.
-# Change them together.
-
-
-def _clean_name(name: str, archive: str) -> str:
-    """The entry's path with `.` parts dropped ("" for the root); refuses absolute paths and
-    `..`."""
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
-        raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: absolute or non-POSIX path")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: '..' leaves the tree")
-    return "/".join(parts)
-
-
-def _inside(path: str) -> bool:
-    """Whether a normalised relative POSIX path stays inside the tree."""
-    return path == "." or not (path == ".." or path.startswith("../") or path.startswith("/"))
-
-
-class Planner:
-    """Checks entries one by one, in archive order, against what came before them.
-
-    Refuses absolute paths, `..`, devices and other special files, entries written through
-    or over a symlink, symlinks pointing out of the tree and hard links to anything but a
-    regular file extracted before them; the error names the first entry at fault. Paths are
-    plain strings (`a/b/c`): this runs once per entry on the thread that writes the tree.
-    """
-
-    def __init__(self, archive: str) -> None:
-        self.archive = archive
-        self.kinds: dict[str, str] = {}
-        self.symlinks: set[str] = set()
-
-    def check(self, member: tarfile.TarInfo) -> tuple[str, str] | None:
-        """The entry's clean name and, for a hard link, its target's; None for the tree's
-        root itself."""
-        archive, kinds = self.archive, self.kinds
-        rel = _clean_name(member.name, archive)
-        if not rel:  # the tree's root itself
-            if not member.isdir():
-                raise UnsafeArchiveError(f"{archive}: refused entry {member.name!r}: not a folder")
-            return None
-        if self.symlinks:
-            cut = rel.find("/")
-            while cut != -1:
-                if rel[:cut] in self.symlinks:
-                    raise UnsafeArchiveError(
-                        f"{archive}: refused entry {member.name!r}: it would be written "
-                        f"through the symlink {rel[:cut]}"
-                    )
-                cut = rel.find("/", cut + 1)
-            if rel in self.symlinks:
-                raise UnsafeArchiveError(
-                    f"{archive}: refused entry {member.name!r}: it would replace the symlink {rel}"
-                )
-        link = ""
-        if member.issym():
-            target = member.linkname
-            if (
-                not target
-                or target.startswith("/")
-                or "\\" in target
-                or (len(target) > 1 and target[1] == ":")
-            ):
-                raise UnsafeArchiveError(
-                    f"{archive}: refused symlink {member.name!r} -> {target!r}: absolute target"
-                )
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-            if not _inside(resolved):
-                raise UnsafeArchiveError(
-                    f"{archive}: refused symlink {member.name!r} -> {target!r}: leaves the tree"
-                )
-            kind = "symlink"
-            self.symlinks.add(rel)
-        elif member.islnk():
-            try:
-                link = _clean_name(member.linkname, archive)
-            except UnsafeArchiveError:
-                raise UnsafeArchiveError(
-                    f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
-                    "leaves the tree"
-                ) from None
-            if kinds.get(link) != "file":
-                raise UnsafeArchiveError(
-                    f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
-                    "not a regular file extracted before it"
-                )
-            kind = "file"
-        elif member.isreg():
-            kind = "file"
-        elif member.isdir():
-            kind = "dir"
-        else:
-            raise UnsafeArchiveError(
-                f"{archive}: refused entry {member.name!r}: device, fifo or other special file"
-            )
-        if kind != "symlink":
-            self.symlinks.discard(rel)
-        kinds[rel] = kind
-        return rel, link
-
-
-def plan_members(members: list[tarfile.TarInfo], archive: str) -> list[tarfile.TarInfo]:
-    """Check every entry (`Planner`) and return copies with clean names, in order (a hard
-    link with its target's mode: they share an inode)."""
-    planner = Planner(archive)
-    modes: dict[str, int] = {}
-    planned = []
-    for member in members:
-        checked = planner.check(member)
-        if checked is None:
-            continue
-        rel, link = checked
-        member = copy.copy(member)
-        member.name = rel
-        if link:
-            member.linkname, member.mode = link, modes[link]
-        modes[rel] = member.mode
-        planned.append(member)
-    return planned
-
-
-def _check_symlinks(root: Path, links: Iterable[str], archive: str) -> None:
-    """Refuse a tree in which one of `links` (made by the unpack), followed through the
-    others, resolves outside `root`."""
-    real_root = os.path.realpath(root)
-    for rel in links:
-        path = os.path.join(root, rel)
-        resolved = os.path.realpath(path)
-        if resolved != real_root and not resolved.startswith(real_root + os.sep):
-            raise UnsafeArchiveError(
-                f"{archive}: refused symlink {rel!r} -> {os.readlink(path)!r}: "
-                "resolves outside the tree"
-            )
 
 
 # --- finding and inflating the members -----------------------------------------------------

@@ -16,58 +16,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from runenv._shared import IMPORT_CHECK
 from runenv._subprocess import run
 from runenv.errors import CheckError
 from runenv.tree.modules import checked_and_skipped
 
-# One process imports everything (fast); each failure is caught and reported by name.
-# `-B`: no .pyc written into the tree, which would make the archive differ between builds; the
-# shipped ones are read. With "bytecode" first, every module loaded from a .py of the tree must
-# have a valid hash-based .pyc (the test importlib makes before using one): the shipped bytecode
-# is what runs, not a compile of its own. "bytecode-but-test-suites" exempts the modules of
-# packages' test suites, shipped as source (`bytecode.is_test_suite`, the same rule).
-_IMPORT_SCRIPT = """
-import importlib, importlib.util, json, os, sys, sysconfig
-failures = {}
-for name in sys.argv[2:]:
-    try:
-        importlib.import_module(name)
-    except BaseException as exc:
-        failures[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-no_bytecode = []
-root = os.path.realpath(sys.prefix) + os.sep
-libs = [os.path.realpath(sysconfig.get_path(k)) + os.sep for k in ("purelib", "stdlib")]
-def test_suite(path):
-    for lib in libs:
-        if path.startswith(lib):
-            names = {"test", "tests", "_tests", "_umath_tests", "_multiarray_tests"}
-            return not names.isdisjoint(path[len(lib):-len(".py")].split(os.sep))
-    return False
-mode = sys.argv[1]
-for name, module in sorted(sys.modules.items()) if mode.startswith("bytecode") else ():
-    spec = getattr(module, "__spec__", None)
-    origin = getattr(spec, "origin", None) or ""
-    if not (origin.endswith(".py") and os.path.realpath(origin).startswith(root)):
-        continue
-    if mode == "bytecode-but-test-suites" and test_suite(os.path.realpath(origin)):
-        continue
-    try:
-        with open(origin, "rb") as f:
-            data = f.read()
-        # A module a custom loader respecced without `cached` (setuptools' distutils hack:
-        # `distutils` is setuptools._distutils) was first loaded from its file's bytecode.
-        with open(spec.cached or importlib.util.cache_from_source(origin), "rb") as f:
-            head = f.read(16)
-    except (OSError, TypeError):
-        head = b""
-    if not (
-        len(head) == 16 and head[:4] == importlib.util.MAGIC_NUMBER and head[4] & 1
-        and head[8:16] == importlib.util.source_hash(data)
-    ):
-        no_bytecode.append(name)
-print("RUNENV-CHECK " + json.dumps(
-    {"prefix": sys.prefix, "failures": failures, "no_bytecode": no_bytecode}))
-"""
+# The script (`runenv._shared.import_check`, the catalogue's `check` runs the same file): one
+# process imports everything, each failure reported by name; `-B` writes no .pyc into the tree.
+# With "bytecode" first, every module loaded from a .py of the tree must have been loaded from
+# its shipped hash-based .pyc; "bytecode-but-test-suites" exempts the modules of packages' test
+# suites, shipped as source (`bytecode.is_test_suite`, the same rule).
 
 
 @dataclass(frozen=True)
@@ -105,7 +63,7 @@ def import_check(
     mode = "-" if not bytecode else "bytecode" if test_suites else "bytecode-but-test-suites"
     flags = ["-I", "-B"] if isolated else ["-B"]  # a block's command runs without -I
     out = run(
-        [interpreter, *flags, "-c", _IMPORT_SCRIPT, mode, *names],
+        [interpreter, *flags, IMPORT_CHECK, mode, *names],
         what=f"import check of {root}",
         cwd=cwd or root,
         env=env,

@@ -24,13 +24,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 import httpx
 
 from runenv._cache import Cache
 from runenv._progress import progress_bar
+from runenv._shared.redact import redact as redact  # the catalogue's too: one rule for URLs
+from runenv._shared.redact import redact_userinfo
 from runenv.errors import ChecksumError, FetchError, UsageError
 
 log = logging.getLogger(__name__)
@@ -45,34 +47,7 @@ MIN_BYTES_PER_TIMEOUT = 1024
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
-_SECRET_PARAM = re.compile(r"token|key|sig|secret|pass|auth|cred|session", re.IGNORECASE)
-_USERINFO = re.compile(r"(//)[^/@?#\s]*@")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.ASCII)
-
-
-def redact(url: str) -> str:
-    """`url` with its user info and secret-looking query values replaced by `***`.
-
-    Use it for every URL that goes into a message, a log line or a file a user can read.
-    Plain paths come back unchanged.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _USERINFO.sub(r"\1***@", url)
-    if not parts.scheme or len(parts.scheme) == 1:  # a path, or a Windows drive letter
-        return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_PARAM.search(k) for k, _ in pairs):
-            query = urlencode(
-                [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*"
-            )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _scrub(text: str, url: str) -> str:
@@ -88,7 +63,7 @@ def _scrub(text: str, url: str) -> str:
             for form in {secret, unquote(secret)}:
                 if len(form) >= 3:
                     text = text.replace(form, "***")
-    return _USERINFO.sub(r"\1***@", text)
+    return redact_userinfo(text)
 
 
 def local_source(url: str) -> Path | None:

@@ -2,30 +2,32 @@
 
 The archive is read once, as a stream (a gzip tar listed first and then extracted is inflated
 twice). Every entry is checked, against those before it, before it is written, and the error names
-the entry at fault: absolute paths, `..` components, device and other special files, entries that
-would be written through a symlink, symlinks whose target leaves the tree and hard links to
-anything but a regular file inside the tree are refused. Extraction goes into a staged directory
-that takes the destination's place only when complete, so a refused or broken archive leaves
-nothing behind. Exec bits and in-tree symlinks (`bin/python3 -> python3.12`) are kept. tarfile's
-own `data` filter runs as a second line of defence where this Python has it.
+the entry at fault, by the rules the catalogue package unpacks with (`runenv._shared.tar_rules`):
+absolute paths, `..` components, device and other special files, entries that would be written
+through a symlink, symlinks whose target leaves the tree and hard links to anything but a
+regular file inside the tree are refused; every symlink made is resolved at the end.
+Extraction goes into a staged directory that takes the destination's place only when complete,
+so a refused or broken archive leaves nothing behind. Exec bits and in-tree symlinks
+(`bin/python3 -> python3.12`) are kept. tarfile's own `data` filter runs as a second line of
+defence where this Python has it.
 """
 
 from __future__ import annotations
 
 import bz2
-import copy
 import gzip
 import io
 import lzma
 import os
-import posixpath
 import sys
 import tarfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from runenv import _subprocess
 from runenv._cache import staged_dir
+from runenv._shared import errors as shared_errors
+from runenv._shared.tar_rules import Planner, check_symlinks
 from runenv.errors import RunenvError, SubprocessError, UnsafeArchiveError
 
 PBS_TOP = "python"
@@ -45,10 +47,12 @@ def extract_tar(archive: Path, dest: Path, *, strip: str | None = PBS_TOP) -> Pa
             staged_dir(dest) as tmp,
         ):
             tops: list[tarfile.TarInfo] = []
-            members = iter_planned(_noting_top(tar, strip, tops), strip=strip, archive=archive.name)
-            _extract(tar, members, tmp)
-            check_links(tmp, archive=archive.name)
+            planner = Planner(archive.name, strip=strip)
+            _extract(tar, planner.planned(_noting_top(tar, strip, tops)), tmp)
+            check_symlinks(tmp, sorted(planner.symlinks), archive.name)
             tmp.chmod(_root_mode(tops))  # mkdtemp made it 0700
+    except shared_errors.UnsafeArchiveError as exc:  # the shared rules raise the catalogue's
+        raise UnsafeArchiveError(str(exc)) from None
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, tarfile.FilterError):  # our checks should have caught it first
             raise UnsafeArchiveError(
@@ -138,123 +142,3 @@ def _extract(tar: tarfile.TarFile, members: Iterable[tarfile.TarInfo], dest: Pat
         tar.extractall(dest, members=members, filter="data")
     else:  # pragma: no cover - Python < 3.11.4
         tar.extractall(dest, members=members)
-
-
-def _clean_name(name: str, archive: str) -> PurePosixPath:
-    """The entry's path with `.` parts dropped; refuses absolute paths and `..`."""
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
-        raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: absolute or non-POSIX path")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: '..' leaves the tree")
-    return PurePosixPath(*parts) if parts else PurePosixPath()
-
-
-def _inside(path: str) -> bool:
-    """Whether a normalised relative POSIX path stays inside the tree."""
-    return path == "." or not (path == ".." or path.startswith("../") or path.startswith("/"))
-
-
-def iter_planned(
-    members: Iterable[tarfile.TarInfo], *, strip: str | None = PBS_TOP, archive: str = "archive"
-) -> Iterator[tarfile.TarInfo]:
-    """Check each entry against those before it and yield it renamed for extraction (top
-    folder stripped), so a stream is checked as it is read.
-
-    Raises UnsafeArchiveError naming the first entry that could write or point outside.
-    """
-    kinds: dict[PurePosixPath, str] = {}
-    modes: dict[PurePosixPath, int] = {}
-    for member in members:
-        rel = _clean_name(member.name, archive)
-        if strip is not None:
-            if not rel.parts or rel.parts[0] != strip:
-                raise UnsafeArchiveError(
-                    f"{archive}: refused entry {member.name!r}: not under the top folder {strip}/"
-                )
-            rel = PurePosixPath(*rel.parts[1:])
-        if not rel.parts:  # the top folder itself
-            if not member.isdir():
-                raise UnsafeArchiveError(f"{archive}: refused entry {member.name!r}: not a folder")
-            continue
-        for parent in list(rel.parents)[:-1]:
-            if kinds.get(parent) == "symlink":
-                raise UnsafeArchiveError(
-                    f"{archive}: refused entry {member.name!r}: it would be written through "
-                    f"the symlink {parent}"
-                )
-        if kinds.get(rel) == "symlink":
-            raise UnsafeArchiveError(
-                f"{archive}: refused entry {member.name!r}: it would replace the symlink {rel}"
-            )
-        if member.issym():
-            target = member.linkname
-            if (
-                not target
-                or target.startswith("/")
-                or "\\" in target
-                or (len(target) > 1 and target[1] == ":")
-            ):
-                raise UnsafeArchiveError(
-                    f"{archive}: refused symlink {member.name!r} -> {target!r}: absolute target"
-                )
-            resolved = posixpath.normpath(posixpath.join(str(rel.parent), target))
-            if not _inside(resolved):
-                raise UnsafeArchiveError(
-                    f"{archive}: refused symlink {member.name!r} -> {target!r}: leaves the tree"
-                )
-            kind = "symlink"
-        elif member.islnk():
-            try:
-                link = _clean_name(member.linkname, archive)
-            except UnsafeArchiveError:
-                raise UnsafeArchiveError(
-                    f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
-                    "leaves the tree"
-                ) from None
-            if strip is not None:
-                if not link.parts or link.parts[0] != strip:
-                    raise UnsafeArchiveError(
-                        f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
-                        "leaves the tree"
-                    )
-                link = PurePosixPath(*link.parts[1:])
-            if kinds.get(link) != "file":
-                raise UnsafeArchiveError(
-                    f"{archive}: refused hard link {member.name!r} -> {member.linkname!r}: "
-                    "not a regular file extracted before it"
-                )
-            member = copy.copy(member)
-            member.linkname = str(link)
-            member.mode = modes[link]  # tarfile chmods the shared inode: keep the file's mode
-            kind = "file"
-        elif member.isreg():
-            kind = "file"
-        elif member.isdir():
-            kind = "dir"
-        else:
-            raise UnsafeArchiveError(
-                f"{archive}: refused entry {member.name!r}: device, fifo or other special file"
-            )
-        member = copy.copy(member)  # the archive's own index keeps the original names
-        member.name = str(rel)
-        kinds[rel] = kind
-        modes[rel] = member.mode
-        yield member
-
-
-def check_links(root: Path, *, archive: str = "archive") -> None:
-    """Refuse a tree with a symlink that, followed through the others, resolves outside `root`."""
-    real_root = Path(os.path.realpath(root))
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            if not path.is_symlink():
-                continue
-            resolved = Path(os.path.realpath(path))
-            if resolved != real_root and real_root not in resolved.parents:
-                entry = path.relative_to(root).as_posix()
-                raise UnsafeArchiveError(
-                    f"{archive}: refused symlink {entry!r} -> {str(path.readlink())!r}: "
-                    "resolves outside the tree"
-                )

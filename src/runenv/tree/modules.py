@@ -18,15 +18,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from runenv._shared.import_check import TEST_SUITES as TEST_SUITES
 from runenv.install.installed import dist_infos, record_paths
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 
-TEST_SUITES = frozenset({"test", "tests", "_tests", "_umath_tests", "_multiarray_tests"})
-"""Module names that make a test suite, wherever they stand in a dotted name: the names the
-reference's checker skips (`*.tests`, `*._tests`, `*.test`, `*._umath_tests`,
-`*._multiarray_tests`), and a top-level `tests` folder that a wheel ships by mistake
-(olga 1.3.0's, whose modules import pytest)."""
+# TEST_SUITES (from the import check's script, which tolerates missing bytecode in them):
+# module names that make a test suite, wherever they stand in a dotted name: the names the
+# reference's checker skips (`*.tests`, `*._tests`, `*.test`, `*._umath_tests`,
+# `*._multiarray_tests`), and a top-level `tests` folder that a wheel ships by mistake
+# (olga 1.3.0's, whose modules import pytest).
 
 STRAY_FOLDERS = frozenset({"scripts", "examples", "docs", "benchmarks"})
 """A source tree's folders that a wheel ships by mistake as top-level namespaces (no
