@@ -11,14 +11,24 @@ import pytest
 from support.index import Index, IndexServer, build_index
 from support.pbs import pbs_archive
 
-# A test that takes the PBS stand-in or the loopback index builds real runtimes (seconds to
-# minutes each): it is an end-to-end test, and `-m "not e2e"` is the quick loop without them.
+# `-m "not e2e"` is the quick loop (about a minute); `e2e` is set here, never by hand, on every
+# test that builds real runtimes or reaches past this machine (seconds to minutes each): one
+# that takes the PBS stand-in or the loopback index (directly or through another fixture), and
+# one marked `slow` (a real end-to-end build), `heavy` (gigabytes) or `network` (the real PyPI).
 _E2E_FIXTURES = {"pbs", "pkg_server", "pkg_index"}
+_E2E_MARKERS = {"slow", "heavy", "network"}
+
+
+def is_e2e(item: pytest.Item) -> bool:
+    """Whether `item` belongs to the end-to-end set rather than the quick loop."""
+    if _E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    return any(item.get_closest_marker(name) for name in _E2E_MARKERS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if _E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if is_e2e(item):
             item.add_marker(pytest.mark.e2e)
 
 
@@ -50,3 +60,4 @@ def pkg_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
 def pkg_server(pkg_index: Index) -> Iterator[IndexServer]:
     with IndexServer(pkg_index.root) as server:
         yield server
+
