@@ -1,4 +1,5 @@
-"""Session fixtures: a private runenv cache, the loopback PBS archive and package index."""
+"""The suite's shared fixtures, in one place: a private runenv cache, the PBS-shaped archive,
+the loopback package index and a loopback file server."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from support.http import LoopbackServer
 from support.index import Index, IndexServer, build_index
 from support.pbs import pbs_archive
 
@@ -59,5 +61,14 @@ def pkg_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
 @pytest.fixture(scope="session")
 def pkg_server(pkg_index: Index) -> Iterator[IndexServer]:
     with IndexServer(pkg_index.root) as server:
+        yield server
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[LoopbackServer]:
+    """A running loopback server whose root is `tmp_path / "www"` (created empty)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with LoopbackServer(root) as server:
         yield server
 

@@ -38,7 +38,6 @@ from runenv.fetch.python import (
     unpack,
 )
 from runenv.platforms import ALL_PLATFORMS, Platform, host_platform
-from support import fixtures
 from support.http import (
     Fault,
     LoopbackServer,
@@ -69,9 +68,6 @@ from support.pbs import (
 HOST = host_platform()
 ARCHIVE = "python.tar.gz"
 
-loopback = fixtures.loopback
-pbs_archive_file = fixtures.pbs_archive_file
-
 
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,7 +80,7 @@ def cache(tmp_path: Path) -> Cache:
 
 
 @pytest.fixture
-def served(loopback: LoopbackServer, pbs_archive_file: tuple[Path, str]) -> tuple[str, str]:
+def served(loopback: LoopbackServer, pbs: tuple[Path, str]) -> tuple[str, str]:
     """(url, sha256) of the PBS-shaped archive on the loopback server."""
     _, sha = make_pbs_archive(www(loopback), ARCHIVE)
     return loopback.url_for(ARCHIVE), sha
@@ -305,7 +301,7 @@ def test_stale_temp_file_of_a_killed_fetch_is_ignored(
 
 
 def test_file_url_and_plain_path_are_copied_and_verified(
-    tmp_path: Path, pbs_archive_file: tuple[Path, str]
+    tmp_path: Path, pbs: tuple[Path, str]
 ) -> None:
     path, sha = make_pbs_archive(tmp_path / "local")
     by_url = fetch_to_cache(Cache(tmp_path / "c1"), "python", path.as_uri(), sha, ARCHIVE)
@@ -436,7 +432,7 @@ def test_mirror_credentials_never_appear_in_errors(
 
 
 def test_basic_auth_from_the_url_is_sent(
-    tmp_path: Path, cache: Cache, pbs_archive_file: tuple[Path, str]
+    tmp_path: Path, cache: Cache, pbs: tuple[Path, str]
 ) -> None:
     root = tmp_path / "private"
     _, sha = make_pbs_archive(root, ARCHIVE)
@@ -665,11 +661,9 @@ def test_pinned_archive_wins(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def fake_index(
-    monkeypatch: pytest.MonkeyPatch, pbs_archive_file: tuple[Path, str]
-) -> dict[Platform, str]:
+def fake_index(monkeypatch: pytest.MonkeyPatch, pbs: tuple[Path, str]) -> dict[Platform, str]:
     """Make the index list the test archive for PY_VERSION on the host and on linux-aarch64."""
-    _, sha = pbs_archive_file
+    _, sha = pbs
     files = {}
     names = {}
     for platform in dict.fromkeys([HOST, Platform.LINUX_AARCH64]):
