@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from runenv.ci.matrix import (
     wheel_entries,
 )
 from runenv.platforms import Platform
+from support.shipped import copy_shipped
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "versions" / "3.12.10"
@@ -176,11 +176,9 @@ def test_billing_rounds_each_job_up_and_applies_the_multiplier() -> None:
 def _project_with_source_builds(tmp_path: Path) -> Path:
     """3.12.10's locks, but numpy has no Windows wheel, scipy is forced to source on
     macosx-aarch64 and linux-aarch64 has no lock."""
+    extra = '[packages.forceSource.scipy]\nmacosx-aarch64 = "patched build"\n'
+    copy_shipped(tmp_path, "3.12.10", name="3.12.10-src", extra=extra)
     folder = tmp_path / "versions" / "3.12.10-src"
-    shutil.copytree(SHIPPED, folder)
-    shutil.copy(REPO / "shared-config.toml", tmp_path / "shared-config.toml")
-    with (folder / "config.toml").open("a") as fh:
-        fh.write('\n[packages.forceSource.scipy]\nmacosx-aarch64 = "patched build"\n')
     win = folder / "pylock.windows-x64.toml"
     text = win.read_text()
     text, n = re.subn(r'(name = "numpy"\n(?:.*\n)*?)wheels = \[.*\]\n', r"\1", text, count=1)

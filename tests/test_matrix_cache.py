@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +34,7 @@ from runenv.lock import resolve as lock
 from runenv.platforms import Platform
 from runenv.sources import sdist as source_build
 from runenv.sources.built_wheels import wheels_key
+from support.shipped import TWO_SOURCE_BUILDS, copy_shipped
 
 REPO = Path(__file__).resolve().parents[1]
 ATLS = "3.12.10-atls"  # compiles freesasa and builds pdbfixer on both its platforms
@@ -43,9 +43,7 @@ MAC = Platform.MACOSX_AARCH64
 
 def _copy(tmp_path: Path, name: str = ATLS) -> Path:
     """A project holding the shipped atls variant (as `name`), its locks as committed."""
-    shutil.copytree(REPO / "versions" / ATLS, tmp_path / "versions" / name)
-    shutil.copy(REPO / "shared-config.toml", tmp_path / "shared-config.toml")
-    return tmp_path
+    return copy_shipped(tmp_path, ATLS, name=name)
 
 
 def _key(project: Path, platform: Platform = MAC, variant: str = ATLS) -> str:
@@ -133,11 +131,7 @@ def test_the_key_changes_with_the_platform_python_and_recipe(
 def test_cached_wheels_drop_exactly_the_listed_entries(tmp_path: Path) -> None:
     """Two targets with wheels jobs; one key cached: its job goes, the other stays, and the
     build entry still names both keys to restore."""
-    root = tmp_path
-    shutil.copytree(REPO / "versions" / "3.12.10", root / "versions" / "3.12.10")
-    shutil.copy(REPO / "shared-config.toml", root / "shared-config.toml")
-    with (root / "versions" / "3.12.10" / "config.toml").open("a") as fh:
-        fh.write('\n[packages.forceSource.numpy]\nwindows-x64 = "a"\nmacosx-x64 = "b"\n')
+    root = copy_shipped(tmp_path, "3.12.10", extra=TWO_SOURCE_BUILDS)
     targets = plan_targets(root)
     keys = {t.platform: t.wheels_key for t in targets if t.wheel_job}
     assert set(keys) == {Platform.MACOSX_X64, Platform.WINDOWS_X64}
