@@ -12,6 +12,7 @@ import pytest
 from support.http import LoopbackServer
 from support.index import Index, IndexServer, build_index
 from support.pbs import pbs_archive
+from support.project import make_project
 
 # `-m "not e2e"` is the quick loop (about a minute); `e2e` is set here, never by hand, on every
 # test that builds real runtimes or reaches past this machine (seconds to minutes each): one
@@ -72,3 +73,8 @@ def loopback(tmp_path: Path) -> Iterator[LoopbackServer]:
     with LoopbackServer(root) as server:
         yield server
 
+
+@pytest.fixture
+def rtpure_project(tmp_path: Path, pbs: tuple[Path, str]) -> Path:
+    """A fresh project (`make_project`, at tmp_path/p) whose variant needs rtpure alone."""
+    return make_project(tmp_path / "p", pbs, ["rtpure==1.0"])

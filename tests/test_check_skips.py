@@ -23,8 +23,7 @@ from support.project import (
     catalogue_check,
     make_project,
     manifest_of,
-    run_python,
-    unpack,
+    run_unpacked,
 )
 
 SITE = f"lib/python{PY_XY}/site-packages"
@@ -76,8 +75,7 @@ def test_shipped_test_suites_are_skipped_and_named_in_the_manifest(
     assert f"{SITE}/tests/test_sequence_generation.py" in names
     assert f"{SITE}/tests/__pycache__/test_sequence_generation.{TAG}.pyc" not in names
     assert f"{SITE}/rtolga/__pycache__/__init__.{TAG}.pyc" in names
-    runtime = unpack(archive_of(root), tmp_path / "rt")
-    assert run_python(runtime, "import rtolga; print(rtolga.VALUE)") == "olga"
+    assert run_unpacked(root, tmp_path / "rt", "import rtolga; print(rtolga.VALUE)") == "olga"
     # A verify job's check imports what the manifest lists: the suites are not among them.
     verified = catalogue_check(root / "dist" / f"runenv-{VARIANT}-linux-x64.json")
     assert verified.returncode == 0, verified.stderr

@@ -21,8 +21,7 @@ from support.project import (
     build,
     make_project,
     manifest_of,
-    run_python,
-    unpack,
+    run_unpacked,
 )
 
 
@@ -79,8 +78,7 @@ def test_a_file_changed_through_a_linked_tree_is_caught_and_the_image_made_again
         assert build(root, pkg_server) == 0
     assert any("evicted" in r.getMessage() for r in caplog.records)
     assert manifest_of(root)["sha256"] == first
-    runtime = unpack(archive_of(root), tmp_path / "rt")
-    assert "EDITED" not in run_python(runtime, "import rtpure; print(rtpure.VALUE)")
+    assert "EDITED" not in run_unpacked(root, tmp_path / "rt", "import rtpure; print(rtpure.VALUE)")
 
 
 def test_an_image_copied_elsewhere_is_hashed_again_then_trusted(

@@ -136,3 +136,9 @@ def catalogue_check(manifest: Path) -> subprocess.CompletedProcess[str]:
         cwd=manifest.parent,
         timeout=300,
     )
+
+
+def run_unpacked(root: Path, dest: Path, code: str) -> str:
+    """What the host archive of `root`'s build, unpacked at `dest` (a path it was not built
+    at), prints for `code` with its own interpreter."""
+    return run_python(unpack(archive_of(root), dest), code)
