@@ -23,6 +23,7 @@ from support.project import (
     manifest_of,
     run_unpacked,
 )
+from support.spy import spy_hashing
 
 
 @pytest.fixture
@@ -98,14 +99,7 @@ def test_an_image_copied_elsewhere_is_hashed_again_then_trusted(
     assert image.files == ("pkg/a.py",) and image.links == {"link": "pkg/a.py"}
     assert set(image.dirs) == {"empty", "pkg"}
     shutil.copytree(tmp_path / "c1", tmp_path / "c2", symlinks=True)
-    hashed: list[Path] = []
-    real = _images.file_sha256
-
-    def counting(path: Path) -> str:
-        hashed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(_images, "file_sha256", counting)
+    hashed = spy_hashing(monkeypatch, _images)
 
     def never(tree: Path) -> dict[str, object]:
         raise AssertionError("a verified image is not made again")

@@ -36,6 +36,7 @@ from support.project import (
     manifest_of,
     run_unpacked,
 )
+from support.spy import spy_hashing
 
 PY = "{}.{}".format(*sys.version_info[:2])
 
@@ -322,16 +323,9 @@ def test_a_cache_copied_elsewhere_is_hashed_again_once(
     src, sha = source_file
     cached = fetch_to_cache(Cache(tmp_path / "c1"), "wheels", str(src), sha, src.name)
     shutil.copytree(tmp_path / "c1", tmp_path / "c2")  # copies the marker too, as a restore would
-    hashed: list[Path] = []
     import runenv._cache as cache_module
 
-    real = cache_module.file_sha256
-
-    def counting(path: Path) -> str:
-        hashed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(cache_module, "file_sha256", counting)
+    hashed = spy_hashing(monkeypatch, cache_module)
     copy = tmp_path / "c2" / cached.relative_to(tmp_path / "c1")
     assert is_verified(copy, sha) and hashed == [copy]
     assert is_verified(copy, sha) and hashed == [copy]  # the renewed marker vouches now

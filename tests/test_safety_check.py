@@ -13,6 +13,7 @@ from runenv.tree import listing as tree_listing
 from support.errors import one_line_error
 from support.index import IndexServer
 from support.project import SITE, VARIANT, build, make_project
+from support.spy import spy_hashing
 
 
 @pytest.fixture
@@ -111,14 +112,7 @@ def test_after_a_check_a_no_op_build_hashes_at_most_once(
     # link count comes back. The next no-op hashes (an edit in place would look the same),
     # records the new fingerprints, and the one after is a stat per file again.
     assert _check(built, capsys)[0] == 0
-    hashed: list[Path] = []
-    real = tree_listing.file_sha256
-
-    def counting(path: Path) -> str:
-        hashed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(tree_listing, "file_sha256", counting)
+    hashed = spy_hashing(monkeypatch, tree_listing)
     seen = []
     for _ in range(2):
         capsys.readouterr()
