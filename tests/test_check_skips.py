@@ -15,8 +15,8 @@ from runenv.checks.imports import _IMPORT_SCRIPT
 from runenv.tree.modules import STRAY_REASON, TEST_SUITES, is_test_suite, skip_reason
 from support.dists import write_wheel
 from support.index import IndexServer, write_simple_pages
-from support.pbs import PY_XY
 from support.project import (
+    SITE,
     VARIANT,
     archive_of,
     build,
@@ -26,7 +26,6 @@ from support.project import (
     run_unpacked,
 )
 
-SITE = f"lib/python{PY_XY}/site-packages"
 TAG = sys.implementation.cache_tag
 
 # olga 1.3.0's shape: a top-level `tests` folder (no __init__: each module is a top-level

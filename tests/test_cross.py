@@ -15,7 +15,7 @@ from runenv.config.variant import load_variant
 from runenv.install.wheels import install_wheels
 from runenv.platforms import ALL_PLATFORMS, Platform
 from support.index import SRCONLY_HELLO, Index, IndexServer
-from support.pbs import PY_VERSION, elf_header, foreign_pbs_archive, macho_fat
+from support.pbs import PY_VERSION, PY_XY, elf_header, foreign_pbs_archive, macho_fat
 from support.project import (
     SITE,
     VARIANT,
@@ -25,7 +25,8 @@ from support.project import (
     run_unpacked,
 )
 
-PY_XY = ".".join(PY_VERSION.split(".")[:2])
+# What rtnative (a C extension, built or fetched for the platform) answers when it imports.
+ANSWER = "import rtnative; print(rtnative.answer())"
 
 
 def cross_project(root: Path, pbs: tuple[Path, str], deps: list[str], extra: str = "") -> Path:
@@ -115,9 +116,7 @@ def test_all_five_platforms_from_one_host(
     assert script.startswith("#!/bin/sh") and str(root) not in script
 
     # The host's runtime runs after moving it elsewhere.
-    assert (
-        run_unpacked(root, tmp_path / "moved", "import rtnative; print(rtnative.answer())") == "42"
-    )
+    assert run_unpacked(root, tmp_path / "moved", ANSWER) == "42"
 
 
 def test_audit_fails_build_on_planted_wrong_arch_binary(
@@ -202,9 +201,7 @@ def test_force_source_takes_sdist_even_with_a_wheel(
     record = next(p for p in manifest_of(root)["packages"] if p["name"] == "rtnative")  # type: ignore[union-attr]
     assert record["from_source"] is True
     assert "manylinux" not in record["wheel"]
-    assert (
-        run_unpacked(root, tmp_path / "moved", "import rtnative; print(rtnative.answer())") == "42"
-    )
+    assert run_unpacked(root, tmp_path / "moved", ANSWER) == "42"
 
 
 def test_failing_source_build_shows_tail_and_log(
