@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from runenv.ci.matrix import (
@@ -30,6 +29,7 @@ from runenv.ci.matrix import (
     wheel_entries,
 )
 from runenv.platforms import Platform
+from support.cli import run_main
 from support.shipped import copy_shipped
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,12 +37,7 @@ SHIPPED = REPO / "versions" / "3.12.10"
 
 
 def _runenv(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runenv", "--project", str(project), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_main("--project", str(project), *args)
 
 
 # The shipped atls variant compiles freesasa (no cp312 wheel) and builds pdbfixer from source

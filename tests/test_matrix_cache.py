@@ -9,7 +9,6 @@ import dataclasses
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from runenv.lock import resolve as lock
 from runenv.platforms import Platform
 from runenv.sources import sdist as source_build
 from runenv.sources.built_wheels import wheels_key
+from support.cli import run_main
 from support.shipped import TWO_SOURCE_BUILDS, copy_shipped
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,14 +179,8 @@ def test_the_cached_keys_file_takes_bare_keys_and_cache_keys() -> None:
             parse_cached_keys(f"{b}\n{bad}\n", "keys.txt")
 
 
-def _runenv(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runenv", "--project", str(REPO), "matrix", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=120,
-    )
+def _runenv(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return run_main("--project", str(REPO), "matrix", *args, stdin=stdin)
 
 
 def test_matrix_command_with_cached_wheels(tmp_path: Path) -> None:
