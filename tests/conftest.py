@@ -18,7 +18,9 @@ from support.project import make_project
 # test that builds real runtimes or reaches past this machine (seconds to minutes each): one
 # that takes the PBS stand-in or the loopback index (directly or through another fixture), and
 # one marked `slow` (a real end-to-end build), `heavy` (gigabytes) or `network` (the real PyPI).
-_E2E_FIXTURES = {"pbs", "pkg_server", "pkg_index"}
+# `pbs_tree` is test_bytecode's: the stand-in's runtime tree (a copy of this interpreter, the
+# whole stdlib), compiled, copied again by each test and run.
+_E2E_FIXTURES = {"pbs", "pkg_server", "pkg_index", "pbs_tree"}
 _E2E_MARKERS = {"slow", "heavy", "network"}
 
 
