@@ -141,19 +141,13 @@ def test_catalogue_json_indexes_every_archive(built: Path, wheel: Path) -> None:
 
 
 def test_same_manifests_and_version_give_the_same_wheel_bytes(built: Path, tmp_path: Path) -> None:
-    one = build_catalogue(
-        built / "dist",
-        "https://example.invalid/r",
-        version="2.0",
-        project=built,
-        out=tmp_path / "one",
-    )
-    two = build_catalogue(
-        built / "dist",
-        "https://example.invalid/r/",
-        version="2.0",
-        project=built,
-        out=tmp_path / "two",
+    # The same base URL with and without its trailing slash.
+    one, two = (
+        build_catalogue(built / "dist", url, version="2.0", project=built, out=tmp_path / name)
+        for url, name in (
+            ("https://example.invalid/r", "one"),
+            ("https://example.invalid/r/", "two"),
+        )
     )
     assert one.read_bytes() == two.read_bytes()
     default = build_catalogue(
