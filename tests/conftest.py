@@ -1,4 +1,5 @@
-"""Session fixtures: a private runenv cache, the loopback PBS archive and package index."""
+"""The suite's shared fixtures, in one place: a private runenv cache, the PBS-shaped archive,
+the loopback package index and a loopback file server."""
 
 from __future__ import annotations
 
@@ -8,17 +9,31 @@ from pathlib import Path
 
 import pytest
 
+from support.http import LoopbackServer
 from support.index import Index, IndexServer, build_index
 from support.pbs import pbs_archive
+from support.project import make_project
 
-# A test that takes the PBS stand-in or the loopback index builds real runtimes (seconds to
-# minutes each): it is an end-to-end test, and `-m "not e2e"` is the quick loop without them.
-_E2E_FIXTURES = {"pbs", "pkg_server", "pkg_index"}
+# `-m "not e2e"` is the quick loop (about a minute); `e2e` is set here, never by hand, on every
+# test that builds real runtimes or reaches past this machine (seconds to minutes each): one
+# that takes the PBS stand-in or the loopback index (directly or through another fixture), and
+# one marked `slow` (a real end-to-end build), `heavy` (gigabytes) or `network` (the real PyPI).
+# `pbs_tree` is test_bytecode's: the stand-in's runtime tree (a copy of this interpreter, the
+# whole stdlib), compiled, copied again by each test and run.
+_E2E_FIXTURES = {"pbs", "pkg_server", "pkg_index", "pbs_tree"}
+_E2E_MARKERS = {"slow", "heavy", "network"}
+
+
+def is_e2e(item: pytest.Item) -> bool:
+    """Whether `item` belongs to the end-to-end set rather than the quick loop."""
+    if _E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    return any(item.get_closest_marker(name) for name in _E2E_MARKERS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if _E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if is_e2e(item):
             item.add_marker(pytest.mark.e2e)
 
 
@@ -50,3 +65,18 @@ def pkg_index(tmp_path_factory: pytest.TempPathFactory) -> Index:
 def pkg_server(pkg_index: Index) -> Iterator[IndexServer]:
     with IndexServer(pkg_index.root) as server:
         yield server
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[LoopbackServer]:
+    """A running loopback server whose root is `tmp_path / "www"` (created empty)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with LoopbackServer(root) as server:
+        yield server
+
+
+@pytest.fixture
+def rtpure_project(tmp_path: Path, pbs: tuple[Path, str]) -> Path:
+    """A fresh project (`make_project`, at tmp_path/p) whose variant needs rtpure alone."""
+    return make_project(tmp_path / "p", pbs, ["rtpure==1.0"])

@@ -171,12 +171,11 @@ def test_changed_dependencies_relock_and_locked_refuses(
 
 
 def test_failed_import_names_module_and_leaves_nothing(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
+    rtpure_project: Path,
     pkg_server: IndexServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    root = rtpure_project
     (root / "versions" / VARIANT / "files" / "site" / "rtbroken.py").write_text(
         "raise ImportError('rtbroken needs a GPU')\n"
     )

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from runenv._cache import Cache
 from runenv.commands.catalogue import (
     archive_url,
     build_catalogue,
@@ -29,14 +27,12 @@ from runenv.commands.catalogue import (
     default_version,
     find_manifests,
 )
-from runenv.config.load import load_variant
 from runenv.errors import BuildError, ChecksumError, UsageError
-from runenv.pipeline.build import build_target
-from runenv.pipeline.context import BuildOptions
 from runenv.platforms import Platform, host_platform
 from support.http import LoopbackServer, status, wrong_bytes
 from support.index import IndexServer
 from support.pbs import PY_VERSION
+from support.project import build_for_host, make_project
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "catalogue" / "src"))
@@ -59,20 +55,10 @@ SCRIPTS = "Scripts" if HOST.info.is_windows else "bin"
 def _write_variant(
     root: Path, variant: str, pbs: tuple[Path, str], deps: list[str], env: dict[str, str]
 ) -> None:
-    folder = root / "versions" / variant
-    folder.mkdir(parents=True)
     env_toml = ", ".join(f"{k} = {json.dumps(v)}" for k, v in env.items())
-    (folder / "config.toml").write_text(
-        textwrap.dedent(f"""\
-        platforms = ["{HOST.value}"]
-        [packages]
-        dependencies = {json.dumps(deps)}
-        [python.archives.{HOST.value}]
-        url = "{pbs[0].as_uri()}"
-        sha256 = "{pbs[1]}"
-        [runtime]
-        env = {{ {env_toml} }}
-        """)
+    extra = f"[runtime]\nenv = {{ {env_toml} }}\n"
+    make_project(
+        root, pbs, deps, variant=variant, platform=HOST.value, extra=extra, copy_files=False
     )
 
 
@@ -82,17 +68,13 @@ def built(
 ) -> Path:
     """A project with two variants built for the host; returns the project (dist/ inside)."""
     root = tmp_path_factory.mktemp("catproj")
-    (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
     _write_variant(root, VAR_A, pbs, ["rtpure==1.0"], {"X": "from-a", "RT_FLAVOUR": "a"})
     _write_variant(root, VAR_B, pbs, ["rtdep==1.0"], {"X": "from-b"})
     shutil.copytree(
         REPO / "catalogue", root / "catalogue", ignore=shutil.ignore_patterns("__pycache__", ".*")
     )
-    options = BuildOptions(
-        dist=root / "dist", pydist=root / "pydist", default_index=pkg_server.index_url
-    )
     for variant in (VAR_A, VAR_B):
-        build_target(load_variant(root, variant), HOST, options, Cache.default())
+        build_for_host(root, variant, pkg_server.index_url)
     return root
 
 
@@ -159,19 +141,13 @@ def test_catalogue_json_indexes_every_archive(built: Path, wheel: Path) -> None:
 
 
 def test_same_manifests_and_version_give_the_same_wheel_bytes(built: Path, tmp_path: Path) -> None:
-    one = build_catalogue(
-        built / "dist",
-        "https://example.invalid/r",
-        version="2.0",
-        project=built,
-        out=tmp_path / "one",
-    )
-    two = build_catalogue(
-        built / "dist",
-        "https://example.invalid/r/",
-        version="2.0",
-        project=built,
-        out=tmp_path / "two",
+    # The same base URL with and without its trailing slash.
+    one, two = (
+        build_catalogue(built / "dist", url, version="2.0", project=built, out=tmp_path / name)
+        for url, name in (
+            ("https://example.invalid/r", "one"),
+            ("https://example.invalid/r/", "two"),
+        )
     )
     assert one.read_bytes() == two.read_bytes()
     default = build_catalogue(

@@ -34,6 +34,7 @@ from runenv.platforms import host_platform
 from support.dists import write_wheel
 from support.index import IndexServer
 from support.pbs import PY_VERSION, PY_XY, standin
+from support.project import make_project
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "catalogue" / "src"))
@@ -105,13 +106,7 @@ def dist(
     (out / f"runenv-{WHEELS}-{HOST.value}.json").write_text(json.dumps(manifest, indent=2))
 
     project = work / "project"
-    folder = project / "versions" / TREE
-    folder.mkdir(parents=True)
-    (project / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
-    (folder / "config.toml").write_text(
-        f'platforms = ["{HOST.value}"]\n[packages]\ndependencies = ["rtpure==1.0"]\n'
-        f'[python.archives.{HOST.value}]\nurl = "{pbs[0].as_uri()}"\nsha256 = "{pbs[1]}"\n'
-    )
+    make_project(project, pbs, ["rtpure==1.0"], variant=TREE, platform=HOST.value, copy_files=False)
     options = BuildOptions(dist=out, pydist=work / "pydist", default_index=pkg_server.index_url)
     build_target(load_variant(project, TREE), HOST, options, Cache.default())
     return out

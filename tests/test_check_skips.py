@@ -16,19 +16,17 @@ from runenv._shared import IMPORT_CHECK
 from runenv.tree.modules import STRAY_REASON, is_test_suite, skip_reason
 from support.dists import write_wheel
 from support.index import IndexServer, write_simple_pages
-from support.pbs import PY_XY
 from support.project import (
+    SITE,
     VARIANT,
     archive_of,
     build,
     catalogue_check,
     make_project,
     manifest_of,
-    run_python,
-    unpack,
+    run_unpacked,
 )
 
-SITE = f"lib/python{PY_XY}/site-packages"
 TAG = sys.implementation.cache_tag
 
 # olga 1.3.0's shape: a top-level `tests` folder (no __init__: each module is a top-level
@@ -77,8 +75,7 @@ def test_shipped_test_suites_are_skipped_and_named_in_the_manifest(
     assert f"{SITE}/tests/test_sequence_generation.py" in names
     assert f"{SITE}/tests/__pycache__/test_sequence_generation.{TAG}.pyc" not in names
     assert f"{SITE}/rtolga/__pycache__/__init__.{TAG}.pyc" in names
-    runtime = unpack(archive_of(root), tmp_path / "rt")
-    assert run_python(runtime, "import rtolga; print(rtolga.VALUE)") == "olga"
+    assert run_unpacked(root, tmp_path / "rt", "import rtolga; print(rtolga.VALUE)") == "olga"
     # A verify job's check imports what the manifest lists: the suites are not among them.
     verified = catalogue_check(root / "dist" / f"runenv-{VARIANT}-linux-x64.json")
     assert verified.returncode == 0, verified.stderr

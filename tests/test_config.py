@@ -15,6 +15,7 @@ from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
 from runenv.errors import ConfigError, UsageError
 from runenv.platforms import ALL_PLATFORMS, Platform
+from support.cli import run_main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -536,9 +537,7 @@ def test_traceback_only_with_verbose(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runenv", *args], cwd=cwd, capture_output=True, text=True
-    )
+    return run_main(*args, cwd=cwd)
 
 
 def test_cli_config_plan_json_for_shipped_variant() -> None:
@@ -610,8 +609,13 @@ def test_every_command_has_one_line_help() -> None:
 
 
 def test_bad_usage_exit_2() -> None:
-    proc = run_cli("config")
+    # Through `python -m runenv` itself once: the entry point exits with main's code.
+    proc = subprocess.run(
+        [sys.executable, "-m", "runenv", "config"], cwd=REPO, capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("runenv: error: runenv config: ") and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
     proc = run_cli("config", "3.12.10", "--platform", "solaris-sparc")
     assert proc.returncode == 2 and "unknown platform 'solaris-sparc'" in proc.stderr
 

@@ -15,10 +15,18 @@ from runenv.config.plan import make_plan
 from runenv.install.wheels import install_wheels
 from runenv.platforms import ALL_PLATFORMS, Platform
 from support.index import SRCONLY_HELLO, Index, IndexServer
-from support.pbs import PY_VERSION, elf_header, foreign_pbs_archive, macho_fat
-from support.project import SITE, VARIANT, build, make_project, manifest_of, run_python, unpack
+from support.pbs import PY_VERSION, PY_XY, elf_header, foreign_pbs_archive, macho_fat
+from support.project import (
+    SITE,
+    VARIANT,
+    build,
+    make_project,
+    manifest_of,
+    run_unpacked,
+)
 
-PY_XY = ".".join(PY_VERSION.split(".")[:2])
+# What rtnative (a C extension, built or fetched for the platform) answers when it imports.
+ANSWER = "import rtnative; print(rtnative.answer())"
 
 
 def cross_project(root: Path, pbs: tuple[Path, str], deps: list[str], extra: str = "") -> Path:
@@ -108,8 +116,7 @@ def test_all_five_platforms_from_one_host(
     assert script.startswith("#!/bin/sh") and str(root) not in script
 
     # The host's runtime runs after moving it elsewhere.
-    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
-    assert run_python(runtime, "import rtnative; print(rtnative.answer())") == "42"
+    assert run_unpacked(root, tmp_path / "moved", ANSWER) == "42"
 
 
 def test_audit_fails_build_on_planted_wrong_arch_binary(
@@ -167,8 +174,10 @@ def test_source_build_native_cached_and_runs(
     assert build(root, pkg_server) == 0
     record = next(p for p in manifest_of(root)["packages"] if p["name"] == "rtsrconly")  # type: ignore[union-attr]
     assert record["from_source"] is True
-    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
-    assert run_python(runtime, "import rtsrconly; print(rtsrconly.hello())") == SRCONLY_HELLO
+    assert (
+        run_unpacked(root, tmp_path / "moved", "import rtsrconly; print(rtsrconly.hello())")
+        == SRCONLY_HELLO
+    )
     built = list((cold_cache / "built-wheels").rglob("*.whl"))
     assert len(built) == 1
     log = root / "dist" / f"runenv-{VARIANT}-linux-x64.log"
@@ -192,8 +201,7 @@ def test_force_source_takes_sdist_even_with_a_wheel(
     record = next(p for p in manifest_of(root)["packages"] if p["name"] == "rtnative")  # type: ignore[union-attr]
     assert record["from_source"] is True
     assert "manylinux" not in record["wheel"]
-    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
-    assert run_python(runtime, "import rtnative; print(rtnative.answer())") == "42"
+    assert run_unpacked(root, tmp_path / "moved", ANSWER) == "42"
 
 
 def test_failing_source_build_shows_tail_and_log(

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import lzma
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -38,7 +39,6 @@ from runenv.fetch.python import (
     unpack,
 )
 from runenv.platforms import ALL_PLATFORMS, Platform, host_platform
-from support import fixtures
 from support.http import (
     Fault,
     LoopbackServer,
@@ -69,9 +69,6 @@ from support.pbs import (
 HOST = host_platform()
 ARCHIVE = "python.tar.gz"
 
-loopback = fixtures.loopback
-pbs_archive_file = fixtures.pbs_archive_file
-
 
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,8 +80,29 @@ def cache(tmp_path: Path) -> Cache:
     return Cache(tmp_path / "cache")
 
 
+# What the download tests fetch: 1 MiB of incompressible bytes, which a download cut, resumed
+# or retried at any offset must give back exactly. Only the tests that unpack and run what they
+# fetch take the PBS-shaped archive (`served_python`): building it is what made the others e2e.
+PAYLOAD = random.Random(20).randbytes(1 << 20)
+PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def write_payload(folder: Path, name: str = ARCHIVE) -> tuple[Path, str]:
+    """PAYLOAD written to `folder/name`; (path, sha256)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(PAYLOAD)
+    return folder / name, PAYLOAD_SHA256
+
+
 @pytest.fixture
-def served(loopback: LoopbackServer, pbs_archive_file: tuple[Path, str]) -> tuple[str, str]:
+def served(loopback: LoopbackServer) -> tuple[str, str]:
+    """(url, sha256) of PAYLOAD on the loopback server."""
+    _, sha = write_payload(www(loopback))
+    return loopback.url_for(ARCHIVE), sha
+
+
+@pytest.fixture
+def served_python(loopback: LoopbackServer, pbs: tuple[Path, str]) -> tuple[str, str]:
     """(url, sha256) of the PBS-shaped archive on the loopback server."""
     _, sha = make_pbs_archive(www(loopback), ARCHIVE)
     return loopback.url_for(ARCHIVE), sha
@@ -120,9 +138,9 @@ def run_python(tree: Path, code: str) -> str:
 
 @pytest.mark.skipif(HOST.info.is_windows, reason="POSIX tree layout")
 def test_fetched_tree_runs_after_being_moved(
-    tmp_path: Path, cache: Cache, served: tuple[str, str], loopback: LoopbackServer
+    tmp_path: Path, cache: Cache, served_python: tuple[str, str], loopback: LoopbackServer
 ) -> None:
-    url, sha = served
+    url, sha = served_python
     dest = tmp_path / "unpacked" / "python"
     pinned = PinnedArchive(url=url, path=None, sha256=sha)
     assert fetch_python(PY_VERSION, HOST, dest, cache=cache, pinned=pinned) == dest
@@ -305,9 +323,9 @@ def test_stale_temp_file_of_a_killed_fetch_is_ignored(
 
 
 def test_file_url_and_plain_path_are_copied_and_verified(
-    tmp_path: Path, pbs_archive_file: tuple[Path, str]
+    tmp_path: Path,
 ) -> None:
-    path, sha = make_pbs_archive(tmp_path / "local")
+    path, sha = write_payload(tmp_path / "local")
     by_url = fetch_to_cache(Cache(tmp_path / "c1"), "python", path.as_uri(), sha, ARCHIVE)
     by_path = fetch_to_cache(Cache(tmp_path / "c2"), "python", str(path), sha, ARCHIVE)
     assert by_url.read_bytes() == by_path.read_bytes() == path.read_bytes()
@@ -343,9 +361,9 @@ def test_offline_without_the_entry_says_what_is_missing(
 
 
 def test_offline_with_the_entry_cached(
-    tmp_path: Path, cache: Cache, served: tuple[str, str], loopback: LoopbackServer
+    tmp_path: Path, cache: Cache, served_python: tuple[str, str], loopback: LoopbackServer
 ) -> None:
-    url, sha = served
+    url, sha = served_python
     pinned = PinnedArchive(url=url, path=None, sha256=sha)
     fetch_to_cache(cache, "python", url, sha, ARCHIVE)
     loopback.stop()
@@ -435,11 +453,9 @@ def test_mirror_credentials_never_appear_in_errors(
         assert "***@127.0.0.1" in message or "not in the cache" in message, message
 
 
-def test_basic_auth_from_the_url_is_sent(
-    tmp_path: Path, cache: Cache, pbs_archive_file: tuple[Path, str]
-) -> None:
+def test_basic_auth_from_the_url_is_sent(tmp_path: Path, cache: Cache) -> None:
     root = tmp_path / "private"
-    _, sha = make_pbs_archive(root, ARCHIVE)
+    _, sha = write_payload(root)
     with LoopbackServer(root, auth=("bob", "hunter2-xyz")) as server:
         with pytest.raises(FetchError, match="HTTP 401") as err:
             fetch_to_cache(
@@ -665,11 +681,9 @@ def test_pinned_archive_wins(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def fake_index(
-    monkeypatch: pytest.MonkeyPatch, pbs_archive_file: tuple[Path, str]
-) -> dict[Platform, str]:
+def fake_index(monkeypatch: pytest.MonkeyPatch, pbs: tuple[Path, str]) -> dict[Platform, str]:
     """Make the index list the test archive for PY_VERSION on the host and on linux-aarch64."""
-    _, sha = pbs_archive_file
+    _, sha = pbs
     files = {}
     names = {}
     for platform in dict.fromkeys([HOST, Platform.LINUX_AARCH64]):

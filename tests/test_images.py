@@ -21,9 +21,9 @@ from support.project import (
     build,
     make_project,
     manifest_of,
-    run_python,
-    unpack,
+    run_unpacked,
 )
+from support.spy import spy_hashing
 
 
 @pytest.fixture
@@ -79,8 +79,7 @@ def test_a_file_changed_through_a_linked_tree_is_caught_and_the_image_made_again
         assert build(root, pkg_server) == 0
     assert any("evicted" in r.getMessage() for r in caplog.records)
     assert manifest_of(root)["sha256"] == first
-    runtime = unpack(archive_of(root), tmp_path / "rt")
-    assert "EDITED" not in run_python(runtime, "import rtpure; print(rtpure.VALUE)")
+    assert "EDITED" not in run_unpacked(root, tmp_path / "rt", "import rtpure; print(rtpure.VALUE)")
 
 
 def test_an_image_copied_elsewhere_is_hashed_again_then_trusted(
@@ -100,14 +99,7 @@ def test_an_image_copied_elsewhere_is_hashed_again_then_trusted(
     assert image.files == ("pkg/a.py",) and image.links == {"link": "pkg/a.py"}
     assert set(image.dirs) == {"empty", "pkg"}
     shutil.copytree(tmp_path / "c1", tmp_path / "c2", symlinks=True)
-    hashed: list[Path] = []
-    real = _images.file_sha256
-
-    def counting(path: Path) -> str:
-        hashed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(_images, "file_sha256", counting)
+    hashed = spy_hashing(monkeypatch, _images)
 
     def never(tree: Path) -> dict[str, object]:
         raise AssertionError("a verified image is not made again")

@@ -23,31 +23,20 @@ from support.index import Index, IndexServer, write_simple_pages
 PY = host.python_version()  # the test runtime is a copy of this interpreter
 
 
-@pytest.fixture(scope="module")
-def index(pkg_index: Index) -> Index:
-    """The session's loopback index (tests/conftest.py, built by support.index)."""
-    return pkg_index
-
-
-@pytest.fixture(scope="module")
-def server(pkg_server: IndexServer) -> IndexServer:
-    return pkg_server
-
-
 @pytest.fixture
 def cache(tmp_path: Path) -> Cache:
     return Cache(tmp_path / "cache")
 
 
 def request(
-    server: IndexServer, *reqs: str, platform: Platform = Platform.LINUX_X64, **kw: object
+    pkg_server: IndexServer, *reqs: str, platform: Platform = Platform.LINUX_X64, **kw: object
 ) -> LockRequest:
     return LockRequest(
         requirements=reqs,
         python_version=PY,
         platform=platform,
         indexes=(),
-        default_index=server.index_url,
+        default_index=pkg_server.index_url,
         **kw,
     )  # type: ignore[arg-type]
 
@@ -57,14 +46,14 @@ def names(lk: Lock) -> dict[str, str]:
 
 
 def test_lock_evaluates_markers_for_the_target(
-    server: IndexServer, index: Index, cache: Cache, tmp_path: Path
+    pkg_server: IndexServer, pkg_index: Index, cache: Cache, tmp_path: Path
 ) -> None:
     variant = tmp_path / "versions" / "3.11-test"
     got = {}
     for plat in (Platform.LINUX_X64, Platform.WINDOWS_X64):
         path = lock_path(variant, plat)
         got[plat] = lock(
-            request(server, "rtpure", "rtnative", platform=plat), path, cache=cache, timeout=120
+            request(pkg_server, "rtpure", "rtnative", platform=plat), path, cache=cache, timeout=120
         )
         assert path.name == f"pylock.{plat}.toml"
         assert read_lock(path) == got[plat]
@@ -87,12 +76,12 @@ def test_lock_evaluates_markers_for_the_target(
     for lk in got.values():
         for pkg in lk.packages:
             for f in (*pkg.wheels, *([pkg.sdist] if pkg.sdist else [])):
-                assert f.sha256 == index.sha256(f.filename)
-                assert f.url == server.file_url(f.filename)
+                assert f.sha256 == pkg_index.sha256(f.filename)
+                assert f.url == pkg_server.file_url(f.filename)
 
 
-def test_lock_records_its_inputs(server: IndexServer, cache: Cache, tmp_path: Path) -> None:
-    req = request(server, "rtpure")
+def test_lock_records_its_inputs(pkg_server: IndexServer, cache: Cache, tmp_path: Path) -> None:
+    req = request(pkg_server, "rtpure")
     path = tmp_path / "v" / "pylock.linux-x64.toml"
     result = lock(req, path, cache=cache, timeout=120)
     doc = tomllib.loads(path.read_text())
@@ -107,22 +96,26 @@ def test_lock_records_its_inputs(server: IndexServer, cache: Cache, tmp_path: Pa
     assert any((cache.root / "uv").iterdir())
 
 
-def test_is_fresh_follows_the_inputs(server: IndexServer, cache: Cache, tmp_path: Path) -> None:
-    req = request(server, "rtpure")
+def test_is_fresh_follows_the_inputs(pkg_server: IndexServer, cache: Cache, tmp_path: Path) -> None:
+    req = request(pkg_server, "rtpure")
     path = tmp_path / "v" / "pylock.linux-x64.toml"
     assert not is_fresh(path, req)  # no lock yet
     lock(req, path, cache=cache, timeout=120)
     assert is_fresh(path, req)
-    assert is_fresh(path, request(server, "rtpure"))  # an equal request
+    assert is_fresh(path, request(pkg_server, "rtpure"))  # an equal request
     changed = [
-        request(server, "rtpure", "rtdep"),
-        request(server, "rtpure==1.0"),
-        request(server, "rtpure", skipped=("rtwin",)),
-        request(server, "rtpure", constraints=("rtdep<2",)),
-        request(server, "rtpure", glibc=(2, 17)),
-        LockRequest(("rtpure",), "3.12.10", Platform.LINUX_X64, (), server.index_url),
+        request(pkg_server, "rtpure", "rtdep"),
+        request(pkg_server, "rtpure==1.0"),
+        request(pkg_server, "rtpure", skipped=("rtwin",)),
+        request(pkg_server, "rtpure", constraints=("rtdep<2",)),
+        request(pkg_server, "rtpure", glibc=(2, 17)),
+        LockRequest(("rtpure",), "3.12.10", Platform.LINUX_X64, (), pkg_server.index_url),
         LockRequest(
-            ("rtpure",), PY, Platform.LINUX_X64, ("https://example.com/simple",), server.index_url
+            ("rtpure",),
+            PY,
+            Platform.LINUX_X64,
+            ("https://example.com/simple",),
+            pkg_server.index_url,
         ),
         LockRequest(("rtpure",), PY, Platform.LINUX_X64, ()),  # PyPI
     ]
@@ -176,52 +169,56 @@ def test_inputs_hash_is_canonical() -> None:
 
 
 def test_empty_requirements_give_an_empty_lock(
-    server: IndexServer, cache: Cache, tmp_path: Path
+    pkg_server: IndexServer, cache: Cache, tmp_path: Path
 ) -> None:
     path = tmp_path / "v" / "pylock.macosx-aarch64.toml"
-    lk = lock(request(server, platform=Platform.MACOSX_AARCH64), path, cache=cache, timeout=120)
+    lk = lock(request(pkg_server, platform=Platform.MACOSX_AARCH64), path, cache=cache, timeout=120)
     assert lk.packages == () and lk.inputs_hash == read_lock(path).inputs_hash
 
 
 def test_skipped_package_still_required_names_both(
-    server: IndexServer, cache: Cache, tmp_path: Path
+    pkg_server: IndexServer, cache: Cache, tmp_path: Path
 ) -> None:
     path = tmp_path / "3.11-test" / "pylock.linux-x64.toml"
     with pytest.raises(LockError) as err:
-        lock(request(server, "rtpure", skipped=("RTDep",)), path, cache=cache, timeout=120)
+        lock(request(pkg_server, "rtpure", skipped=("RTDep",)), path, cache=cache, timeout=120)
     message = str(err.value)
     assert "rtdep is skipped on linux-x64 but required by rtpure==1.0" in message
     assert message.startswith("cannot lock 3.11-test for linux-x64")
     assert not path.exists()
     # Skipping what nothing requires is fine; on Windows rtwin is required by rtpure.
-    lock(request(server, "rtpure", skipped=("rtwin",)), path, cache=cache, timeout=120)
+    lock(request(pkg_server, "rtpure", skipped=("rtwin",)), path, cache=cache, timeout=120)
     with pytest.raises(LockError, match="rtwin is skipped on windows-x64 but required by rtpure"):
         lock(
-            request(server, "rtpure", platform=Platform.WINDOWS_X64, skipped=("rtwin",)),
+            request(pkg_server, "rtpure", platform=Platform.WINDOWS_X64, skipped=("rtwin",)),
             tmp_path / "w" / "pylock.windows-x64.toml",
             cache=cache,
             timeout=120,
         )
 
 
-def test_constraints_reach_uv(server: IndexServer, cache: Cache, tmp_path: Path) -> None:
+def test_constraints_reach_uv(pkg_server: IndexServer, cache: Cache, tmp_path: Path) -> None:
     path = tmp_path / "v" / "pylock.linux-x64.toml"
     # rtdep 2.0 needs Python >= 3.99: constraining to it makes rtpure unresolvable.
     with pytest.raises(LockError, match="rtdep"):
-        lock(request(server, "rtpure", constraints=("rtdep>=2",)), path, cache=cache, timeout=120)
+        lock(
+            request(pkg_server, "rtpure", constraints=("rtdep>=2",)), path, cache=cache, timeout=120
+        )
     lk = lock(
-        request(server, "rtpure", constraints=("rtdep==1.0",)), path, cache=cache, timeout=120
+        request(pkg_server, "rtpure", constraints=("rtdep==1.0",)), path, cache=cache, timeout=120
     )
     assert names(lk)["rtdep"] == "1.0"
 
 
-def test_uv_failure_is_one_clear_line(server: IndexServer, cache: Cache, tmp_path: Path) -> None:
+def test_uv_failure_is_one_clear_line(
+    pkg_server: IndexServer, cache: Cache, tmp_path: Path
+) -> None:
     path = tmp_path / "3.11-test" / "pylock.windows-x64.toml"
     path.parent.mkdir(parents=True)
     path.write_text("previous lock\n")
     with pytest.raises(LockError) as err:
         lock(
-            request(server, "rtpure==3", platform=Platform.WINDOWS_X64),
+            request(pkg_server, "rtpure==3", platform=Platform.WINDOWS_X64),
             path,
             cache=cache,
             timeout=120,
@@ -232,7 +229,7 @@ def test_uv_failure_is_one_clear_line(server: IndexServer, cache: Cache, tmp_pat
     assert len(message.splitlines()) == 1 and message.count("Because") == 1  # uv's text once
     assert path.read_text() == "previous lock\n"  # untouched
     with pytest.raises(LockError, match="nosuchpkg"):
-        lock(request(server, "nosuchpkg"), path, cache=cache, timeout=120)
+        lock(request(pkg_server, "nosuchpkg"), path, cache=cache, timeout=120)
 
 
 def test_uv_timeout_is_one_clear_line(cache: Cache, tmp_path: Path) -> None:
@@ -252,14 +249,14 @@ def test_uv_timeout_is_one_clear_line(cache: Cache, tmp_path: Path) -> None:
 
 
 def test_user_uv_settings_do_not_leak(
-    server: IndexServer, cache: Cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pkg_server: IndexServer, cache: Cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("UV_CONSTRAINT", str(tmp_path / "missing-constraints.txt"))
     monkeypatch.setenv("UV_INDEX", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("UV_EXCLUDE_NEWER", "2000-01-01T00:00:00Z")
     monkeypatch.setenv("UV_NO_BINARY", "1")
     lk = lock(
-        request(server, "rtpure"),
+        request(pkg_server, "rtpure"),
         tmp_path / "v" / "pylock.linux-x64.toml",
         cache=cache,
         timeout=120,
@@ -267,11 +264,11 @@ def test_user_uv_settings_do_not_leak(
     assert names(lk) == {"rtdep": "1.0", "rtpure": "1.0"}
 
 
-def test_index_without_hashes_is_refused(index: Index, cache: Cache, tmp_path: Path) -> None:
+def test_index_without_hashes_is_refused(pkg_index: Index, cache: Cache, tmp_path: Path) -> None:
     bare = tmp_path / "bare-index"
     (bare / "files").mkdir(parents=True)
     for name in ("rtdep-1.0-py3-none-any.whl",):
-        shutil.copy(index.path(name), bare / "files" / name)
+        shutil.copy(pkg_index.path(name), bare / "files" / name)
     write_simple_pages(bare)
     page = bare / "simple" / "rtdep" / "index.html"
     text = page.read_text()
@@ -285,7 +282,7 @@ def test_index_without_hashes_is_refused(index: Index, cache: Cache, tmp_path: P
             assert not path.exists()
         else:  # uv (0.13) hashes the file itself: then the hash must be right
             pkg = lk.package("rtdep")
-            assert pkg is not None and pkg.wheels[0].sha256 == index.sha256(
+            assert pkg is not None and pkg.wheels[0].sha256 == pkg_index.sha256(
                 "rtdep-1.0-py3-none-any.whl"
             )
 

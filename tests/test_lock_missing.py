@@ -15,7 +15,12 @@ import pytest
 from runenv.cli import main
 from support.dists import write_wheel
 from support.index import IndexServer, serve, write_simple_pages
-from support.project import VARIANT, archive_of, make_project, manifest_of, run_python, unpack
+from support.project import (
+    VARIANT,
+    make_project,
+    manifest_of,
+    run_unpacked,
+)
 
 
 def _wheel(files: Path, name: str, *requires: str, tag: str = "py3-none-any") -> None:
@@ -78,8 +83,7 @@ def test_what_cannot_be_installed_is_left_out_with_its_reason(
     assert len(warnings) == 3 and any("rtuser skipped: needs rtwinonly" in w for w in warnings)
     skipped = {s["name"]: s["reason"] for s in manifest_of(root)["skipped"]}  # type: ignore[index,union-attr]
     assert set(skipped) == {"rtwinonly", "rtuser", "rtneedsbase", "rtbase"}
-    runtime = unpack(archive_of(root), tmp_path / "rt")
-    assert run_python(runtime, "import rtkeep; print(rtkeep.VALUE)") == "rtkeep"
+    assert run_unpacked(root, tmp_path / "rt", "import rtkeep; print(rtkeep.VALUE)") == "rtkeep"
 
 
 def test_strict_missing_still_fails_the_lock(

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from runenv.ci.estimate import (
@@ -32,18 +30,15 @@ from runenv.ci.matrix import (
 )
 from runenv.ci.render import matrix_data, matrix_json
 from runenv.platforms import Platform
+from support.cli import run_main
+from support.shipped import copy_shipped
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "versions" / "3.12.10"
 
 
 def _runenv(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runenv", "--project", str(project), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_main("--project", str(project), *args)
 
 
 # The shipped atls variant compiles freesasa (no cp312 wheel) and builds pdbfixer from source
@@ -177,11 +172,9 @@ def test_billing_rounds_each_job_up_and_applies_the_multiplier() -> None:
 def _project_with_source_builds(tmp_path: Path) -> Path:
     """3.12.10's locks, but numpy has no Windows wheel, scipy is forced to source on
     macosx-aarch64 and linux-aarch64 has no lock."""
+    extra = '[packages.forceSource.scipy]\nmacosx-aarch64 = "patched build"\n'
+    copy_shipped(tmp_path, "3.12.10", name="3.12.10-src", extra=extra)
     folder = tmp_path / "versions" / "3.12.10-src"
-    shutil.copytree(SHIPPED, folder)
-    shutil.copy(REPO / "shared-config.toml", tmp_path / "shared-config.toml")
-    with (folder / "config.toml").open("a") as fh:
-        fh.write('\n[packages.forceSource.scipy]\nmacosx-aarch64 = "patched build"\n')
     win = folder / "pylock.windows-x64.toml"
     text = win.read_text()
     text, n = re.subn(r'(name = "numpy"\n(?:.*\n)*?)wheels = \[.*\]\n', r"\1", text, count=1)

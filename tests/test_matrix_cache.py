@@ -8,9 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +34,8 @@ from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
 from runenv.sources import wheel_cache
 from runenv.sources.built_wheels import wheels_key
+from support.cli import run_main
+from support.shipped import TWO_SOURCE_BUILDS, copy_shipped
 
 REPO = Path(__file__).resolve().parents[1]
 ATLS = "3.12.10-atls"  # compiles freesasa and builds pdbfixer on both its platforms
@@ -44,9 +44,7 @@ MAC = Platform.MACOSX_AARCH64
 
 def _copy(tmp_path: Path, name: str = ATLS) -> Path:
     """A project holding the shipped atls variant (as `name`), its locks as committed."""
-    shutil.copytree(REPO / "versions" / ATLS, tmp_path / "versions" / name)
-    shutil.copy(REPO / "shared-config.toml", tmp_path / "shared-config.toml")
-    return tmp_path
+    return copy_shipped(tmp_path, ATLS, name=name)
 
 
 def _key(project: Path, platform: Platform = MAC, variant: str = ATLS) -> str:
@@ -134,11 +132,7 @@ def test_the_key_changes_with_the_platform_python_and_recipe(
 def test_cached_wheels_drop_exactly_the_listed_entries(tmp_path: Path) -> None:
     """Two targets with wheels jobs; one key cached: its job goes, the other stays, and the
     build entry still names both keys to restore."""
-    root = tmp_path
-    shutil.copytree(REPO / "versions" / "3.12.10", root / "versions" / "3.12.10")
-    shutil.copy(REPO / "shared-config.toml", root / "shared-config.toml")
-    with (root / "versions" / "3.12.10" / "config.toml").open("a") as fh:
-        fh.write('\n[packages.forceSource.numpy]\nwindows-x64 = "a"\nmacosx-x64 = "b"\n')
+    root = copy_shipped(tmp_path, "3.12.10", extra=TWO_SOURCE_BUILDS)
     targets = plan_targets(root)
     keys = {t.platform: t.wheels_key for t in targets if t.wheel_job}
     assert set(keys) == {Platform.MACOSX_X64, Platform.WINDOWS_X64}
@@ -186,14 +180,8 @@ def test_the_cached_keys_file_takes_bare_keys_and_cache_keys() -> None:
             parse_cached_keys(f"{b}\n{bad}\n", "keys.txt")
 
 
-def _runenv(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runenv", "--project", str(REPO), "matrix", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=120,
-    )
+def _runenv(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return run_main("--project", str(REPO), "matrix", *args, stdin=stdin)
 
 
 def test_matrix_command_with_cached_wheels(tmp_path: Path) -> None:

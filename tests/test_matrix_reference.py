@@ -5,21 +5,16 @@ leaves out (no wheel, no permission to build, strictMissing false) does not."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 from runenv.ci.matrix import plan_targets, verify_entries, wheel_entries
+from support.shipped import copy_shipped
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _project(tmp_path: Path, config: str) -> Path:
-    folder = tmp_path / "versions" / "3.12.10-ref"
-    shutil.copytree(REPO / "versions" / "3.12.10", folder)
-    shutil.copy(REPO / "shared-config.toml", tmp_path / "shared-config.toml")
-    with (folder / "config.toml").open("a") as fh:
-        fh.write("\n" + config)
-    return tmp_path
+    return copy_shipped(tmp_path, "3.12.10", name="3.12.10-ref", extra=config)
 
 
 def _native(project: Path) -> dict[str, tuple[str, ...]]:

@@ -7,22 +7,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runenv._cache import Cache
 from runenv.artifact.parts import publish_parts
-from runenv.config.load import load_variant
-from runenv.pipeline.build import build_target
-from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform
 from runenv.tree.modules import importable
 from support.index import IndexServer
 from support.pbs import PY_VERSION
-from support.project import catalogue_check
+from support.project import build_for_host, catalogue_check, make_project
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = host_platform()
@@ -35,26 +30,10 @@ def built(
 ) -> Path:
     """The manifest of a variant built for the host (its archive beside it)."""
     root = tmp_path_factory.mktemp("verifyproj")
-    (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
-    folder = root / "versions" / VARIANT
-    folder.mkdir(parents=True)
-    (folder / "config.toml").write_text(
-        textwrap.dedent(f"""\
-        platforms = ["{HOST.value}"]
-        [packages]
-        dependencies = ["rtdep==1.0", "rtpure==1.0"]
-        [python.archives.{HOST.value}]
-        url = "{pbs[0].as_uri()}"
-        sha256 = "{pbs[1]}"
-        [check]
-        allowImportFailures = {{ "not_there" = "a test" }}
-        """)
-    )
-    options = BuildOptions(
-        dist=root / "dist", pydist=root / "pydist", default_index=pkg_server.index_url
-    )
-    result = build_target(load_variant(root, VARIANT), HOST, options, Cache.default())
-    return result.manifest
+    deps = ["rtdep==1.0", "rtpure==1.0"]
+    allow = '[check]\nallowImportFailures = { "not_there" = "a test" }\n'
+    make_project(root, pbs, deps, variant=VARIANT, platform=HOST.value, extra=allow)
+    return build_for_host(root, VARIANT, pkg_server.index_url)
 
 
 def _copy(built: Path, dest: Path) -> tuple[Path, dict[str, Any]]:

@@ -10,14 +10,12 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runenv._cache import Cache
 from runenv.artifact.parts import (
     DEFAULT_PART_SIZE,
     part_size_from,
@@ -26,14 +24,12 @@ from runenv.artifact.parts import (
     stale_parts,
 )
 from runenv.commands.catalogue import collect
-from runenv.config.load import load_variant
 from runenv.errors import BuildError, ChecksumError, UsageError
-from runenv.pipeline.build import build_target
-from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform
 from support.http import LoopbackServer, drop_after
 from support.index import IndexServer
 from support.pbs import PY_VERSION
+from support.project import build_for_host, make_project
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "catalogue" / "src"))
@@ -52,24 +48,8 @@ def built(
 ) -> Path:
     """dist/ of a project with one variant built for the host (a real runtime archive)."""
     root = tmp_path_factory.mktemp("partsproj")
-    (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
-    folder = root / "versions" / VARIANT
-    folder.mkdir(parents=True)
-    (folder / "config.toml").write_text(
-        textwrap.dedent(f"""\
-        platforms = ["{HOST.value}"]
-        [packages]
-        dependencies = ["rtdep==1.0"]
-        [python.archives.{HOST.value}]
-        url = "{pbs[0].as_uri()}"
-        sha256 = "{pbs[1]}"
-        """)
-    )
-    options = BuildOptions(
-        dist=root / "dist", pydist=root / "pydist", default_index=pkg_server.index_url
-    )
-    build_target(load_variant(root, VARIANT), HOST, options, Cache.default())
-    return root / "dist"
+    make_project(root, pbs, ["rtdep==1.0"], variant=VARIANT, platform=HOST.value)
+    return build_for_host(root, VARIANT, pkg_server.index_url).parent
 
 
 def _copy_dist(built: Path, dest: Path) -> tuple[Path, dict[str, Any]]:

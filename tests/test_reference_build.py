@@ -13,7 +13,15 @@ import pytest
 
 from runenv.cli import main
 from support.index import Index, IndexServer
-from support.project import SITE, VARIANT, make_project, manifest_of, run_python, unpack
+from support.project import (
+    SITE,
+    VARIANT,
+    make_project,
+    manifest_of,
+    run_python,
+    run_unpacked,
+    unpack,
+)
 from support.reference import build_reference_index, make_git_repo
 from test_cross import cross_project
 
@@ -118,8 +126,7 @@ def test_git_dependency_locked_to_full_commit_built_and_no_deps(
     # noDeps: rtgit's own rtdep>=1 is not resolved; rtdep is there only through rtpure.
     names = {p["name"] for p in lock["packages"]}
     assert names == {"rtgit", "rtpure", "rtdep"}
-    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "u")
-    assert run_python(runtime, "import rtgit; print(rtgit.FROM)") == "git rtgit"
+    assert run_unpacked(root, tmp_path / "u", "import rtgit; print(rtgit.FROM)") == "git rtgit"
     record = next(p for p in manifest_of(root)["packages"] if p["name"] == "rtgit")  # type: ignore[index,union-attr]
     assert record["from_source"] is True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +16,14 @@ from runenv.platforms import ALL_PLATFORMS
 from support.reference import SHARED, VARIANTS, write_reference_checkout
 
 
-def placed(tmp_path: Path) -> Path:
-    """The reference configs placed as they are: shared-config.json and versions/<v>/."""
-    checkout = write_reference_checkout(tmp_path / "checkout")
+def placed(
+    tmp_path: Path,
+    shared: dict[str, Any] | None = None,
+    variants: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """The reference configs (by default the real ones) placed as they are: shared-config.json
+    and versions/<v>/."""
+    checkout = write_reference_checkout(tmp_path / "checkout", shared, variants)
     root = tmp_path / "project"
     (root / "versions").mkdir(parents=True)
     shutil.copy(checkout / "shared-config.json", root / "shared-config.json")
@@ -137,11 +143,7 @@ def test_shared_resolution_lists_union_and_platform_booleans_win(tmp_path: Path)
             },
         }
     }
-    checkout = write_reference_checkout(tmp_path / "c", shared, {"3.12.10": variant})
-    root = tmp_path / "p"
-    (root / "versions").mkdir(parents=True)
-    shutil.copy(checkout / "shared-config.json", root)
-    shutil.copytree(checkout / "python-3.12.10", root / "versions" / "3.12.10")
+    root = placed(tmp_path, shared, {"3.12.10": variant})
     from runenv.config.plan import make_plan
     from runenv.platforms import Platform
 
@@ -174,11 +176,7 @@ def test_build_wheel_recipe_replaced_whole_and_force_lists_reach_the_plan(tmp_pa
             }
         }
     }
-    checkout = write_reference_checkout(tmp_path / "c", shared, {"3.12.10": variant})
-    root = tmp_path / "p"
-    (root / "versions").mkdir(parents=True)
-    shutil.copy(checkout / "shared-config.json", root)
-    shutil.copytree(checkout / "python-3.12.10", root / "versions" / "3.12.10")
+    root = placed(tmp_path, shared, {"3.12.10": variant})
     vc = load_variant(root, "3.12.10")
     linux = make_plan(vc, Platform.LINUX_X64)
     windows = make_plan(vc, Platform.WINDOWS_X64)

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from runenv.platforms import ALL_PLATFORMS, Platform
 from runenv.sources.cross import host_pure_wheels
 from support.dists import write_sdist, write_wheel
 from support.index import Index, IndexServer, write_simple_pages
+from support.project import write_variant
 from support.reference import build_reference_index, write_reference_checkout
 
 VARIANT = "3.12.10-rq"
@@ -119,10 +119,7 @@ def server(pkg_index: Index, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def make_variant(root: Path, server: IndexServer, config: str = CONFIG) -> Path:
     """A project with the variant, locked by uv for all five platforms from the loopback index."""
-    folder = root / "versions" / VARIANT
-    folder.mkdir(parents=True)
-    (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
-    (folder / "config.toml").write_text(textwrap.dedent(config))
+    write_variant(root, VARIANT, config)
     args = ["-q", "--project", str(root), "lock", VARIANT, "--platform", "all"]
     assert main([*args, "--index-url", server.index_url]) == 0
     return root

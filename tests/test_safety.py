@@ -26,27 +26,19 @@ from runenv.lock.pylock import read_lock
 from runenv.platforms import host_platform
 from runenv.tree.copy_files import copy_files
 from support.dists import write_wheel
+from support.errors import one_line_error
 from support.fs import tmpfs
 from support.index import IndexServer
 from support.project import (
     VARIANT,
     archive_of,
     build,
-    make_project,
     manifest_of,
-    run_python,
-    unpack,
+    run_unpacked,
 )
+from support.spy import spy_hashing
 
 PY = "{}.{}".format(*sys.version_info[:2])
-
-
-def one_line_error(err: str) -> str:
-    """The CLI's stderr must be one error line, without a traceback."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # --- variant names --------------------------------------------------------------------------
@@ -256,11 +248,11 @@ def test_special_files_in_a_copied_folder_are_refused(tmp_path: Path, payload: P
 
 def test_a_build_with_a_link_out_of_its_files_fails_and_ships_nothing(
     tmp_path: Path,
-    pbs: tuple[Path, str],
+    rtpure_project: Path,
     pkg_server: IndexServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    root = rtpure_project
     (tmp_path / "secret.txt").write_text("SECRET")
     (root / "versions" / VARIANT / "files" / "site" / "leak.txt").symlink_to(
         tmp_path / "secret.txt"
@@ -331,16 +323,9 @@ def test_a_cache_copied_elsewhere_is_hashed_again_once(
     src, sha = source_file
     cached = fetch_to_cache(Cache(tmp_path / "c1"), "wheels", str(src), sha, src.name)
     shutil.copytree(tmp_path / "c1", tmp_path / "c2")  # copies the marker too, as a restore would
-    hashed: list[Path] = []
     import runenv._cache as cache_module
 
-    real = cache_module.file_sha256
-
-    def counting(path: Path) -> str:
-        hashed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(cache_module, "file_sha256", counting)
+    hashed = spy_hashing(monkeypatch, cache_module)
     copy = tmp_path / "c2" / cached.relative_to(tmp_path / "c1")
     assert is_verified(copy, sha) and hashed == [copy]
     assert is_verified(copy, sha) and hashed == [copy]  # the renewed marker vouches now
@@ -348,13 +333,13 @@ def test_a_cache_copied_elsewhere_is_hashed_again_once(
 
 def test_a_poisoned_cached_wheel_never_reaches_the_runtime(
     tmp_path: Path,
-    pbs: tuple[Path, str],
+    rtpure_project: Path,
     pkg_server: IndexServer,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    root = rtpure_project
     cache_dir = tmp_path / "cache"
     monkeypatch.setenv("RUNENV_CACHE_DIR", str(cache_dir))
     assert build(root, pkg_server) == 0
@@ -378,8 +363,9 @@ def test_a_poisoned_cached_wheel_never_reaches_the_runtime(
     assert any("evicted" in r.getMessage() for r in caplog.records)
     record = {p["name"]: p for p in manifest_of(root)["packages"]}["rtpure"]  # type: ignore[index,union-attr]
     assert record["sha256"] == want
-    runtime = unpack(archive_of(root), tmp_path / "rt")
-    assert "POISONED" not in run_python(runtime, "import rtpure; print(rtpure.VALUE)")
+    assert "POISONED" not in run_unpacked(
+        root, tmp_path / "rt", "import rtpure; print(rtpure.VALUE)"
+    )
 
 
 def test_a_tampered_source_built_wheel_is_built_again(tmp_path: Path) -> None:
@@ -464,11 +450,11 @@ def test_a_wheel_entry_outside_the_tree_is_named(tmp_path: Path, entry: str) -> 
 
 def test_a_full_disk_while_packing_is_one_line_and_keeps_the_last_archive(
     tmp_path: Path,
-    pbs: tuple[Path, str],
+    rtpure_project: Path,
     pkg_server: IndexServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    root = rtpure_project
     assert build(root, pkg_server) == 0
     size = archive_of(root).stat().st_size
     out = tmp_path / "small"
@@ -489,13 +475,13 @@ def test_a_full_disk_while_packing_is_one_line_and_keeps_the_last_archive(
 @pytest.mark.parametrize("kind", ["file", "readonly"])
 def test_an_unusable_cache_folder_is_one_line(
     tmp_path: Path,
-    pbs: tuple[Path, str],
+    rtpure_project: Path,
     pkg_server: IndexServer,
     kind: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    root = rtpure_project
     with contextlib.ExitStack() as stack:
         if kind == "file":
             cache = tmp_path / "cache-file"
@@ -525,9 +511,9 @@ def test_an_unusable_catalogue_cache_is_one_line(tmp_path: Path) -> None:
 
 
 def test_a_failed_build_keeps_the_last_good_log(
-    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer
+    rtpure_project: Path, pkg_server: IndexServer
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    root = rtpure_project
     assert build(root, pkg_server) == 0
     dist = root / "dist"
     good = {p.name: p.read_bytes() for p in dist.iterdir()}
@@ -550,12 +536,11 @@ def test_a_failed_build_keeps_the_last_good_log(
 
 
 def test_a_tampered_archive_is_rebuilt_not_reported_up_to_date(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
+    rtpure_project: Path,
     pkg_server: IndexServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    root = rtpure_project
     assert build(root, pkg_server) == 0
     good = manifest_of(root)["sha256"]
     _flip_byte(archive_of(root), 4096)  # same size, other bytes

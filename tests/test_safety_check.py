@@ -10,25 +10,19 @@ import pytest
 
 from runenv.cli import main
 from runenv.tree import listing as tree_listing
+from support.errors import one_line_error
 from support.index import IndexServer
 from support.project import SITE, VARIANT, build, make_project
-
-
-def one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
+from support.spy import spy_hashing
 
 
 @pytest.fixture
 def built(
-    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, rtpure_project: Path, pkg_server: IndexServer, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
     monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
-    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0"])
-    assert build(root, pkg_server) == 0
-    return root
+    assert build(rtpure_project, pkg_server) == 0
+    return rtpure_project
 
 
 def _tree(root: Path) -> Path:
@@ -118,14 +112,7 @@ def test_after_a_check_a_no_op_build_hashes_at_most_once(
     # link count comes back. The next no-op hashes (an edit in place would look the same),
     # records the new fingerprints, and the one after is a stat per file again.
     assert _check(built, capsys)[0] == 0
-    hashed: list[Path] = []
-    real = tree_listing.file_sha256
-
-    def counting(path: Path) -> str:
-        hashed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(tree_listing, "file_sha256", counting)
+    hashed = spy_hashing(monkeypatch, tree_listing)
     seen = []
     for _ in range(2):
         capsys.readouterr()

@@ -11,13 +11,7 @@ from pathlib import Path
 import pytest
 
 from runenv.cli import main
-
-
-def one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
+from support.errors import one_line_error
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -12,13 +12,7 @@ import pytest
 
 from runenv.cli import main
 from runenv.config.load import load_variant
-
-
-def one_line_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    return lines[0]
+from support.errors import one_line_error
 
 
 @pytest.fixture

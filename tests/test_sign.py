@@ -11,7 +11,6 @@ import shlex
 import subprocess
 import sys
 import tarfile
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform
 from support.index import IndexServer
 from support.pbs import PY_VERSION
+from support.project import make_project
 
 HOST = host_platform()
 VARIANT = f"{PY_VERSION}-signed"
@@ -50,19 +50,13 @@ sys.exit(int(os.environ.get("REC_EXIT", "0")))
 
 @pytest.fixture
 def project(tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer) -> Path:
-    root = tmp_path / "proj"
-    folder = root / "versions" / VARIANT
-    folder.mkdir(parents=True)
-    (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
-    (folder / "config.toml").write_text(
-        textwrap.dedent(f"""\
-        platforms = ["{HOST.value}"]
-        [packages]
-        dependencies = ["rtdep==1.0"]
-        [python.archives.{HOST.value}]
-        url = "{pbs[0].as_uri()}"
-        sha256 = "{pbs[1]}"
-        """)
+    root = make_project(
+        tmp_path / "proj",
+        pbs,
+        ["rtdep==1.0"],
+        variant=VARIANT,
+        platform=HOST.value,
+        copy_files=False,
     )
     (root / "recorder.py").write_text(RECORDER)
     return root

@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from runenv.checks.audit import identify
 from runenv.fetch.extract import extract_tar
 from runenv.platforms import ALL_PLATFORMS, host_platform
@@ -19,6 +21,8 @@ BASE_URL = "https://mirror.example/pbs"
 FORMATS = {"linux": "ELF", "macos": "Mach-O", "windows": "PE"}
 
 
+# It writes a whole runtime (the host's archive, the pbs fixture's work) and runs it: end to end.
+@pytest.mark.slow
 def test_script_writes_five_archives_and_their_pins(tmp_path: Path) -> None:
     out = tmp_path / "mirror"
     # -S: no site-packages at all, so the script can only import the standard library.

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ import pytest
 from runenv.ci.matrix import plan_target
 from runenv.cli import main
 from runenv.config.load import load_variant
-from runenv.config.plan import make_plan
+from runenv.config.plan import Plan, make_plan
 from runenv.fetch import wheels
+from runenv.fetch.wheels import Artifact
 from runenv.lock import resolve as lock
 from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
@@ -29,7 +31,13 @@ from runenv.sources.wheel_cache import cache_key
 from support.dists import write_wheel
 from support.index import SRCONLY_HELLO, Index, IndexServer
 from support.pbs import CPU_TYPE_ARM64, PY_XY, macho_header
-from support.project import VARIANT, build, make_project, manifest_of, run_python, unpack
+from support.project import (
+    VARIANT,
+    build,
+    make_project,
+    manifest_of,
+    run_unpacked,
+)
 from test_cross import cross_project
 
 CP = "cp" + PY_XY.replace(".", "")
@@ -42,6 +50,15 @@ def _main(root: Path, *args: str) -> int:
 def _cache(monkeypatch: pytest.MonkeyPatch, path: Path) -> Path:
     monkeypatch.setenv("RUNENV_CACHE_DIR", str(path))
     return path
+
+
+def _locked_source(root: Path, platform: Platform = Platform.LINUX_X64) -> tuple[Plan, Artifact]:
+    """The variant's plan for `platform` and the one artifact its lock builds from source."""
+    vc = load_variant(root, VARIANT)
+    plan = make_plan(vc, platform)
+    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, plan.platform)), plan)
+    [source] = [a for a in selected.artifacts if a.from_source]
+    return plan, source
 
 
 @pytest.fixture
@@ -71,7 +88,6 @@ def test_wheels_then_fresh_build_compiles_nothing_and_installs_those_bytes(
     wheels_out: tuple[Path, Path],
     pkg_server: IndexServer,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     root, out = wheels_out
     index = json.loads((out / built_wheels.INDEX_NAME).read_text())
@@ -82,10 +98,7 @@ def test_wheels_then_fresh_build_compiles_nothing_and_installs_those_bytes(
     assert entry["wheel"].startswith(f"rtsrconly-1.0-{CP}-{CP}-linux_x86_64")
     assert entry["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
     assert entry["size"] == wheel.stat().st_size
-    vc = load_variant(root, VARIANT)
-    plan = make_plan(vc, Platform.LINUX_X64)
-    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, plan.platform)), plan)
-    [source] = [a for a in selected.artifacts if a.from_source]
+    plan, source = _locked_source(root)
     assert entry["source_sha256"] == source.sha256
     assert entry["cache_key"] == cache_key(source, plan)
     # The key CI caches this folder under, planned offline from the lock, is made of the very
@@ -107,16 +120,38 @@ def test_wheels_then_fresh_build_compiles_nothing_and_installs_those_bytes(
     assert (record["wheel"], record["sha256"]) == (entry["wheel"], entry["sha256"])
     [cached] = (cache / "built-wheels").rglob("*.whl")
     assert cached.read_bytes() == wheel.read_bytes()
-    runtime = unpack(root / "dist" / f"runenv-{VARIANT}-linux-x64.tar.gz", tmp_path / "moved")
-    assert run_python(runtime, "import rtsrconly; print(rtsrconly.hello())") == SRCONLY_HELLO
+    assert (
+        run_unpacked(root, tmp_path / "moved", "import rtsrconly; print(rtsrconly.hello())")
+        == SRCONLY_HELLO
+    )
 
 
-def test_flipped_byte_is_refused_and_nothing_published(
+@pytest.fixture
+def refused(
     tmp_path: Path,
     wheels_out: tuple[Path, Path],
     pkg_server: IndexServer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+) -> Callable[[int], str]:
+    """`refused(code)` builds the project with wheels_out's folder into a fresh cache, asserts
+    that it exits `code` with one line and leaves no built wheel in the cache; that line."""
+
+    def run(code: int) -> str:
+        root, out = wheels_out
+        cache = _cache(monkeypatch, tmp_path / "fresh-cache")
+        capsys.readouterr()
+        assert build(root, pkg_server, "--locked", "--built-wheels", str(out)) == code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        assert not list((cache / "built-wheels").rglob("*.whl"))
+        return err[0]
+
+    return run
+
+
+def test_flipped_byte_is_refused_and_nothing_published(
+    wheels_out: tuple[Path, Path], refused: Callable[[int], str]
 ) -> None:
     root, out = wheels_out
     [entry] = json.loads((out / built_wheels.INDEX_NAME).read_text())["wheels"]
@@ -124,54 +159,32 @@ def test_flipped_byte_is_refused_and_nothing_published(
     data = bytearray(wheel.read_bytes())
     data[len(data) // 2] ^= 0x01
     wheel.write_bytes(bytes(data))
-    cache = _cache(monkeypatch, tmp_path / "fresh-cache")
-    capsys.readouterr()
-    assert build(root, pkg_server, "--locked", "--built-wheels", str(out)) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert f"{wheel}: sha256 " in err[0] and "tampered with or corrupted" in err[0]
+    err = refused(1)
+    assert f"{wheel}: sha256 " in err and "tampered with or corrupted" in err
     assert not (root / "dist").exists() or not list((root / "dist").glob("*.tar.gz"))
-    assert not list((cache / "built-wheels").rglob("*.whl"))
 
 
 def test_entry_for_another_key_is_refused_naming_the_package(
-    tmp_path: Path,
-    wheels_out: tuple[Path, Path],
-    pkg_server: IndexServer,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    wheels_out: tuple[Path, Path], refused: Callable[[int], str]
 ) -> None:
     root, out = wheels_out
     path = out / built_wheels.INDEX_NAME
     index = json.loads(path.read_text())
     # The key a build of this source for another platform computes.
-    vc = load_variant(root, VARIANT)
-    plan = make_plan(vc, Platform.LINUX_X64)
-    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, plan.platform)), plan)
-    [source] = [a for a in selected.artifacts if a.from_source]
+    plan, source = _locked_source(root)
     other = dataclasses.replace(plan, python_version="3.99.0")
     index["wheels"][0]["cache_key"] = cache_key(source, other)
     path.write_text(json.dumps(index))
-    cache = _cache(monkeypatch, tmp_path / "fresh-cache")
-    capsys.readouterr()
-    assert build(root, pkg_server, "--locked", "--built-wheels", str(out)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert "rtsrconly 1.0: built for another target, Python or recipe" in err[0]
-    assert "runenv wheels" in err[0]
-    assert not list((cache / "built-wheels").rglob("*.whl"))
+    err = refused(2)
+    assert "rtsrconly 1.0: built for another target, Python or recipe" in err
+    assert "runenv wheels" in err
 
 
 @pytest.mark.parametrize("hostile", ["link", "path", "other-target"])
 def test_hostile_folder_is_refused(
-    tmp_path: Path,
-    wheels_out: tuple[Path, Path],
-    pkg_server: IndexServer,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    hostile: str,
+    tmp_path: Path, wheels_out: tuple[Path, Path], refused: Callable[[int], str], hostile: str
 ) -> None:
-    root, out = wheels_out
+    _, out = wheels_out
     path = out / built_wheels.INDEX_NAME
     index = json.loads(path.read_text())
     wheel = out / index["wheels"][0]["wheel"]
@@ -188,12 +201,7 @@ def test_hostile_folder_is_refused(
         index["platform"] = "macosx-aarch64"
         path.write_text(json.dumps(index))
         expected = f"wheels of {VARIANT} macosx-aarch64 (rtsrconly), a target this build"
-    cache = _cache(monkeypatch, tmp_path / "fresh-cache")
-    capsys.readouterr()
-    assert build(root, pkg_server, "--locked", "--built-wheels", str(out)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and expected in err[0], err
-    assert not list((cache / "built-wheels").rglob("*.whl"))
+    assert expected in refused(2)
 
 
 def test_wheels_runs_from_the_committed_lock_only(
@@ -234,10 +242,7 @@ def test_cross_build_with_a_compiled_sdist_goes_through_with_its_built_wheel(
     assert "rtsrconly 1.0 on macosx-aarch64: no wheel" in capsys.readouterr().err
 
     # What `runenv wheels` writes on a macos-15 runner: a platform-tagged wheel and its index.
-    vc = load_variant(root, VARIANT)
-    plan = make_plan(vc, Platform.MACOSX_AARCH64)
-    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, plan.platform)), plan)
-    [source] = [a for a in selected.artifacts if a.from_source]
+    plan, source = _locked_source(root, Platform.MACOSX_AARCH64)
     so = f"rtsrconly/_impl.cpython-{CP[2:]}-darwin.so"
     macho = macho_header(CPU_TYPE_ARM64)
     made = write_wheel(

@@ -25,24 +25,15 @@ CP = "cp" + "".join(PY.split(".")[:2])
 
 
 @pytest.fixture(scope="module")
-def index(pkg_index: Index) -> Index:
-    """The session's loopback index (tests/conftest.py, built by support.index)."""
-    return pkg_index
-
-
-@pytest.fixture(scope="module")
-def server(pkg_server: IndexServer) -> IndexServer:
-    return pkg_server
-
-
-@pytest.fixture(scope="module")
-def locks(server: IndexServer, tmp_path_factory: pytest.TempPathFactory) -> dict[Platform, Lock]:
+def locks(
+    pkg_server: IndexServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[Platform, Lock]:
     """rtpure + rtnative + rtsrconly locked for all five platforms against the loopback index."""
     root = tmp_path_factory.mktemp("locks")
     cache = Cache(root / "cache")
     return {
         plat: lock(
-            LockRequest(("rtpure", "rtnative", "rtsrconly"), PY, plat, (), server.index_url),
+            LockRequest(("rtpure", "rtnative", "rtsrconly"), PY, plat, (), pkg_server.index_url),
             root / "v" / f"pylock.{plat}.toml",
             cache=cache,
             timeout=120,
@@ -158,12 +149,12 @@ def _artifacts(lk: Lock, plat: Platform) -> list[Artifact]:
 
 
 def test_download_all_fetches_verified_files_once(
-    locks: dict[Platform, Lock], server: IndexServer, index: Index, tmp_path: Path
+    locks: dict[Platform, Lock], pkg_server: IndexServer, pkg_index: Index, tmp_path: Path
 ) -> None:
     cache = Cache(tmp_path / "cache")
     linux = _artifacts(locks[Platform.LINUX_X64], Platform.LINUX_X64)
     windows = _artifacts(locks[Platform.WINDOWS_X64], Platform.WINDOWS_X64)
-    before = {a.filename: server.hits(a.filename) for a in linux + windows}
+    before = {a.filename: pkg_server.hits(a.filename) for a in linux + windows}
     paths = download_all(linux + windows, cache, timeout=30, progress=True)
     # The pure wheels both platforms share are fetched once.
     assert sorted(paths) == sorted({a.filename for a in linux + windows})
@@ -173,13 +164,13 @@ def test_download_all_fetches_verified_files_once(
         assert (
             hashlib.sha256(path.read_bytes()).hexdigest()
             == art.sha256
-            == index.sha256(art.filename)
+            == pkg_index.sha256(art.filename)
         )
-        assert server.hits(art.filename) - before[art.filename] == 1
+        assert pkg_server.hits(art.filename) - before[art.filename] == 1
     # Again, sequentially: everything comes from the cache.
     again = download_all(linux, cache, parallel=False)
     assert again == {a.filename: paths[a.filename] for a in linux}
-    assert all(server.hits(a.filename) - before[a.filename] == 1 for a in linux)
+    assert all(pkg_server.hits(a.filename) - before[a.filename] == 1 for a in linux)
     assert download_all([], cache) == {}
 
 
@@ -209,11 +200,11 @@ def test_download_progress_is_drawn_on_a_terminal_only(
 
 
 def test_concurrent_downloads_share_one_fetch(
-    locks: dict[Platform, Lock], server: IndexServer, tmp_path: Path
+    locks: dict[Platform, Lock], pkg_server: IndexServer, tmp_path: Path
 ) -> None:
     cache = Cache(tmp_path / "cache")
     arts = _artifacts(locks[Platform.MACOSX_AARCH64], Platform.MACOSX_AARCH64)
-    before = {a.filename: server.hits(a.filename) for a in arts}
+    before = {a.filename: pkg_server.hits(a.filename) for a in arts}
     results: list[dict[str, Path]] = []
     threads = [
         threading.Thread(target=lambda: results.append(download_all(arts, cache))) for _ in range(4)
@@ -223,21 +214,21 @@ def test_concurrent_downloads_share_one_fetch(
     for t in threads:
         t.join()
     assert len(results) == 4 and all(r == results[0] for r in results)
-    assert all(server.hits(a.filename) - before[a.filename] == 1 for a in arts)
+    assert all(pkg_server.hits(a.filename) - before[a.filename] == 1 for a in arts)
 
 
 def test_tampered_file_is_refused_and_not_cached(
-    locks: dict[Platform, Lock], server: IndexServer, tmp_path: Path
+    locks: dict[Platform, Lock], pkg_server: IndexServer, tmp_path: Path
 ) -> None:
     cache = Cache(tmp_path / "cache")
     arts = _artifacts(locks[Platform.LINUX_X64], Platform.LINUX_X64)
     bad = next(a for a in arts if a.name == "rtdep")
-    server.tamper(bad.filename, b"not the wheel you locked")
+    pkg_server.tamper(bad.filename, b"not the wheel you locked")
     try:
         with pytest.raises(ChecksumError, match=bad.filename):
             download_all(arts, cache, timeout=30)
     finally:
-        server.tamper(bad.filename, None)
+        pkg_server.tamper(bad.filename, None)
     blob = cache.blob_path(WHEELS_SECTION, bad.sha256, bad.filename)
     assert not blob.exists()
     assert not blob.parent.exists() or not [

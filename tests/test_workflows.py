@@ -30,6 +30,7 @@ from runenv.ci.matrix import (
 )
 from runenv.ci.render import matrix_data
 from runenv.platforms import ALL_PLATFORMS, Platform
+from support.shipped import TWO_SOURCE_BUILDS, copy_shipped, force_source
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -142,10 +143,7 @@ def test_every_cross_built_target_has_its_native_verification_job(
     root = REPO
     if project == "source builds":  # windows-x64 needs a source build: built and checked there
         root = tmp_path
-        shutil.copytree(REPO / "versions" / "3.12.10", root / "versions" / "3.12.10")
-        shutil.copy(REPO / "shared-config.toml", root / "shared-config.toml")
-        with (root / "versions" / "3.12.10" / "config.toml").open("a") as fh:
-            fh.write('\n[packages.forceSource.numpy]\nwindows-x64 = "patched"\n')
+        copy_shipped(root, "3.12.10", extra=force_source("numpy", {"windows-x64": "patched"}))
     targets = plan_targets(root)
     verify = matrix_data(root)["verify"]["include"]
     assert verify == verify_entries(targets)
@@ -242,10 +240,7 @@ def test_every_target_with_source_builds_has_its_wheels_job_upstream_of_its_buil
     root = REPO
     if project == "source builds":  # numpy forced to source for windows-x64 and macosx-x64
         root = tmp_path
-        shutil.copytree(REPO / "versions" / "3.12.10", root / "versions" / "3.12.10")
-        shutil.copy(REPO / "shared-config.toml", root / "shared-config.toml")
-        with (root / "versions" / "3.12.10" / "config.toml").open("a") as fh:
-            fh.write('\n[packages.forceSource.numpy]\nwindows-x64 = "a"\nmacosx-x64 = "b"\n')
+        copy_shipped(root, "3.12.10", extra=TWO_SOURCE_BUILDS)
     targets = plan_targets(root)
     needing = {(t.variant, t.platform.value) for t in targets if t.cross and t.source_builds}
     expected = {
@@ -359,13 +354,8 @@ def test_wheels_are_restored_from_the_cache_under_the_key_the_matrix_gives(
     """On a first run the wheels jobs save what the builds restore; on a run whose wheels are
     all cached there is no wheels job, and the builds restore the same keys."""
     root = tmp_path
-    shutil.copytree(REPO / "versions" / "3.12.10", root / "versions" / "3.12.10")
-    shutil.copy(REPO / "shared-config.toml", root / "shared-config.toml")
-    with (root / "versions" / "3.12.10" / "config.toml").open("a") as fh:
-        fh.write(
-            "\n[packages.forceSource.numpy]\n"
-            + "".join(f'{p.value} = "x"\n' for p in WHEELS_PLATFORMS)
-        )
+    extra = force_source("numpy", {p.value: "x" for p in WHEELS_PLATFORMS})
+    copy_shipped(root, "3.12.10", extra=extra)
     targets = plan_targets(root)
     first = matrix_data(root)
     data = matrix_data(root, all_keys(targets)) if cached else first

@@ -1,9 +1,10 @@
 """A throwaway runenv project for end-to-end tests, and what they read back from its build.
 
 `make_project(root, pbs, deps)` writes a variant that pins the loopback PBS archive, ships a
-tool and a module (copyFiles) and depends on packages of the loopback index; `build` runs the
-CLI on it; `archive_of`, `manifest_of`, `unpack` and `run_python` read the result, and
-`catalogue_check` checks it as a verify job does.
+tool and a module (copyFiles) and depends on packages of the loopback index (`write_variant`
+writes any other config); `build` runs the CLI on it, `build_for_host` the pipeline in-process;
+`archive_of`, `manifest_of`, `unpack` and `run_python` read the result, and `catalogue_check`
+checks it as a verify job does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+from runenv._cache import Cache
 from runenv.cli import main
+from runenv.config.load import load_variant
+from runenv.pipeline.build import build_target
+from runenv.pipeline.context import BuildOptions
+from runenv.platforms import host_platform
 from support.index import IndexServer
 from support.pbs import PY_VERSION
 
@@ -25,6 +31,19 @@ VARIANT = f"{PY_VERSION}-t"
 SITE = f"lib/python{PY_XY}/site-packages"
 
 
+SHARED = "[build]\ntimeout = 300\n"
+
+
+def write_variant(root: Path, variant: str, config: str, *, shared: str = SHARED) -> Path:
+    """`root/shared-config.toml` and `root/versions/<variant>/config.toml` (dedented); the
+    variant's folder."""
+    folder = root / "versions" / variant
+    folder.mkdir(parents=True, exist_ok=True)
+    (root / "shared-config.toml").write_text(shared)
+    (folder / "config.toml").write_text(textwrap.dedent(config))
+    return folder
+
+
 def make_project(
     root: Path,
     pbs: tuple[Path, str],
@@ -32,36 +51,48 @@ def make_project(
     *,
     extra: str = "",
     variant: str = VARIANT,
+    platform: str = "linux-x64",
+    copy_files: bool = True,
 ) -> Path:
-    """A project whose variant pins the loopback PBS archive and ships a tool and a module."""
-    folder = root / "versions" / variant
-    (folder / "files" / "bin").mkdir(parents=True)
-    (folder / "files" / "site").mkdir(parents=True)
-    tool = folder / "files" / "bin" / "rt-tool"
-    tool.write_text('#!/bin/sh\necho "RT_TOOL $(dirname "$0")"\n')
-    tool.chmod(0o755)
-    (folder / "files" / "site" / "rtcopied.py").write_text('VALUE = "copied"\n')
-    (root / "shared-config.toml").write_text("[build]\ntimeout = 300\n")
-    (folder / "config.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            platforms = ["linux-x64"]
-            [packages]
-            dependencies = {json.dumps(deps)}
-            [python.archives.linux-x64]
-            url = "{pbs[0].as_uri()}"
-            sha256 = "{pbs[1]}"
+    """A project whose variant pins the loopback PBS archive for `platform` and, unless
+    `copy_files` is false, ships a tool and a module; `extra` is TOML appended to its config."""
+    config = textwrap.dedent(
+        f"""\
+        platforms = ["{platform}"]
+        [packages]
+        dependencies = {json.dumps(deps)}
+        [python.archives.{platform}]
+        url = "{pbs[0].as_uri()}"
+        sha256 = "{pbs[1]}"
+        """
+    )
+    if copy_files:
+        config += textwrap.dedent(
+            """\
             [[packages.copyFiles]]
             from = "files/bin/"
             to = "bin/"
             [[packages.copyFiles]]
             from = "files/site/"
-            to = "{{site-packages}}/"
+            to = "{site-packages}/"
             """
         )
-        + extra
-    )
+    folder = write_variant(root, variant, config + extra)
+    if copy_files:
+        (folder / "files" / "bin").mkdir(parents=True)
+        (folder / "files" / "site").mkdir(parents=True)
+        tool = folder / "files" / "bin" / "rt-tool"
+        tool.write_text('#!/bin/sh\necho "RT_TOOL $(dirname "$0")"\n')
+        tool.chmod(0o755)
+        (folder / "files" / "site" / "rtcopied.py").write_text('VALUE = "copied"\n')
     return root
+
+
+def build_for_host(root: Path, variant: str, index_url: str) -> Path:
+    """Build `variant` of `root` for this machine in-process into root/dist (its manifest)."""
+    options = BuildOptions(dist=root / "dist", pydist=root / "pydist", default_index=index_url)
+    host = host_platform()
+    return build_target(load_variant(root, variant), host, options, Cache.default()).manifest
 
 
 def build(root: Path, server: IndexServer, *args: str) -> int:
@@ -105,3 +136,9 @@ def catalogue_check(manifest: Path) -> subprocess.CompletedProcess[str]:
         cwd=manifest.parent,
         timeout=300,
     )
+
+
+def run_unpacked(root: Path, dest: Path, code: str) -> str:
+    """What the host archive of `root`'s build, unpacked at `dest` (a path it was not built
+    at), prints for `code` with its own interpreter."""
+    return run_python(unpack(archive_of(root), dest), code)
