@@ -151,7 +151,7 @@ def per_round_lines(data: dict[str, dict[str, Any]]) -> list[str]:
 METHOD = """
 - **runenv cold**: `python -m runenv build 3.12.10 --platform <host>` with a fresh, empty
   `RUNENV_CACHE_DIR` (uv's cache is inside it) and no `dist/` or `pydist/`. The lock is kept:
-  a checked-out project has `pylock.<platform>.toml` committed (the script brings the copied
+  a checked-out project has `pylock.<platform>.toml` committed (the benchmark brings the copied
   locks up to date once, untimed). Includes fetching the interpreter from the 127.0.0.1 mirror,
   verifying and unpacking it, downloading and verifying every wheel, installing, compiling
   bytecode, the audit, the import check from a moved tree, packing and the manifest. runenv's
@@ -176,7 +176,7 @@ METHOD = """
 - **start-up**: runenv's archive from the cold build is unpacked into a fresh folder, every write
   bit is removed, and `python3 -c "import ..."` runs twice with `PYTHONDONTWRITEBYTECODE=1` set
   explicitly (every other `PYTHON*` variable removed); the `.pyc` files are counted before and
-  after (none may appear). The script runs as root here, which ignores write bits: the
+  after (none may appear). The benchmark runs as root here, which ignores write bits: the
   environment variable is what keeps the tree unwritten, and the count shows it did. Five
   unpacks a round, each a pair of a first and a second import; the ratio is the median of all
   pairs' own ratios (a single pair moves by ±30 % on these machines).
