@@ -151,20 +151,13 @@ def run(
 
 
 def call(
-    cmd: Sequence[object],
-    *,
-    env: dict[str, str],
-    what: str,
-    cwd: Path | None = None,
-    timeout: float = STEP_TIMEOUT,
+    cmd: Sequence[object], *, env: dict[str, str], what: str, timeout: float = STEP_TIMEOUT
 ) -> str:
     """Run an untimed step with exactly `env` (runenv's helper adds to the environment: every
     variable `env` leaves out is removed); its stdout and stderr, together. One line on failure."""
     gone: dict[str, str | None] = {k: None for k in os.environ if k not in env}
     try:
-        return runenv_run(
-            [str(c) for c in cmd], what=what, cwd=cwd, env=gone | env, timeout=timeout
-        )
+        return runenv_run([str(c) for c in cmd], what=what, env=gone | env, timeout=timeout)
     except SubprocessError as exc:
         tail = " | ".join(exc.output_tail.splitlines()[-6:])
         raise BenchError(f"{what}: {exc.problem}: {' '.join(map(str, cmd))}: {tail}") from None

@@ -13,13 +13,19 @@ from benchmarks.runner import clean_env, run
 from benchmarks.trash import copy_tree, rmtree, tree_bytes
 
 
+def fresh_runtime(d: Path, source: Path, cache_var: str, cache: str) -> tuple[Path, dict[str, str]]:
+    """`d` made anew with a copy of `source`'s runtime at `d/python` (untimed), and the
+    environment of the tool that installs into it: its cache (`cache_var`) `d/cache`, empty."""
+    rmtree(d)
+    runtime = d / "python"
+    copy_tree(source / "python", runtime)
+    return runtime, clean_env(runtime=True) | {cache_var: str(d / cache)}
+
+
 def measure_reference(s: Setup, rec: Recorder, i: int) -> None:
     """The runtime's own pip: one `pip download` per package, `pip install --no-index`, tar."""
     d = s.work / f"reference-{i}"
-    rmtree(d)
-    runtime = d / "python"
-    copy_tree(s.pip_runtime / "python", runtime)
-    env = clean_env(runtime=True) | {"PIP_CACHE_DIR": str(d / "pip-cache")}
+    runtime, env = fresh_runtime(d, s.pip_runtime, "PIP_CACHE_DIR", "pip-cache")
     python = runtime / "bin" / "python3"
     wheels = d / "wheels"
     extra = ["--index-url", s.index_url] if s.index_url else []
@@ -68,10 +74,7 @@ def uv_by_hand(s: Setup, rec: Recorder, i: int, *, bytecode: bool) -> None:
     """
     name = "uv_by_hand_bytecode" if bytecode else "uv_by_hand"
     d = s.work / f"{name}-{i}"
-    rmtree(d)
-    runtime = d / "python"
-    copy_tree(s.bare_runtime / "python", runtime)
-    env = clean_env(runtime=True) | {"UV_CACHE_DIR": str(d / "uv-cache")}
+    runtime, env = fresh_runtime(d, s.bare_runtime, "UV_CACHE_DIR", "uv-cache")
     python = runtime / "bin" / "python3"
     extra = ["--default-index", s.index_url] if s.index_url else []
     reqs: list[object] = list(s.requirements)
