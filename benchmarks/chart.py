@@ -49,6 +49,7 @@ def chart_rows(data: dict[str, dict[str, Any]], prev: dict[str, float]) -> list[
 
 
 def target_lines(data: dict[str, dict[str, Any]]) -> list[tuple[float, str]]:
+    """The targets drawn as vertical lines: warm and cold against uv --compile-bytecode."""
     lines = []
     uvbc = median(data, "uv_by_hand_bytecode")
     if uvbc:
@@ -58,6 +59,7 @@ def target_lines(data: dict[str, dict[str, Any]]) -> list[tuple[float, str]]:
 
 
 def write_chart(result: dict[str, Any], path: Path, *, renderer: str = "auto") -> str:
+    """Draw the chart to `path` with matplotlib or the built-in encoder; say which."""
     data = result["measurements"]
     prev = result.get("previous", {}).get("medians", {})
     rows = chart_rows(data, prev)
@@ -172,6 +174,8 @@ _FONT = {
 
 
 class _Canvas:
+    """An RGB pixel buffer with rectangles and 5x7 text, encoded as a PNG."""
+
     def __init__(self, width: int, height: int) -> None:
         self.w, self.h = width, height
         self.px = bytearray(b"\xff" * (width * height * 3))
@@ -201,6 +205,7 @@ class _Canvas:
         return x
 
     def png(self) -> bytes:
+        """The PNG file: signature, IHDR (8-bit RGB), one zlib IDAT of unfiltered rows, IEND."""
         raw = b"".join(
             b"\x00" + bytes(self.px[y * self.w * 3 : (y + 1) * self.w * 3]) for y in range(self.h)
         )

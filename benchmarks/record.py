@@ -27,6 +27,7 @@ LABELS = {
 # a stage lasts until the next message (the last one until the process exits), and is named
 # after its message, numbers and versions left out ("installing 10 wheels" -> "installing").
 def stage_label(message: str) -> str:
+    """A progress message's stage name: its words up to the first number or version."""
     words = []
     for word in message.split():
         if word[:1].isdigit() or word.startswith("(") or word == "Python":
@@ -64,6 +65,7 @@ class Recorder:
         memory: Run | None = None,
         **extra: Any,
     ) -> None:
+        """Record one run of `name`: its seconds, named parts, memory and the load now."""
         entry = self.data.setdefault(name, {"runs": [], "parts": {}, "notes": [], "load": []})
         entry["runs"].append(round(seconds, 3))
         if memory is not None:

@@ -19,6 +19,7 @@ from benchmarks.targets import ISSUE13_BEFORE, ISSUE_TARGETS, VARIANT_312
 
 
 def write_markdown(result: dict[str, Any], path: Path) -> None:
+    """Write the results page (docs/benchmarks.md) to `path`."""
     data, info, runs = result["measurements"], result["machine"], result["runs"]
     previous = result.get("previous", {})
     prev = previous.get("medians", {})

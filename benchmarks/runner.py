@@ -30,6 +30,8 @@ STEP_TIMEOUT = 1200.0  # seconds, for any one command
 
 @dataclass
 class Run:
+    """One timed command: its seconds, output, time-stamped stderr, memory and CPU."""
+
     seconds: float
     stdout: str
     stderr: list[tuple[float, str]]  # (seconds since start, line)

@@ -11,6 +11,7 @@ from benchmarks.targets import ISSUE13_BEFORE, pair_ratios, startup_ratio
 
 
 def fmt_value(value: float | None, unit: str) -> str:
+    """A figure with its unit (MB with thousands separators), or n/a."""
     if value is None:
         return "n/a"
     if unit == " MB":
@@ -19,15 +20,18 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 
 def verdict(ok: bool | None) -> str:
+    """**pass**, **FAIL** or n/a."""
     return "n/a" if ok is None else ("**pass**" if ok else "**FAIL**")
 
 
 def load_range(entry: dict[str, Any]) -> str:
+    """The lowest and highest 1-minute load over a measurement's runs."""
     loads = [x for x in entry.get("load", []) if x is not None]
     return f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""
 
 
 def mem_cell(entry: dict[str, Any]) -> str:
+    """Peak RSS in MB: runenv's own / the largest process / the process group."""
     if not entry.get("max_rss_mb"):
         return ""
     own = max(entry.get("own_rss_mb") or [0]) or None
@@ -38,6 +42,7 @@ def mem_cell(entry: dict[str, Any]) -> str:
 def seconds_table(
     data: dict[str, dict[str, Any]], labels: dict[str, str], prev: dict[str, float]
 ) -> list[str]:
+    """The table of seconds (median, min, max, before, load, memory, parts) by label."""
     lines = [
         "| what | median | min | max | before | load (1 min) "
         "| peak RSS MB (runenv / largest / group) | parts (median s) |",
@@ -127,6 +132,7 @@ def consumer_lines(result: dict[str, Any]) -> list[str]:
 
 
 def pairs_note(first: dict[str, Any]) -> str:
+    """How many start-up pairs the ratio is the median of, and their range."""
     each = pair_ratios(first)
     if not each:
         return ""
@@ -134,6 +140,7 @@ def pairs_note(first: dict[str, Any]) -> str:
 
 
 def startup_lines(data: dict[str, dict[str, Any]], before: str) -> list[str]:
+    """The start-up paragraph: first and second import, ratio, what failed or is absent."""
     first, second = data.get("startup_first"), data.get("startup_second")
     if not first or not second:
         return []
@@ -171,6 +178,7 @@ ATLS_LABELS = {
 
 
 def atls_lines(atls: dict[str, Any] | None) -> list[str]:
+    """The torch-sized workload's section (none without atls results)."""
     if not atls:
         return []
     data = atls["measurements"]

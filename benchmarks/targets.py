@@ -10,11 +10,13 @@ VARIANT_312 = "3.12.10"  # the main workload's variant, as the results and the p
 
 
 def median(data: dict[str, dict[str, Any]], name: str) -> float | None:
+    """The median of measurement `name`, or None if it was not measured."""
     entry = data.get(name)
     return entry["median"] if entry else None
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, or None when either is missing (or b is zero)."""
     return a / b if a is not None and b else None
 
 

@@ -75,15 +75,18 @@ TRASH = Trash()
 
 
 def rmtree(path: Path) -> None:
+    """Be done with `path`: moved into the trash during the measurements."""
     TRASH.discard(path)
 
 
 def copy_tree(src: Path, dst: Path) -> None:
+    """`src` copied to `dst` (symlinks kept), whatever was at `dst` discarded first."""
     rmtree(dst)
     shutil.copytree(src, dst, symlinks=True)
 
 
 def tree_bytes(root: Path) -> int:
+    """The bytes of the regular files under `root` (links not followed)."""
     total = 0
     for dirpath, _dirs, files in os.walk(root):
         for name in files:

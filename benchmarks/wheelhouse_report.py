@@ -90,6 +90,7 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def fmt(value: float | None, unit: str) -> str:
+    """Seconds or MB for the table, or n/a."""
     if value is None:
         return "n/a"
     if unit == "B":
@@ -103,6 +104,7 @@ def cell(text: str) -> str:
 
 
 def load_range(entry: dict[str, Any]) -> str:
+    """The lowest and highest 1-minute load over a measurement's runs, or n/a."""
     loads = [x for x in entry.get("load", []) if x is not None]
     return f"{min(loads):.1f}-{max(loads):.1f}" if loads else "n/a"
 
@@ -264,6 +266,7 @@ def notes(result: dict[str, Any]) -> list[str]:
 
 
 def write(result: dict[str, Any], out: Path) -> None:
+    """The rows and notes computed into `result`, then the JSON and the page written."""
     result["rows"] = rows(result)
     result["notes"] = notes(result)
     out.mkdir(parents=True, exist_ok=True)

@@ -116,8 +116,10 @@ def locked_requirements(s: Setup) -> Path:
 
 
 def measure_uv(s: Setup, rec: Recorder, i: int) -> None:
+    """uv by hand, without bytecode (what earlier rounds compared against)."""
     uv_by_hand(s, rec, i, bytecode=False)
 
 
 def measure_uv_bytecode(s: Setup, rec: Recorder, i: int) -> None:
+    """uv by hand with `--compile-bytecode`: like for like with runenv."""
     uv_by_hand(s, rec, i, bytecode=True)

@@ -20,6 +20,7 @@ def runenv_build(s: Setup, platform_arg: str, cache: Path, what: str) -> Run:
 
 
 def check_state(result: Run, expected: str, rec: Recorder, name: str) -> None:
+    """Note (and warn) when runenv did not say `expected` for every target."""
     states = [line.split(":", 1)[0] for line in result.stdout.splitlines() if ":" in line]
     if any(state != expected for state in states):
         rec.note(name, f"expected '{expected}', runenv said: {result.stdout.strip()!r}")
@@ -27,6 +28,7 @@ def check_state(result: Run, expected: str, rec: Recorder, name: str) -> None:
 
 
 def relocked(result: Run) -> bool:
+    """Whether the build locked (its progress says so), i.e. the lock was not fresh."""
     return any(": locking" in line for _, line in result.stderr)
 
 
@@ -94,6 +96,7 @@ def measure_runenv_lock(s: Setup, rec: Recorder, i: int) -> None:
 
 
 def measure_runenv_all(s: Setup, rec: Recorder, i: int) -> None:
+    """Cold, `--platform all`: the five platforms from an empty cache."""
     cache = s.work / f"cache-all-{i}"
     for path in s.outputs():
         rmtree(path)

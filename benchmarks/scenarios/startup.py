@@ -26,6 +26,7 @@ def make_writable(root: Path, writable: bool) -> None:
 
 
 def count_pyc(root: Path) -> int:
+    """The number of .pyc files under `root`."""
     return sum(1 for _ in root.rglob("*.pyc"))
 
 

@@ -102,6 +102,7 @@ def download_commands(
 
 
 def runenv_build(w: Workload, rec: Recorder, cache: Path, kind: str, i: int) -> None:
+    """runenv's wheelhouse build, cold or warm, with its archive and tree sizes."""
     for path in w.outputs():
         rmtree(path)
     result = w.build(cache, f"runenv {kind} build")
