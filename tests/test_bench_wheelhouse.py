@@ -1,31 +1,17 @@
-"""scripts/bench_wheelhouse.py's pure parts: the verdicts, the table, the reference's commands."""
+"""The wheelhouse benchmark's pure parts (`python -m benchmarks wheelhouse`): the verdicts, the
+table, the reference's commands."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-@pytest.fixture(scope="module")
-def bw() -> ModuleType:
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bench_wheelhouse", SCRIPTS / "bench_wheelhouse.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(SCRIPTS))
+from benchmarks import wheelhouse_report as report
+from benchmarks.scenarios import wheelhouse
+from benchmarks.targets import ratio
 
 
 def entry(runs: list[float], **extra: object) -> dict[str, object]:
@@ -55,20 +41,18 @@ def result_of(measurements: dict[str, dict[str, object]], runs: int = 3) -> dict
     }
 
 
-def test_verdict_is_met_at_the_target_and_missed_above_it(bw: ModuleType) -> None:
-    assert bw.verdict(0.3, 0.3) == "met"
-    assert bw.verdict(0.29, 0.3) == "met"
-    assert bw.verdict(0.31, 0.3) == "missed"
-    assert bw.verdict(None, 0.1) == "n/a"
-    assert bw.verdict(2.0, None) == ""
-    assert bw.ratio(3.0, 0.0) is None
-    assert bw.ratio(None, 2.0) is None
-    assert bw.ratio(3.0, 12.0) == 0.25
+def test_verdict_is_met_at_the_target_and_missed_above_it() -> None:
+    assert report.verdict(0.3, 0.3) == "met"
+    assert report.verdict(0.29, 0.3) == "met"
+    assert report.verdict(0.31, 0.3) == "missed"
+    assert report.verdict(None, 0.1) == "n/a"
+    assert report.verdict(2.0, None) == ""
+    assert ratio(3.0, 0.0) is None
+    assert ratio(None, 2.0) is None
+    assert ratio(3.0, 12.0) == 0.25
 
 
-def test_rows_take_medians_and_judge_cold_and_warm_against_their_own_targets(
-    bw: ModuleType,
-) -> None:
+def test_rows_take_medians_and_judge_cold_and_warm_against_their_own_targets() -> None:
     result = result_of(
         {
             # medians: runenv cold 10, reference cold 40 -> 0.25x (met, <= 0.3x)
@@ -82,7 +66,7 @@ def test_rows_take_medians_and_judge_cold_and_warm_against_their_own_targets(
             "block_venv_reference": entry([8.0, 8.0, 8.0]),
         }
     )
-    rows = {r["what"].split(" (")[0]: r for r in bw.rows(result)}
+    rows = {r["what"].split(" (")[0]: r for r in report.rows(result)}
     cold = rows["3.12.10: cold build"]
     assert (cold["runenv"], cold["reference"], cold["ratio"]) == (10.0, 40.0, 0.25)
     assert (cold["target"], cold["verdict"]) == (0.3, "met")
@@ -95,15 +79,15 @@ def test_rows_take_medians_and_judge_cold_and_warm_against_their_own_targets(
     assert rows["3.12.10: block venv"]["verdict"] == ""
 
 
-def test_a_missing_measurement_reads_n_a_not_a_pass(bw: ModuleType) -> None:
+def test_a_missing_measurement_reads_n_a_not_a_pass() -> None:
     result = result_of({"runenv_cold": entry([10.0])}, runs=1)
-    cold, warm = bw.rows(result)[:2]
+    cold, warm = report.rows(result)[:2]
     assert cold["ratio"] is None and cold["verdict"] == "n/a"
     assert warm["verdict"] == "n/a"
-    assert "block venv" not in " ".join(r["what"] for r in bw.rows(result))
+    assert "block venv" not in " ".join(r["what"] for r in report.rows(result))
 
 
-def test_markdown_has_the_table_the_load_and_the_rounds(bw: ModuleType) -> None:
+def test_markdown_has_the_table_the_load_and_the_rounds() -> None:
     result = result_of(
         {
             "runenv_cold": entry([10.0, 12.0, 11.0], archive_bytes=[123_400_000] * 3),
@@ -116,7 +100,7 @@ def test_markdown_has_the_table_the_load_and_the_rounds(bw: ModuleType) -> None:
         "tar | gzip -9": [7.0, 9.0, 8.0]
     }
     result["notes"] = ["A note on the method."]
-    text = bw.markdown(result)
+    text = report.markdown(result)
     # A `|` inside a cell is escaped, or it would split the row.
     assert "| 20.0 s | 3.5-4.2 | tar \\| gzip -9 8.0 |" in text
     lines = text.splitlines()
@@ -136,12 +120,10 @@ def test_markdown_has_the_table_the_load_and_the_rounds(bw: ModuleType) -> None:
     assert "**2 cores**" in text and "9.31 / 7.68 / 4.09 at the start" in text
     assert "| runenv cold | 10.0 / 12.0 / 11.0 | 11.0 s | 3.5-4.2 |  |" in lines
     assert "A note on the method." in lines
-    assert "`python scripts/bench_wheelhouse.py --runs 3`" in text
+    assert "`python -m benchmarks wheelhouse --runs 3`" in text
 
 
-def test_download_commands_one_per_locked_package_with_the_wheels_platforms(
-    bw: ModuleType, tmp_path: Path
-) -> None:
+def test_download_commands_one_per_locked_package_with_the_wheels_platforms(tmp_path: Path) -> None:
     base = "https://files.example/"
     lock = {
         "packages": [
@@ -168,7 +150,7 @@ def test_download_commands_one_per_locked_package_with_the_wheels_platforms(
         ]
     }
     dest, cache = tmp_path / "packages", tmp_path / "cache"
-    cmds = bw.download_commands(lock, {"pdbfixer"}, dest, cache)
+    cmds = wheelhouse.download_commands(lock, {"pdbfixer"}, dest, cache)
     assert len(cmds) == 4
     for cmd in cmds:
         assert cmd[:4] == [sys.executable, "-m", "pip", "download"]
@@ -186,18 +168,20 @@ def test_download_commands_one_per_locked_package_with_the_wheels_platforms(
 
 
 def test_reference_env_shuts_out_this_machines_pip_configuration(
-    bw: ModuleType, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PIP_FIND_LINKS", "/opt/wheels")
-    monkeypatch.setenv("PIP_TIMEOUT", "5")  # a transport setting bench.py keeps: dropped here
+    monkeypatch.setenv(
+        "PIP_TIMEOUT", "5"
+    )  # a transport setting the main benchmark keeps: dropped here
     monkeypatch.setenv("PYTHONPATH", "/somewhere")
-    env = bw.reference_env()
+    env = wheelhouse.reference_env()
     assert [k for k in env if k.startswith("PIP_")] == ["PIP_CONFIG_FILE"]
     assert env["PIP_CONFIG_FILE"] == os.devnull
     assert "PYTHONPATH" not in env
 
 
-def test_notes_say_how_much_of_the_cold_build_the_check_took(bw: ModuleType) -> None:
+def test_notes_say_how_much_of_the_cold_build_the_check_took() -> None:
     parts = {"fetching": [2.0, 2.0, 2.0], "checking and packing": [30.0, 32.0, 34.0]}
     download = "pip download (one per package)"
     result = result_of(
@@ -207,7 +191,7 @@ def test_notes_say_how_much_of_the_cold_build_the_check_took(bw: ModuleType) -> 
             "reference_warm": {**entry([45.0] * 3), "parts": {download: [25.0, 26.0, 24.0]}},
         }
     )
-    text = "\n".join(bw.notes(result))
+    text = "\n".join(report.notes(result))
     assert "'checking and packing' took 32.0 s (80%)" in text
     assert "steps 1-2 alone" not in text  # no block venv was measured: nothing to compare
     assert "downloads took 28.0 s cold and 25.0 s with pip's cache kept" in text

@@ -1,8 +1,8 @@
-"""PBS-shaped CPython archives for tests without GitHub, written by `scripts/standin_pbs.py`.
+"""PBS-shaped CPython archives for tests without GitHub, written by `support.standin`.
 
-That script (the one the README documents for machines without GitHub) is the only writer of
-PBS-shaped archives and of the bare binary headers the audits read; it is standard-library only
-so that any interpreter can run it, which is why it is loaded here by path, not installed.
+That module (which `scripts/standin_pbs.py`, the command the README documents for machines
+without GitHub, runs) is the only writer of PBS-shaped archives and of the bare binary headers
+the audits read; it is standard-library only so that any interpreter can run it.
 
 The host archive is a copy of the running interpreter (see the script's `host_tree`); it runs
 from wherever it is unpacked on this machine. It is built once per process (`pbs_archive()`)
@@ -18,7 +18,6 @@ and copied from there:
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import io
 import shutil
 import sys
@@ -28,23 +27,12 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 from runenv.platforms import Platform, host_platform
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "standin_pbs.py"
+from . import standin
 
-
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("standin_pbs", SCRIPT)
-    assert spec is not None and spec.loader is not None, SCRIPT
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-standin = _load_script()
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "standin_pbs.py"  # runs `standin`
 
 PBS_TAG: str = standin.PBS_TAG
 FIXED_MTIME: int = standin.FIXED_MTIME

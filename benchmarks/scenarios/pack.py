@@ -1,6 +1,6 @@
 """Time `runenv.artifact.pack.pack_tree` per gzip level against `tar czf` on one tree.
 
-Usage: python scripts/bench_pack.py TREE [--levels 1,6,9] [--repeat 3] [--no-tar]
+Usage: python -m benchmarks pack TREE [--levels 1,6,9] [--repeat 3] [--no-tar]
 Prints one line per method: median seconds (min..max) and archive size in bytes.
 """
 
@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from benchmarks.runner import call, clean_env
 from runenv.artifact.pack import pack_tree
 
 
-def _timed(fn: object, repeat: int) -> tuple[list[float], int]:
+def _timed(fn: Callable[[], int], repeat: int) -> tuple[list[float], int]:
     times: list[float] = []
     size = 0
     for _ in range(repeat):
         start = time.perf_counter()
-        size = fn()  # type: ignore[operator]
+        size = fn()
         times.append(time.perf_counter() - start)
     return times, size
 
@@ -34,30 +34,27 @@ def _line(label: str, times: list[float], size: int, total: int) -> str:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m benchmarks pack TREE [--levels L,L] [--repeat N] [--no-tar]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks pack", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument("tree", type=Path)
     parser.add_argument("--levels", default="1,3,4,5,6,7,9")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-tar", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     tree: Path = args.tree
+    env = clean_env()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.tar.gz"
-        total = int(
-            subprocess.run(
-                f"tar cf - -C '{tree}' . | wc -c",
-                shell=True,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-        )
+        stream = call(["sh", "-c", 'tar cf - -C "$1" . | wc -c', "sh", tree], env=env, what="tar")
+        total = int(stream)
         print(f"tree {tree}: tar stream {total:,} bytes")
         if not args.no_tar:
 
             def tar_czf() -> int:
-                subprocess.run(["tar", "czf", str(out), "-C", str(tree), "."], check=True)
+                call(["tar", "czf", out, "-C", tree, "."], env=env, what="tar czf")
                 return out.stat().st_size
 
             print(_line("tar czf", *_timed(tar_czf, args.repeat), total), flush=True)
@@ -68,7 +65,3 @@ def main() -> int:
 
             print(_line(f"runenv -{level}", *_timed(runenv_pack, args.repeat), total), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Time `runenv.install.wheels.install_wheels` against plain pypa/installer on a folder of wheels.
 
-Usage: python scripts/bench_install.py WHEEL_DIR [--python 3.12] [--repeat 5]
+Usage: python -m benchmarks install WHEEL_DIR [--python 3.12] [--repeat 5]
 e.g. after `pip download numpy==2.2.6 pandas==2.2.3 scipy==1.15.3 scikit-learn==1.6.1
 --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d /tmp/whl`.
 Runs are interleaved (one of each method per round) so that machine noise hits all alike.
@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import installer
@@ -25,12 +24,15 @@ from runenv.install.wheels import install_wheels
 from runenv.platforms import Platform
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m benchmarks install WHEEL_DIR [--python X.Y] [--repeat N]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks install", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument("wheels", type=Path)
     parser.add_argument("--python", default="3.12")
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     wheels = sorted(args.wheels.glob("*.whl"))
     plat = Platform.LINUX_X64
     size = sum(w.stat().st_size for w in wheels)
@@ -65,7 +67,3 @@ def main() -> int:
             f"{name:<28} {statistics.median(values):6.2f} s ({min(values):.2f}..{max(values):.2f})"
         )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The consumer (issue 24): `runenv_catalogue install` of runenv's archive from a `file://`
+catalogue into an empty cache, against `tar xzf` of the same archive; the trees compared."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks import REPO
+from benchmarks.log import log
+from benchmarks.project import Setup
+from benchmarks.record import Recorder
+from benchmarks.runner import clean_env, run
+from benchmarks.scenarios.build import runenv_build
+from benchmarks.trash import rmtree, tree_bytes
+
+CONSUMER = (
+    "import sys; from pathlib import Path; from runenv_catalogue import Catalogue; "
+    "from runenv_catalogue.__main__ import main; "
+    "sys.exit(main(sys.argv[2:], Catalogue.load(Path(sys.argv[1]))))"
+)
+
+
+def consumer_catalogue(s: Setup) -> tuple[Path, Path]:
+    """runenv's archive of the workload (built once, untimed, if no round built it yet) and a
+    catalogue.json naming it by a `file://` URL, as `runenv catalogue` lists it."""
+    archive = s.project / "dist" / f"runenv-{s.variant}-{s.host}.tar.gz"
+    manifest_path = archive.with_name(f"runenv-{s.variant}-{s.host}.json")
+    if not (archive.exists() and manifest_path.exists()):
+        log("building runenv's archive for the consumer measure (untimed)")
+        runenv_build(s, s.host, s.work / "cache-consumer", "runenv build (for the consumer)")
+        rmtree(s.work / "cache-consumer")
+    kept = s.work / "consumer" / archive.name  # later rounds' builds do not replace it
+    if not kept.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(archive, kept)
+        shutil.copy2(manifest_path, kept.parent / manifest_path.name)
+    m = json.loads((kept.parent / manifest_path.name).read_text(encoding="utf-8"))
+    entry = {
+        "url": kept.as_uri(),
+        "sha256": m["sha256"],
+        "size": m["size"],
+        "python_version": m["python_version"],
+        "interpreter": m["interpreter"],
+        "site_packages": m["site_packages"],
+        "packages": [{"name": p["name"], "version": p["version"]} for p in m["packages"]],
+    }
+    catalogue = kept.parent / "catalogue.json"
+    doc = {"schema_version": 1, "version": "bench", "variants": {s.variant: {s.host: entry}}}
+    catalogue.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return kept, catalogue
+
+
+def tree_listing(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, tuple[Any, ...]]:
+    """Every path under `root`: its kind, permission bits, mtime (not a symlink's) and its
+    content's sha256 or its link target."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(dirpath, name)
+            rel = path.relative_to(root).as_posix()
+            if rel in skip:
+                continue
+            st = path.lstat()
+            if path.is_symlink():
+                out[rel] = ("symlink", str(path.readlink()))
+            elif path.is_dir():
+                out[rel] = ("dir", oct(st.st_mode & 0o7777), int(st.st_mtime))
+            else:
+                with path.open("rb") as f:  # the torch-sized tree has files of 1 GB and more
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+                out[rel] = ("file", oct(st.st_mode & 0o7777), int(st.st_mtime), digest)
+    return out
+
+
+def measure_consumer(s: Setup, rec: Recorder, i: int) -> None:
+    """`runenv_catalogue install` from a `file://` catalogue into an empty cache, against
+    `tar xzf` of the same archive into an empty folder; which goes first alternates by round.
+    The two trees are compared file by file (the install's `.provisioned` marker aside)."""
+    archive, catalogue = consumer_catalogue(s)
+    cache, folder = s.work / f"consumer-cache-{i}", s.work / f"consumer-tar-{i}"
+    for path in (cache, folder):
+        rmtree(path)
+    env = clean_env() | {"PYTHONPATH": str(REPO / "catalogue" / "src")}
+    install = [sys.executable, "-c", CONSUMER, catalogue, "install", s.variant]
+
+    def consumer() -> None:
+        result = run([*install, "--cache-dir", cache], env=env, what="runenv_catalogue install")
+        rec.add("consumer_install", result.seconds, memory=result)
+        rec.data["consumer_install"].setdefault("cpu", []).append(round(result.cpu, 2))
+        log(f"run {i}: runenv_catalogue install {result.seconds:.2f} s")
+
+    def tar() -> None:
+        folder.mkdir()
+        result = run(["tar", "xzf", archive, "-C", folder], env=clean_env(), what="tar xzf")
+        rec.add("consumer_tar_xzf", result.seconds, memory=result)
+        rec.data["consumer_tar_xzf"].setdefault("cpu", []).append(round(result.cpu, 2))
+        log(f"run {i}: tar xzf {result.seconds:.2f} s")
+
+    for step in (consumer, tar) if i % 2 else (tar, consumer):
+        step()
+    installed = next(p for p in cache.iterdir() if p.is_dir())
+    ours, theirs = tree_listing(installed, frozenset({".provisioned"})), tree_listing(folder)
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    rec.add(
+        "consumer_trees",
+        0.0,
+        identical=[*rec.data.get("consumer_trees", {}).get("identical", []), not differ],
+        entries=len(theirs),
+        archive_bytes=archive.stat().st_size,
+        tree_bytes=tree_bytes(folder),
+    )
+    if differ:
+        rec.note("consumer_trees", f"round {i}: {len(differ)} paths differ, first {differ[:3]}")
+        log(f"WARNING: run {i}: the trees differ in {len(differ)} paths: {differ[:3]}")
+    for path in (cache, folder):
+        rmtree(path)
