@@ -437,6 +437,8 @@ def test_plain_headers_are_read_as_tarfile_reads_them(fmt: int) -> None:
         got = _unpack._plain_header(block)
         assert got is not None
         assert _fields(got) == _fields(tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape"))
+    for block in (bytes(512), b"\xff" * 512, random.Random(0).randbytes(512)):
+        assert _unpack._byte_sum(block) == sum(block)  # the checksum's sum, exact
     # Anything else is tarfile's: a bad checksum, base-256 numbers, the end of the archive.
     bad = bytearray(_header("x", tarfile.REGTYPE, 0o644, 7, size=3))
     bad[0] ^= 1

@@ -28,7 +28,6 @@ import copy
 import os
 import posixpath
 import queue
-import re
 import struct
 import tarfile
 import threading
@@ -520,16 +519,15 @@ _SUPPORTED = frozenset(tarfile.SUPPORTED_TYPES)
 # A ustar header's fields (POSIX.1-1988): name, mode, uid, gid, size, mtime, chksum, typeflag,
 # linkname, magic+version, uname, gname, devmajor, devminor, prefix, padding.
 _USTAR = struct.Struct("100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s12x")
-_OCTAL = re.compile(rb" *([0-7]*)[ \0]*")  # a number field as tarfile and tar write it
 _PLAIN_TYPES = frozenset(
     (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
 )
 
 
-def _number(field: bytes) -> int:
-    """A plain octal number field (what `tarfile.nti` reads it as); -1 for any other form."""
-    match = _OCTAL.fullmatch(field)
-    return -1 if match is None else int(match[1] or b"0", 8)
+def _byte_sum(block: bytes) -> int:
+    """The sum of a header's 512 bytes, as `sum(block)` but in a tenth of its time: adler32's
+    low half is 1 + the sum of the bytes modulo 65521, exact for 256 bytes (at most 65280)."""
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
 
 
 def _text(field: bytes) -> str:
@@ -546,11 +544,16 @@ def _plain_header(block: bytes) -> tarfile.TarInfo | None:
     )
     if kind not in _PLAIN_TYPES:
         return None
-    numbers = [_number(f) for f in (mode, uid, gid, size, mtime, major, minor)]
-    if min(numbers) < 0 or _number(chksum) != 256 + sum(block) - sum(chksum):
+    try:  # octal digits, spaces around them, NULs after (else tarfile reads it): `tarfile.nti`
+        numbers = [int(f.rstrip(b"\0 ") or b"0", 8) for f in (mode, uid, gid, size, mtime)]
+        major_minor = [int(f.rstrip(b"\0 ") or b"0", 8) for f in (major, minor)]
+        if int(chksum.rstrip(b"\0 "), 8) != 256 + _byte_sum(block) - sum(chksum):
+            return None
+    except ValueError:
         return None
     info = tarfile.TarInfo(_text(name))
-    info.mode, info.uid, info.gid, info.size, info.mtime, info.devmajor, info.devminor = numbers
+    info.mode, info.uid, info.gid, info.size, info.mtime = numbers
+    info.devmajor, info.devminor = major_minor
     info.type = kind
     info.linkname = _text(linkname)
     if kind == tarfile.AREGTYPE and info.name.endswith("/"):  # a V7 folder
