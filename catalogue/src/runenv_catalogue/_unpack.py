@@ -681,6 +681,7 @@ class _Tree:
     def write(self, stream: _Stream) -> None:
         """Write every entry of `stream`, then read it to its end (every member checked)."""
         planner, root, shown = self.planner, self.root, self.shown
+        under = os.path.join(root, "")  # + a clean relative path: os.path.join's result
         while True:
             try:
                 info = _next_entry(stream)
@@ -697,7 +698,7 @@ class _Tree:
                 stream.skip(-(-data // 512) * 512)
                 continue
             rel, link = checked
-            path = os.path.join(root, rel)
+            path = under + rel
             again = rel in self.seen
             if again or link:  # in order with the files handed out before it
                 self.hand_out()
