@@ -1,23 +1,33 @@
-"""Unpack a gzip tar stream into a new folder: its gzip members inflated on every core, the
-tree written in order by one thread, every entry checked before it is written.
+"""Unpack a gzip tar stream into a new folder: its gzip members inflated on every core, its
+entries read and checked in order by one thread, its files written by several.
 
 runenv's archives are gzip members that each say, in an extra header field (`RE`, written by
 `runenv.artifact.pack`), their own length and the size they inflate to. So the members are found
 without inflating anything: one thread reads the bytes in order (hashing them, in
-`_provision`) and hands each member to a pool of inflating threads (zlib releases the GIL),
-while the calling thread takes their output in order and writes the tree. A stream without
-the field (an older catalogue's archive, another tool's gzip) is inflated by one thread, as
-one stream of members. Memory stays bounded whatever the archive's size: at most
-`2 * threads + 1` members are in flight, each with a few MiB of input and output queued, and
-a member of any size is inflated and written in pieces.
+`_provision`) and hands the members to a pool of inflating threads (zlib releases the GIL;
+consecutive small members go as one job of about `GROUP` bytes), while the calling thread
+takes their output in order, reads the headers (a plain ustar header by `_plain_header`,
+anything else by tarfile), checks each entry, makes its folders and links, and hands the files
+to writing threads in batches: views of the inflated pieces, no copy. Files are independent
+once their folder exists, and creating one is mostly the kernel's work, which the threads
+overlap. A path written a second time and a hard link first wait for every file handed out
+before them, so the tree is the one writing the entries one by one in order gives (what
+`tar xzf` gives). A stream without the field (an older catalogue's archive, another tool's
+gzip) is inflated by one thread, as one stream of members.
+
+Memory stays bounded whatever the archive's size: at most `2 * threads + 1` jobs are in
+flight, each with a few MiB of input and output queued (a member of any size is inflated in
+pieces), and at most `2 * writers` batches of files are out, each at most about 1 MiB of files
+and one file of at most 8 MiB; a larger file that spans pieces is written by the reading
+thread as its pieces come.
 
 The entries are checked as they come (`Planner`: the rules of runenv's `_extract.py`, which
-tests/test_catalogue_parity.py holds equal), files are created without following symlinks,
-and every symlink made is resolved at the end: nothing lands outside the folder.
+tests/test_catalogue_parity.py holds equal), files are created new (`O_EXCL`, never through a
+symlink), and every symlink made is resolved at the end: nothing lands outside the folder.
 """
 
-# The writer's hot loop uses str paths and os calls, not Path objects: Path parsing per entry
-# is GIL time on the one thread that writes the tree.
+# The hot loops use str paths and os calls, not Path objects: Path parsing per entry is GIL
+# time on the one thread that reads the entries.
 # ruff: noqa: PTH101, PTH102, PTH103, PTH108, PTH112, PTH115, PTH118, PTH211
 
 from __future__ import annotations
@@ -46,6 +56,10 @@ _HEAD = struct.Struct("<4s6xH2sHQQ")  # magic+method+flags, ..., XLEN, id, LEN, 
 PIECE = 4 << 20  # the most a worker inflates in one call: the unit the writer is handed
 WHOLE = 8 << 20  # a member that inflates to at most this is inflated in one call
 _QUEUED = 4  # pieces queued per member, each way
+# Consecutive members of at most `WHOLE` are inflated as one job until they inflate to this
+# much: most of a runtime's members are a wheel's file of 64 KiB to 1 MiB, and a job per
+# member spent more time handing members between threads than inflating them.
+GROUP = 4 << 20
 # Inflating threads at most: one thread writes the tree, and beyond a few inflaters it is the
 # bottleneck. With `2 * threads + 1` members in flight, each holding at most a `WHOLE` member
 # (and its compressed bytes) or `_QUEUED` pieces each way, memory stays under ~150 MB.
@@ -271,9 +285,12 @@ class _Member:
     """One member (or, `size` None, the rest of a stream of members) on its way through a
     worker: compressed pieces in, inflated pieces out."""
 
-    def __init__(self, size: int | None, shown: str) -> None:
+    def __init__(
+        self, size: int | None, shown: str, group: list[tuple[bytes, int]] | None = None
+    ) -> None:
         self.size = size
         self.shown = shown
+        self.group = group  # whole members read already: (bytes, inflated size) each
         self.input: queue.Queue[Any] = queue.Queue(_QUEUED)
         self.output: queue.Queue[Any] = queue.Queue(_QUEUED)
 
@@ -292,6 +309,10 @@ class _Member:
                 _put(self.output, exc, stop)
 
     def _inflate(self, stop: threading.Event) -> None:
+        if self.group is not None:
+            # One output item for the whole group: its members' outputs, in order.
+            _put(self.output, [self._whole(data, size) for data, size in self.group], stop)
+            return
         if self.size is not None and self.size <= WHOLE:
             self._inflate_whole(stop)
             return
@@ -341,15 +362,18 @@ class _Member:
             pieces.append(item)
         data = b"".join(pieces)
         del pieces
+        _put(self.output, self._whole(data, self.size or 0), stop)
+
+    def _whole(self, data: bytes, size: int) -> bytes:
         try:
-            out = zlib.decompress(data, 31, max(self.size or 0, 1))
+            out = zlib.decompress(data, 31, max(size, 1))
         except zlib.error as exc:
             if "incomplete" in str(exc) or "truncated" in str(exc):
                 raise self._bad("is cut short") from None
             raise
-        if len(out) != self.size:
+        if len(out) != size:
             raise self._bad("inflates to other than its header says")
-        _put(self.output, out, stop)
+        return out
 
     def _bad(self, what: str) -> CatalogueError:
         return CatalogueError(f"{self.shown}: cannot unpack: a gzip member {what}")
@@ -376,9 +400,12 @@ class _Pipeline:
             if self.stop.is_set():
                 raise _Stopped
 
-    def _start(self, size: int | None) -> _Member:
+    def _start(self, size: int | None, group: list[tuple[bytes, int]] | None = None) -> _Member:
+        """A job for the inflating threads: one member (its bytes to come on its input), the
+        rest of a stream without member fields (`size` None), or a `group` of whole members
+        read already (`size` their inflated size)."""
         self._acquire()
-        member = _Member(size, self.shown)
+        member = _Member(size, self.shown, group)
         self.pool.submit(member.inflate, self.stop)
         self.members.put(member)
         return member
@@ -386,12 +413,24 @@ class _Pipeline:
     def _read(self) -> None:
         chunks = _Chunks(self.source)
         current: _Member | None = None
+        group: list[tuple[bytes, int]] = []
+        grouped = 0  # the group's inflated size
         try:
             while True:
                 head = chunks.peek(_HEAD.size)
+                info = member_info(head) if head else None
+                if info is not None and info[1] <= WHOLE:
+                    group.append((b"".join(chunks.take(info[0])), info[1]))
+                    grouped += info[1]
+                    if grouped < GROUP:
+                        continue
+                if group:
+                    self._start(grouped, group)
+                    group, grouped = [], 0
                 if not head:
                     break
-                info = member_info(head)
+                if info is not None and info[1] <= WHOLE:
+                    continue
                 current = self._start(None if info is None else info[1])
                 for piece in chunks.take(None if info is None else info[0]):
                     _put(current.input, piece, self.stop)
@@ -428,7 +467,10 @@ class _Pipeline:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                if isinstance(item, list):  # a group's members
+                    yield from item
+                else:
+                    yield item
             self.slots.release()
 
     def close(self, *, drain: bool) -> BaseException | None:
