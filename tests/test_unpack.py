@@ -146,11 +146,13 @@ class Spy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sizes: list[int | None] = []
+        self.groups: list[int | None] = []  # how many whole members each job was
         start = _unpack._Pipeline._start
 
-        def spy(pipeline: Any, size: int | None) -> Any:
+        def spy(pipeline: Any, size: int | None, group: Any = None) -> Any:
             self.sizes.append(size)
-            return start(pipeline, size)
+            self.groups.append(None if group is None else len(group))
+            return start(pipeline, size, group)
 
         monkeypatch.setattr(_unpack._Pipeline, "_start", spy)
 
@@ -186,6 +188,33 @@ def test_members_are_found_from_their_headers_and_inflated_in_parallel(
     one = tmp_path / "one"
     _unpack.unpack(iter([blob]), one, "a.tar.gz", threads=1)
     assert listing(one) == expected
+
+
+def test_small_members_are_inflated_in_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Members of 64 KiB (as a runtime's wheel files mostly are): a job per member spent more
+    # time handing members between threads than inflating them; groups of about 4 MiB do not.
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for i in range(40):
+            data = _data(300_000, i)
+            info = tarfile.TarInfo(f"d/f{i}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    write_gzip_members(iter([raw.getvalue()]), out, block_size=64 << 10)
+    blob = out.getvalue()
+    found = list(members(blob))
+    spy = Spy(monkeypatch)
+    _unpack.unpack(iter([blob]), tmp_path / "ours", "a.tar.gz", threads=2)
+    assert sum(spy.sizes) == sum(size for _, _, size in found)  # type: ignore[arg-type]
+    assert sum(spy.groups) == len(found)  # type: ignore[arg-type]
+    assert 2 < len(spy.sizes) < len(found) // 10
+    assert all(size < _unpack.GROUP + (64 << 10) for size in spy.sizes)  # type: ignore[operator]
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(blob)
+    assert listing(tmp_path / "ours") == tar_xzf(archive, tmp_path / "tar")
 
 
 def test_parts_cut_through_members_install_the_same_tree(
@@ -378,3 +407,154 @@ def test_memory_stays_bounded_for_a_member_of_any_size(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert (tmp_path / "tree" / "bin" / "python3").stat().st_size == size
     assert peak < 48 << 20, peak  # pieces of 4 MiB queued, never the member's 96 MiB
+
+
+# --- the tree written by threads --------------------------------------------------------------
+
+ATTRS = ("name", "type", "mode", "uid", "gid", "size", "mtime", "linkname", "devmajor", "devminor")
+
+
+def _fields(info: tarfile.TarInfo) -> tuple[object, ...]:
+    return tuple(getattr(info, a) for a in ATTRS)
+
+
+def _headers(fmt: int) -> list[bytes]:
+    """One header block per kind of entry, as tarfile writes them in `fmt`: long (ustar
+    prefix) and non-ASCII names, a folder, links, odd modes and times."""
+    blocks = []
+    names = ["bin/python3", "a/" + "b" * 99, ("deep/" * 30) + "f.py", "ünï/cödé", "pkg"]
+    kinds = [tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE]
+    for i, (name, kind) in enumerate((n, k) for n in names for k in kinds):
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = kind, (0o755, 0o644, 0o4777, 0)[i % 4], 315532800 + i
+        info.size = 12345 * i if kind == tarfile.REGTYPE else 0
+        info.uid, info.gid = i, 2 * i
+        info.linkname = "target/of/the-link" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+        try:
+            buf = info.tobuf(fmt, "utf-8", "surrogateescape")
+        except ValueError:  # a name ustar cannot hold
+            continue
+        blocks.append(buf[-tarfile.BLOCKSIZE :] if fmt != tarfile.PAX_FORMAT else buf[:512])
+    return blocks
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_plain_headers_are_read_as_tarfile_reads_them(fmt: int) -> None:
+    read = 0
+    for block in _headers(fmt):
+        expected = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        got = _unpack._plain_header(block)
+        if got is not None:
+            read += 1
+            assert _fields(got) == _fields(expected)
+    assert read >= 8  # most are plain; PAX and GNU long-name headers are left to tarfile
+    # A header runenv's pack writes, a V7 folder (a regular file named with a slash), numbers
+    # written with spaces: read alike.
+    from runenv.artifact.pack import _header
+
+    v7 = bytearray(_header("old/", tarfile.AREGTYPE, 0o755, 0))
+    spaced = bytearray(_header("x", tarfile.REGTYPE, 0o644, 7, size=3))
+    spaced[100:108] = b"   644 \0"
+    for buf in (v7, spaced):
+        buf[148:156] = b" " * 8
+        buf[148:156] = b"%06o\0 " % sum(buf)
+    for block in (
+        _header("lib/x.so", tarfile.REGTYPE, 0o755, 1, size=99),
+        bytes(v7),
+        bytes(spaced),
+    ):
+        got = _unpack._plain_header(block)
+        assert got is not None
+        assert _fields(got) == _fields(tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape"))
+    for block in (bytes(512), b"\xff" * 512, random.Random(0).randbytes(512)):
+        assert _unpack._byte_sum(block) == sum(block)  # the checksum's sum, exact
+    # Anything else is tarfile's: a bad checksum, base-256 numbers, the end of the archive.
+    bad = bytearray(_header("x", tarfile.REGTYPE, 0o644, 7, size=3))
+    bad[0] ^= 1
+    binary = tarfile.TarInfo("huge")
+    binary.size = 8**12  # GNU base-256 size field
+    for block in (bytes(bad), binary.tobuf(tarfile.GNU_FORMAT)[:512], bytes(512)):
+        assert _unpack._plain_header(block) is None
+
+
+def _tar_gz(path: Path, entries: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for info, data in entries:
+            info.size = len(data) if info.isreg() else 0
+            tf.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    with path.open("wb") as out:
+        write_gzip_members(iter([raw.getvalue()]), out, block_size=4096)  # many members
+    return path
+
+
+def _entry(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", mode: int = 0o644) -> Any:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode, info.mtime = kind, link, mode, 1_000_000
+    return info
+
+
+def test_paths_written_twice_and_hard_links_come_out_as_tar_writes_them(tmp_path: Path) -> None:
+    # A file written, linked to, then written again (tar makes a new file: the link keeps the
+    # first bytes); a file replaced by a symlink; files around them in many small members, so
+    # the writing threads have files in hand when each of those comes.
+    entries = [(_entry("d", tarfile.DIRTYPE, mode=0o755), b"")]
+    entries += [(_entry(f"d/f{i}.py"), _data(3000 + i, i)) for i in range(40)]
+    entries += [
+        (_entry("d/twice"), b"first\n"),
+        (_entry("d/linked", tarfile.LNKTYPE, "d/twice"), b""),
+        (_entry("d/f3.py", mode=0o755), b"again\n"),
+        (_entry("d/twice"), b"second, longer\n"),
+        (_entry("d/f5.py", tarfile.SYMTYPE, "f4.py"), b""),
+    ]
+    entries += [(_entry(f"e/g{i}"), _data(70_000, i)) for i in range(6)]  # no folder entry
+    archive = _tar_gz(tmp_path / "a.tar.gz", entries)
+    _unpack.unpack(iter([archive.read_bytes()]), tmp_path / "ours", "a.tar.gz")
+    expected = tar_xzf(archive, tmp_path / "tar")
+    ours = listing(tmp_path / "ours")
+    for tree in (ours, expected):  # a folder made for its files: its mtime is when
+        tree["e"] = tree["e"][:2]
+    assert ours == expected
+    assert (tmp_path / "ours" / "d" / "linked").read_bytes() == b"first\n"
+    assert expected["d/f5.py"] == ("symlink", "f4.py")
+
+
+def test_modes_are_the_archives_whatever_the_umask(
+    tmp_path: Path, packed: tuple[Path, bytes]
+) -> None:
+    archive, blob = packed
+    expected = tar_xzf(archive, tmp_path / "tar")
+    old = os.umask(0o077)  # takes group and other bits at creation: set again after it
+    try:
+        assert _unpack._umask() in (0o077, None)
+        _unpack.unpack(iter([blob]), tmp_path / "ours", "a.tar.gz")
+    finally:
+        os.umask(old)
+    files = {k: v for k, v in listing(tmp_path / "ours").items() if v[0] == "file"}
+    assert files == {k: v for k, v in expected.items() if v[0] == "file"}
+    assert files["bin/python3.12"][1] == "0o755"
+
+
+def test_a_writing_threads_error_is_the_installs_and_nothing_is_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A name longer than the file system takes (a PAX header holds it): the thread that
+    # creates it fails, after other files were handed out.
+    entries = [(_entry(f"ok/f{i}"), _data(5000, i)) for i in range(30)]
+    entries.append((_entry("ok/" + "n" * 300), b"too long a name\n"))
+    entries += [(_entry(f"ok/g{i}"), _data(5000, i)) for i in range(30)]
+    archive = _tar_gz(tmp_path / "a.tar.gz", entries)
+    blob = archive.read_bytes()
+    written: list[int] = []
+    write_files = _unpack._write_files
+
+    def spy(jobs: list[Any]) -> None:
+        written.append(len(jobs))
+        write_files(jobs)
+
+    monkeypatch.setattr(_unpack, "_write_files", spy)
+    cat = catalogue(archive.as_uri(), blob)
+    with pytest.raises(CatalogueError, match=r"cannot unpack: .*nnnn.* File name too long"):
+        cat.install("v", cache_dir=tmp_path / "cache")
+    assert written  # the files went to the writing threads
+    _nothing_trusted(cat, tmp_path / "cache")

@@ -160,12 +160,13 @@ def verified_chunks(
     count = 0
     for index, part in enumerate(parts or [Part(url, size, sha256)], 1):
         label = f"part {index} of {len(parts)} ({redact(part.url)})" if parts else redact(url)
-        digest = hashlib.sha256()
+        digest = hashlib.sha256() if parts else whole  # one archive: hashed once, not twice
         n = 0
         try:
             for chunk in _read(part.url, part.size):
                 digest.update(chunk)
-                whole.update(chunk)
+                if parts:
+                    whole.update(chunk)
                 n += len(chunk)
                 yield chunk
         except DownloadError as exc:
