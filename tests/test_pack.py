@@ -207,7 +207,7 @@ def test_libdeflate_members_are_one_stream_independent_of_threads() -> None:
     proc = subprocess.run(["gzip", "-dc"], input=blob, capture_output=True, check=True)
     assert proc.stdout == data
     # About gzip -6's size even on this cross-referencing data (smaller on real trees: see
-    # scripts/bench.py, which compares the archive with `tar czf`).
+    # `python -m benchmarks`, which compares the archive with `tar czf`).
     sequential = len(gzip.compress(data, compresslevel=6, mtime=0))
     assert len(blob) < 1.01 * sequential
     empty = io.BytesIO()

@@ -65,7 +65,7 @@ from runenv._cache import staged_file
 from runenv.artifact.wheel_streams import Stream, Verifier, member_body, read_exactly
 from runenv.errors import BuildError
 
-# Chosen by measurement (`python scripts/bench_pack.py TREE`): level 6 with libdeflate gives
+# Chosen by measurement (`python -m benchmarks pack TREE`): level 6 with libdeflate gives
 # 116.5 MB in 2.3 s on the 3.12.10 tree, against `tar czf`'s 118.3 MB in 16 s.
 DEFAULT_LEVEL = 6
 # Members of 4 MiB: each costs an 18-byte header and a window that starts empty, small next to
