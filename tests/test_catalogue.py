@@ -476,3 +476,14 @@ def test_an_interrupted_install_is_redone_not_trusted(tmp_path: Path) -> None:
     assert python == half / "bin" / "python3" and (half / "lib" / "x.txt").read_text() == "new"
     assert cat.which("v", cache_dir=cache) == python
     assert sorted(p.name for p in cache.iterdir()) == [sha[:16], f"{sha[:16]}.lock"]
+
+
+def test_a_url_with_user_info_is_not_echoed_by_the_library(tmp_path: Path) -> None:
+    """http.client words `http://user:pass@host/` as "nonnumeric port: 'pass@host'": the
+    catalogue scrubs the password from the library's text as runenv does (one `scrub`)."""
+    cat = _catalogue("http://alice-user:s3cr3t-pass@127.0.0.1/rt.tar.gz", "0" * 64, 10)
+    with pytest.raises(DownloadError, match="cannot download") as failed:
+        cat.install("v", cache_dir=tmp_path)
+    message = str(failed.value)
+    assert "s3cr3t-pass" not in message and "alice-user" not in message, message
+    assert "nonnumeric port" in message, message  # the library's own words are still there

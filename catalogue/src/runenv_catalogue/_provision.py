@@ -36,7 +36,7 @@ from runenv_catalogue._errors import (
     UnsafeArchiveError,
     UsageError,
 )
-from runenv_catalogue._shared.redact import redact
+from runenv_catalogue._shared.redact import redact, scrub
 from runenv_catalogue._shared.tar_rules import plan_members
 from runenv_catalogue._unpack import safe_extract, unpack
 
@@ -89,9 +89,11 @@ def _open(url: str, offset: int = 0) -> IO[bytes]:
             ) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise DownloadError(f"cannot download {redact(url)}: {reason}", retry=True) from None
+            raise DownloadError(
+                f"cannot download {redact(url)}: {scrub(str(reason), url)}", retry=True
+            ) from None
         except ValueError as exc:
-            raise DownloadError(f"cannot download {redact(url)}: {exc}") from None
+            raise DownloadError(f"cannot download {redact(url)}: {scrub(str(exc), url)}") from None
         if offset and getattr(stream, "status", 200) != 206:  # the whole file again
             _skip(stream, offset, url)
         return stream
@@ -143,7 +145,9 @@ def _read(url: str, size: int) -> Iterator[bytes]:
                 raise
         except (OSError, http.client.HTTPException) as exc:
             if attempt == ATTEMPTS:
-                raise DownloadError(f"cannot download {redact(url)}: {exc}") from None
+                raise DownloadError(
+                    f"cannot download {redact(url)}: {scrub(str(exc), url)}"
+                ) from None
         time.sleep(0.5 * attempt)
         attempt += 1
 

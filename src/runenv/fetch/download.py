@@ -32,7 +32,7 @@ import httpx
 from runenv._cache import Cache
 from runenv._progress import progress_bar
 from runenv._shared.redact import redact as redact  # the catalogue's too: one rule for URLs
-from runenv._shared.redact import redact_userinfo
+from runenv._shared.redact import scrub
 from runenv.errors import ChecksumError, FetchError, UsageError
 
 log = logging.getLogger(__name__)
@@ -48,22 +48,6 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.ASCII)
-
-
-def _scrub(text: str, url: str) -> str:
-    """`text` with `url`'s credentials removed, wherever a library may have echoed them."""
-    text = text.replace(url, redact(url))
-    try:
-        parts = urlsplit(url)
-        secrets = [parts.username, parts.password]
-    except ValueError:
-        secrets = []
-    for secret in secrets:
-        if secret:
-            for form in {secret, unquote(secret)}:
-                if len(form) >= 3:
-                    text = text.replace(form, "***")
-    return redact_userinfo(text)
 
 
 def local_source(url: str) -> Path | None:
@@ -323,15 +307,15 @@ class _Transfer:
                 f"{redact(self.url)} ({type(exc).__name__})"
             ) from None
         except httpx.UnsupportedProtocol as exc:
-            raise FetchError(f"{self.name}: {_scrub(str(exc), self.url)}") from None
+            raise FetchError(f"{self.name}: {scrub(str(exc), self.url)}") from None
         except httpx.TransportError as exc:
-            detail = _scrub(str(exc), self.url) or "connection failed"
+            detail = scrub(str(exc), self.url) or "connection failed"
             raise _Retry(f"{type(exc).__name__}: {detail}") from None
         except httpx.TooManyRedirects:
             raise FetchError(f"{self.name}: too many redirects from {redact(self.url)}") from None
         except httpx.InvalidURL as exc:
             raise UsageError(
-                f"invalid URL {redact(self.url)}: {_scrub(str(exc), self.url)}"
+                f"invalid URL {redact(self.url)}: {scrub(str(exc), self.url)}"
             ) from None
 
     def _check_response(self, resp: httpx.Response, ranged: bool) -> int | None:

@@ -4,7 +4,7 @@ can read (runenv's and the catalogue's alike) goes through `redact`."""
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 _SECRET_PARAM = re.compile(r"token|key|sig|secret|pass|auth|cred|session", re.IGNORECASE)
 _USERINFO = re.compile(r"(//)[^/@?#\s]*@")
@@ -37,3 +37,21 @@ def redact(url: str) -> str:
 def redact_userinfo(text: str) -> str:
     """`text` with the user info of every URL in it (`//user:pass@`) replaced by `***`."""
     return _USERINFO.sub(r"\1***@", text)
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (a library's error message about `url`) with `url`'s credentials removed, wherever
+    the library echoed them: urllib and http.client put the password in "nonnumeric port:
+    'secret@host'" for `http://user:secret@host/`."""
+    text = text.replace(url, redact(url))
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.username, parts.password]
+    except ValueError:
+        secrets = []
+    for secret in secrets:
+        if secret:
+            for form in {secret, unquote(secret)}:
+                if len(form) >= 3:
+                    text = text.replace(form, "***")
+    return redact_userinfo(text)
