@@ -41,15 +41,10 @@ sys.path.insert(0, str(REPO / "catalogue" / "src"))
 
 from runenv_catalogue import Catalogue, CatalogueError, RequirementsNotMet  # noqa: E402
 from runenv_catalogue.__main__ import main as catalogue_main  # noqa: E402
-from runenv_catalogue._requirements import (  # noqa: E402
-    Installed,
-    Version,
-    evaluate_marker,
-    parse_requirement,
-    specifier_contains,
-    unmet,
-)
+from runenv_catalogue._markers import evaluate_marker  # noqa: E402
+from runenv_catalogue._requirements import Installed, parse_requirement, unmet  # noqa: E402
 from runenv_catalogue._venv import INCOMPLETE  # noqa: E402
+from runenv_catalogue._versions import Version, specifier_contains  # noqa: E402
 
 HOST = host_platform()
 WHEELS = f"{PY_VERSION}-venv-wheels"

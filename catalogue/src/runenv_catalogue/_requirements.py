@@ -1,254 +1,33 @@
 """Requirements files checked against a runtime's installed distributions, standard library only.
 
 A block venv on an installed-tree runtime installs nothing: it sees the runtime's packages, so
-each requirement must already be met there. This module parses the PEP 508 requirements a
+each requirement must already be met there. This module reads the PEP 508 requirements a
 requirements file may hold (name, extras, version specifiers, environment markers; `--hash`
-options are ignored), compares versions by PEP 440 and evaluates markers against the runtime's
-own marker environment, following `packaging` (what pip uses) where it matters. What it cannot
-check (other options, includes, URLs, paths, `-e`) is refused, never guessed.
+options are ignored) and checks them, with what they pull in, against the runtime's
+distributions: versions by PEP 440 (`_versions`), markers against the runtime's own marker
+environment (`_markers`), following `packaging` (what pip uses) where it matters. What it
+cannot check (other options, includes, URLs, paths, `-e`) is refused, never guessed.
 """
 
 from __future__ import annotations
 
-import operator
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runenv_catalogue._markers import check_marker, evaluate_marker
+from runenv_catalogue._names import NAME, canonical_name
 from runenv_catalogue._provision import UsageError
-
-# PEP 440's version grammar, as `packaging.version.VERSION_PATTERN` spells it.
-_VERSION = re.compile(
-    r"""
-    v?
-    (?:(?P<epoch>[0-9]+)!)?
-    (?P<release>[0-9]+(?:\.[0-9]+)*)
-    (?P<pre>[-_.]?(?P<pre_l>alpha|a|beta|b|preview|pre|c|rc)[-_.]?(?P<pre_n>[0-9]+)?)?
-    (?P<post>(?:-(?P<post_n1>[0-9]+))|(?:[-_.]?(?P<post_l>post|rev|r)[-_.]?(?P<post_n2>[0-9]+)?))?
-    (?P<dev>[-_.]?(?P<dev_l>dev)[-_.]?(?P<dev_n>[0-9]+)?)?
-    (?:\+(?P<local>[a-z0-9]+(?:[-_.][a-z0-9]+)*))?
-    """,
-    re.VERBOSE | re.IGNORECASE,
+from runenv_catalogue._versions import (
+    InvalidVersion,
+    Version,
+    check_specifier,
+    specifier_contains,
 )
-_PRE = {
-    "alpha": "a",
-    "a": "a",
-    "beta": "b",
-    "b": "b",
-    "c": "rc",
-    "rc": "rc",
-    "pre": "rc",
-    "preview": "rc",
-}
-_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
 _SPEC = re.compile(r"\s*(===|~=|==|!=|<=|>=|<|>)\s*([^\s,;()]+)\s*")
 _HASH = re.compile(r"\s--hash(?:=|\s+)\S+")
-_OPS: dict[str, Callable[[str, str], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    "==": operator.eq,
-    "!=": operator.ne,
-    ">=": operator.ge,
-    ">": operator.gt,
-}
-# The marker variables compared as versions; the others compare as strings (packaging's rule).
-VERSION_VARIABLES = (
-    "implementation_version",
-    "platform_release",
-    "python_full_version",
-    "python_version",
-)
-MARKER_VARIABLES = (
-    "implementation_name",
-    "implementation_version",
-    "os_name",
-    "platform_machine",
-    "platform_python_implementation",
-    "platform_release",
-    "platform_system",
-    "platform_version",
-    "python_full_version",
-    "python_version",
-    "sys_platform",
-)
-
-
-class InvalidVersion(ValueError):
-    """Not a PEP 440 version."""
-
-
-def canonical_name(name: str) -> str:
-    """A project name as PEP 503 normalises it (`Foo_Bar.baz` -> `foo-bar-baz`)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-@dataclass(frozen=True)
-class Version:
-    """A PEP 440 version, ordered as `packaging.version.Version` orders them."""
-
-    epoch: int
-    release: tuple[int, ...]
-    pre: tuple[str, int] | None
-    post: int | None
-    dev: int | None
-    local: tuple[int | str, ...] | None
-
-    @classmethod
-    def parse(cls, text: str) -> Version:
-        m = _VERSION.fullmatch(text.strip())
-        if m is None:
-            raise InvalidVersion(f"{text!r} is not a PEP 440 version")
-        pre = None
-        if m["pre_l"]:
-            pre = (_PRE[m["pre_l"].lower()], int(m["pre_n"] or 0))
-        post = None
-        if m["post"]:
-            post = int(m["post_n1"] or m["post_n2"] or 0)
-        local = None
-        if m["local"]:
-            local = tuple(
-                int(p) if p.isdigit() else p.lower() for p in re.split(r"[-_.]", m["local"])
-            )
-        return cls(
-            epoch=int(m["epoch"] or 0),
-            release=tuple(int(x) for x in m["release"].split(".")),
-            pre=pre,
-            post=post,
-            dev=int(m["dev_n"] or 0) if m["dev"] else None,
-            local=local,
-        )
-
-    def __str__(self) -> str:
-        text = f"{self.epoch}!" if self.epoch else ""
-        text += ".".join(map(str, self.release))
-        if self.pre:
-            text += f"{self.pre[0]}{self.pre[1]}"
-        if self.post is not None:
-            text += f".post{self.post}"
-        if self.dev is not None:
-            text += f".dev{self.dev}"
-        if self.local:
-            text += "+" + ".".join(map(str, self.local))
-        return text
-
-    @property
-    def public(self) -> Version:
-        return Version(self.epoch, self.release, self.pre, self.post, self.dev, None)
-
-    @property
-    def base(self) -> Version:
-        return Version(self.epoch, self.release, None, None, None, None)
-
-    @property
-    def is_prerelease(self) -> bool:
-        return self.pre is not None or self.dev is not None
-
-    def key(self) -> tuple[object, ...]:
-        """The sort key (`packaging`'s `_cmpkey`, infinities spelt as ranks)."""
-        release = list(self.release)
-        while len(release) > 1 and release[-1] == 0:
-            release.pop()
-        if self.pre is None and self.post is None and self.dev is not None:
-            pre: tuple[object, ...] = (-1,)  # 1.0.dev0 sorts before 1.0a0
-        elif self.pre is None:
-            pre = (1,)
-        else:
-            pre = (0, *self.pre)
-        post = (-1,) if self.post is None else (0, self.post)
-        dev = (1,) if self.dev is None else (0, self.dev)
-        local: tuple[object, ...] = (0,)
-        if self.local is not None:  # numbers sort above letters, as in packaging
-            local = (1, tuple((1, p, "") if isinstance(p, int) else (0, 0, p) for p in self.local))
-        return (self.epoch, tuple(release), pre, post, dev, local)
-
-    def __lt__(self, other: Version) -> bool:
-        return self.key() < other.key()
-
-    def __le__(self, other: Version) -> bool:
-        return self.key() <= other.key()
-
-    def __gt__(self, other: Version) -> bool:
-        return self.key() > other.key()
-
-    def __ge__(self, other: Version) -> bool:
-        return self.key() >= other.key()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Version) and self.key() == other.key()
-
-    def __hash__(self) -> int:
-        return hash(self.key())
-
-
-def _split(version: str) -> list[str]:
-    """`packaging`'s `_version_split`: epoch, then each release part, pre-releases apart."""
-    epoch, _, rest = version.rpartition("!")
-    out = [epoch or "0"]
-    for item in rest.split("."):
-        m = re.fullmatch(r"([0-9]+)((?:a|b|c|rc)[0-9]+)", item)
-        out.extend(m.groups() if m else [item])
-    return out
-
-
-def _prefix_match(candidate: Version, prefix: str) -> bool:
-    """`candidate` matches `==prefix.*` (candidate's release padded with zeros)."""
-    want = _split(str(Version.parse(prefix)))
-    have = _split(str(candidate.public))
-
-    def digits(parts: list[str]) -> int:
-        run = 0
-        while run < len(parts) and parts[run].isdigit():
-            run += 1
-        return run
-
-    run = digits(have)
-    padded = have[:run] + ["0"] * max(0, digits(want) - run) + have[run:]
-    return padded[: len(want)] == want
-
-
-def specifier_contains(op: str, spec: str, candidate: Version) -> bool:
-    """Whether `candidate` satisfies the specifier `op spec` (pre-releases allowed: it is an
-    installed version, as for `packaging`'s `contains(..., prereleases=True)`)."""
-    if op == "===":
-        return str(candidate).lower() == spec.lower()
-    if op in ("==", "!=") and spec.endswith(".*"):
-        found = _prefix_match(candidate, spec[:-2])
-        return found if op == "==" else not found
-    target = Version.parse(spec)
-    if op == "~=":
-        release = [str(x) for x in target.release[:-1]]
-        epoch = f"{target.epoch}!" if target.epoch else ""
-        return candidate >= target and _prefix_match(candidate, epoch + ".".join(release))
-    if op in ("==", "!=") and target.local is not None:
-        same = candidate == target
-        return same if op == "==" else not same
-    candidate = candidate.public  # local labels are ignored by every other comparison
-    if op in ("==", "!="):
-        same = candidate == target
-        return same if op == "==" else not same
-    if op == "<=":
-        return candidate <= target
-    if op == ">=":
-        return candidate >= target
-    if op in ("<", ">") and candidate.key()[:2] != target.key()[:2]:
-        return candidate < target if op == "<" else candidate > target
-    # The same epoch and release as V: `<V` and `>V` leave out V's own family (PEP 440;
-    # `packaging` 26's rules): `<1.0` no 1.0 pre-release, `>1.0` no 1.0.post release.
-    if op == "<":
-        if target.pre is not None or target.dev is not None:
-            return candidate < target
-        if target.post is None:
-            return False
-        own_dev = (
-            candidate.pre is None and candidate.post == target.post and candidate.dev is not None
-        )
-        return candidate < target and not own_dev
-    if op == ">":
-        if target.dev is not None or target.post is not None:
-            return candidate > target
-        return candidate > target and candidate.pre != target.pre
-    raise ValueError(f"unknown operator {op}")
 
 
 @dataclass(frozen=True)
@@ -266,26 +45,12 @@ class Requirement:
         return canonical_name(self.name)
 
 
-def _check_spec(op: str, spec: str) -> None:
-    if op == "===":
-        return
-    if op in ("==", "!=") and spec.endswith(".*"):
-        if not re.fullmatch(r"([0-9]+!)?[0-9]+(\.[0-9]+)*", spec[:-2]):
-            raise InvalidVersion(f"{op}{spec}: a wildcard follows release numbers only")
-        return
-    v = Version.parse(spec)
-    if v.local is not None and op not in ("==", "!="):
-        raise InvalidVersion(f"{op}{spec}: a local version goes with == and != only")
-    if op == "~=" and len(v.release) < 2:
-        raise InvalidVersion(f"~={spec} needs at least two release parts")
-
-
 def parse_requirement(text: str, *, allow_url: bool = False) -> Requirement:
     """A PEP 508 requirement; ValueError says what is wrong with it. A URL requirement
     (`name @ url`) is refused unless `allow_url` (a distribution's own requirement: only its
     name and marker count then)."""
     line = text.strip()
-    m = _NAME.match(line)
+    m = NAME.match(line)
     if not m:
         raise ValueError("not a requirement (a project name first)")
     name, rest = m.group(), line[m.end() :].lstrip()
@@ -295,7 +60,7 @@ def parse_requirement(text: str, *, allow_url: bool = False) -> Requirement:
         if close < 0:
             raise ValueError("unclosed [extras]")
         raw = [e.strip() for e in rest[1:close].split(",") if e.strip()]
-        if not all(_NAME.fullmatch(e) for e in raw):
+        if not all(NAME.fullmatch(e) for e in raw):
             raise ValueError("bad extra name")
         extras = tuple(canonical_name(e) for e in raw)
         rest = rest[close + 1 :].lstrip()
@@ -316,131 +81,14 @@ def parse_requirement(text: str, *, allow_url: bool = False) -> Requirement:
             if sm is None:
                 raise ValueError(f"bad version specifier {piece.strip()!r}")
             try:
-                _check_spec(sm[1], sm[2])
+                check_specifier(sm[1], sm[2])
             except InvalidVersion as exc:
                 raise ValueError(f"bad version specifier {piece.strip()!r} ({exc})") from None
             specifiers.append((sm[1], sm[2]))
     marker = marker.strip()
     if marker:
-        _Marker(marker).evaluate(dict.fromkeys(MARKER_VARIABLES, "0"), check_only=True)
+        check_marker(marker)
     return Requirement(line, name, extras, tuple(specifiers), marker or None)
-
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-    (?P<paren>[()])
-    |(?P<string>'[^']*'|"[^"]*")
-    |(?P<op>===|==|!=|<=|>=|~=|<|>|not\s+in\b|in\b)
-    |(?P<bool>and\b|or\b)
-    |(?P<var>[A-Za-z_][A-Za-z0-9_.]*)
-    )""",
-    re.VERBOSE,
-)
-
-
-class _Marker:
-    """A PEP 508 environment marker, parsed by recursive descent and evaluated as
-    `packaging.markers.Marker.evaluate` does."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens: list[tuple[str, str]] = []
-        pos = 0
-        while pos < len(text):
-            if not text[pos:].strip():
-                break
-            m = _TOKEN.match(text, pos)
-            if m is None or m.end() == pos:
-                raise ValueError(f"bad marker {text!r} at {text[pos:].strip()!r}")
-            kind = m.lastgroup or ""
-            self.tokens.append((kind, m[kind]))
-            pos = m.end()
-
-    def evaluate(self, env: Mapping[str, str], *, check_only: bool = False) -> bool:
-        self.env, self.check_only, self.pos = env, check_only, 0
-        result = self._or()
-        if self.pos != len(self.tokens):
-            raise ValueError(f"bad marker {self.text!r}: unexpected {self.tokens[self.pos][1]!r}")
-        return result
-
-    def _next(self, kind: str | None = None) -> tuple[str, str]:
-        if self.pos >= len(self.tokens):
-            raise ValueError(f"bad marker {self.text!r}: it ends too early")
-        token = self.tokens[self.pos]
-        if kind is not None and token[0] != kind:
-            raise ValueError(f"bad marker {self.text!r}: unexpected {token[1]!r}")
-        self.pos += 1
-        return token
-
-    def _peek(self, value: str) -> bool:
-        return self.pos < len(self.tokens) and self.tokens[self.pos][1] == value
-
-    def _or(self) -> bool:
-        result = self._and()
-        while self._peek("or"):
-            self.pos += 1
-            right = self._and()
-            result = result or right
-        return result
-
-    def _and(self) -> bool:
-        result = self._atom()
-        while self._peek("and"):
-            self.pos += 1
-            right = self._atom()
-            result = result and right
-        return result
-
-    def _atom(self) -> bool:
-        if self._peek("("):
-            self.pos += 1
-            result = self._or()
-            self._next("paren")
-            return result
-        left_var, left = self._value()
-        op = " ".join(self._next("op")[1].split())
-        right_var, right = self._value()
-        if "extra" in (left_var, right_var):  # extras compare by their normalised names
-            left, right = canonical_name(left), canonical_name(right)
-        if self.check_only:
-            return True
-        as_version = bool({left_var, right_var} & set(VERSION_VARIABLES))
-        return _compare(left, op, right, self.text, as_version=as_version)
-
-    def _value(self) -> tuple[str | None, str]:
-        kind, value = self._next()
-        if kind == "string":
-            return None, value[1:-1]
-        if kind != "var":
-            raise ValueError(f"bad marker {self.text!r}: unexpected {value!r}")
-        if value != "extra" and value not in MARKER_VARIABLES:
-            raise ValueError(f"bad marker {self.text!r}: unknown variable {value!r}")
-        return value, self.env.get(value, "")
-
-
-def _compare(left: str, op: str, right: str, marker: str, *, as_version: bool) -> bool:
-    if as_version and op not in ("in", "not in"):
-        try:
-            _check_spec(op, right)
-        except InvalidVersion:
-            pass  # not a version specifier: a plain comparison of strings
-        else:
-            try:
-                return specifier_contains(op, right, Version.parse(left))
-            except InvalidVersion:
-                return False  # e.g. a platform_release that is no version: never matches
-    if op == "in":
-        return left in right
-    if op == "not in":
-        return left not in right
-    if op in _OPS:
-        return _OPS[op](left, right)
-    raise ValueError(f"marker {marker!r}: cannot compare {left!r} {op} {right!r}")
-
-
-def evaluate_marker(marker: str, env: Mapping[str, str], extra: str = "") -> bool:
-    """Whether `marker` holds in the marker environment `env` with `extra` requested."""
-    return _Marker(marker).evaluate({**env, "extra": extra})
 
 
 def read_requirements(path: Path) -> list[Requirement]:

@@ -28,8 +28,9 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
+from runenv_catalogue._names import canonical_name
 from runenv_catalogue._provision import CatalogueError, UsageError, rmtree
-from runenv_catalogue._requirements import Installed, Requirement, canonical_name, unmet
+from runenv_catalogue._requirements import Installed, Requirement, unmet
 
 INSTALLED, WHEELHOUSE = "installed", "wheelhouse"
 LAYOUTS = (INSTALLED, WHEELHOUSE)  # a catalogue entry without `layout` is an installed tree
@@ -112,17 +113,25 @@ def _last_error(out: str) -> str:
     return (errors or lines or ["no output"])[-1]
 
 
+def _capture(
+    args: Sequence[str], env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`args` run with exactly `env` and no stdin, its output kept as text (bytes that do not
+    decode replaced: a failing tool's message must still be shown)."""
+    return subprocess.run(
+        list(args),
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def _run(args: Sequence[str], env: Mapping[str, str], timeout: float, what: str) -> None:
     try:
-        done = subprocess.run(
-            list(args),
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        done = _capture(args, env, timeout)
     except subprocess.TimeoutExpired:
         raise VenvError(f"{what}: still running after {timeout:.0f} s, stopped") from None
     except OSError as exc:
@@ -174,15 +183,7 @@ def probe(python: Path, env: Mapping[str, str]) -> tuple[dict[str, str], dict[st
     """The marker environment and the distributions (canonical name -> Installed) that the
     runtime's interpreter reports."""
     try:
-        done = subprocess.run(
-            [str(python), "-I", "-c", _PROBE],
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=VENV_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        done = _capture([str(python), "-I", "-c", _PROBE], env, VENV_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise VenvError(f"cannot ask {python} for its packages: {exc}") from None
     line = next((x for x in done.stdout.splitlines() if x.startswith("RUNENV-VENV ")), None)
