@@ -24,7 +24,7 @@ from runenv.config.load import load_variant
 from runenv.config.plan import Plan, make_plan
 from runenv.errors import BuildError, CheckError, FetchError
 from runenv.platforms import Platform
-from runenv.tree import bytecode
+from runenv.tree import bytecode, bytecode_compiler
 from support.dists import write_wheel
 from support.index import IndexServer, write_simple_pages
 from support.pbs import PY_XY, standin
@@ -81,7 +81,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 
 
 def compile_all(root: Path, workers: int) -> bytecode.BytecodeResult:
-    files = bytecode.python_files(root, [PurePosixPath(SITE).parent])
+    files = bytecode_compiler.python_files(root, [PurePosixPath(SITE).parent])
     return bytecode.compile_tree(root, root / "bin" / "python3", PY_XY, files, workers=workers)
 
 
@@ -289,7 +289,9 @@ def test_cross_build_compiler_host_runtime_then_runenvs_own_then_skipped(
     def compile_with(
         plan: Plan, host_python: Callable[[], Path], copied: list[str]
     ) -> bytecode.BytecodeResult:
-        compiler = bytecode.choose_compiler(plan, tree, native=False, host_python=host_python)
+        compiler = bytecode_compiler.choose_compiler(
+            plan, tree, native=False, host_python=host_python
+        )
         return bytecode.compile_runtime(plan, tree, copied, compiler, timeout=120.0)
 
     host = compile_with(plan, lambda: Path(sys.executable), ["bin/tool.py"])
@@ -381,8 +383,9 @@ def test_built_runtime_imports_from_shipped_bytecode_read_only(
 
 
 def test_cross_builds_of_one_run_share_one_unpacked_host_runtime(pbs: tuple[Path, str]) -> None:
-    first = bytecode.shared_runtime(*pbs)
-    assert bytecode.shared_runtime(*pbs) == first  # unpacked once, whatever the number of builds
+    first = bytecode_compiler.shared_runtime(*pbs)
+    # Unpacked once, whatever the number of builds.
+    assert bytecode_compiler.shared_runtime(*pbs) == first
     out = subprocess.run(
         [first / "bin" / "python3", "-c", "import sys; print(sys.version_info[:2])"],
         capture_output=True,
@@ -412,7 +415,7 @@ def test_cross_builds_of_one_run_share_one_unpacked_host_runtime(pbs: tuple[Path
 )
 def test_a_test_suite_is_a_module_or_package_named_so_at_any_depth(path: str, suite: bool) -> None:
     site = PurePosixPath(SITE)
-    assert bytecode.is_test_suite(path, site.parent, site) is suite
+    assert bytecode_compiler.is_test_suite(path, site.parent, site) is suite
 
 
 _SUITE_FILES = {
@@ -518,11 +521,12 @@ def test_the_image_key_names_the_test_suite_choice(tmp_path: Path, pbs: tuple[Pa
     suites' bytecode: neither choice may take them."""
     plan = _plan(tmp_path, pbs)
     tags = {
-        tests: bytecode.choose_compiler(
+        tests: bytecode_compiler.choose_compiler(
             replace(plan, compile_test_bytecode=tests), tmp_path, native=True, host_python=Path
         )
         for tests in (False, True)
     }
-    assert all(isinstance(c, bytecode.Compiler) for c in tags.values())
+    assert all(isinstance(c, bytecode_compiler.Compiler) for c in tags.values())
     old = f"checked-hash:{plan.python_version}"
-    assert len({old, *(c.tag for c in tags.values() if isinstance(c, bytecode.Compiler))}) == 3
+    made = {c.tag for c in tags.values() if isinstance(c, bytecode_compiler.Compiler)}
+    assert len({old, *made}) == 3

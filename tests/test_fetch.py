@@ -27,6 +27,7 @@ import pytest
 from runenv._cache import Cache
 from runenv.errors import ChecksumError, FetchError, RunenvError, UnsafeArchiveError, UsageError
 from runenv.fetch import download as _download
+from runenv.fetch import pbs_index
 from runenv.fetch import python as python_fetch
 from runenv.fetch.download import FetchOptions, fetch_to_cache, redact
 from runenv.fetch.extract import extract_tar, extract_tar_apart
@@ -631,7 +632,7 @@ def test_resolve_3_12_10_from_the_pbs_installer_index(platform: Platform) -> Non
 
 
 def test_unknown_version_names_the_nearest_ones() -> None:
-    have = sorted(v for v in python_fetch.pbs_index() if v[:2] == (3, 12))
+    have = sorted(v for v in pbs_index.load() if v[:2] == (3, 12))
     newest = ".".join(map(str, have[-1]))
     with pytest.raises(UsageError) as err:
         resolve("3.12.99", Platform.LINUX_X64)
@@ -690,10 +691,10 @@ def fake_index(monkeypatch: pytest.MonkeyPatch, pbs: tuple[Path, str]) -> dict[P
         info = platform.info
         name = pbs_filename(PY_VERSION, info.pbs_triple, PBS_TAG)
         url = f"{UPSTREAM}/{PBS_TAG}/{name.replace('+', '%2B')}"
-        files[(info.os, info.arch)] = python_fetch._IndexEntry(url, name, sha)
+        files[(info.os, info.arch)] = pbs_index.IndexEntry(url, name, sha)
         names[platform] = name
     key = tuple(int(p) for p in PY_VERSION.split("."))
-    monkeypatch.setattr(python_fetch, "pbs_index", lambda: {key: files})
+    monkeypatch.setattr(pbs_index, "load", lambda: {key: files})
     return names
 
 

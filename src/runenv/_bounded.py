@@ -13,12 +13,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from runenv._shared import inputs as _inputs
+from runenv._shared import inputs
 from runenv._shared.inputs import MAX_DEPTH as MAX_DEPTH
 from runenv._shared.inputs import check_depth as check_depth
 from runenv._shared.inputs import loads_json as loads_json
 
-InputError = _inputs.Refused
+InputError = inputs.Refused
 """A file refused by a bounded read; `str()` is the reason, without the file's name."""
 
 MAX_CONFIG_BYTES = 4 << 20  # configs, locks, manifests, listings of keys: text written by hand
@@ -28,7 +28,7 @@ MAX_LOCK_BYTES = 64 << 20  # a lock lists every file of every package with its h
 def read_bytes(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
     """The bytes of the regular file `path`, if it holds at most `limit` of them (OSError when
     it cannot be opened; InputError when it is not a regular file or is too large)."""
-    return _inputs.read_bytes(path, limit)
+    return inputs.read_bytes(path, limit)
 
 
 def read_text(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:

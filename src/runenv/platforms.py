@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 
 from packaging import tags
 
-from runenv._shared import platforms as _shared
+from runenv._shared import platforms
 from runenv.errors import UsageError
 
 
@@ -88,7 +88,7 @@ class PlatformInfo:
         return PurePosixPath(f"lib/python{_xy(py)}/site-packages")
 
     def scripts_dir(self) -> PurePosixPath:
-        return PurePosixPath(_shared.scripts_dir(self.key))
+        return PurePosixPath(platforms.scripts_dir(self.key))
 
     def include_dir(self, py: str) -> PurePosixPath:
         return PurePosixPath("Include" if self.is_windows else f"include/python{_xy(py)}")
@@ -192,15 +192,15 @@ _LEGACY_MANYLINUX = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 def platform_for(sys_platform: str, machine: str) -> Platform | None:
     """The platform of a machine with this `sys.platform` and `platform.machine()`, if any
     (the catalogue's mapping: `runenv._shared.platforms`)."""
-    key = _shared.platform_for(sys_platform, machine)
+    key = platforms.platform_for(sys_platform, machine)
     return None if key is None else Platform(key)
 
 
 def host_platform() -> Platform:
     """The platform key of the machine runenv runs on."""
-    key = _shared.host()
+    key = platforms.host()
     if key is None:
-        raise UsageError(f"this machine ({_shared.host_text()}) is not one of runenv's platforms")
+        raise UsageError(f"this machine ({platforms.host_text()}) is not one of runenv's platforms")
     return Platform(key)
 
 

@@ -25,7 +25,7 @@ from runenv.tree.modules import checked_and_skipped
 # process imports everything, each failure reported by name; `-B` writes no .pyc into the tree.
 # With "bytecode" first, every module loaded from a .py of the tree must have been loaded from
 # its shipped hash-based .pyc; "bytecode-but-test-suites" exempts the modules of packages' test
-# suites, shipped as source (`bytecode.is_test_suite`, the same rule).
+# suites, shipped as source (`bytecode_compiler.is_test_suite`, the same rule).
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from runenv.config.plan import make_plan
 from runenv.config.project import list_variants
 from runenv.errors import UsageError
 from runenv.fetch import wheels
-from runenv.lock import resolve as lock
+from runenv.lock import resolve
 from runenv.lock.pylock import read_lock
 from runenv.platforms import ALL_PLATFORMS, Platform
 from runenv.sources.built_wheels import wheels_key
@@ -115,7 +115,7 @@ def plan_target(project: Path, variant: str, platform: Platform) -> TargetPlan:
     """Decide one target from its config and committed lock (nothing is fetched)."""
     vc = load_variant(project, variant)
     plan = make_plan(vc, platform)
-    path = lock.lock_path(vc.folder, platform)
+    path = resolve.lock_path(vc.folder, platform)
     if not path.is_file():
         reason = (
             f"no committed lock ({path.name}): run `runenv lock {variant} --platform {platform}`"

@@ -2,7 +2,7 @@
 
 The CI's short native job: from the committed lock (never re-locked), the sources
 `wheels.select_for_plan` picks (sdists, git commits) are built by the target runtime's own
-interpreter through the source-build stage and its cache (`source_build.build_wheels`), and
+interpreter through the source-build stage and its cache (`sdist.build_wheels`), and
 written with their index (`built_wheels.write_index`) to a folder that `runenv build
 --built-wheels` takes on a Linux runner, which then builds the whole runtime.
 """
@@ -20,15 +20,13 @@ from runenv._cache import Cache, staged_dir
 from runenv.config.load import VariantConfig
 from runenv.config.plan import make_plan
 from runenv.errors import UsageError
-from runenv.fetch import python as python_fetch
-from runenv.fetch import wheels
-from runenv.lock import resolve as lock
+from runenv.fetch import python, wheels
+from runenv.lock import resolve
 from runenv.lock.pylock import read_lock
 from runenv.pipeline.context import BuildOptions
 from runenv.pipeline.locking import stale_lock
 from runenv.platforms import Platform, host_platform
-from runenv.sources import built_wheels
-from runenv.sources import sdist as source_build
+from runenv.sources import built_wheels, sdist
 
 
 def build_source_wheels(
@@ -52,7 +50,7 @@ def build_source_wheels(
     _check_replaceable(out)
     plan = make_plan(vc, platform)
     stale_lock(vc, plan, replace(options, locked=True))  # LockError when it is not current
-    selection = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, platform)), plan)
+    selection = wheels.select_for_plan(read_lock(resolve.lock_path(vc.folder, platform)), plan)
     sources = [a for a in selection.artifacts if a.from_source]
     timeout = float(plan.timeout)
     name = f"{plan.variant} {platform.value}"
@@ -63,14 +61,14 @@ def build_source_wheels(
             [a for a in sources if a.kind != "git"], cache, client=client, timeout=timeout,
             offline=options.offline, progress=options.progress,
         )  # fmt: skip
-        source = python_fetch.variant_source(vc, platform, mirror=options.python_mirror)
-        archive = python_fetch.download(
+        source = python.variant_source(vc, platform, mirror=options.python_mirror)
+        archive = python.download(
             source, cache, client=client, timeout=timeout, offline=options.offline,
             progress=options.progress,
         )  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="runenv-wheels-") as tmp:
-            runtime = python_fetch.unpack(archive, Path(tmp) / "python")
-            built = source_build.build_wheels(
+            runtime = python.unpack(archive, Path(tmp) / "python")
+            built = sdist.build_wheels(
                 sources, files, runtime / plan.interpreter, plan, cache,
                 default_index=options.default_index,
             )  # fmt: skip

@@ -1,5 +1,5 @@
 """`runenv check`: the checks of a build, run again on a finished runtime tree, once the tree
-is found to hold exactly what its build listed (`tree_listing.verify`)."""
+is found to hold exactly what its build listed (`listing.verify`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from runenv.config.schema import Layout
 from runenv.errors import UsageError
 from runenv.pipeline.context import BuildOptions, Target, lock_dir
 from runenv.platforms import Platform, host_platform
-from runenv.tree import listing as tree_listing
+from runenv.tree import listing
 from runenv.tree.modules import importable
 
 
@@ -34,7 +34,7 @@ def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) ->
         )
     # The tree must be what its build listed before anything of it runs (an added .pth would
     # run at the interpreter's start-up) or is audited.
-    tree_listing.verify(target.tree, manifest, lock_dir(options, plan))
+    listing.verify(target.tree, manifest, lock_dir(options, plan))
     audit.audit_tree(target.tree, plan)
     # As the build: a wheelhouse's copied site-packages modules are not imported (`build`).
     copied = manifest.get("copied_files", []) if plan.layout is Layout.INSTALLED else []

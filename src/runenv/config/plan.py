@@ -139,7 +139,7 @@ class Plan:
     no_deps: frozenset[str] = frozenset()  # canonical names locked without their dependencies
     git: tuple[GitDependency, ...] = ()
     compile_bytecode: bool = True
-    compile_test_bytecode: bool = False  # packages' test suites too (`bytecode.is_test_suite`)
+    compile_test_bytecode: bool = False  # test suites too (`bytecode_compiler.is_test_suite`)
     layout: Layout = Layout.INSTALLED  # what the runtime holds (`config.Layout`)
     bin_dir: PurePosixPath = DEFAULT_BIN_DIR  # a wheelhouse runtime's `<bin_dir>/python`
     root: Path | None = None  # where the tree is built, when not pydist/ (a reference checkout)

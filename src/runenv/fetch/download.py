@@ -30,6 +30,7 @@ from urllib.request import url2pathname
 import httpx
 
 from runenv._cache import Cache
+from runenv._cache_entry import Blob
 from runenv._progress import progress_bar
 from runenv._shared.redact import redact as redact  # the catalogue's too: one rule for URLs
 from runenv._shared.redact import scrub
@@ -118,7 +119,7 @@ def fetch_to_cache(
     expected = _check_inputs(sha256, filename)
     how = how or FetchOptions()
     client, timeout, offline, progress = how.client, how.timeout, how.offline, how.progress
-    blob = cache.blob(section, expected, filename)
+    blob = Blob(cache.blob_path(section, expected, filename), expected)
     found = blob.get()
     if found is not None:
         return found

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from runenv import _subprocess
 from runenv._cache import staged_dir
-from runenv._shared import errors as shared_errors
+from runenv._shared import errors
 from runenv._shared.tar_rules import Planner, check_symlinks
 from runenv.errors import RunenvError, SubprocessError, UnsafeArchiveError
 
@@ -51,7 +51,7 @@ def extract_tar(archive: Path, dest: Path, *, strip: str | None = PBS_TOP) -> Pa
             _extract(tar, planner.planned(_noting_top(tar, strip, tops)), tmp)
             check_symlinks(tmp, sorted(planner.symlinks), archive.name)
             tmp.chmod(_root_mode(tops))  # mkdtemp made it 0700
-    except shared_errors.UnsafeArchiveError as exc:  # the shared rules raise the catalogue's
+    except errors.UnsafeArchiveError as exc:  # the shared rules raise the catalogue's
         raise UnsafeArchiveError(str(exc)) from None
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, tarfile.FilterError):  # our checks should have caught it first

@@ -55,6 +55,7 @@ from pathlib import Path
 from installer.records import parse_record_file
 
 from runenv._cache import Cache, file_sha256, is_plain_dir, staged_file
+from runenv._cache_entry import Entry
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def ensure(
     `known_hashes(tree)` may return sha256s of files it already knows (from a RECORD), so only
     the others are hashed.
     """
-    entry = cache.entry(SECTION, image_key)
+    entry = Entry(cache.entry_path(SECTION, image_key))
     folder = entry.path
 
     def make_image(stage: Path) -> Image:

@@ -17,7 +17,6 @@ the executable, its DLLs and `pythonw.exe` are copied into `<binDir>\\`: CPython
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import zipfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
+from runenv._cache import file_sha256
 from runenv.config.plan import Plan
 from runenv.errors import BuildError
 from runenv.fetch.wheels import Artifact
@@ -59,7 +59,7 @@ def fill(
         if dest.exists():
             raise BuildError(f"two locked packages give the same wheel {wheel.name}")
         shutil.copyfile(wheel, dest)
-        sha256 = _sha256(dest) if artifact.from_source else artifact.sha256
+        sha256 = file_sha256(dest) if artifact.from_source else artifact.sha256
         name, version, _, _ = parse_wheel_filename(wheel.name)
         with zipfile.ZipFile(dest) as zf:
             names = tuple(top_level(zf.namelist()))
@@ -85,11 +85,3 @@ def link_python(tree: Path, plan: Plan) -> Path:
     if not link.exists() and not link.is_symlink():
         link.symlink_to(os.path.relpath(interpreter, bin_dir))
     return link
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -35,7 +35,7 @@ from packaging.utils import canonicalize_name as canonical
 
 from runenv._cache import Cache, file_sha256
 from runenv.errors import BuildError
-from runenv.install import images as _images
+from runenv.install import images
 from runenv.install.destination import RuntimeDestination
 from runenv.install.images import Image, record_hashes
 from runenv.install.installed import remove_installed
@@ -128,7 +128,7 @@ def make_images(
                 finish(tree)
             return {**dataclasses.asdict(dist), "sha256": digest}
 
-        image_key = _images.key(
+        image_key = images.key(
             kind="wheel",
             wheel_sha256=digest,
             platform=platform.value,
@@ -136,7 +136,7 @@ def make_images(
             installer=INSTALLER_NAME.decode().strip(),
             finish=tag,
         )
-        return wheel, _images.ensure(cache, image_key, make, known_hashes=known)
+        return wheel, images.ensure(cache, image_key, make, known_hashes=known)
 
     hashes: list[str | None] = list(sha256s) if sha256s is not None else [None] * len(wheels)
     # More threads than cores: `finish` may wait (for the interpreter that compiles) while
@@ -158,7 +158,7 @@ def link_images(
 ) -> list[InstalledDist]:
     """Link the images `make_images` gave into the runtime tree `root`, in order: where two
     wheels write one path, the later one wins. Two wheels of one package are an error.
-    `known` gets each linked file's sha256 by inode (`_images.link_into`)."""
+    `known` gets each linked file's sha256 by inode (`images.link_into`)."""
     site = platform.info.site_packages(python_version).as_posix()
     dists = [_dist_of(image, wheel) for wheel, image in made]
     seen: dict[str, str] = {}
@@ -172,7 +172,7 @@ def link_images(
     for name in seen:
         remove_installed(layout_site, name, root.resolve())
     for _, image in made:
-        _images.link_into(image, root, known)
+        images.link_into(image, root, known)
     return dists
 
 

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from runenv.config.project import VARIANT_NAMES, VERSIONS_DIR
 from runenv.errors import LockError, SubprocessError
 from runenv.fetch.download import redact
-from runenv.lock import conflicts as _conflicts
+from runenv.lock import conflicts
 from runenv.lock.request import LockRequest
 
 # Rounds of "force this pin, resolve again" before the proposal is given as it stands: each
@@ -52,7 +52,7 @@ def uv_failure(
     git = _git_failure([ln.strip() for ln in exc.output_tail.splitlines() if ln.strip()])
     if git is not None:  # one line naming the dependency, not git's 8-11
         return LockError(f"cannot lock {label}: {git}{where}")
-    found = _conflicts.conflicts(exc.output_tail, request.requirements)
+    found = conflicts.conflicts(exc.output_tail, request.requirements)
     if not found:
         first, *body = _no_override(exc, request).split("\n")
         return LockError("\n".join([f"cannot lock {label}: {first}{where}", *body]))
@@ -70,8 +70,8 @@ def uv_failure(
 
 
 def _try_overrides(
-    found: list[_conflicts.Conflict], request: LockRequest, retry: Retry
-) -> tuple[list[_conflicts.Conflict], str]:
+    found: list[conflicts.Conflict], request: LockRequest, retry: Retry
+) -> tuple[list[conflicts.Conflict], str]:
     """Resolve again with the proposed overrides, adding the next conflicts uv reports;
     return every conflict to override and what the last resolution said."""
     found = list(found)
@@ -86,7 +86,7 @@ def _try_overrides(
             have = {canonicalize_name(c.name) for c in found}
             more = [
                 c
-                for c in _conflicts.conflicts(again.output_tail, request.requirements)
+                for c in conflicts.conflicts(again.output_tail, request.requirements)
                 if canonicalize_name(c.name) not in have
             ]
             if not more:
@@ -98,11 +98,11 @@ def _try_overrides(
     return found, f"; with {_them(found)} uv still reports more conflicts"
 
 
-def _them(found: list[_conflicts.Conflict]) -> str:
+def _them(found: list[conflicts.Conflict]) -> str:
     return "it" if len(found) == 1 else "them"
 
 
-def _override_advice(found: list[_conflicts.Conflict], variant_dir: Path | None) -> str:
+def _override_advice(found: list[conflicts.Conflict], variant_dir: Path | None) -> str:
     """Where and how to write the overrides, in the syntax of the variant's config file."""
     config = next(
         (variant_dir / n for n in VARIANT_NAMES if variant_dir and (variant_dir / n).is_file()),
@@ -140,7 +140,7 @@ def _no_override(exc: SubprocessError, request: LockRequest) -> str:
     if not summary.startswith("No solution found"):
         body = [ln for ln in lines if not ln.lstrip().startswith("error:")]
         return summary + "".join(f"\n{ln}" for ln in body)
-    between = _conflicts.disagreement(exc.output_tail, request.requirements)
+    between = conflicts.disagreement(exc.output_tail, request.requirements)
     if between is not None:
         return (
             f"uv found no solution: {between}, a package the variant does not pin. No single "

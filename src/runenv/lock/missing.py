@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from packaging.utils import canonicalize_name
 
 from runenv.errors import LockError, SubprocessError
-from runenv.lock import conflicts as _conflicts
+from runenv.lock import conflicts
 from runenv.lock.pylock import Lock, LockedPackage
 from runenv.lock.request import LockRequest, requirement_name
 
@@ -32,8 +32,8 @@ def check_failure(exc: SubprocessError, request: LockRequest) -> None:
     """`Unavailable` when `request.drop_missing` and uv failed only for requirements that
     cannot be installed on the platform (a conflict an override settles is not that)."""
     if request.drop_missing and exc.returncode is not None and not exc.timed_out:
-        found = _conflicts.conflicts(exc.output_tail, request.requirements)
-        gone = _conflicts.unavailable(exc.output_tail, request.requirements)
+        found = conflicts.conflicts(exc.output_tail, request.requirements)
+        gone = conflicts.unavailable(exc.output_tail, request.requirements)
         if gone and not found:
             raise Unavailable(gone)
 

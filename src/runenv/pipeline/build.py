@@ -72,7 +72,7 @@ from runenv.sources import built_wheels, cross
 from runenv.sources import sdist as source_build
 from runenv.tree import bytecode, copy_files, sign
 from runenv.tree import listing as tree_listing
-from runenv.tree.bytecode import Compiler, NoCompiler
+from runenv.tree.bytecode_compiler import Compiler, NoCompiler, choose_compiler, shared_runtime
 from runenv.tree.modules import importable, top_level
 
 Reporter = Callable[[str], None]
@@ -308,7 +308,7 @@ def _host_pure_wheels(ctx: BuildContext, sources: Sequence[Artifact]) -> dict[st
 
 
 def bytecode_compiler(ctx: BuildContext, vc: VariantConfig, tree: Path) -> Compiler | NoCompiler:
-    """The interpreter that compiles this build's bytecode (`bytecode.choose_compiler`): the
+    """The interpreter that compiles this build's bytecode (`choose_compiler`): the
     runtime's own in `tree`, or for a cross build the host's runtime of the same version; or
     `NoCompiler` with the reason the build ships no bytecode."""
 
@@ -318,10 +318,10 @@ def bytecode_compiler(ctx: BuildContext, vc: VariantConfig, tree: Path) -> Compi
         archive = python_fetch.download(
             source, ctx.cache, client=ctx.client, timeout=ctx.timeout, offline=ctx.options.offline
         )
-        runtime = bytecode.shared_runtime(archive, source.sha256)
+        runtime = shared_runtime(archive, source.sha256)
         return runtime / host.info.interpreter(ctx.plan.python_version)
 
-    return bytecode.choose_compiler(ctx.plan, tree, native=ctx.native, host_python=host_python)
+    return choose_compiler(ctx.plan, tree, native=ctx.native, host_python=host_python)
 
 
 def _tag(compiler: Compiler | NoCompiler) -> str:

@@ -33,7 +33,7 @@ from packaging.utils import (
 
 from runenv import __version__
 from runenv._cache import Cache, mark_verified, staged_file
-from runenv._cache import Entry as CacheEntry
+from runenv._cache_entry import Entry as CacheEntry
 from runenv.config.plan import Plan
 from runenv.errors import FetchError, UsageError
 from runenv.fetch.wheels import Artifact

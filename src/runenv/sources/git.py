@@ -1,6 +1,6 @@
 """Git sources: a checkout of a locked commit, kept in the cache's `git` section.
 
-The checkout is made in a temp folder and renamed into place (`_cache.Entry`), and taken
+The checkout is made in a temp folder and renamed into place (`_cache_entry.Entry`), and taken
 again only while it is a plain folder whose `HEAD` is still the locked commit.
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runenv._cache import Cache, is_plain_dir
+from runenv._cache_entry import Entry
 from runenv._subprocess import run
 from runenv.errors import BuildError
 
@@ -24,7 +25,7 @@ _TREE = "tree"
 def fetch_git(artifact: Artifact, cache: Cache, *, timeout: float, log_file: Path | None) -> Path:
     """A checkout of the artifact's repository at its locked commit, kept in the cache."""
     commit = artifact.commit
-    entry = cache.entry(GIT_SECTION, commit, sharded=False)
+    entry = Entry(cache.entry_path(GIT_SECTION, commit, sharded=False))
     what = f"fetch {artifact.name} from {artifact.url} at {commit[:12]}"
 
     def clone(stage: Path) -> Path:

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 from runenv._cache import Cache, evict
 from runenv.errors import BuildError
-from runenv.sources import pep517
-from runenv.sources import wheel_cache as built
+from runenv.sources import pep517, wheel_cache
 from runenv.sources.git import fetch_git
 
 if TYPE_CHECKING:
@@ -41,8 +40,8 @@ def build_wheel(
     host-pure entry every platform looks in first (under its lock, so concurrent builds wait
     and share it); a compiled one leaves the marker that spares cross builds a host attempt.
     """
-    pure = built.pure_entry(cache, artifact, plan)
-    native = built.native_entry(cache, artifact, plan)
+    pure = wheel_cache.pure_entry(cache, artifact, plan)
+    native = wheel_cache.native_entry(cache, artifact, plan)
 
     def build_native(stage: Path) -> Path:
         extra = (
@@ -50,20 +49,24 @@ def build_wheel(
         )
         with pep517.build(
             artifact, sdist, runtime_python, plan, cache, extra,
-            default_index=default_index, log_file=log_file or built.build_log(native),
+            default_index=default_index, log_file=log_file or wheel_cache.build_log(native),
         ) as wheel:  # fmt: skip
-            return built.store_wheel(wheel, stage, native)
+            return wheel_cache.store_wheel(wheel, stage, native)
 
     def native_wheel() -> Path:
-        return native.get_or_make(built.cached_wheel, build_native, on_bad=built.warn_rebuilding)
+        return native.get_or_make(
+            wheel_cache.cached_wheel, build_native, on_bad=wheel_cache.warn_rebuilding
+        )
 
-    def share(stage: Path) -> built.HostBuild:
-        host = built.keep_host_build(native_wheel(), stage, pure)
+    def share(stage: Path) -> wheel_cache.HostBuild:
+        host = wheel_cache.keep_host_build(native_wheel(), stage, pure)
         if host.wheel is not None:  # kept once, where every platform looks first
             evict(native.path)
         return host
 
-    host = pure.get_or_make(built.cached_host_build, share, on_bad=built.warn_rebuilding)
+    host = pure.get_or_make(
+        wheel_cache.cached_host_build, share, on_bad=wheel_cache.warn_rebuilding
+    )
     return host.wheel if host.wheel is not None else native_wheel()
 
 

@@ -3,7 +3,7 @@ what an entry holds (one verified wheel, or the marker that a source's host buil
 
 A wheel is stored under `cache_key(artifact, plan)` for its platform; a `py3-none-any` one
 once, under the host-pure key every platform looks in first. Entries are made through
-`_cache.Entry` (under a lock, in a temp folder renamed into place) and a wheel is taken only
+`_cache_entry.Entry` (under a lock, in a temp folder renamed into place) and a wheel is taken only
 while it holds the sha256 recorded when it was stored.
 """
 
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from runenv._cache import Cache, Entry, file_sha256, is_verified, mark_verified, recorded_sha256
+from runenv._cache import Cache, file_sha256, is_verified, mark_verified, recorded_sha256
+from runenv._cache_entry import Entry
 
 if TYPE_CHECKING:
     from runenv.config.plan import Plan
@@ -65,7 +66,7 @@ def is_pure(wheel_name: str) -> bool:
 
 def entry(cache: Cache, key: str) -> Entry:
     """The cache entry of the built wheel keyed `key` (`cache_key`)."""
-    return cache.entry(CACHE_SECTION, key)
+    return Entry(cache.entry_path(CACHE_SECTION, key))
 
 
 def native_entry(cache: Cache, artifact: Artifact, plan: Plan) -> Entry:
@@ -85,7 +86,7 @@ def build_log(entry: Entry) -> Path:
 
 def cached_wheel(folder: Path) -> Path | None:
     """The wheel stored in `folder`, if it still holds the bytes recorded when it was stored
-    (what `_cache.Entry` loads; anything else makes the entry damaged, evicted and made
+    (what `_cache_entry.Entry` loads; anything else makes the entry damaged, evicted and made
     again)."""
     for wheel in sorted(folder.glob("*.whl")):
         recorded = recorded_sha256(wheel)

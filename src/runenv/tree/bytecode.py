@@ -2,14 +2,9 @@
 
 Every `.py` of the standard library (site-packages included) and every copied `.py` gets a
 `__pycache__/<name>.cpython-XY.pyc` (optimization level 0, what a plain `python` loads), unless
-it already has a valid one of the same kind, as some PBS builds ship for the stdlib.
-
-- **Test suites ship as source** (`is_test_suite`, the import check's rule: a module or package
-  named `test`, `tests` or `_tests`, top-level or below a package, e.g. `pandas/tests/`),
-  unless `[build] compileTestBytecode = true`. pip compiles them too, but a
-  runtime never imports them to start, and on the reference workload they are 2,035 of 3,428
-  files of site-packages and two thirds of the compile time (9.5 of 14 s of CPU); the import
-  check does not import them (and tolerates them compiling on import when a module does).
+it already has a valid one of the same kind, as some PBS builds ship for the stdlib. Which
+interpreter compiles, and which files it leaves as source (packages' test suites), is
+`runenv.tree.bytecode_compiler`'s choice; this module compiles.
 
 - **Invalidation mode: checked-hash** (PEP 552). The header holds a hash of the source, not its
   mtime, so the bytes do not depend on when the build ran, and the files stay valid whatever
@@ -26,11 +21,6 @@ it already has a valid one of the same kind, as some PBS builds ship for the std
   depend on what the same process compiled before (seen on scikit-learn: three files differ
   when the batches change). A process per file would make each `.pyc` depend on its source
   alone, but measured 31 s of CPU against 18.7 s for the 4,016 files of the 3.12.10 workload.
-- **Same X.Y, any platform**: bytecode depends only on the Python version, not the OS or CPU.
-  A native build compiles with the runtime's own interpreter; a cross build with the host's
-  runtime of the same version (see `build.py`), or else runenv's own interpreter if it is the
-  same X.Y; with neither the stage is skipped with a warning in the manifest (the runtime
-  works, only starts slower).
 - **Parallel**: the sorted files are cut into fixed batches, each compiled by one process of
   the compiling interpreter, one process per core at a time. A batch is bounded work, so
   `build.timeout` (which applies to each command) holds for a torch-sized tree too.
@@ -39,31 +29,19 @@ it already has a valid one of the same kind, as some PBS builds ship for the std
 from __future__ import annotations
 
 import ast
-import atexit
 import dataclasses
 import os
-import shutil
-import sys
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from runenv._subprocess import run
 from runenv.config.plan import Plan
-from runenv.errors import BuildError, RunenvError
-from runenv.fetch import python as python_fetch
-from runenv.tree.modules import is_test_suite as is_test_suite_module
-
-INVALIDATION_MODE = "checked-hash"
-"""The PEP 552 invalidation mode of every `.pyc` runenv writes (see the module docstring)."""
-
-# Bump when `is_test_suite` changes which files are left as source: it keys the images.
-# 2: top-level `test`/`tests` packages, `_tests` and modules named so (`modules.is_test_suite`).
-TEST_SUITE_RULE = 2
+from runenv.errors import BuildError
+from runenv.tree.bytecode_compiler import INVALIDATION_MODE, Compiler, NoCompiler
 
 # Files per worker process: at most BATCH_FILES, so that a batch takes seconds, far below
 # build.timeout, even on a loaded machine; and a tree of more than MIN_BATCH_FILES files is cut
@@ -180,35 +158,6 @@ def skipped(reason: str) -> BytecodeResult:
     return BytecodeResult(compiled=False, reason=reason)
 
 
-def is_test_suite(path: str, lib: PurePosixPath, site_packages: PurePosixPath) -> bool:
-    """Whether the runtime-relative `path` is a module of a test suite, by the import check's
-    rule (`modules.is_test_suite`) on its module name under `site_packages` or `lib` (the
-    stdlib folder): `pandas/tests/frame/x.py`, `tests/x.py`, `pkg/_tests/x.py`, `pkg/tests.py`."""
-    parts = path.split("/")  # not PurePosixPath: called for every .py of a tree
-    for top in (site_packages.parts, lib.parts):
-        if tuple(parts[: len(top)]) == top:
-            module = parts[len(top) :]
-            module[-1] = module[-1].removesuffix(".py")
-            return is_test_suite_module(".".join(module))
-    return False
-
-
-def python_files(root: Path, dirs: Iterable[PurePosixPath], extra: Iterable[str] = ()) -> list[str]:
-    """Runtime-relative paths of every `.py` under `dirs` and of the `.py` among `extra`, sorted.
-
-    `__pycache__` folders are skipped, symlinked folders are not followed (PBS has none; a link
-    could lead in a circle).
-    """
-    found: set[str] = set()
-    for top in dirs:
-        for folder, subdirs, names in os.walk(root / top):
-            subdirs[:] = [d for d in subdirs if d != "__pycache__"]
-            rel = Path(folder).relative_to(root).as_posix()
-            found.update(f"{rel}/{n}" for n in names if n.endswith(".py"))
-    found.update(p for p in extra if p.endswith(".py") and (root / p).is_file())
-    return sorted(found)
-
-
 def batches(files: Sequence[str]) -> list[list[str]]:
     """`files` sorted and cut into equal lists (see BATCH_FILES): the same files always give
     the same batches, so each is compiled in the same order, by a fresh process, every build."""
@@ -301,106 +250,6 @@ def _worker_result(out: str, interpreter: Path) -> dict[str, Any]:
     return result
 
 
-_shared_lock = threading.Lock()
-_shared: dict[str, Path] = {}
-
-
-def shared_runtime(archive: Path, sha256: str) -> Path:
-    """The verified Python `archive` unpacked once per process, in a temp folder removed at
-    exit: the cross builds of one run (`--platform all`) share the host's compiler. Workers run
-    it with `-B`, so it is never written to."""
-    with _shared_lock:  # a second build waits for the first's unpack rather than redoing it
-        tree = _shared.get(sha256)
-        if tree is None or not tree.is_dir():
-            folder = Path(tempfile.mkdtemp(prefix="runenv-host-python-"))
-            atexit.register(shutil.rmtree, folder, True)
-            tree = _shared[sha256] = python_fetch.unpack(archive, folder / "python")
-        return tree
-
-
-def runenv_interpreter(python_version: str) -> Path | None:
-    """runenv's own interpreter, when it is the same X.Y as `python_version` (a fallback)."""
-    xy = tuple(int(p) for p in python_version.split(".")[:2])
-    return Path(sys.executable) if sys.version_info[:2] == xy and sys.executable else None
-
-
-@dataclass(frozen=True)
-class Compiler:
-    """The interpreter that compiles a build's bytecode, what decides the bytes it writes, and
-    which files it compiles."""
-
-    interpreter: Path
-    description: str
-    tag: str  # invalidation mode + exact Python version (+ test suites): an image cache key
-    test_suites: bool = False  # compile packages' test suites too (`is_test_suite`)
-
-    def sources(
-        self, plan: Plan, root: Path, extra: Iterable[str] = ()
-    ) -> tuple[list[str], list[str]]:
-        """The `.py` files of `root` (an image or a tree) this compiler compiles, and those it
-        leaves as source (packages' test suites, unless `test_suites`)."""
-        lib = plan.site_packages.parent
-        every = python_files(root, [lib], extra)
-        if self.test_suites:
-            return every, []
-        copied = set(extra)  # always compiled: the variant put them there
-        compiled, source = [], []
-        for path in every:
-            if path not in copied and is_test_suite(path, lib, plan.site_packages):
-                source.append(path)
-            else:
-                compiled.append(path)
-        return compiled, source
-
-
-@dataclass(frozen=True)
-class NoCompiler:
-    """No interpreter compiles this build's bytecode, and why (the build ships none, and its
-    bytecode result says so)."""
-
-    reason: str
-
-
-def choose_compiler(
-    plan: Plan, tree: Path, *, native: bool, host_python: Callable[[], Path]
-) -> Compiler | NoCompiler:
-    """A same-X.Y interpreter for `plan`'s bytecode, or the reason there is none.
-
-    Native: the runtime's own. Cross: `host_python()`, the host's runtime of the plan's
-    version; a `RunenvError` from it falls back to runenv's own interpreter when that is the
-    same X.Y.
-    """
-    if not plan.compile_bytecode:
-        return NoCompiler("[build] compileBytecode = false")
-    xy = ".".join(plan.python_version.split(".")[:2])
-    tests = plan.compile_test_bytecode
-    # In the images' key: an image compiled with its test suites never serves a build that
-    # leaves them as source, nor the other way round, nor do images made before the choice
-    # existed (keyed "checked-hash:X.Y.Z", test suites compiled).
-    suffix = ":test-suites=" + ("compiled" if tests else f"source-{TEST_SUITE_RULE}")
-    exact = f"{INVALIDATION_MODE}:{plan.python_version}{suffix}"
-    if native:
-        return Compiler(tree / plan.interpreter, f"the runtime's own Python {xy}", exact, tests)
-    try:
-        return Compiler(
-            host_python(),
-            f"the {plan.python_version} runtime for this host (same X.Y)",
-            exact,
-            tests,
-        )
-    except RunenvError as exc:
-        own = runenv_interpreter(plan.python_version)
-        if own is None:
-            return NoCompiler(
-                f"cross build with no Python {xy} to compile with: the host's runtime of "
-                f"{plan.python_version} is unavailable ({exc}) and runenv runs on "
-                f"{sys.version_info[0]}.{sys.version_info[1]}"
-            )
-        version = sys.version.split()[0]
-        tag = f"{INVALIDATION_MODE}:{version}{suffix}"
-        return Compiler(own, f"runenv's own Python {version}", tag, tests)
-
-
 def compile_runtime(
     plan: Plan,
     tree: Path,
@@ -411,7 +260,8 @@ def compile_runtime(
     log_file: Path | None = None,
 ) -> BytecodeResult:
     """The stage as a build runs it: compile the stdlib, site-packages and copied `.py` files
-    with `compiler` (`choose_compiler`), or say in the result why there is no bytecode.
+    with `compiler` (`bytecode_compiler.choose_compiler`), or say in the result why there is
+    no bytecode.
 
     The standard library and the packages come from images (`runenv.install.images`) compiled when
     they were made; only the `.py` files with no `.pyc` yet, and the copied ones (a copied file
