@@ -2,8 +2,8 @@
 
 `resolve` takes the python-build-standalone (PBS) `install_only` archive and its sha256 from
 pbs-installer's index (`pbs_index`), through a mirror if one is set, or a pinned archive
-instead; `download` puts it in the content-addressed cache (`_download.fetch_to_cache`);
-`unpack` extracts it safely (`_extract`). `fetch_python` chains the three and `fetch_many` runs
+instead; `download` puts it in the content-addressed cache (`download.fetch_to_cache`);
+`unpack` extracts it safely (`extract`). `fetch_python` chains the three and `fetch_many` runs
 several platforms at once over one shared httpx client.
 """
 

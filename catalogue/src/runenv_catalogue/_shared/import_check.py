@@ -7,7 +7,8 @@ One process imports everything (fast); each failure is caught and reported by na
 shipped ones are read. With MODE "bytecode", every module loaded from a .py of the tree must
 have a valid hash-based .pyc (the test importlib makes before using one): the shipped bytecode
 is what runs, not a compile of its own. "bytecode-but-test-suites" exempts the modules of
-packages' test suites, shipped as source (runenv's `bytecode.is_test_suite`, the same rule);
+packages' test suites, shipped as source (the rule of runenv's
+`bytecode_compiler.is_test_suite`);
 "-" checks imports only. Prints one line: `RUNENV-CHECK {"prefix", "failures", "no_bytecode"}`.
 """
 
