@@ -17,7 +17,7 @@ import pytest
 from runenv._cache import Cache
 from runenv.config.load import load_variant
 from runenv.install import images as _images
-from runenv.pipeline.gather import build_target
+from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform
 from support.index import IndexServer

@@ -19,7 +19,7 @@ from runenv._cache import Cache
 from runenv.checks.audit import identify
 from runenv.config.load import load_variant
 from runenv.errors import BuildError
-from runenv.pipeline.gather import build_target
+from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform
 from support.index import IndexServer

@@ -39,7 +39,7 @@ from runenv.errors import RunenvError, UsageError, describe_os_error
 from runenv.fetch import python as python_fetch
 from runenv.fetch.download import new_client
 from runenv.fetch.python import MIRROR_ENV, choose_mirror, pinned_archive
-from runenv.pipeline.gather import build_many
+from runenv.pipeline.build import build_many
 from runenv.pipeline.context import INDEX_ENV, BuildOptions
 from runenv.pipeline.locking import ensure_lock
 from runenv.platforms import Platform, host_platform, parse_platforms

@@ -19,7 +19,7 @@ from pathlib import Path
 from runenv._cache import Cache
 from runenv.cli import main
 from runenv.config.load import load_variant
-from runenv.pipeline.gather import build_target
+from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform
 from support.index import IndexServer
