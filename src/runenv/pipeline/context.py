@@ -17,9 +17,9 @@ from runenv._cache import (
 from runenv.artifact import parts
 from runenv.artifact.manifest import read_manifest
 from runenv.config.plan import Plan
-from runenv.fetch import python as python_fetch
+from runenv.fetch.python import PythonSource
 from runenv.platforms import host_platform
-from runenv.tree import listing as tree_listing
+from runenv.tree import listing
 
 Reporter = Callable[[str], None]
 
@@ -95,7 +95,7 @@ class Target:
             isinstance(sha256, str)
             and is_verified(self.archive, sha256, in_dir=markers)
             and self.tree.is_dir()
-            and tree_listing.is_intact(self.tree, manifest, markers)  # an edited tree rebuilds
+            and listing.is_intact(self.tree, manifest, markers)  # an edited tree rebuilds
         )
 
 
@@ -142,7 +142,7 @@ class BuildContext:
     options: BuildOptions
     cache: Cache
     client: httpx.Client | None
-    python: python_fetch.PythonSource  # where the interpreter comes from, with its sha256
+    python: PythonSource  # where the interpreter comes from, with its sha256
     target: Target
     log: BuildLog
     # Set by `select` in a cross build: the wheels of its sources, built on this host because
