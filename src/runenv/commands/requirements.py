@@ -12,56 +12,38 @@ wheel in runenv's cache: the downloaded wheel, the wheel built from an sdist or 
 or an sdist's PKG-INFO where it declares Requires-Dist statically (Metadata-Version 2.2+). Where
 none is there, an extra cannot be checked (said so, never guessed); plain dependencies are then
 left to the lock, which resolved them jointly for the platform.
+
+This module is the check and its report; `requirements_file` reads the file and
+`requirements_wheelhouse` tells what each platform's runtime carries.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from runenv._cache import Cache, is_verified
+from runenv._cache import Cache
+from runenv.commands.requirements_file import Line, read_requirements
+from runenv.commands.requirements_wheelhouse import Wheelhouse, cached_form, wheelhouse_for
 from runenv.config.load import VariantConfig
 from runenv.config.plan import Plan, make_plan
-from runenv.errors import RunenvError, UsageError
-from runenv.fetch.metadata import sdist_requires, wheel_requires
-from runenv.fetch.wheels import WHEELS_SECTION, Artifact, marker_environment, select_for_plan
-from runenv.lock.pylock import read_lock
+from runenv.errors import UsageError
 from runenv.lock.resolve import is_fresh, lock_path
 from runenv.pipeline.context import BuildOptions
 from runenv.pipeline.locking import lock_request
 from runenv.platforms import Platform
-from runenv.sources.wheel_cache import CACHE_SECTION as BUILT_SECTION
-from runenv.sources.wheel_cache import cache_key, cached_wheel
 
 Kind = Literal["missing", "version", "unknown"]
 
-# pip's own rules (pip._internal.req.req_file): a `#` at the start or after whitespace starts a
-# comment; a line ending in a backslash continues on the next one.
-_COMMENT = re.compile(r"(^|\s+)#.*$")
 # Markers on values a cross target cannot know are taken as true (as wheels._applies does).
 _UNKNOWABLE = re.compile(r"platform_release|platform_version")
-_INCLUDES = {
-    "-r": "an include",
-    "--requirement": "an include",
-    "-c": "a constraints include",
-    "--constraint": "a constraints include",
-}
-_EDITABLE = ("-e", "--editable")
-
-
-@dataclass(frozen=True)
-class Line:
-    """One requirement of the file and the (first physical) line it is on."""
-
-    number: int
-    requirement: Requirement
 
 
 @dataclass(frozen=True)
@@ -153,199 +135,6 @@ class Report:
         }
 
 
-# --------------------------------------------------------------------------- the file
-
-
-def read_requirements(path: Path) -> list[Line]:
-    """The requirements of a pip requirements file; UsageError (one line naming the file and
-    the line) for anything `--no-index` from the runtime's packages cannot honour: options,
-    includes, editables, URLs and paths, or text that is no requirement."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(
-            f"{path}: cannot read the requirements file ({exc.strerror or exc})"
-        ) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: the requirements file is not UTF-8 text") from None
-    return [_requirement(path, number, body) for number, body in _logical_lines(text)]
-
-
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(first physical line number, text) of each non-empty line, continuations joined and
-    comments removed as pip does it."""
-    pending: list[str] = []
-    first = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if raw.endswith("\\") and not _COMMENT.match(raw):
-            if not pending:
-                first = number
-            pending.append(raw[:-1])
-            continue
-        if _COMMENT.match(raw):
-            raw = " " + raw  # a comment line ends a continuation, and stays a comment
-        if pending:
-            line, pending, number = "".join([*pending, raw]), [], first
-        else:
-            line = raw
-        line = _COMMENT.sub("", line).strip()
-        if line:
-            yield number, line
-    if pending:  # a file ending in a backslash
-        line = _COMMENT.sub("", "".join(pending)).strip()
-        if line:
-            yield first, line
-
-
-def _requirement(path: Path, number: int, text: str) -> Line:
-    where = f"{path}:{number}"
-    # pip splits a line at its first token that starts with `-`: the rest are options.
-    tokens = text.split()
-    at = next((i for i, t in enumerate(tokens) if t.startswith("-")), None)
-    if at is not None:
-        option = tokens[at].split("=", 1)[0]
-        if option in _EDITABLE:
-            raise UsageError(
-                f"{where}: an editable requirement ({text}) installs from a source tree, which "
-                "a block cannot do with --no-index from the runtime's packages: name the "
-                "package and its version instead"
-            )
-        if option in _INCLUDES:
-            raise UsageError(
-                f"{where}: {_INCLUDES[option]} ({text}) is not followed: a block installs this "
-                "one file; put the requirements it names in this file"
-            )
-        if option == "--hash":
-            raise UsageError(
-                f"{where}: the option --hash ({text}): pip's hash-checking mode is not "
-                "followed here (the runtime's packages may hold wheels built from source, "
-                "whose hashes no index publishes): check a copy of the file without --hash"
-            )
-        raise UsageError(
-            f"{where}: the option {option} ({text}) has no place in a block's requirements: "
-            "the block installs with --no-index --find-links <runtime>/packages/ only; "
-            "remove the option"
-        )
-    try:
-        req = Requirement(text)
-    except InvalidRequirement as exc:
-        if "://" in text or text.startswith((".", "/", "~")) or text.endswith(_ARCHIVES):
-            raise UsageError(
-                f"{where}: {text} is a URL or a path, which a block cannot install with "
-                "--no-index from the runtime's packages: name the package and its version"
-            ) from None
-        why = str(exc).splitlines()[0]  # packaging adds the text and a caret on more lines
-        raise UsageError(f"{where}: {text!r} is not a requirement ({why})") from None
-    if req.url:
-        raise UsageError(
-            f"{where}: {text} installs from a URL, which a block cannot do with --no-index "
-            f"from the runtime's packages: name {req.name} with its version instead"
-        )
-    return Line(number, req)
-
-
-_ARCHIVES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz")
-
-
-# --------------------------------------------------------------------------- the wheelhouse
-
-
-@dataclass
-class _Wheelhouse:
-    """What one platform's runtime carries in packages/, and what it knows about what it lacks."""
-
-    plan: Plan
-    artifacts: dict[NormalizedName, Artifact]  # canonical name -> the file the build selects
-    let_go: dict[str, str]  # canonical name -> why the resolution policy leaves it out
-    env: dict[str, str]
-    cache: Cache
-    elsewhere: dict[NormalizedName, list[str]] = field(default_factory=dict)  # other platforms'
-    _requires: dict[NormalizedName, list[Requirement] | None] = field(default_factory=dict)
-
-    @property
-    def seeded(self) -> frozenset[str]:
-        """What `python -m venv` installs in a new venv before any requirement: pip, and
-        setuptools too before Python 3.12."""
-        major, minor = (int(x) for x in self.plan.python_version.split(".")[:2])
-        return frozenset({"pip"} if (major, minor) >= (3, 12) else {"pip", "setuptools"})
-
-    def requires_dist(self, name: NormalizedName) -> list[Requirement] | None:
-        """The Requires-Dist of a carried package, or None when it is nowhere offline."""
-        if name not in self._requires:
-            self._requires[name] = _requires_dist(self.artifacts[name], self.plan, self.cache)
-        return self._requires[name]
-
-    def why_absent(self, name: str) -> str:
-        """Why package `name` is not in the wheelhouse, and what would bring it."""
-        plan = self.plan
-        key = canonicalize_name(name)
-        if key in plan.skipped:
-            return f"packages.skip on {plan.platform.value}: {plan.skipped[key]}"
-        if key in self.let_go:
-            return self.let_go[key]
-        # The checked platforms that do carry it: the sign of a package that only a
-        # platform-specific (or elsewhere skipped) dependency pulls in.
-        carried = (
-            f"; the runtime's packages have it on {', '.join(self.elsewhere[key])}"
-            if key in self.elsewhere
-            else ""
-        )
-        return (
-            f"not in the variant's lock for {plan.platform.value}{carried}: list it in its "
-            f"dependencies and run `runenv lock {plan.variant} --platform {plan.platform.value}`"
-        )
-
-
-def _requires_dist(artifact: Artifact, plan: Plan, cache: Cache) -> list[Requirement] | None:
-    """Requires-Dist from whichever copy runenv's cache holds (nothing is added to the cache;
-    a copy's verification marker may be renewed, as on every take).
-
-    A downloaded wheel lives at its sha256; a wheel built from an sdist or a git commit under
-    its build's key (the host-pure key first, as source_build looks); an sdist's PKG-INFO counts
-    only where it declares Requires-Dist statically (Metadata-Version 2.2+, not Dynamic).
-    """
-    if artifact.kind == "wheel":
-        return wheel_requires(_cached(cache, WHEELS_SECTION, artifact.sha256, artifact.filename))
-    for pure in (True, False):
-        key = cache_key(artifact, plan, host_pure=pure)
-        wheel = cached_wheel(cache.root / BUILT_SECTION / key[:2] / key)
-        if wheel is not None:
-            return wheel_requires(wheel)
-    if artifact.kind == "sdist":
-        return sdist_requires(_cached(cache, WHEELS_SECTION, artifact.sha256, artifact.filename))
-    return None
-
-
-def _cached_form(artifact: Artifact) -> str:
-    """How the message names the copy that would have told: the wheel, or one built from source."""
-    if artifact.kind == "wheel":
-        return artifact.filename
-    return f"a wheel built from {artifact.filename}"
-
-
-def _cached(cache: Cache, section: str, sha256: str, filename: str) -> Path | None:
-    # The blob path by hand: Cache.blob_path would create the section in a read-only command.
-    path = cache.root / section / sha256[:2] / sha256 / filename
-    return path if is_verified(path, sha256) else None
-
-
-def _wheelhouse(vc: VariantConfig, plan: Plan, cache: Cache) -> _Wheelhouse | str:
-    """The platform's wheelhouse, or why its build fails before there is one."""
-    path = lock_path(vc.folder, plan.platform)
-    try:
-        selection = select_for_plan(read_lock(path), plan)
-    except RunenvError as exc:  # strictMissing, or a package with neither wheel nor sdist
-        return " ".join(str(exc).split())  # the platform's one line
-    artifacts = {canonicalize_name(a.name): a for a in selection.artifacts}
-    env = marker_environment(plan.platform, plan.python_version)
-    return _Wheelhouse(plan, artifacts, dict(selection.missing), env, cache)
-
-
-# --------------------------------------------------------------------------- the check
-
-
 def check(
     vc: VariantConfig,
     requirements: Path,
@@ -369,7 +158,7 @@ def check(
         names = ", ".join(p.platform.value for p in unlocked)
         raise UsageError(f"{vc.variant} has no lock for {names}: run {runs}")
     cache = cache or Cache.default()
-    houses = [_wheelhouse(vc, plan, cache) for plan in plans]
+    houses = [wheelhouse_for(vc, plan, cache) for plan in plans]
     carried: dict[NormalizedName, list[str]] = {}
     for house in houses:
         if not isinstance(house, str):
@@ -410,7 +199,7 @@ def _applies(marker: Marker | None, env: Mapping[str, str], extra: str = "") -> 
         return True  # a marker the target's values cannot decide: the requirement counts
 
 
-def _check_platform(house: _Wheelhouse, lines: Sequence[Line], file_name: str) -> PlatformReport:
+def _check_platform(house: Wheelhouse, lines: Sequence[Line], file_name: str) -> PlatformReport:
     problems: dict[str, Problem] = {}  # one per package: the first path that reaches it
     unchecked: list[str] = []
     seen: set[tuple[str, str]] = set()  # (package, extra or "") already followed
@@ -458,7 +247,7 @@ def _check_platform(house: _Wheelhouse, lines: Sequence[Line], file_name: str) -
                 text = (
                     f"{wanted}: cannot tell offline whether the runtime's packages hold what "
                     f"the extras need ({via}): {artifact.name}'s Requires-Dist is not in the "
-                    f"lock and {_cached_form(artifact)} is not in runenv's cache (a build of "
+                    f"lock and {cached_form(artifact)} is not in runenv's cache (a build of "
                     f"{plan.variant} for {plan.platform.value} puts it there)"
                 )
                 report(Problem("unknown", wanted, text, line.number, chain))
