@@ -21,7 +21,7 @@ from runenv_catalogue._provision import (
     provision,
 )
 from runenv_catalogue._requirements import read_requirements
-from runenv_catalogue._shared import platforms as _platforms
+from runenv_catalogue._shared import platforms
 from runenv_catalogue._shared.platforms import PLATFORMS as PLATFORMS
 from runenv_catalogue._shared.platforms import platform_for as platform_for
 from runenv_catalogue._venv import (
@@ -43,10 +43,10 @@ _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 def host_platform() -> str:
     """The platform key (`{os}-{arch}`) of the machine this Python runs on."""
-    key = _platforms.host()
+    key = platforms.host()
     if key is None:
         raise UsageError(
-            f"this machine ({_platforms.host_text()}) is not one of the catalogue's "
+            f"this machine ({platforms.host_text()}) is not one of the catalogue's "
             f"platforms ({', '.join(PLATFORMS)}): pass --platform"
         )
     return key
@@ -128,7 +128,7 @@ class Entry:
             sha256, size, url = str(raw["sha256"]), raw["size"], str(raw["url"])
             if not _SHA256.fullmatch(sha256) or not isinstance(size, int) or size < 0:
                 raise ValueError("bad sha256 or size")
-            scripts_default = _platforms.scripts_dir(platform)
+            scripts_default = platforms.scripts_dir(platform)
             return cls(
                 variant=variant,
                 platform=platform,

@@ -13,7 +13,7 @@ from runenv._cache import (
 from runenv.config.load import VariantConfig
 from runenv.config.plan import Plan
 from runenv.errors import LockError
-from runenv.lock import resolve as lock
+from runenv.lock import resolve
 from runenv.lock.request import LockRequest
 from runenv.pipeline.context import BuildOptions, lock_dir
 
@@ -42,8 +42,8 @@ def stale_lock(vc: VariantConfig, plan: Plan, options: BuildOptions) -> str | No
 
     LockError when it is stale and `--locked` forbids re-locking.
     """
-    path = lock.lock_path(vc.folder, plan.platform)
-    if lock.is_fresh(path, lock_request(plan, options)):
+    path = resolve.lock_path(vc.folder, plan.platform)
+    if resolve.is_fresh(path, lock_request(plan, options)):
         return None
     why = "its inputs changed" if path.exists() else "there is none yet"
     if options.locked:
@@ -66,12 +66,12 @@ def relock(
     force: bool = False,
 ) -> None:
     """Lock: resolve the platform's lock again, unless a concurrent run did while we waited."""
-    path = lock.lock_path(vc.folder, plan.platform)
+    path = resolve.lock_path(vc.folder, plan.platform)
     request = lock_request(plan, options)
     options.report(f"{plan.variant} {plan.platform.value}: locking ({why})")
     with lock_for(path, in_dir=lock_dir(options, plan)):
-        if force or not lock.is_fresh(path, request):
-            locked = lock.lock(
+        if force or not resolve.is_fresh(path, request):
+            locked = resolve.lock(
                 request,
                 path,
                 cache=cache,
@@ -92,4 +92,4 @@ def ensure_lock(
     why = "forced" if force else stale_lock(vc, plan, options)
     if why is not None:
         relock(vc, plan, options, cache, why, force=force)
-    return lock.lock_path(vc.folder, plan.platform), why is not None
+    return resolve.lock_path(vc.folder, plan.platform), why is not None
