@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runenv._shared import IMPORT_CHECK
-from runenv.tree.modules import STRAY_REASON, is_test_suite, skip_reason
+from runenv.install.modules import STRAY_REASON, is_test_suite, skip_reason
 from support.dists import write_wheel
 from support.index import IndexServer, write_simple_pages
 from support.project import (

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from runenv._cache import Cache
-from runenv.checks.audit import audit_binaries, audit_wheel_tags, identify
+from runenv.checks.audit import audit_binaries, audit_wheel_tags
 from runenv.cli import main
 from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
 from runenv.install.wheels import install_wheels
 from runenv.platforms import ALL_PLATFORMS, Platform
+from runenv.tree.binaries import identify
 from support.index import SRCONLY_HELLO, Index, IndexServer
 from support.pbs import PY_VERSION, PY_XY, elf_header, foreign_pbs_archive, macho_fat
 from support.project import (

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from runenv.errors import BuildError
+from runenv.install.modules import importable, top_level
 from runenv.install.wheels import InstalledDist, install_wheels
 from runenv.platforms import Platform, host_platform
-from runenv.tree.modules import importable, top_level
 from support.dists import record_hash, write_wheel
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"

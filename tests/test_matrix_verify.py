@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from runenv.artifact.parts import publish_parts
+from runenv.install.modules import importable
 from runenv.platforms import host_platform
-from runenv.tree.modules import importable
 from support.index import IndexServer
 from support.pbs import PY_VERSION
 from support.project import build_for_host, catalogue_check, make_project

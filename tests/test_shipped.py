@@ -28,10 +28,10 @@ from packaging.utils import canonicalize_name
 from runenv.config.load import load_variant
 from runenv.config.plan import make_plan
 from runenv.config.project import list_variants
+from runenv.install.modules import importable
 from runenv.lock.pylock import read_lock
 from runenv.lock.resolve import lock_path
 from runenv.platforms import host_platform
-from runenv.tree.modules import importable
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = host_platform()

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from runenv._cache import Cache
-from runenv.checks.audit import identify
 from runenv.config.load import load_variant
 from runenv.errors import BuildError
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform
+from runenv.tree.binaries import identify
 from support.index import IndexServer
 from support.pbs import PY_VERSION
 from support.project import make_project

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runenv.checks.audit import identify
 from runenv.fetch.extract import extract_tar
 from runenv.platforms import ALL_PLATFORMS, host_platform
+from runenv.tree.binaries import identify
 from support.pbs import PBS_TAG, SCRIPT
 
 BASE_URL = "https://mirror.example/pbs"

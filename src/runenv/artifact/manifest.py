@@ -13,7 +13,7 @@ from typing import Any
 
 from runenv import __version__, _bounded
 from runenv.config.plan import CopyStep, Plan
-from runenv.tree.modules import checked_and_skipped
+from runenv.install.modules import checked_and_skipped
 
 SCHEMA_VERSION = 1
 # Bump when a change to runenv changes what a build produces from the same inputs.
@@ -42,7 +42,7 @@ class PackageRecord:
     wheel: str
     sha256: str
     from_source: bool
-    top_level: tuple[str, ...] = ()  # importable names it installed (`runenv.tree.modules`)
+    top_level: tuple[str, ...] = ()  # importable names it installed (`runenv.install.modules`)
 
 
 PLAN_FIELDS_NOT_HASHED: dict[str, str] = {

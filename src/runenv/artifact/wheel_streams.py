@@ -26,11 +26,11 @@ from typing import BinaryIO
 import deflate
 
 from runenv.errors import BuildError
+from runenv.install.sources import local_data_offset
 
 # Smaller files stay in the 4 MiB blocks: each stream used is a member of its own, and the
 # tar headers between two of them a small member too, compressed without the context before.
 MIN_SIZE = 64 << 10
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 _READ = 1 << 20
 
 
@@ -101,20 +101,6 @@ class Verifier:
             if known is None:
                 known = self._wheels[stream.wheel] = _sha256(stream.wheel) == stream.wheel_sha256
             return known
-
-
-def local_data_offset(f: BinaryIO, header_offset: int) -> int | None:
-    """Where the data of the zip entry whose local header is at `header_offset` starts (after
-    the header's own name and extra field, which may differ from the central directory's);
-    None if no local header is there."""
-    f.seek(header_offset)
-    head = f.read(_LOCAL_HEADER.size)
-    if len(head) != _LOCAL_HEADER.size:
-        return None
-    signature, name_len, extra_len = _LOCAL_HEADER.unpack(head)
-    if signature != b"PK\x03\x04":
-        return None
-    return header_offset + _LOCAL_HEADER.size + int(name_len) + int(extra_len)
 
 
 def read_exactly(f: BinaryIO, size: int, short: str) -> Iterator[bytes]:

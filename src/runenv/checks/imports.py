@@ -1,8 +1,8 @@
 """The check stage, natively: import every top-level module with the runtime's interpreter.
 
-The names come from `runenv.tree.modules.importable` (what the installed distributions' RECORDs
+The names come from `runenv.install.modules.importable` (what the installed distributions' RECORDs
 declare, namespace packages and `_`-prefixed modules included), test suites left out
-(`runenv.tree.modules.skip_reason`: test suites, stray source-tree folders; the manifest says
+(`runenv.install.modules.skip_reason`: test suites, stray source-tree folders; the manifest says
 which, `check.skipped`).
 
 The tree is checked at a path other than the one it was built in, so a runtime that only works
@@ -19,7 +19,7 @@ from pathlib import Path
 from runenv._shared import IMPORT_CHECK
 from runenv._subprocess import run
 from runenv.errors import CheckError
-from runenv.tree.modules import checked_and_skipped
+from runenv.install.modules import checked_and_skipped
 
 # The script (`runenv._shared.import_check`, the catalogue's `check` runs the same file): one
 # process imports everything, each failure reported by name; `-B` writes no .pyc into the tree.

@@ -16,10 +16,10 @@ from runenv.config.load import VariantConfig
 from runenv.config.plan import make_plan
 from runenv.config.schema import Layout
 from runenv.errors import UsageError
+from runenv.install.modules import importable
 from runenv.pipeline.context import BuildOptions, Target, lock_dir
 from runenv.platforms import Platform, host_platform
 from runenv.tree import listing
-from runenv.tree.modules import importable
 
 
 def check_built(vc: VariantConfig, platform: Platform, options: BuildOptions) -> Path:

@@ -115,7 +115,7 @@ def ensure(
         links: dict[str, str] = {}
         dirs: list[str] = []
         base = os.fspath(tree)
-        for rel, kind, st in _walk(tree):
+        for rel, kind, st in walk(tree):
             if kind == "dir":
                 entries[rel] = {"dir": True}
                 dirs.append(rel)
@@ -230,7 +230,7 @@ def record_hashes(site_packages_rel: str) -> Callable[[Path], dict[str, str]]:
 # --- inside -----------------------------------------------------------------------------------
 
 
-def _walk(tree: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+def walk(tree: Path) -> Iterator[tuple[str, str, os.stat_result]]:
     """(tree-relative path, "file" | "link" | "dir", lstat) of every entry, links not
     followed: os.scandir, one lstat per entry (~10,000 per large wheel)."""
     stack = [""]

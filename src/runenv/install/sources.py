@@ -8,6 +8,7 @@ thread timing (the later wheel wins, as with pip).
 from __future__ import annotations
 
 import posixpath
+import struct
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,7 +19,6 @@ from installer.exceptions import InstallerError
 from installer.sources import WheelFile
 from installer.utils import parse_entrypoints
 
-from runenv.artifact.wheel_streams import local_data_offset
 from runenv.errors import BuildError
 from runenv.install.layout import Layout
 from runenv.install.scripts import script_stem
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 # larger ones stream through zipfile. Memory stays bounded whatever the wheel: at most one such
 # entry and its compressed bytes per image thread (3 on 2 cores), read out in chunks (`_Whole`).
 WHOLE_ENTRY = 64 << 20
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 
 
 class WheelSource(WheelFile):
@@ -170,3 +172,17 @@ def _dest_paths(source: WheelSource, layout: Layout) -> set[str]:
     for script, *_ in parse_entrypoints(text) if text else ():
         paths.add(posixpath.join(layout.schemes["scripts"], script_stem(script)))
     return {p.lower() for p in paths} if layout.windows else paths
+
+
+def local_data_offset(f: BinaryIO, header_offset: int) -> int | None:
+    """Where the data of the zip entry whose local header is at `header_offset` starts (after
+    the header's own name and extra field, which may differ from the central directory's);
+    None if no local header is there."""
+    f.seek(header_offset)
+    head = f.read(_LOCAL_HEADER.size)
+    if len(head) != _LOCAL_HEADER.size:
+        return None
+    signature, name_len, extra_len = _LOCAL_HEADER.unpack(head)
+    if signature != b"PK\x03\x04":
+        return None
+    return header_offset + _LOCAL_HEADER.size + int(name_len) + int(extra_len)

@@ -29,8 +29,8 @@ from runenv._cache import file_sha256
 from runenv.config.plan import Plan
 from runenv.errors import BuildError
 from runenv.fetch.wheels import Artifact
+from runenv.install.modules import top_level
 from runenv.install.wheels import InstalledDist
-from runenv.tree.modules import top_level
 
 PACKAGES_DIR = "packages"
 """The wheelhouse folder, relative to the root (the consumer's `--find-links <root>/packages/`)."""

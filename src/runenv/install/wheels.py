@@ -10,7 +10,7 @@ directories. The parts, named as installer names its own:
   records each file (relocatable, cross-platform, no bytecode);
 - `runenv.install.scripts`: the relocatable sh trampolines and Windows `.exe` launchers;
 - `runenv.install.installed`: distributions already in the tree (PBS's pip), removed first;
-- `runenv.tree.modules`: the top-level names each distribution installed, for the manifest.
+- `runenv.install.modules`: the top-level names each distribution installed, for the manifest.
 
 Groups install on parallel threads (inflate, sha256 and writes release the GIL).
 """
@@ -40,9 +40,9 @@ from runenv.install.destination import RuntimeDestination
 from runenv.install.images import Image, record_hashes
 from runenv.install.installed import remove_installed
 from runenv.install.layout import Layout
+from runenv.install.modules import top_level
 from runenv.install.sources import WheelSource, clash_groups, open_wheel
 from runenv.platforms import Platform
-from runenv.tree.modules import top_level
 
 # installer skips the `__pycache__/*.pyc` files some wheels carry (numpy does) and warns each
 # time, attributed to its caller (`_install_one` below); skipping is right (bytecode left over

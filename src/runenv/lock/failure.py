@@ -16,9 +16,9 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from runenv._shared.redact import redact
 from runenv.config.project import VARIANT_NAMES, VERSIONS_DIR
 from runenv.errors import LockError, SubprocessError
-from runenv.fetch.download import redact
 from runenv.lock import conflicts
 from runenv.lock.request import LockRequest
 

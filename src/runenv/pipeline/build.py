@@ -33,6 +33,7 @@ from runenv.config.load import VariantConfig
 from runenv.config.schema import Layout
 from runenv.errors import BuildError, OSFailure, RunenvError
 from runenv.install.images import Image
+from runenv.install.modules import importable
 from runenv.lock import resolve
 from runenv.pipeline import assemble, checking, compiling, finish, gather
 from runenv.pipeline.context import BuildContext, BuildOptions, BuildResult, Target
@@ -40,7 +41,6 @@ from runenv.pipeline.locking import relock, stale_lock
 from runenv.pipeline.reuse import keep_archive, reuse_archive
 from runenv.platforms import Platform
 from runenv.tree import listing
-from runenv.tree.modules import importable
 
 
 def build_target(

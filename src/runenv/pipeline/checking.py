@@ -10,9 +10,9 @@ from pathlib import Path
 from runenv.checks import audit, consumer
 from runenv.checks.imports import import_check
 from runenv.config.schema import Layout
+from runenv.install.modules import top_level
 from runenv.install.wheels import InstalledDist
 from runenv.pipeline.context import BuildContext
-from runenv.tree.modules import top_level
 
 
 def block_importable(

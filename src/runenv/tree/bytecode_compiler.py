@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from runenv.config.plan import Plan
 from runenv.errors import RunenvError
 from runenv.fetch import python
-from runenv.tree.modules import is_test_suite as is_test_suite_module
+from runenv.install.modules import is_test_suite as is_test_suite_module
 
 INVALIDATION_MODE = "checked-hash"
 """The PEP 552 invalidation mode of every `.pyc` runenv writes (why: `runenv.tree.bytecode`)."""

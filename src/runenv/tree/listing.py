@@ -29,7 +29,7 @@ from typing import Any
 from runenv import _bounded
 from runenv._cache import file_sha256, staged_file
 from runenv.errors import CheckError
-from runenv.install.images import _walk, must_hash, stat_fingerprint
+from runenv.install.images import must_hash, stat_fingerprint, walk
 
 FORMAT = 1
 SUFFIX = ".files.json"
@@ -56,7 +56,7 @@ def make(tree: Path, known: Mapping[tuple[int, int], str] | None = None) -> List
     known = known or {}
     entries: Listing = {}
     base = os.fspath(tree)
-    for rel, kind, st in _walk(tree):
+    for rel, kind, st in walk(tree):
         if kind == "dir":
             entries[rel] = {"dir": True}
         elif kind == "link":
@@ -174,7 +174,7 @@ def _compare(tree: Path, listing: Listing, suspect: Any) -> list[str]:
     seen: set[str] = set()
     base = os.fspath(tree)
     try:
-        walked = list(_walk(tree))
+        walked = list(walk(tree))
     except OSError as exc:  # a FIFO or a device in the tree
         return [f"{exc.filename}: not a file, folder or link"]
     for rel, kind, st in walked:

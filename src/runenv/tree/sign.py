@@ -22,9 +22,9 @@ import tempfile
 from pathlib import Path
 
 from runenv._subprocess import run
-from runenv.checks.audit import identify
 from runenv.errors import UsageError
 from runenv.install.images import unshare_tree
+from runenv.tree.binaries import identify
 
 SIGN_ENV = "RUNENV_SIGN_COMMAND"
 # Notarization waits on Apple's notary service, which takes minutes (sometimes many): the
