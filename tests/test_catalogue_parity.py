@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import pytest
+import runenv_catalogue as rc
+from runenv_catalogue import _provision
 
 from runenv.artifact.manifest import SCHEMA_VERSION as MANIFEST_SCHEMA
 from runenv.commands.catalogue import collect
@@ -36,12 +37,6 @@ from support.pbs import (
     symlink,
     write_tar,
 )
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "catalogue" / "src"))
-
-import runenv_catalogue as rc  # noqa: E402
-from runenv_catalogue import _provision  # noqa: E402
 
 # --- platforms ---------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import itertools
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,17 @@ import pytest
 from packaging.markers import Marker
 from packaging.specifiers import Specifier
 from packaging.version import Version as PackagingVersion
+from runenv_catalogue import Catalogue, CatalogueError, RequirementsNotMet
+from runenv_catalogue.__main__ import main as catalogue_main
+from runenv_catalogue._requirements import (
+    Installed,
+    Version,
+    evaluate_marker,
+    parse_requirement,
+    specifier_contains,
+    unmet,
+)
+from runenv_catalogue._venv import INCOMPLETE
 
 from runenv._cache import Cache
 from runenv.commands.catalogue import catalogue_json, collect
@@ -35,21 +45,6 @@ from support.dists import write_wheel
 from support.index import IndexServer
 from support.pbs import PY_VERSION, PY_XY, standin
 from support.project import make_project
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "catalogue" / "src"))
-
-from runenv_catalogue import Catalogue, CatalogueError, RequirementsNotMet  # noqa: E402
-from runenv_catalogue.__main__ import main as catalogue_main  # noqa: E402
-from runenv_catalogue._requirements import (  # noqa: E402
-    Installed,
-    Version,
-    evaluate_marker,
-    parse_requirement,
-    specifier_contains,
-    unmet,
-)
-from runenv_catalogue._venv import INCOMPLETE  # noqa: E402
 
 HOST = host_platform()
 WHEELS = f"{PY_VERSION}-venv-wheels"

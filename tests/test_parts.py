@@ -9,12 +9,14 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runenv_catalogue import Catalogue, ChecksumMismatch, DownloadError, Part
+from runenv_catalogue.__main__ import main as catalogue_main
+from runenv_catalogue._provision import CHUNK, verified_chunks
 
 from runenv.artifact.parts import (
     DEFAULT_PART_SIZE,
@@ -30,13 +32,6 @@ from support.http import LoopbackServer, drop_after
 from support.index import IndexServer
 from support.pbs import PY_VERSION
 from support.project import build_for_host, make_project
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "catalogue" / "src"))
-
-from runenv_catalogue import Catalogue, ChecksumMismatch, DownloadError, Part  # noqa: E402
-from runenv_catalogue.__main__ import main as catalogue_main  # noqa: E402
-from runenv_catalogue._provision import CHUNK, verified_chunks  # noqa: E402
 
 HOST = host_platform()
 VARIANT = f"{PY_VERSION}-parts"
