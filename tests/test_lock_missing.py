@@ -7,7 +7,7 @@ strictMissing the lock fails as before."""
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,13 +56,13 @@ def _cli(root: Path, server: IndexServer, *args: str) -> int:
 
 
 def test_what_cannot_be_installed_is_left_out_with_its_reason(
+    new_project: Callable[..., Path],
     tmp_path: Path,
-    pbs: tuple[Path, str],
     server: IndexServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     deps = ["rtkeep==1.0", "rtwinonly==1.0", "rtuser==1.0", "rtneedsbase==1.0", "rtbase==1.0"]
-    root = make_project(tmp_path / "p", pbs, deps, extra=POLICY.format(strict="false"))
+    root = new_project(deps, extra=POLICY.format(strict="false"))
     assert _cli(root, server, "lock") == 0
     said = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
     assert sorted(ln.split(": ")[2] for ln in said) == [
@@ -87,12 +87,13 @@ def test_what_cannot_be_installed_is_left_out_with_its_reason(
 
 
 def test_strict_missing_still_fails_the_lock(
+    new_project: Callable[..., Path],
     tmp_path: Path,
     pbs: tuple[Path, str],
     server: IndexServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtuser==1.0"], extra=POLICY.format(strict="true"))
+    root = new_project(["rtuser==1.0"], extra=POLICY.format(strict="true"))
     assert _cli(root, server, "lock") == 1
     err = capsys.readouterr().err
     assert "cannot lock" in err and "rtwinonly" in err and "has no wheels" in err

@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +30,16 @@ from runenv.commands.catalogue import collect
 from runenv.errors import BuildError, ChecksumError, UsageError
 from runenv.platforms import host_platform
 from support.http import LoopbackServer, drop_after
-from support.index import IndexServer
 from support.pbs import PY_VERSION
-from support.project import build_for_host, make_project
 
 HOST = host_platform()
 VARIANT = f"{PY_VERSION}-parts"
 
 
 @pytest.fixture(scope="module")
-def built(
-    tmp_path_factory: pytest.TempPathFactory, pbs: tuple[Path, str], pkg_server: IndexServer
-) -> Path:
+def built(host_build: Callable[..., Path]) -> Path:
     """dist/ of a project with one variant built for the host (a real runtime archive)."""
-    root = tmp_path_factory.mktemp("partsproj")
-    make_project(root, pbs, ["rtdep==1.0"], variant=VARIANT, platform=HOST.value)
-    return build_for_host(root, VARIANT, pkg_server.index_url).parent
+    return host_build(VARIANT, ["rtdep==1.0"]).parent
 
 
 def _copy_dist(built: Path, dest: Path) -> tuple[Path, dict[str, Any]]:

@@ -34,11 +34,11 @@ from support.pbs import CPU_TYPE_ARM64, PY_XY, macho_header
 from support.project import (
     VARIANT,
     build,
+    cross_project,
     make_project,
     manifest_of,
     run_unpacked,
 )
-from test_cross import cross_project
 
 CP = "cp" + PY_XY.replace(".", "")
 

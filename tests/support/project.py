@@ -1,10 +1,10 @@
 """A throwaway runenv project for end-to-end tests, and what they read back from its build.
 
 `make_project(root, pbs, deps)` writes a variant that pins the loopback PBS archive, ships a
-tool and a module (copyFiles) and depends on packages of the loopback index (`write_variant`
-writes any other config); `build` runs the CLI on it, `build_for_host` the pipeline in-process;
-`archive_of`, `manifest_of`, `unpack` and `run_python` read the result, and `catalogue_check`
-checks it as a verify job does.
+tool and a module (copyFiles) and depends on packages of the loopback index (`cross_project`
+one for all five platforms, `write_variant` any other config); `build` runs the CLI on it,
+`build_for_host` the pipeline in-process; `archive_of`, `manifest_of`, `unpack` and
+`run_python` read the result, and `catalogue_check` checks it as a verify job does.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from runenv.cli import main
 from runenv.config.load import load_variant
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
-from runenv.platforms import host_platform
+from runenv.platforms import ALL_PLATFORMS, Platform, host_platform
 from support.index import IndexServer
-from support.pbs import PY_VERSION
+from support.pbs import PY_VERSION, foreign_pbs_archive
 
 REPO = Path(__file__).resolve().parents[2]
 PY_XY = "{}.{}".format(*sys.version_info[:2])
@@ -85,6 +85,20 @@ def make_project(
         tool.write_text('#!/bin/sh\necho "RT_TOOL $(dirname "$0")"\n')
         tool.chmod(0o755)
         (folder / "files" / "site" / "rtcopied.py").write_text('VALUE = "copied"\n')
+    return root
+
+
+def cross_project(root: Path, pbs: tuple[Path, str], deps: list[str], extra: str = "") -> Path:
+    """A variant for all five platforms: the real host archive, header-only foreign ones."""
+    archives = ""
+    for plat in ALL_PLATFORMS:
+        if plat is Platform.LINUX_X64:
+            continue
+        path, sha = foreign_pbs_archive(plat, root / "archives")
+        archives += f'[python.archives.{plat.value}]\nurl = "{path.as_uri()}"\nsha256 = "{sha}"\n'
+    make_project(root, pbs, deps, extra=archives + extra)
+    config = root / "versions" / VARIANT / "config.toml"
+    config.write_text(config.read_text().replace('platforms = ["linux-x64"]\n', ""))
     return root
 
 
