@@ -183,8 +183,15 @@ def test_second_fetch_is_served_from_the_cache_fast(
 # -- flaky servers ------------------------------------------------------------------------------
 
 
-def test_500_then_success(cache: Cache, served: tuple[str, str], loopback: LoopbackServer) -> None:
-    loopback.script(ARCHIVE, status(500))
+@pytest.mark.parametrize(
+    "failure",
+    [status(500), drop_after(100_000, announce_length=False)],
+    ids=["500_then_success", "body_cut_short_without_a_length"],
+)
+def test_one_failed_answer_is_fetched_again(
+    cache: Cache, served: tuple[str, str], loopback: LoopbackServer, failure: Fault
+) -> None:
+    loopback.script(ARCHIVE, failure)
     fetch_served(cache, served)
     assert loopback.requests_for(ARCHIVE) == 2
 
@@ -218,14 +225,6 @@ def test_dropped_connection_restarts_without_range_support(
     loopback.script(ARCHIVE, drop_after(1000), drop_after(200_000))
     fetch_served(cache, served)
     assert [r.range for r in loopback.request_log(ARCHIVE)] == [None, None, None]
-
-
-def test_body_cut_short_without_a_length_is_fetched_again(
-    cache: Cache, served: tuple[str, str], loopback: LoopbackServer
-) -> None:
-    loopback.script(ARCHIVE, drop_after(100_000, announce_length=False))
-    fetch_served(cache, served)
-    assert loopback.requests_for(ARCHIVE) == 2
 
 
 def test_wrong_bytes_raise_checksum_error_and_cache_nothing(
