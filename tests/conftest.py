@@ -88,6 +88,14 @@ def loopback(tmp_path: Path) -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture
+def cold_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A runenv cache of the test's own (tmp_path/cache), empty until the test fills it."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("RUNENV_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
 def new_project(tmp_path: Path, pbs: tuple[Path, str]) -> Callable[..., Path]:
     """`new_project(deps, **keywords)`: `make_project` at tmp_path/p, on the PBS stand-in."""
     return functools.partial(make_project, tmp_path / "p", pbs)

@@ -39,13 +39,6 @@ def runenv_gets(server: IndexServer, filename: str) -> int:
     )
 
 
-@pytest.fixture
-def cold_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "cache"
-    monkeypatch.setenv("RUNENV_CACHE_DIR", str(path))
-    return path
-
-
 def test_all_five_platforms_from_one_host(
     new_cross_project: Callable[..., Path],
     tmp_path: Path,
@@ -195,9 +188,9 @@ def test_force_source_takes_sdist_even_with_a_wheel(
 
 def test_failing_source_build_shows_tail_and_log(
     new_project: Callable[..., Path],
-    tmp_path: Path,
     pkg_server: IndexServer,
     pkg_index: Index,
+    cold_cache: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -205,7 +198,6 @@ def test_failing_source_build_shows_tail_and_log(
         pytest.skip("no setuptools wheel could be put in the test index")
     monkeypatch.setenv("CC", "/bin/false")  # the C compiler fails
     root = new_project(["rtsrconly==1.0"])
-    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
     assert build(root, pkg_server) == 1
     err = capsys.readouterr().err
     assert "build rtsrconly 1.0 from source: failed with exit code 1" in err

@@ -192,9 +192,8 @@ def test_pure_sdist_built_once_on_host_for_every_platform(
     new_cross_project: Callable[..., Path],
     tmp_path: Path,
     ref_server: IndexServer,
-    monkeypatch: pytest.MonkeyPatch,
+    cold_cache: Path,
 ) -> None:
-    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
     commit = make_git_repo(tmp_path / "rtgit")  # a pure git dependency goes the same way
     deps = ["rtpure==1.0", "rtpuresrc==1.0", f"rtgit @ git+{(tmp_path / 'rtgit').as_uri()}"]
     root = new_cross_project(deps)
@@ -210,9 +209,9 @@ def test_pure_sdist_built_once_on_host_for_every_platform(
     assert len(list((root / "dist").glob("*.json"))) == 5
     # One wheel each, built once, shared by every platform.
     assert {k: len(v) for k, v in wheels.items()} == {"rtpuresrc": 1, "rtgit": 1}
-    built = list((tmp_path / "cache").rglob("rtpuresrc-1.0-py3-none-any.whl"))
+    built = list(cold_cache.rglob("rtpuresrc-1.0-py3-none-any.whl"))
     assert len(built) == 1, built
-    assert len(list((tmp_path / "cache").rglob("rtgit-0.3-py3-none-any.whl"))) == 1
+    assert len(list(cold_cache.rglob("rtgit-0.3-py3-none-any.whl"))) == 1
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.macosx-x64.toml").read_text())
     assert next(p for p in lock["packages"] if p["name"] == "rtgit")["vcs"]["commit-id"] == commit
     win = root / "pydist" / VARIANT / "windows-x64" / "Lib" / "site-packages" / "rtpuresrc"
@@ -234,11 +233,13 @@ def test_compiled_sdist_still_needs_native_runner(
 
 @pytest.mark.network
 def test_real_sdist_only_pure_package_builds_every_platform_from_linux(
-    new_cross_project: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    new_cross_project: Callable[..., Path],
+    tmp_path: Path,
+    cold_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """python-louvain 0.16 ships no wheel at all (the reference builds it on four runners)."""
     monkeypatch.setenv("RUNENV_INDEX_URL", "")
-    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
     extra = "[packages.resolution]\nallowSourceList = ['python-louvain']\nstrictMissing = true\n"
     root = new_cross_project(["python-louvain==0.16"], extra)
     assert main(["-q", "--project", str(root), "build", VARIANT, "--platform", "all"]) == 0
