@@ -29,15 +29,7 @@ from support.index import (
     write_simple_pages,
 )
 from support.pbs import elf_header
-from support.project import (
-    SITE,
-    VARIANT,
-    archive_of,
-    build,
-    make_project,
-    manifest_of,
-    unpack,
-)
+from support.project import SITE, VARIANT, archive_of, build, make_project, manifest_of, unpack
 
 
 def run_cli(root: Path, server: IndexServer, *args: str) -> subprocess.Popen[str]:
