@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from support.cli import run_main
 from support.dists import write_wheel
 from support.index import IndexServer, serve, write_simple_pages
 from support.project import (
     VARIANT,
+    cli_stderr,
     make_project,
     manifest_of,
     run_unpacked,
@@ -51,26 +51,18 @@ linux-x64 = "not on Linux"
 """
 
 
-def _cli(root: Path, server: IndexServer, command: str, code: int = 0) -> str:
-    """`runenv -q COMMAND VARIANT` on `root` against `server`, which must exit `code`; what it
-    wrote on stderr."""
-    done = run_main("-q", "--project", str(root), command, VARIANT, "--index-url", server.index_url)
-    assert done.returncode == code, done.stderr
-    return done.stderr
-
-
 def test_what_cannot_be_installed_is_left_out_with_its_reason(
     new_project: Callable[..., Path], tmp_path: Path, server: IndexServer
 ) -> None:
     deps = ["rtkeep==1.0", "rtwinonly==1.0", "rtuser==1.0", "rtneedsbase==1.0", "rtbase==1.0"]
     root = new_project(deps, extra=POLICY.format(strict="false"))
-    said = [ln for ln in _cli(root, server, "lock").splitlines() if ln.startswith("warning:")]
+    said = [ln for ln in cli_stderr(root, server, "lock").splitlines() if ln.startswith("warning:")]
     assert sorted(ln.split(": ")[2] for ln in said) == [
         "rtneedsbase left out",
         "rtuser left out",
         "rtwinonly left out",
     ]
-    built = _cli(root, server, "build")
+    built = cli_stderr(root, server, "build")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     missing = lock["tool"]["runenv"]["missing"]
     assert set(missing) == {"rtwinonly", "rtuser", "rtneedsbase"}
@@ -90,12 +82,12 @@ def test_strict_missing_still_fails_the_lock(
     new_project: Callable[..., Path], tmp_path: Path, pbs: tuple[Path, str], server: IndexServer
 ) -> None:
     root = new_project(["rtuser==1.0"], extra=POLICY.format(strict="true"))
-    err = _cli(root, server, "lock", code=1)
+    err = cli_stderr(root, server, "lock", code=1)
     assert "cannot lock" in err and "rtwinonly" in err and "has no wheels" in err
     assert not (root / "versions" / VARIANT / "pylock.linux-x64.toml").exists()
     # A skipped package still required fails it too, naming both.
     root = make_project(
         tmp_path / "q", pbs, ["rtneedsbase==1.0"], extra=POLICY.format(strict="true")
     )
-    err = _cli(root, server, "lock", code=1)
+    err = cli_stderr(root, server, "lock", code=1)
     assert "rtbase is skipped on linux-x64 but required by rtneedsbase==1.0" in err

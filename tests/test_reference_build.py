@@ -12,27 +12,17 @@ from pathlib import Path
 import pytest
 
 from runenv.cli import main
-from support.cli import run_main
 from support.index import IndexServer
 from support.project import (
     SITE,
     VARIANT,
+    cli_stderr,
     manifest_of,
     run_python,
     run_unpacked,
     unpack,
 )
 from support.reference import make_git_repo
-
-
-def cli(root: Path, server: IndexServer, command: str, *args: str, code: int = 0) -> str:
-    """`runenv -q COMMAND VARIANT ARGS` on `root` against `server`, which must exit `code`; what
-    it wrote on stderr."""
-    done = run_main(
-        "-q", "--project", str(root), command, VARIANT, "--index-url", server.index_url, *args
-    )
-    assert done.returncode == code, done.stderr
-    return done.stderr
 
 
 def config_toml(root: Path) -> Path:
@@ -44,7 +34,7 @@ def test_policy_skips_with_a_warning_and_records_it(
 ) -> None:
     extra = "[packages.resolution]\nstrictMissing = false\nonlyBinaryList = ['rtpuresrc']\n"
     root = new_project(["rtpure==1.0", "rtsrconly==1.0", "rtpuresrc==1.0"], extra=extra)
-    err = cli(root, ref_server, "build")
+    err = cli_stderr(root, ref_server, "build")
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2, err
     assert any(
@@ -63,7 +53,7 @@ def test_policy_skips_with_a_warning_and_records_it(
     # strictMissing: the same build fails, naming the package and the platform.
     text = config_toml(root).read_text().replace("strictMissing = false", "strictMissing = true")
     config_toml(root).write_text(text)
-    err = cli(root, ref_server, "build", code=1)
+    err = cli_stderr(root, ref_server, "build", code=1)
     assert "strictMissing" in err and "rtsrconly" in err and "linux-x64" in err
 
 
@@ -77,7 +67,7 @@ def test_build_wheel_recipe_installs_build_requires_and_passes_config_settings(
         "configSettings = ['mode=fast', 'flag=a', 'flag=b']\n"
     )
     root = new_project(["rtrecipe==1.0"], extra=extra)
-    cli(root, ref_server, "build")
+    cli_stderr(root, ref_server, "build")
     manifest = manifest_of(root)
     record = next(p for p in manifest["packages"] if p["name"] == "rtrecipe")  # type: ignore[index,union-attr]
     assert record["from_source"] is True
@@ -106,7 +96,7 @@ def test_git_dependency_locked_to_full_commit_built_and_no_deps(
         .replace("[packages]\n", "[packages]\nnoDeps = ['rtgit-src']\n")
     )
     config_toml(root).write_text(text)
-    cli(root, ref_server, "build")
+    cli_stderr(root, ref_server, "build")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     entry = next(p for p in lock["packages"] if p["name"] == "rtgit")
     assert entry["vcs"]["commit-id"] == commit
@@ -120,7 +110,7 @@ def test_git_dependency_locked_to_full_commit_built_and_no_deps(
     # Without rtpure, noDeps leaves rtdep out altogether.
     text = config_toml(root).read_text().replace('"rtpure==1.0", ', "")
     config_toml(root).write_text(text)
-    cli(root, ref_server, "lock")
+    cli_stderr(root, ref_server, "lock")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     assert {p["name"] for p in lock["packages"]} == {"rtgit"}
 
@@ -157,7 +147,7 @@ def test_git_dependency_over_loopback_http(
     with LoopbackServer(served) as git_server:
         dep = f"rtgit @ git+{git_server.url}/rtgit.git@{commit}"
         root = new_project([dep])
-        cli(root, ref_server, "lock")
+        cli_stderr(root, ref_server, "lock")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     entry = next(p for p in lock["packages"] if p["name"] == "rtgit")
     assert entry["vcs"]["commit-id"] == commit
@@ -168,7 +158,7 @@ def test_conflict_paragraph_then_override_resolves(
     new_project: Callable[..., Path], tmp_path: Path, ref_server: IndexServer
 ) -> None:
     root = new_project(["rtcudf==1.0", "rtarrow==2.0"])
-    err = cli(root, ref_server, "lock", code=1).strip()
+    err = cli_stderr(root, ref_server, "lock", code=1).strip()
     assert len(err.splitlines()) == 1, err
     assert "rtcudf==1.0 needs rtarrow>=1.0,<2, but the variant pins rtarrow==2.0" in err
     assert (
@@ -178,7 +168,7 @@ def test_conflict_paragraph_then_override_resolves(
 
     text = config_toml(root).read_text() + '[packages.overrides]\nrtarrow = "2.0"\n'
     config_toml(root).write_text(text)
-    cli(root, ref_server, "build")
+    cli_stderr(root, ref_server, "build")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     assert lock["tool"]["runenv"]["overrides"] == ["rtarrow==2.0"]
     versions = {p["name"]: p["version"] for p in lock["packages"]}
@@ -196,7 +186,7 @@ def test_pure_sdist_built_once_on_host_for_every_platform(
     commit = make_git_repo(tmp_path / "rtgit")  # a pure git dependency goes the same way
     deps = ["rtpure==1.0", "rtpuresrc==1.0", f"rtgit @ git+{(tmp_path / 'rtgit').as_uri()}"]
     root = new_cross_project(deps)
-    cli(root, ref_server, "build", "--platform", "all")
+    cli_stderr(root, ref_server, "build", "--platform", "all")
     wheels: dict[str, set[str]] = {"rtpuresrc": set(), "rtgit": set()}
     for manifest_path in (root / "dist").glob("*.json"):
         manifest = json.loads(manifest_path.read_text())
@@ -222,7 +212,7 @@ def test_compiled_sdist_still_needs_native_runner(
     new_cross_project: Callable[..., Path], ref_server: IndexServer
 ) -> None:
     root = new_cross_project(["rtpuresrc==1.0", "rtsrconly==1.0"])
-    err = cli(root, ref_server, "build", "--platform", "linux-aarch64", code=1)
+    err = cli_stderr(root, ref_server, "build", "--platform", "linux-aarch64", code=1)
     assert "cross build for linux-aarch64 needs 1 source build(s)" in err
     assert "rtsrconly 1.0 on linux-aarch64" in err and "rtpuresrc" not in err
 

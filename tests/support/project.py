@@ -3,8 +3,9 @@
 `make_project(root, pbs, deps)` writes a variant that pins the loopback PBS archive, ships a
 tool and a module (copyFiles) and depends on packages of the loopback index (`cross_project`
 one for all five platforms, `write_variant` any other config); `build` runs the CLI on it,
-`build_for_host` the pipeline in-process; `archive_of`, `manifest_of`, `unpack` and
-`run_python` read the result, and `catalogue_check` checks it as a verify job does.
+`cli_stderr` any command, checking its exit code and giving its stderr, `build_for_host` the
+pipeline in-process; `archive_of`, `manifest_of`, `unpack` and `run_python` read the result,
+and `catalogue_check` checks it as a verify job does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from runenv.config.load import load_variant
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
 from runenv.platforms import ALL_PLATFORMS, Platform, host_platform
+from support.cli import run_main
 from support.index import IndexServer
 from support.pbs import PY_VERSION, foreign_pbs_archive
 
@@ -113,6 +115,16 @@ def build(root: Path, server: IndexServer, *args: str) -> int:
     return main(
         ["-q", "--project", str(root), "build", VARIANT, "--index-url", server.index_url, *args]
     )
+
+
+def cli_stderr(root: Path, server: IndexServer, command: str, *args: str, code: int = 0) -> str:
+    """`runenv -q COMMAND VARIANT --index-url SERVER ARGS` on `root`, in this process, which must
+    exit `code`: what it wrote on stderr."""
+    done = run_main(
+        "-q", "--project", str(root), command, VARIANT, "--index-url", server.index_url, *args
+    )
+    assert done.returncode == code, done.stderr
+    return done.stderr
 
 
 def archive_of(root: Path) -> Path:
