@@ -1,5 +1,6 @@
-"""The suite's shared fixtures, in one place: a private runenv cache, the PBS-shaped archive,
-the loopback package index and a loopback file server."""
+"""The suite's shared fixtures, in one place: a private runenv cache (and a cold one of a
+test's own), the PBS-shaped archive, the loopback package index (and the reference system's),
+a loopback file server, fresh projects on them, and a variant built for this machine."""
 
 from __future__ import annotations
 
