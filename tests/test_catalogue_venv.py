@@ -123,6 +123,20 @@ def absent_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def pip_config_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, absent_wheel: Path
+) -> Path:
+    """The machine's own pip configuration, pointing at `absent_wheel` (returned): a find-links
+    in the environment and in a pip.conf, and the index allowed. The catalogue shuts it out."""
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links = {absent_wheel}\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("PIP_FIND_LINKS", str(absent_wheel))
+    monkeypatch.setenv("PIP_NO_INDEX", "0")
+    return absent_wheel
+
+
+@pytest.fixture
 def venv_cli(
     capsys: pytest.CaptureFixture[str],
 ) -> Callable[[Catalogue, Path, Path, str, Path], tuple[int, str, str]]:
@@ -251,16 +265,10 @@ def test_bad_layout_fields_are_refused_by_the_catalogue_package(
 # --- a wheelhouse runtime: the reference consumer's two steps ---------------------------------
 
 
+@pytest.mark.usefixtures("pip_config_elsewhere")  # it must not matter
 def test_wheelhouse_venv_installs_the_block_offline(
-    catalogue: Catalogue,
-    tmp_path: Path,
-    venv_cli: VenvCli,
-    monkeypatch: pytest.MonkeyPatch,
-    absent_wheel: Path,
+    catalogue: Catalogue, tmp_path: Path, venv_cli: VenvCli
 ) -> None:
-    # The machine's own pip configuration points elsewhere: it must not matter.
-    monkeypatch.setenv("PIP_FIND_LINKS", str(absent_wheel))
-    monkeypatch.setenv("PIP_NO_INDEX", "0")
     cache, dest = tmp_path / "cache", tmp_path / "block" / "venv"
     req = requirements(tmp_path, "tinyblk==1.0  # pulls tinydep from the wheelhouse too\n")
     code, out, err = venv_cli(catalogue, cache, dest, WHEELS, req)
@@ -288,19 +296,11 @@ def test_wheelhouse_venv_installs_the_block_offline(
 
 
 def test_a_requirement_missing_from_the_wheelhouse_fails_with_pips_line(
-    catalogue: Catalogue,
-    tmp_path: Path,
-    venv_cli: VenvCli,
-    monkeypatch: pytest.MonkeyPatch,
-    absent_wheel: Path,
+    catalogue: Catalogue, tmp_path: Path, venv_cli: VenvCli, pip_config_elsewhere: Path
 ) -> None:
+    absent_wheel = pip_config_elsewhere  # what would make it pass if the configuration leaked
     cache, dest = tmp_path / "cache", tmp_path / "blocks" / "b1" / "venv"
     req = requirements(tmp_path, "tinyblk==1.0\nabsent==1.0\n")
-    # What would make it pass if it leaked: a find-links in the environment and in a pip.conf.
-    conf = tmp_path / "pip.conf"
-    conf.write_text(f"[global]\nfind-links = {absent_wheel}\n")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(absent_wheel))
-    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
     code, out, err = venv_cli(catalogue, cache, dest, WHEELS, req)
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
