@@ -34,6 +34,7 @@ from support.project import (
     VARIANT,
     archive_of,
     build,
+    cli_stderr,
     make_project,
     manifest_of,
     unpack,
@@ -171,16 +172,13 @@ def test_changed_dependencies_relock_and_locked_refuses(
 
 
 def test_failed_import_names_module_and_leaves_nothing(
-    rtpure_project: Path,
-    pkg_server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
+    rtpure_project: Path, pkg_server: IndexServer
 ) -> None:
     root = rtpure_project
     (root / "versions" / VARIANT / "files" / "site" / "rtbroken.py").write_text(
         "raise ImportError('rtbroken needs a GPU')\n"
     )
-    assert build(root, pkg_server) == 1
-    err = capsys.readouterr().err
+    err = cli_stderr(root, pkg_server, "build", code=1)
     assert "rtbroken: ImportError: rtbroken needs a GPU" in err
     assert err.count("\n") <= 2
     assert not archive_of(root).exists()

@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runenv_catalogue import (
+    Catalogue,
+    ChecksumMismatch,
+    DownloadError,
+    UnsafeArchiveError,
+)
+from runenv_catalogue.__main__ import main as catalogue_main
 
 from runenv.commands.catalogue import (
     archive_url,
@@ -35,15 +42,7 @@ from support.pbs import PY_VERSION
 from support.project import build_for_host, make_project
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "catalogue" / "src"))
 
-from runenv_catalogue import (  # noqa: E402
-    Catalogue,
-    ChecksumMismatch,
-    DownloadError,
-    UnsafeArchiveError,
-)
-from runenv_catalogue.__main__ import main as catalogue_main  # noqa: E402
 
 HOST = host_platform()
 OTHER = next(p for p in Platform if p is not HOST)

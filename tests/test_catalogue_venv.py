@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,12 @@ import pytest
 from packaging.markers import Marker
 from packaging.specifiers import Specifier
 from packaging.version import Version as PackagingVersion
+from runenv_catalogue import Catalogue, CatalogueError, RequirementsNotMet
+from runenv_catalogue.__main__ import main as catalogue_main
+from runenv_catalogue._markers import evaluate_marker
+from runenv_catalogue._requirements import Installed, parse_requirement, unmet
+from runenv_catalogue._venv import INCOMPLETE
+from runenv_catalogue._versions import Version, specifier_contains
 
 from runenv._cache import Cache
 from runenv.commands.catalogue import catalogue_json, collect
@@ -35,16 +41,6 @@ from support.dists import write_wheel
 from support.index import IndexServer
 from support.pbs import PY_VERSION, PY_XY, standin
 from support.project import make_project
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "catalogue" / "src"))
-
-from runenv_catalogue import Catalogue, CatalogueError, RequirementsNotMet  # noqa: E402
-from runenv_catalogue.__main__ import main as catalogue_main  # noqa: E402
-from runenv_catalogue._markers import evaluate_marker  # noqa: E402
-from runenv_catalogue._requirements import Installed, parse_requirement, unmet  # noqa: E402
-from runenv_catalogue._venv import INCOMPLETE  # noqa: E402
-from runenv_catalogue._versions import Version, specifier_contains  # noqa: E402
 
 HOST = host_platform()
 WHEELS = f"{PY_VERSION}-venv-wheels"
@@ -122,6 +118,20 @@ def absent_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def pip_config_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, absent_wheel: Path
+) -> Path:
+    """The machine's own pip configuration, pointing at `absent_wheel` (returned): a find-links
+    in the environment and in a pip.conf, and the index allowed. The catalogue shuts it out."""
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links = {absent_wheel}\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("PIP_FIND_LINKS", str(absent_wheel))
+    monkeypatch.setenv("PIP_NO_INDEX", "0")
+    return absent_wheel
+
+
+@pytest.fixture
 def venv_cli(
     capsys: pytest.CaptureFixture[str],
 ) -> Callable[[Catalogue, Path, Path, str, Path], tuple[int, str, str]]:
@@ -172,63 +182,88 @@ def test_catalogue_entries_carry_layout_bin_dir_and_wheelhouse(catalogue: Catalo
     assert (tree.layout, tree.bin_dir, tree.wheelhouse) == ("installed", None, None)
 
 
+# A wheelhouse runtime's layout fields set to what neither side may accept (None: the key left
+# out): what runenv's `catalogue` command says of the manifest, and the catalogue package of the
+# catalogue's entry.
+BAD_LAYOUTS = {
+    "flat": (
+        {"layout": "flat"},
+        "layout: 'flat' is not one of installed, wheelhouse",
+        "layout 'flat' is not one of installed, wheelhouse",
+    ),
+    "bin-dir-up": (
+        {"bin_dir": "../bin"},
+        "bin_dir: '../bin' is not a relative path inside the runtime",
+        "bin_dir: '../bin' has a '..' component",
+    ),
+    "bin-dir-up-inside": (
+        {"bin_dir": "a/../../b"},
+        "bin_dir: 'a/../../b' is not a relative path inside the runtime",
+        "bin_dir: 'a/../../b' has a '..' component",
+    ),
+    "bin-dir-absolute": (
+        {"bin_dir": "/usr/bin"},
+        "bin_dir: '/usr/bin' is not a relative path",
+        "bin_dir: '/usr/bin' is not a relative path",
+    ),
+    "wheelhouse-windows-absolute": (
+        {"wheelhouse": "C:\\wheels"},
+        "wheelhouse: 'C:\\\\wheels' is not a relative path",
+        "wheelhouse: 'C:\\\\wheels' is not a relative path",
+    ),
+    "wheelhouse-absolute": (
+        {"wheelhouse": "/srv/wheels"},
+        "wheelhouse: '/srv/wheels' is not a relative path",
+        "wheelhouse: '/srv/wheels' is not a relative path",
+    ),
+    "wheelhouse-missing": (
+        {"wheelhouse": None},
+        "wheelhouse: missing or not a str",
+        "a wheelhouse runtime needs wheelhouse",
+    ),
+}
+
+
+def changed(entry: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """`entry` with `change` applied, a None value leaving its key out."""
+    return {k: v for k, v in {**entry, **change}.items() if v is not None}
+
+
 @pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"layout": "flat"}, "layout: 'flat' is not one of installed, wheelhouse"),
-        ({"bin_dir": "../bin"}, "bin_dir: '../bin' is not a relative path inside the runtime"),
-        ({"bin_dir": "/usr/bin"}, "bin_dir: '/usr/bin' is not a relative path"),
-        ({"wheelhouse": "C:\\wheels"}, "wheelhouse: 'C:\\\\wheels' is not a relative path"),
-        ({"wheelhouse": None}, "wheelhouse: missing or not a str"),
-    ],
+    ("change", "runenv_says", "_"), BAD_LAYOUTS.values(), ids=BAD_LAYOUTS.keys()
 )
 def test_bad_layout_fields_are_refused_by_runenv_catalogue(
-    dist: Path, tmp_path: Path, change: dict[str, Any], message: str
+    dist: Path, tmp_path: Path, change: dict[str, Any], runenv_says: str, _: str
 ) -> None:
     for path in dist.glob(f"runenv-{WHEELS}-*"):
         shutil.copy2(path, tmp_path / path.name)
     manifest_path = tmp_path / f"runenv-{WHEELS}-{HOST.value}.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest.update(change)
-    manifest_path.write_text(json.dumps({k: v for k, v in manifest.items() if v is not None}))
+    manifest_path.write_text(json.dumps(changed(json.loads(manifest_path.read_text()), change)))
     with pytest.raises(BuildError) as info:
         collect(tmp_path, "https://h/r")
-    assert str(manifest_path) in str(info.value) and message in str(info.value)
+    assert str(manifest_path) in str(info.value) and runenv_says in str(info.value)
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"layout": "flat"}, "layout 'flat' is not one of installed, wheelhouse"),
-        ({"bin_dir": "a/../../b"}, "bin_dir: 'a/../../b' has a '..' component"),
-        ({"wheelhouse": "/srv/wheels"}, "wheelhouse: '/srv/wheels' is not a relative path"),
-        ({"wheelhouse": None}, "a wheelhouse runtime needs wheelhouse"),
-    ],
+    ("change", "_", "catalogue_says"), BAD_LAYOUTS.values(), ids=BAD_LAYOUTS.keys()
 )
 def test_bad_layout_fields_are_refused_by_the_catalogue_package(
-    catalogue: Catalogue, dist: Path, change: dict[str, Any], message: str
+    catalogue: Catalogue, dist: Path, change: dict[str, Any], _: str, catalogue_says: str
 ) -> None:
     data = json.loads(catalogue_json(collect(dist, str(dist)), "1"))
-    raw = data["variants"][WHEELS][HOST.value]
-    raw.update(change)
-    data["variants"][WHEELS][HOST.value] = {k: v for k, v in raw.items() if v is not None}
-    with pytest.raises(CatalogueError, match=message):
+    entries = data["variants"][WHEELS]
+    entries[HOST.value] = changed(entries[HOST.value], change)
+    with pytest.raises(CatalogueError, match=re.escape(catalogue_says)):
         Catalogue(data)
 
 
 # --- a wheelhouse runtime: the reference consumer's two steps ---------------------------------
 
 
+@pytest.mark.usefixtures("pip_config_elsewhere")  # it must not matter
 def test_wheelhouse_venv_installs_the_block_offline(
-    catalogue: Catalogue,
-    tmp_path: Path,
-    venv_cli: VenvCli,
-    monkeypatch: pytest.MonkeyPatch,
-    absent_wheel: Path,
+    catalogue: Catalogue, tmp_path: Path, venv_cli: VenvCli
 ) -> None:
-    # The machine's own pip configuration points elsewhere: it must not matter.
-    monkeypatch.setenv("PIP_FIND_LINKS", str(absent_wheel))
-    monkeypatch.setenv("PIP_NO_INDEX", "0")
     cache, dest = tmp_path / "cache", tmp_path / "block" / "venv"
     req = requirements(tmp_path, "tinyblk==1.0  # pulls tinydep from the wheelhouse too\n")
     code, out, err = venv_cli(catalogue, cache, dest, WHEELS, req)
@@ -256,19 +291,11 @@ def test_wheelhouse_venv_installs_the_block_offline(
 
 
 def test_a_requirement_missing_from_the_wheelhouse_fails_with_pips_line(
-    catalogue: Catalogue,
-    tmp_path: Path,
-    venv_cli: VenvCli,
-    monkeypatch: pytest.MonkeyPatch,
-    absent_wheel: Path,
+    catalogue: Catalogue, tmp_path: Path, venv_cli: VenvCli, pip_config_elsewhere: Path
 ) -> None:
+    absent_wheel = pip_config_elsewhere  # what would make it pass if the configuration leaked
     cache, dest = tmp_path / "cache", tmp_path / "blocks" / "b1" / "venv"
     req = requirements(tmp_path, "tinyblk==1.0\nabsent==1.0\n")
-    # What would make it pass if it leaked: a find-links in the environment and in a pip.conf.
-    conf = tmp_path / "pip.conf"
-    conf.write_text(f"[global]\nfind-links = {absent_wheel}\n")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(absent_wheel))
-    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
     code, out, err = venv_cli(catalogue, cache, dest, WHEELS, req)
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

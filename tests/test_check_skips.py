@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,6 @@ from support.project import (
     archive_of,
     build,
     catalogue_check,
-    make_project,
     manifest_of,
     run_unpacked,
 )
@@ -55,9 +55,9 @@ def server(tmp_path: Path) -> IndexServer:
 
 
 def test_shipped_test_suites_are_skipped_and_named_in_the_manifest(
-    tmp_path: Path, pbs: tuple[Path, str], server: IndexServer
+    new_project: Callable[..., Path], tmp_path: Path, server: IndexServer
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtolga==1.0"])
+    root = new_project(["rtolga==1.0"])
     with server:
         assert build(root, server) == 0
     check = manifest_of(root)["check"]
@@ -82,12 +82,9 @@ def test_shipped_test_suites_are_skipped_and_named_in_the_manifest(
 
 
 def test_a_real_module_that_fails_still_fails_the_build(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
-    server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
+    new_project: Callable[..., Path], server: IndexServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtolga==1.0", "rtbroken==1.0"])
+    root = new_project(["rtolga==1.0", "rtbroken==1.0"])
     with server:
         assert build(root, server) == 1
     err = capsys.readouterr().err

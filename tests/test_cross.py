@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,27 +22,13 @@ from support.project import (
     SITE,
     VARIANT,
     build,
-    make_project,
+    cross_project,
     manifest_of,
     run_unpacked,
 )
 
 # What rtnative (a C extension, built or fetched for the platform) answers when it imports.
 ANSWER = "import rtnative; print(rtnative.answer())"
-
-
-def cross_project(root: Path, pbs: tuple[Path, str], deps: list[str], extra: str = "") -> Path:
-    """A variant for all five platforms: the real host archive, header-only foreign ones."""
-    archives = ""
-    for plat in ALL_PLATFORMS:
-        if plat is Platform.LINUX_X64:
-            continue
-        path, sha = foreign_pbs_archive(plat, root / "archives")
-        archives += f'[python.archives.{plat.value}]\nurl = "{path.as_uri()}"\nsha256 = "{sha}"\n'
-    make_project(root, pbs, deps, extra=archives + extra)
-    config = root / "versions" / VARIANT / "config.toml"
-    config.write_text(config.read_text().replace('platforms = ["linux-x64"]\n', ""))
-    return root
 
 
 def runenv_gets(server: IndexServer, filename: str) -> int:
@@ -53,17 +40,13 @@ def runenv_gets(server: IndexServer, filename: str) -> int:
     )
 
 
-@pytest.fixture
-def cold_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "cache"
-    monkeypatch.setenv("RUNENV_CACHE_DIR", str(path))
-    return path
-
-
 def test_all_five_platforms_from_one_host(
-    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer, cold_cache: Path
+    new_cross_project: Callable[..., Path],
+    tmp_path: Path,
+    pkg_server: IndexServer,
+    cold_cache: Path,
 ) -> None:
-    root = cross_project(tmp_path / "p", pbs, ["rtpure==1.0", "rtnative==1.0"])
+    root = new_cross_project(["rtpure==1.0", "rtnative==1.0"])
     pure = "rtpure-1.0-py3-none-any.whl"
     hits = runenv_gets(pkg_server, pure)
     assert build(root, pkg_server, "--platform", "all") == 0
@@ -121,12 +104,11 @@ def test_all_five_platforms_from_one_host(
 
 
 def test_audit_fails_build_on_planted_wrong_arch_binary(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
+    new_cross_project: Callable[..., Path],
     pkg_server: IndexServer,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = cross_project(tmp_path / "p", pbs, ["rtpure==1.0"])
+    root = new_cross_project(["rtpure==1.0"])
     planted = root / "versions" / VARIANT / "files" / "site" / "_planted.so"
     planted.write_bytes(elf_header())  # aarch64 ELF, shipped into every tree by copyFiles
     assert build(root, pkg_server, "--platform", "linux-x64", "--platform", "macosx-x64") == 1
@@ -163,15 +145,15 @@ def pbs_dummy(tmp_path: Path) -> tuple[Path, str]:
 
 
 def test_source_build_native_cached_and_runs(
+    new_project: Callable[..., Path],
     tmp_path: Path,
-    pbs: tuple[Path, str],
     pkg_server: IndexServer,
     pkg_index: Index,
     cold_cache: Path,
 ) -> None:
     if not pkg_index.has_setuptools:
         pytest.skip("no setuptools wheel could be put in the test index")
-    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
+    root = new_project(["rtsrconly==1.0"])
     assert build(root, pkg_server) == 0
     record = next(p for p in manifest_of(root)["packages"] if p["name"] == "rtsrconly")  # type: ignore[union-attr]
     assert record["from_source"] is True
@@ -192,12 +174,12 @@ def test_source_build_native_cached_and_runs(
 
 
 def test_force_source_takes_sdist_even_with_a_wheel(
-    tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer, pkg_index: Index
+    new_project: Callable[..., Path], tmp_path: Path, pkg_server: IndexServer, pkg_index: Index
 ) -> None:
     if not pkg_index.has_setuptools:
         pytest.skip("no setuptools wheel could be put in the test index")
     extra = '[packages.forceSource.rtnative]\nlinux-x64 = "test: build it here"\n'
-    root = make_project(tmp_path / "p", pbs, ["rtnative==1.0"], extra=extra)
+    root = new_project(["rtnative==1.0"], extra=extra)
     assert build(root, pkg_server) == 0
     record = next(p for p in manifest_of(root)["packages"] if p["name"] == "rtnative")  # type: ignore[union-attr]
     assert record["from_source"] is True
@@ -206,18 +188,17 @@ def test_force_source_takes_sdist_even_with_a_wheel(
 
 
 def test_failing_source_build_shows_tail_and_log(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
+    new_project: Callable[..., Path],
     pkg_server: IndexServer,
     pkg_index: Index,
+    cold_cache: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     if not pkg_index.has_setuptools:
         pytest.skip("no setuptools wheel could be put in the test index")
     monkeypatch.setenv("CC", "/bin/false")  # the C compiler fails
-    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
-    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
+    root = new_project(["rtsrconly==1.0"])
     assert build(root, pkg_server) == 1
     err = capsys.readouterr().err
     assert "build rtsrconly 1.0 from source: failed with exit code 1" in err
@@ -229,14 +210,13 @@ def test_failing_source_build_shows_tail_and_log(
 
 
 def test_cross_build_needing_native_source_fails_first_and_leaves_nothing(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
+    new_cross_project: Callable[..., Path],
     pkg_server: IndexServer,
     cold_cache: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     extra = '[packages.forceSource.rtnative]\nwindows-x64 = "vendor patch"\n'
-    root = cross_project(tmp_path / "p", pbs, ["rtsrconly==1.0", "rtnative==1.0"], extra)
+    root = new_cross_project(["rtsrconly==1.0", "rtnative==1.0"], extra)
     sdist_hits = runenv_gets(pkg_server, "rtsrconly-1.0.tar.gz")
     assert build(root, pkg_server, "--platform", "windows-x64") == 1
     err = capsys.readouterr().err

@@ -6,28 +6,19 @@ from __future__ import annotations
 import json
 import shutil
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from runenv.cli import main
 from runenv.platforms import ALL_PLATFORMS
-from support.index import Index, IndexServer
+from support.index import IndexServer
 from support.reference import (
     PAYLOAD,
     VARIANTS,
-    build_reference_index,
     make_git_repo,
     write_reference_checkout,
 )
-
-
-@pytest.fixture(scope="module")
-def ref_server(pkg_index: Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
-    root = build_reference_index(tmp_path_factory.mktemp("ref-index") / "index", pkg_index.root)
-    with IndexServer(root) as server:
-        yield server
 
 
 def test_import_reference_checkout_then_list_and_config_every_platform(

@@ -130,20 +130,13 @@ def test_is_fresh_follows_the_inputs(pkg_server: IndexServer, cache: Cache, tmp_
 
 
 def test_inputs_hash_is_canonical() -> None:
-    a = LockRequest(
-        ("b==1", "A>=2"),
-        "3.12.10",
-        Platform.LINUX_X64,
-        ("https://x/simple",),
-        skipped=("Foo_Bar", "baz"),
-    )
-    b = LockRequest(
-        ("A >= 2", "b==1"),
-        "3.12.10",
-        Platform.LINUX_X64,
-        ("https://x/simple",),
-        skipped=("baz", "foo-bar"),
-    )
+    def linux_request(requirements: tuple[str, ...], skipped: tuple[str, ...]) -> LockRequest:
+        index = ("https://x/simple",)
+        return LockRequest(requirements, "3.12.10", Platform.LINUX_X64, index, skipped=skipped)
+
+    # Requirements and skips written otherwise (order, spacing, name spelling): the same hash.
+    a = linux_request(("b==1", "A>=2"), ("Foo_Bar", "baz"))
+    b = linux_request(("A >= 2", "b==1"), ("baz", "foo-bar"))
     assert a.inputs_hash() == b.inputs_hash()
     # Index order is priority order: it matters.
     c = LockRequest((), "3.12.10", Platform.LINUX_X64, ("https://x/simple", "https://y/simple"))

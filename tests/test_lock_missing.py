@@ -7,16 +7,16 @@ strictMissing the lock fails as before."""
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from runenv.cli import main
 from support.dists import write_wheel
 from support.index import IndexServer, serve, write_simple_pages
 from support.project import (
     VARIANT,
+    cli_stderr,
     make_project,
     manifest_of,
     run_unpacked,
@@ -51,26 +51,18 @@ linux-x64 = "not on Linux"
 """
 
 
-def _cli(root: Path, server: IndexServer, *args: str) -> int:
-    return main(["-q", "--project", str(root), *args, VARIANT, "--index-url", server.index_url])
-
-
 def test_what_cannot_be_installed_is_left_out_with_its_reason(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
-    server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
+    new_project: Callable[..., Path], tmp_path: Path, server: IndexServer
 ) -> None:
     deps = ["rtkeep==1.0", "rtwinonly==1.0", "rtuser==1.0", "rtneedsbase==1.0", "rtbase==1.0"]
-    root = make_project(tmp_path / "p", pbs, deps, extra=POLICY.format(strict="false"))
-    assert _cli(root, server, "lock") == 0
-    said = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    root = new_project(deps, extra=POLICY.format(strict="false"))
+    said = [ln for ln in cli_stderr(root, server, "lock").splitlines() if ln.startswith("warning:")]
     assert sorted(ln.split(": ")[2] for ln in said) == [
         "rtneedsbase left out",
         "rtuser left out",
         "rtwinonly left out",
     ]
-    assert _cli(root, server, "build") == 0
+    built = cli_stderr(root, server, "build")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     missing = lock["tool"]["runenv"]["missing"]
     assert set(missing) == {"rtwinonly", "rtuser", "rtneedsbase"}
@@ -79,7 +71,7 @@ def test_what_cannot_be_installed_is_left_out_with_its_reason(
     assert "which has no file for the platform" in missing["rtuser"]
     assert missing["rtneedsbase"] == "needs rtbase, which is skipped on linux-x64"
     assert {p["name"] for p in lock["packages"]} == {"rtkeep"}
-    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    warnings = [ln for ln in built.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 3 and any("rtuser skipped: needs rtwinonly" in w for w in warnings)
     skipped = {s["name"]: s["reason"] for s in manifest_of(root)["skipped"]}  # type: ignore[index,union-attr]
     assert set(skipped) == {"rtwinonly", "rtuser", "rtneedsbase", "rtbase"}
@@ -87,21 +79,15 @@ def test_what_cannot_be_installed_is_left_out_with_its_reason(
 
 
 def test_strict_missing_still_fails_the_lock(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
-    server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
+    new_project: Callable[..., Path], tmp_path: Path, pbs: tuple[Path, str], server: IndexServer
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtuser==1.0"], extra=POLICY.format(strict="true"))
-    assert _cli(root, server, "lock") == 1
-    err = capsys.readouterr().err
+    root = new_project(["rtuser==1.0"], extra=POLICY.format(strict="true"))
+    err = cli_stderr(root, server, "lock", code=1)
     assert "cannot lock" in err and "rtwinonly" in err and "has no wheels" in err
     assert not (root / "versions" / VARIANT / "pylock.linux-x64.toml").exists()
     # A skipped package still required fails it too, naming both.
     root = make_project(
         tmp_path / "q", pbs, ["rtneedsbase==1.0"], extra=POLICY.format(strict="true")
     )
-    assert _cli(root, server, "lock") == 1
-    assert "rtbase is skipped on linux-x64 but required by rtneedsbase==1.0" in (
-        capsys.readouterr().err
-    )
+    err = cli_stderr(root, server, "lock", code=1)
+    assert "rtbase is skipped on linux-x64 but required by rtneedsbase==1.0" in err

@@ -31,9 +31,9 @@ from runenv.ci.matrix import (
 from runenv.ci.render import matrix_data, matrix_json
 from runenv.platforms import Platform
 from support.cli import run_main
+from support.project import REPO
 from support.shipped import copy_shipped
 
-REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "versions" / "3.12.10"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,8 @@ import pytest
 from runenv.artifact.parts import publish_parts
 from runenv.install.modules import importable
 from runenv.platforms import host_platform
-from support.index import IndexServer
 from support.pbs import PY_VERSION
-from support.project import build_for_host, catalogue_check, make_project
+from support.project import catalogue_check
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = host_platform()
@@ -25,15 +25,10 @@ VARIANT = f"{PY_VERSION}-verify"
 
 
 @pytest.fixture(scope="module")
-def built(
-    tmp_path_factory: pytest.TempPathFactory, pbs: tuple[Path, str], pkg_server: IndexServer
-) -> Path:
+def built(host_build: Callable[..., Path]) -> Path:
     """The manifest of a variant built for the host (its archive beside it)."""
-    root = tmp_path_factory.mktemp("verifyproj")
-    deps = ["rtdep==1.0", "rtpure==1.0"]
     allow = '[check]\nallowImportFailures = { "not_there" = "a test" }\n'
-    make_project(root, pbs, deps, variant=VARIANT, platform=HOST.value, extra=allow)
-    return build_for_host(root, VARIANT, pkg_server.index_url)
+    return host_build(VARIANT, ["rtdep==1.0", "rtpure==1.0"], allow)
 
 
 def _copy(built: Path, dest: Path) -> tuple[Path, dict[str, Any]]:

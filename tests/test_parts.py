@@ -9,12 +9,15 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runenv_catalogue import Catalogue, ChecksumMismatch, DownloadError, Part
+from runenv_catalogue.__main__ import main as catalogue_main
+from runenv_catalogue._provision import CHUNK, verified_chunks
 
 from runenv.artifact.parts import (
     DEFAULT_PART_SIZE,
@@ -27,29 +30,16 @@ from runenv.commands.catalogue import collect
 from runenv.errors import BuildError, ChecksumError, UsageError
 from runenv.platforms import host_platform
 from support.http import LoopbackServer, drop_after
-from support.index import IndexServer
 from support.pbs import PY_VERSION
-from support.project import build_for_host, make_project
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "catalogue" / "src"))
-
-from runenv_catalogue import Catalogue, ChecksumMismatch, DownloadError, Part  # noqa: E402
-from runenv_catalogue.__main__ import main as catalogue_main  # noqa: E402
-from runenv_catalogue._provision import CHUNK, verified_chunks  # noqa: E402
 
 HOST = host_platform()
 VARIANT = f"{PY_VERSION}-parts"
 
 
 @pytest.fixture(scope="module")
-def built(
-    tmp_path_factory: pytest.TempPathFactory, pbs: tuple[Path, str], pkg_server: IndexServer
-) -> Path:
+def built(host_build: Callable[..., Path]) -> Path:
     """dist/ of a project with one variant built for the host (a real runtime archive)."""
-    root = tmp_path_factory.mktemp("partsproj")
-    make_project(root, pbs, ["rtdep==1.0"], variant=VARIANT, platform=HOST.value)
-    return build_for_host(root, VARIANT, pkg_server.index_url).parent
+    return host_build(VARIANT, ["rtdep==1.0"]).parent
 
 
 def _copy_dist(built: Path, dest: Path) -> tuple[Path, dict[str, Any]]:

@@ -6,37 +6,23 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from runenv.cli import main
-from support.index import Index, IndexServer
+from support.index import IndexServer
 from support.project import (
     SITE,
     VARIANT,
-    make_project,
+    cli_stderr,
     manifest_of,
     run_python,
     run_unpacked,
     unpack,
 )
-from support.reference import build_reference_index, make_git_repo
-from test_cross import cross_project
-
-
-@pytest.fixture(scope="module")
-def ref_server(pkg_index: Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
-    root = build_reference_index(tmp_path_factory.mktemp("ref-index") / "index", pkg_index.root)
-    with IndexServer(root) as server:
-        yield server
-
-
-def cli(root: Path, server: IndexServer, command: str, *args: str) -> int:
-    return main(
-        ["-q", "--project", str(root), command, VARIANT, "--index-url", server.index_url, *args]
-    )
+from support.reference import make_git_repo
 
 
 def config_toml(root: Path) -> Path:
@@ -44,17 +30,11 @@ def config_toml(root: Path) -> Path:
 
 
 def test_policy_skips_with_a_warning_and_records_it(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
-    ref_server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
+    new_project: Callable[..., Path], ref_server: IndexServer
 ) -> None:
     extra = "[packages.resolution]\nstrictMissing = false\nonlyBinaryList = ['rtpuresrc']\n"
-    root = make_project(
-        tmp_path / "p", pbs, ["rtpure==1.0", "rtsrconly==1.0", "rtpuresrc==1.0"], extra=extra
-    )
-    assert cli(root, ref_server, "build") == 0
-    err = capsys.readouterr().err
+    root = new_project(["rtpure==1.0", "rtsrconly==1.0", "rtpuresrc==1.0"], extra=extra)
+    err = cli_stderr(root, ref_server, "build")
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 2, err
     assert any(
@@ -73,13 +53,12 @@ def test_policy_skips_with_a_warning_and_records_it(
     # strictMissing: the same build fails, naming the package and the platform.
     text = config_toml(root).read_text().replace("strictMissing = false", "strictMissing = true")
     config_toml(root).write_text(text)
-    assert cli(root, ref_server, "build") == 1
-    err = capsys.readouterr().err
+    err = cli_stderr(root, ref_server, "build", code=1)
     assert "strictMissing" in err and "rtsrconly" in err and "linux-x64" in err
 
 
 def test_build_wheel_recipe_installs_build_requires_and_passes_config_settings(
-    tmp_path: Path, pbs: tuple[Path, str], ref_server: IndexServer
+    new_project: Callable[..., Path], tmp_path: Path, ref_server: IndexServer
 ) -> None:
     extra = (
         "[packages.resolution]\nstrictMissing = true\n"
@@ -87,8 +66,8 @@ def test_build_wheel_recipe_installs_build_requires_and_passes_config_settings(
         "buildRequires = ['rtdep==1.0']\n"
         "configSettings = ['mode=fast', 'flag=a', 'flag=b']\n"
     )
-    root = make_project(tmp_path / "p", pbs, ["rtrecipe==1.0"], extra=extra)
-    assert cli(root, ref_server, "build") == 0
+    root = new_project(["rtrecipe==1.0"], extra=extra)
+    cli_stderr(root, ref_server, "build")
     manifest = manifest_of(root)
     record = next(p for p in manifest["packages"] if p["name"] == "rtrecipe")  # type: ignore[index,union-attr]
     assert record["from_source"] is True
@@ -104,22 +83,20 @@ def test_build_wheel_recipe_installs_build_requires_and_passes_config_settings(
 
 
 def test_git_dependency_locked_to_full_commit_built_and_no_deps(
-    tmp_path: Path, pbs: tuple[Path, str], ref_server: IndexServer
+    new_project: Callable[..., Path], tmp_path: Path, ref_server: IndexServer
 ) -> None:
-    # The reference's form: a bare URL with an abbreviated rev, known to the config by the
-    # repository's name (rtgit-src), which is not the project's (rtgit).
     repo = tmp_path / "rtgit-src"
     commit = make_git_repo(repo)
     dep = f"git+{repo.as_uri()}@{commit[:7]}"
     extra = "[packages.resolution]\nallowSourceList = ['rtgit_src']\nstrictMissing = true\n"
-    root = make_project(tmp_path / "p", pbs, ["rtpure==1.0", dep], extra=extra)
+    root = new_project(["rtpure==1.0", dep], extra=extra)
     text = (
         config_toml(root)
         .read_text()
         .replace("[packages]\n", "[packages]\nnoDeps = ['rtgit-src']\n")
     )
     config_toml(root).write_text(text)
-    assert cli(root, ref_server, "build") == 0
+    cli_stderr(root, ref_server, "build")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     entry = next(p for p in lock["packages"] if p["name"] == "rtgit")
     assert entry["vcs"]["commit-id"] == commit
@@ -133,17 +110,17 @@ def test_git_dependency_locked_to_full_commit_built_and_no_deps(
     # Without rtpure, noDeps leaves rtdep out altogether.
     text = config_toml(root).read_text().replace('"rtpure==1.0", ', "")
     config_toml(root).write_text(text)
-    assert cli(root, ref_server, "lock") == 0
+    cli_stderr(root, ref_server, "lock")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     assert {p["name"] for p in lock["packages"]} == {"rtgit"}
 
 
 def test_git_dependency_refused_where_policy_forbids_source(
-    tmp_path: Path, pbs: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+    new_project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     dep = "git+https://git.example.com/org/rtgit.git@e0548be"
     extra = "[packages.resolution]\nallowSourceList = ['other']\n"
-    root = make_project(tmp_path / "p", pbs, [dep], extra=extra)
+    root = new_project([dep], extra=extra)
     assert main(["--project", str(root), "config", VARIANT, "--platform", "linux-x64"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -152,7 +129,7 @@ def test_git_dependency_refused_where_policy_forbids_source(
 
 
 def test_git_dependency_over_loopback_http(
-    tmp_path: Path, pbs: tuple[Path, str], ref_server: IndexServer
+    new_project: Callable[..., Path], tmp_path: Path, ref_server: IndexServer
 ) -> None:
     """The same git dependency served by a dumb-HTTP git server on 127.0.0.1."""
     import subprocess
@@ -169,8 +146,8 @@ def test_git_dependency_over_loopback_http(
     subprocess.run(["git", "-C", served / "rtgit.git", "update-server-info"], check=True)
     with LoopbackServer(served) as git_server:
         dep = f"rtgit @ git+{git_server.url}/rtgit.git@{commit}"
-        root = make_project(tmp_path / "p", pbs, [dep])
-        assert cli(root, ref_server, "lock") == 0
+        root = new_project([dep])
+        cli_stderr(root, ref_server, "lock")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     entry = next(p for p in lock["packages"] if p["name"] == "rtgit")
     assert entry["vcs"]["commit-id"] == commit
@@ -178,14 +155,10 @@ def test_git_dependency_over_loopback_http(
 
 
 def test_conflict_paragraph_then_override_resolves(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
-    ref_server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
+    new_project: Callable[..., Path], tmp_path: Path, ref_server: IndexServer
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtcudf==1.0", "rtarrow==2.0"])
-    assert cli(root, ref_server, "lock") == 1
-    err = capsys.readouterr().err.strip()
+    root = new_project(["rtcudf==1.0", "rtarrow==2.0"])
+    err = cli_stderr(root, ref_server, "lock", code=1).strip()
     assert len(err.splitlines()) == 1, err
     assert "rtcudf==1.0 needs rtarrow>=1.0,<2, but the variant pins rtarrow==2.0" in err
     assert (
@@ -195,7 +168,7 @@ def test_conflict_paragraph_then_override_resolves(
 
     text = config_toml(root).read_text() + '[packages.overrides]\nrtarrow = "2.0"\n'
     config_toml(root).write_text(text)
-    assert cli(root, ref_server, "build") == 0
+    cli_stderr(root, ref_server, "build")
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.linux-x64.toml").read_text())
     assert lock["tool"]["runenv"]["overrides"] == ["rtarrow==2.0"]
     versions = {p["name"]: p["version"] for p in lock["packages"]}
@@ -205,16 +178,15 @@ def test_conflict_paragraph_then_override_resolves(
 
 
 def test_pure_sdist_built_once_on_host_for_every_platform(
+    new_cross_project: Callable[..., Path],
     tmp_path: Path,
-    pbs: tuple[Path, str],
     ref_server: IndexServer,
-    monkeypatch: pytest.MonkeyPatch,
+    cold_cache: Path,
 ) -> None:
-    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
     commit = make_git_repo(tmp_path / "rtgit")  # a pure git dependency goes the same way
     deps = ["rtpure==1.0", "rtpuresrc==1.0", f"rtgit @ git+{(tmp_path / 'rtgit').as_uri()}"]
-    root = cross_project(tmp_path / "p", pbs, deps)
-    assert cli(root, ref_server, "build", "--platform", "all") == 0
+    root = new_cross_project(deps)
+    cli_stderr(root, ref_server, "build", "--platform", "all")
     wheels: dict[str, set[str]] = {"rtpuresrc": set(), "rtgit": set()}
     for manifest_path in (root / "dist").glob("*.json"):
         manifest = json.loads(manifest_path.read_text())
@@ -226,9 +198,9 @@ def test_pure_sdist_built_once_on_host_for_every_platform(
     assert len(list((root / "dist").glob("*.json"))) == 5
     # One wheel each, built once, shared by every platform.
     assert {k: len(v) for k, v in wheels.items()} == {"rtpuresrc": 1, "rtgit": 1}
-    built = list((tmp_path / "cache").rglob("rtpuresrc-1.0-py3-none-any.whl"))
+    built = list(cold_cache.rglob("rtpuresrc-1.0-py3-none-any.whl"))
     assert len(built) == 1, built
-    assert len(list((tmp_path / "cache").rglob("rtgit-0.3-py3-none-any.whl"))) == 1
+    assert len(list(cold_cache.rglob("rtgit-0.3-py3-none-any.whl"))) == 1
     lock = tomllib.loads((root / "versions" / VARIANT / "pylock.macosx-x64.toml").read_text())
     assert next(p for p in lock["packages"] if p["name"] == "rtgit")["vcs"]["commit-id"] == commit
     win = root / "pydist" / VARIANT / "windows-x64" / "Lib" / "site-packages" / "rtpuresrc"
@@ -237,27 +209,25 @@ def test_pure_sdist_built_once_on_host_for_every_platform(
 
 
 def test_compiled_sdist_still_needs_native_runner(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
-    ref_server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
+    new_cross_project: Callable[..., Path], ref_server: IndexServer
 ) -> None:
-    root = cross_project(tmp_path / "p", pbs, ["rtpuresrc==1.0", "rtsrconly==1.0"])
-    assert cli(root, ref_server, "build", "--platform", "linux-aarch64") == 1
-    err = capsys.readouterr().err
+    root = new_cross_project(["rtpuresrc==1.0", "rtsrconly==1.0"])
+    err = cli_stderr(root, ref_server, "build", "--platform", "linux-aarch64", code=1)
     assert "cross build for linux-aarch64 needs 1 source build(s)" in err
     assert "rtsrconly 1.0 on linux-aarch64" in err and "rtpuresrc" not in err
 
 
 @pytest.mark.network
 def test_real_sdist_only_pure_package_builds_every_platform_from_linux(
-    tmp_path: Path, pbs: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+    new_cross_project: Callable[..., Path],
+    tmp_path: Path,
+    cold_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """python-louvain 0.16 ships no wheel at all (the reference builds it on four runners)."""
     monkeypatch.setenv("RUNENV_INDEX_URL", "")
-    monkeypatch.setenv("RUNENV_CACHE_DIR", str(tmp_path / "cache"))
     extra = "[packages.resolution]\nallowSourceList = ['python-louvain']\nstrictMissing = true\n"
-    root = cross_project(tmp_path / "p", pbs, ["python-louvain==0.16"], extra)
+    root = new_cross_project(["python-louvain==0.16"], extra)
     assert main(["-q", "--project", str(root), "build", VARIANT, "--platform", "all"]) == 0
     shas = set()
     for manifest_path in sorted((root / "dist").glob("*.json")):
@@ -275,14 +245,13 @@ def test_real_sdist_only_pure_package_builds_every_platform_from_linux(
 
 @pytest.mark.network
 def test_real_pypi_conflict_paragraph_and_its_override(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
+    new_project: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """uv's real wording, from PyPI: requests 2.32.3 wants urllib3>=1.21.1,<3."""
     monkeypatch.setenv("RUNENV_INDEX_URL", "")
-    root = make_project(tmp_path / "p", pbs, ["requests==2.32.3", "urllib3==1.20"])
+    root = new_project(["requests==2.32.3", "urllib3==1.20"])
     args = ["-q", "--project", str(root), "lock", VARIANT]
     assert main(args) == 1
     err = capsys.readouterr().err.strip()

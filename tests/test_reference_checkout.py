@@ -25,7 +25,11 @@ def git(root: Path, *args: str) -> str:
     ).stdout
 
 
-def write_checkout(root: Path, pbs: tuple[Path, str]) -> Path:
+@pytest.fixture
+def checkout(tmp_path: Path, pbs: tuple[Path, str]) -> Path:
+    """A committed reference-shaped checkout (runenv-python-3/) whose variant pins the PBS
+    stand-in."""
+    root = tmp_path / "runenv-python-3"
     folder = root / f"python-{VARIANT}"
     (folder / "linux-x64" / "bin").mkdir(parents=True)
     (folder / "linux-x64" / "bin" / "tool.sh").write_text("#!/bin/sh\necho tool\n")
@@ -50,13 +54,12 @@ def write_checkout(root: Path, pbs: tuple[Path, str]) -> Path:
 
 
 def test_built_in_place_from_the_root_and_from_the_variant_folder(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
+    checkout: Path,
     pkg_server: IndexServer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    root = write_checkout(tmp_path / "runenv-python-3", pbs)
+    root = checkout
     monkeypatch.chdir(root)
     assert main(["-q", "build", VARIANT, "--index-url", pkg_server.index_url]) == 0
     folder = root / f"python-{VARIANT}"
@@ -92,13 +95,12 @@ def test_built_in_place_from_the_root_and_from_the_variant_folder(
     ],
 )
 def test_bad_package_json_is_one_line_and_nothing_written(
-    tmp_path: Path,
-    pbs: tuple[Path, str],
+    checkout: Path,
     capsys: pytest.CaptureFixture[str],
     artifact_change: dict[str, object] | None,
     expected: str,
 ) -> None:
-    root = write_checkout(tmp_path / "co", pbs)
+    root = checkout
     path = root / f"python-{VARIANT}" / "package.json"
     data = json.loads(path.read_text())
     if artifact_change is None:
@@ -116,13 +118,11 @@ def test_bad_package_json_is_one_line_and_nothing_written(
     assert status == [f" M python-{VARIANT}/package.json"]  # the test's own edit, nothing else
 
 
-def test_platforms_are_the_package_json_roots_unless_the_config_names_them(
-    tmp_path: Path, pbs: tuple[Path, str]
-) -> None:
+def test_platforms_are_the_package_json_roots_unless_the_config_names_them(checkout: Path) -> None:
     from runenv.config.load import load_variant
     from runenv.platforms import Platform
 
-    root = write_checkout(tmp_path / "co", pbs)
+    root = checkout
     folder = root / f"python-{VARIANT}"
     config = json.loads((folder / "config.json").read_text())
     del config["platforms"]

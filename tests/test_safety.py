@@ -33,6 +33,7 @@ from support.project import (
     VARIANT,
     archive_of,
     build,
+    cli_stderr,
     manifest_of,
     run_unpacked,
 )
@@ -247,18 +248,14 @@ def test_special_files_in_a_copied_folder_are_refused(tmp_path: Path, payload: P
 
 
 def test_a_build_with_a_link_out_of_its_files_fails_and_ships_nothing(
-    tmp_path: Path,
-    rtpure_project: Path,
-    pkg_server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, rtpure_project: Path, pkg_server: IndexServer
 ) -> None:
     root = rtpure_project
     (tmp_path / "secret.txt").write_text("SECRET")
     (root / "versions" / VARIANT / "files" / "site" / "leak.txt").symlink_to(
         tmp_path / "secret.txt"
     )
-    assert build(root, pkg_server) == 1
-    line = one_line_error(capsys.readouterr().err)
+    line = one_line_error(cli_stderr(root, pkg_server, "build", code=1))
     assert "leak.txt is a link to" in line
     assert not archive_of(root).exists()
     assert not (root / "dist" / f"runenv-{VARIANT}-linux-x64.json").exists()
@@ -335,7 +332,6 @@ def test_a_poisoned_cached_wheel_never_reaches_the_runtime(
     tmp_path: Path,
     rtpure_project: Path,
     pkg_server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -449,10 +445,7 @@ def test_a_wheel_entry_outside_the_tree_is_named(tmp_path: Path, entry: str) -> 
 
 
 def test_a_full_disk_while_packing_is_one_line_and_keeps_the_last_archive(
-    tmp_path: Path,
-    rtpure_project: Path,
-    pkg_server: IndexServer,
-    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, rtpure_project: Path, pkg_server: IndexServer
 ) -> None:
     root = rtpure_project
     assert build(root, pkg_server) == 0
@@ -462,9 +455,8 @@ def test_a_full_disk_while_packing_is_one_line_and_keeps_the_last_archive(
     with tmpfs(out, size // 1024 + size // 2048 + 256):
         assert build(root, pkg_server, "--out", str(out)) == 0
         kept = {p.name: p.read_bytes() for p in out.iterdir()}
-        capsys.readouterr()
-        assert build(root, pkg_server, "--out", str(out), "--refresh") == 1
-        line = one_line_error(capsys.readouterr().err)
+        err = cli_stderr(root, pkg_server, "build", "--out", str(out), "--refresh", code=1)
+        line = one_line_error(err)
         assert "No space left on device" in line and "free some space" in line
         after = {
             p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(".attempt.log")
@@ -479,7 +471,6 @@ def test_an_unusable_cache_folder_is_one_line(
     pkg_server: IndexServer,
     kind: str,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = rtpure_project
     with contextlib.ExitStack() as stack:
@@ -489,18 +480,14 @@ def test_an_unusable_cache_folder_is_one_line(
         else:
             cache = stack.enter_context(tmpfs(tmp_path / "ro", 64, readonly=True)) / "cache"
         monkeypatch.setenv("RUNENV_CACHE_DIR", str(cache))
-        assert build(root, pkg_server) == 2
-        line = one_line_error(capsys.readouterr().err)
+        line = one_line_error(cli_stderr(root, pkg_server, "build", code=2))
         assert f"cache folder {cache} is not usable" in line and "RUNENV_CACHE_DIR" in line
 
 
 def test_an_unusable_catalogue_cache_is_one_line(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parents[1] / "catalogue" / "src"))
-    try:
-        from runenv_catalogue._provision import UsageError as CatalogueUsageError
-        from runenv_catalogue._provision import provision
-    finally:
-        sys.path.pop(0)
+    from runenv_catalogue._provision import UsageError as CatalogueUsageError
+    from runenv_catalogue._provision import provision
+
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(CatalogueUsageError, match=r"is not usable .*RUNENV_CATALOGUE_CACHE"):

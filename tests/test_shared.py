@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import runenv_catalogue as rc
+from runenv_catalogue import _catalogue
 
 import runenv._shared
 from runenv.errors import UsageError
@@ -16,10 +18,6 @@ from runenv.platforms import Platform, host_platform, platform_for
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / "catalogue" / "src" / "runenv_catalogue" / "_shared"
-sys.path.insert(0, str(REPO / "catalogue" / "src"))
-
-import runenv_catalogue as rc  # noqa: E402
-from runenv_catalogue import _catalogue  # noqa: E402
 
 
 def test_runenv_carries_every_shared_file_unchanged() -> None:

@@ -166,8 +166,7 @@ def test_a_cross_build_signs_the_foreign_platforms_binaries(
 ) -> None:
     """macOS binaries built on Linux: the hook gets the Mach-O files, told the platform."""
     from support.project import VARIANT as CROSS_VARIANT
-    from support.project import build
-    from test_cross import cross_project
+    from support.project import build, cross_project
 
     root = cross_project(tmp_path / "p", pbs, ["rtnative==1.0"])
     (root / "recorder.py").write_text(RECORDER)

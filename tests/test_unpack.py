@@ -23,21 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runenv_catalogue import (
+    Catalogue,
+    CatalogueError,
+    ChecksumMismatch,
+    _unpack,
+)
+from runenv_catalogue._unpack import member_info, safe_extract
 
 from runenv.artifact.pack import MEMBER_SIZE, pack_tree, write_gzip_members
 from runenv.platforms import host_platform
 from support.http import LoopbackServer, drop_after, stall
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "catalogue" / "src"))
 
-from runenv_catalogue import (  # noqa: E402
-    Catalogue,
-    CatalogueError,
-    ChecksumMismatch,
-    _unpack,
-)
-from runenv_catalogue._unpack import member_info, safe_extract  # noqa: E402
 
 HOST = host_platform().value
 LONG = "a-rather-long-folder-name-" * 5  # a path over 100 bytes: a PAX header

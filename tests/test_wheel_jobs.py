@@ -34,11 +34,9 @@ from support.pbs import CPU_TYPE_ARM64, PY_XY, macho_header
 from support.project import (
     VARIANT,
     build,
-    make_project,
     manifest_of,
     run_unpacked,
 )
-from test_cross import cross_project
 
 CP = "cp" + PY_XY.replace(".", "")
 
@@ -63,8 +61,8 @@ def _locked_source(root: Path, platform: Platform = Platform.LINUX_X64) -> tuple
 
 @pytest.fixture
 def wheels_out(
+    new_project: Callable[..., Path],
     tmp_path: Path,
-    pbs: tuple[Path, str],
     pkg_server: IndexServer,
     pkg_index: Index,
     monkeypatch: pytest.MonkeyPatch,
@@ -73,7 +71,7 @@ def wheels_out(
     `runenv wheels` wrote for it on this host (in a cache of its own)."""
     if not pkg_index.has_setuptools:
         pytest.skip("no setuptools wheel could be put in the test index")
-    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
+    root = new_project(["rtsrconly==1.0"])
     _cache(monkeypatch, tmp_path / "native-cache")
     assert _main(root, "lock", VARIANT, "--index-url", pkg_server.index_url) == 0
     out = tmp_path / "built"
@@ -205,9 +203,9 @@ def test_hostile_folder_is_refused(
 
 
 def test_wheels_runs_from_the_committed_lock_only(
-    tmp_path: Path, pbs: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+    new_project: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
+    root = new_project(["rtsrconly==1.0"])
     out = tmp_path / "out"
     assert _main(root, "wheels", VARIANT, "--platform", "host", "--out", str(out)) == 1
     err = capsys.readouterr().err
@@ -216,9 +214,9 @@ def test_wheels_runs_from_the_committed_lock_only(
 
 
 def test_wheels_refuses_a_foreign_platform(
-    tmp_path: Path, pbs: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+    new_project: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = make_project(tmp_path / "p", pbs, ["rtsrconly==1.0"])
+    root = new_project(["rtsrconly==1.0"])
     config = root / "versions" / VARIANT / "config.toml"
     config.write_text(config.read_text().replace('platforms = ["linux-x64"]\n', ""))
     out = tmp_path / "out"
@@ -229,14 +227,13 @@ def test_wheels_refuses_a_foreign_platform(
 
 
 def test_cross_build_with_a_compiled_sdist_goes_through_with_its_built_wheel(
+    new_cross_project: Callable[..., Path],
     tmp_path: Path,
-    pbs: tuple[Path, str],
     pkg_server: IndexServer,
-    monkeypatch: pytest.MonkeyPatch,
+    cold_cache: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _cache(monkeypatch, tmp_path / "cache")
-    root = cross_project(tmp_path / "p", pbs, ["rtsrconly==1.0", "rtpure==1.0"])
+    root = new_cross_project(["rtsrconly==1.0", "rtpure==1.0"])
     target = ("--platform", "macosx-aarch64")
     assert build(root, pkg_server, *target) == 1
     assert "rtsrconly 1.0 on macosx-aarch64: no wheel" in capsys.readouterr().err

@@ -7,19 +7,17 @@ import gzip
 import hashlib
 import random
 import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
+
+from runenv_catalogue._unpack import member_info, safe_extract
 
 from runenv.artifact.pack import pack_tree, tar_stream, write_gzip_members
 from runenv.artifact.wheel_streams import MIN_SIZE, wheel_streams
 from support.dists import write_wheel
 
 SITE = "lib/python3.12/site-packages"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "catalogue" / "src"))
-
-from runenv_catalogue._unpack import member_info, safe_extract  # noqa: E402
 
 
 def _text(size: int, seed: int) -> bytes:

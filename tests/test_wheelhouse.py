@@ -149,7 +149,7 @@ def test_cross_built_wheelhouses_have_bin_python_on_windows_and_macos(
     tmp_path: Path, pbs: tuple[Path, str], pkg_server: IndexServer
 ) -> None:
     from support.pbs import PY_VERSION
-    from test_cross import cross_project
+    from support.project import cross_project
 
     nodot = "".join(PY_VERSION.split(".")[:2])
     root = cross_project(tmp_path / "p", pbs, ["rtpure==1.0", "rtnative==1.0"], WHEELHOUSE)

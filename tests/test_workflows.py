@@ -30,9 +30,9 @@ from runenv.ci.matrix import (
 )
 from runenv.ci.render import matrix_data
 from runenv.platforms import ALL_PLATFORMS, Platform
+from support.project import REPO
 from support.shipped import TWO_SOURCE_BUILDS, copy_shipped, force_source
 
-REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
 BUILD = WORKFLOWS / "build.yml"
 TESTS = WORKFLOWS / "tests.yml"

@@ -8,7 +8,6 @@ Runs are interleaved (one of each method per round) so that machine noise hits a
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import tempfile
@@ -20,18 +19,15 @@ import installer
 from installer.destinations import SchemeDictionaryDestination
 from installer.sources import WheelFile
 
+from benchmarks.scenarios import scenario_parser
 from runenv.install.wheels import install_wheels
 from runenv.platforms import Platform
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m benchmarks install WHEEL_DIR [--python X.Y] [--repeat N]`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks install", description=(__doc__ or "").splitlines()[0]
-    )
-    parser.add_argument("wheels", type=Path)
+    parser = scenario_parser("install", __doc__, "wheels", repeat=5)
     parser.add_argument("--python", default="3.12")
-    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     wheels = sorted(args.wheels.glob("*.whl"))
     plat = Platform.LINUX_X64

@@ -6,7 +6,6 @@ Prints one line per method: median seconds (min..max) and archive size in bytes.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -14,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks.runner import call, clean_env
+from benchmarks.scenarios import scenario_parser
 from runenv.artifact.pack import pack_tree
 
 
@@ -36,12 +36,8 @@ def _line(label: str, times: list[float], size: int, total: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m benchmarks pack TREE [--levels L,L] [--repeat N] [--no-tar]`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks pack", description=(__doc__ or "").splitlines()[0]
-    )
-    parser.add_argument("tree", type=Path)
+    parser = scenario_parser("pack", __doc__, "tree", repeat=3)
     parser.add_argument("--levels", default="1,3,4,5,6,7,9")
-    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-tar", action="store_true")
     args = parser.parse_args(argv)
     tree: Path = args.tree

@@ -1,10 +1,11 @@
 """A throwaway runenv project for end-to-end tests, and what they read back from its build.
 
 `make_project(root, pbs, deps)` writes a variant that pins the loopback PBS archive, ships a
-tool and a module (copyFiles) and depends on packages of the loopback index (`write_variant`
-writes any other config); `build` runs the CLI on it, `build_for_host` the pipeline in-process;
-`archive_of`, `manifest_of`, `unpack` and `run_python` read the result, and `catalogue_check`
-checks it as a verify job does.
+tool and a module (copyFiles) and depends on packages of the loopback index (`cross_project`
+one for all five platforms, `write_variant` any other config); `build` runs the CLI on it,
+`cli_stderr` any command, checking its exit code and giving its stderr, `build_for_host` the
+pipeline in-process; `archive_of`, `manifest_of`, `unpack` and `run_python` read the result,
+and `catalogue_check` checks it as a verify job does.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from runenv.cli import main
 from runenv.config.load import load_variant
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
-from runenv.platforms import host_platform
+from runenv.platforms import ALL_PLATFORMS, Platform, host_platform
+from support.cli import run_main
 from support.index import IndexServer
-from support.pbs import PY_VERSION
+from support.pbs import PY_VERSION, foreign_pbs_archive
 
 REPO = Path(__file__).resolve().parents[2]
 PY_XY = "{}.{}".format(*sys.version_info[:2])
@@ -88,6 +90,20 @@ def make_project(
     return root
 
 
+def cross_project(root: Path, pbs: tuple[Path, str], deps: list[str], extra: str = "") -> Path:
+    """A variant for all five platforms: the real host archive, header-only foreign ones."""
+    archives = ""
+    for plat in ALL_PLATFORMS:
+        if plat is Platform.LINUX_X64:
+            continue
+        path, sha = foreign_pbs_archive(plat, root / "archives")
+        archives += f'[python.archives.{plat.value}]\nurl = "{path.as_uri()}"\nsha256 = "{sha}"\n'
+    make_project(root, pbs, deps, extra=archives + extra)
+    config = root / "versions" / VARIANT / "config.toml"
+    config.write_text(config.read_text().replace('platforms = ["linux-x64"]\n', ""))
+    return root
+
+
 def build_for_host(root: Path, variant: str, index_url: str) -> Path:
     """Build `variant` of `root` for this machine in-process into root/dist (its manifest)."""
     options = BuildOptions(dist=root / "dist", pydist=root / "pydist", default_index=index_url)
@@ -99,6 +115,16 @@ def build(root: Path, server: IndexServer, *args: str) -> int:
     return main(
         ["-q", "--project", str(root), "build", VARIANT, "--index-url", server.index_url, *args]
     )
+
+
+def cli_stderr(root: Path, server: IndexServer, command: str, *args: str, code: int = 0) -> str:
+    """`runenv -q COMMAND VARIANT --index-url SERVER ARGS` on `root`, in this process, which must
+    exit `code`: what it wrote on stderr."""
+    done = run_main(
+        "-q", "--project", str(root), command, VARIANT, "--index-url", server.index_url, *args
+    )
+    assert done.returncode == code, done.stderr
+    return done.stderr
 
 
 def archive_of(root: Path) -> Path:
