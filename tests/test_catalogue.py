@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -225,7 +224,7 @@ def test_archives_must_match_their_manifest(built: Path, tmp_path: Path) -> None
 # --- installing from the wheel, in a fresh venv ----------------------------------------------
 
 
-def test_install_from_a_fresh_venv_runs_and_second_install_is_instant(
+def test_install_from_a_fresh_venv_runs_and_second_install_reuses_the_tree(
     venv_python: Path, built: Path, tmp_path: Path
 ) -> None:
     cache = tmp_path / "cache"
@@ -233,9 +232,7 @@ def test_install_from_a_fresh_venv_runs_and_second_install_is_instant(
     assert listed.returncode == 0, listed.stderr
     assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == [VAR_A, VAR_B]
 
-    started = time.monotonic()
     first = consumer(venv_python, cache, "install", VAR_A)
-    first_seconds = time.monotonic() - started
     assert first.returncode == 0, first.stderr
     python = Path(first.stdout.strip())
     root = cache / manifest(built, VAR_A)["sha256"][:16]
@@ -250,12 +247,9 @@ def test_install_from_a_fresh_venv_runs_and_second_install_is_instant(
 
     marker = root / ".provisioned"
     stamp = marker.stat().st_mtime_ns
-    started = time.monotonic()
     second = consumer(venv_python, cache, "install", VAR_A)
-    second_seconds = time.monotonic() - started
     assert second.returncode == 0 and second.stdout == first.stdout
     assert marker.stat().st_mtime_ns == stamp  # not unpacked again
-    assert second_seconds < max(first_seconds, 1.0)
     assert sorted(p.name for p in cache.iterdir()) == [root.name, f"{root.name}.lock"]
 
     which = consumer(venv_python, cache, "which", VAR_A)

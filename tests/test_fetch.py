@@ -167,17 +167,14 @@ def test_fetched_tree_runs_after_being_moved(
     assert loopback.requests_for(ARCHIVE) == 1
 
 
-def test_second_fetch_is_served_from_the_cache_fast(
+def test_second_fetch_is_served_from_the_cache_without_the_network(
     cache: Cache, served: tuple[str, str], loopback: LoopbackServer
 ) -> None:
     url, sha = served
     first = fetch_to_cache(cache, "python", url, sha, ARCHIVE)
     loopback.stop()  # the network is gone: the second fetch must not need it
-    start = time.perf_counter()
     second = fetch_to_cache(cache, "python", url, sha, ARCHIVE)
-    elapsed = time.perf_counter() - start
     assert second == first == cache.blob_path("python", sha, ARCHIVE)
-    assert elapsed < 0.2, elapsed
     assert loopback.requests_for(ARCHIVE) == 1
 
 
