@@ -17,7 +17,7 @@ import pytest
 
 from runenv._cache import Cache
 from runenv.errors import LockError
-from runenv.lock import conflicts as _conflicts
+from runenv.lock import conflicts
 from runenv.lock.pylock import Lock
 from runenv.lock.request import LockRequest
 from runenv.lock.resolve import lock
@@ -195,13 +195,13 @@ error: No solution found when resolving dependencies
 
 
 def test_the_reference_cudf_message_as_uv_prints_it() -> None:
-    found = _conflicts.conflicts(CUDF, ["cudf-cu12==25.6.0", "pyarrow==24.0.0"])
+    found = conflicts.conflicts(CUDF, ["cudf-cu12==25.6.0", "pyarrow==24.0.0"])
     assert [c.sentence() for c in found] == [
         "cudf-cu12==25.6.0 needs pyarrow>=14.0.0,<20.0.0a0, but the variant pins pyarrow==24.0.0"
     ]
     assert found[0].override_value == "24.0.0"
     # A pin inside the range is no conflict, whatever uv's text mentions.
-    assert _conflicts.conflicts(CUDF, ["cudf-cu12==25.6.0", "pyarrow==19.0.1"]) == []
+    assert conflicts.conflicts(CUDF, ["cudf-cu12==25.6.0", "pyarrow==19.0.1"]) == []
 
 
 @pytest.mark.network

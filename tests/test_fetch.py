@@ -26,9 +26,7 @@ import pytest
 
 from runenv._cache import Cache
 from runenv.errors import ChecksumError, FetchError, RunenvError, UnsafeArchiveError, UsageError
-from runenv.fetch import download as _download
-from runenv.fetch import pbs_index
-from runenv.fetch import python as python_fetch
+from runenv.fetch import download, pbs_index, python
 from runenv.fetch.download import FetchOptions, fetch_to_cache, redact
 from runenv.fetch.extract import extract_tar, extract_tar_apart
 from runenv.fetch.python import (
@@ -73,7 +71,7 @@ ARCHIVE = "python.tar.gz"
 
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_download, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(download, "BACKOFF_BASE", 0.01)
 
 
 @pytest.fixture
@@ -429,10 +427,10 @@ def test_mirror_credentials_never_appear_in_errors(
 
     messages: list[str] = []
     with pytest.raises(FetchError) as err:  # 404: nothing under the mirror
-        python_fetch.download(source, cache)
+        python.download(source, cache)
     messages.append(str(err.value))
     with pytest.raises(FetchError) as err:  # offline, not cached
-        python_fetch.download(source, cache, offline=True)
+        python.download(source, cache, offline=True)
     messages.append(str(err.value))
     with LoopbackServer() as gone:
         dead = gone.url_for("m", userinfo=f"{secret_user}:{secret_pass}")

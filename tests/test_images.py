@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runenv._cache import Cache
-from runenv.install import images as _images
+from runenv.install import images
 from support.fs import tmpfs
 from support.index import IndexServer
 from support.project import (
@@ -54,11 +54,11 @@ def test_a_warm_build_links_images_and_gives_the_same_bytes(
     tree = root / "pydist" / VARIANT / "linux-x64"
     installed = tree / SITE / "rtpure" / "__init__.py"
     interpreter = (tree / "bin" / "python3").resolve()
-    images = cache / _images.SECTION
+    images_dir = cache / images.SECTION
     # Both the package and the interpreter are links to the images in the cache.
     for path in (installed, interpreter):
         assert path.stat().st_nlink >= 2
-        assert any(p.samefile(path) for p in images.rglob(path.name))
+        assert any(p.samefile(path) for p in images_dir.rglob(path.name))
 
 
 def test_a_file_changed_through_a_linked_tree_is_caught_and_the_image_made_again(
@@ -94,22 +94,22 @@ def test_an_image_copied_elsewhere_is_hashed_again_then_trusted(
         (tree / "link").symlink_to("pkg/a.py")
         return {"made": True}
 
-    key = _images.key(kind="test")
-    image = _images.ensure(cache, key, make)
+    key = images.key(kind="test")
+    image = images.ensure(cache, key, make)
     assert image.files == ("pkg/a.py",) and image.links == {"link": "pkg/a.py"}
     assert set(image.dirs) == {"empty", "pkg"}
     shutil.copytree(tmp_path / "c1", tmp_path / "c2", symlinks=True)
-    hashed = spy_hashing(monkeypatch, _images)
+    hashed = spy_hashing(monkeypatch, images)
 
     def never(tree: Path) -> dict[str, object]:
         raise AssertionError("a verified image is not made again")
 
-    copy = _images.ensure(Cache(tmp_path / "c2"), key, never)
+    copy = images.ensure(Cache(tmp_path / "c2"), key, never)
     assert [p.name for p in hashed] == ["a.py"]
-    _images.ensure(Cache(tmp_path / "c2"), key, never)
+    images.ensure(Cache(tmp_path / "c2"), key, never)
     assert len(hashed) == 1  # the new fingerprints were recorded
     dest = tmp_path / "dest"
-    _images.link_into(copy, dest)
+    images.link_into(copy, dest)
     assert (dest / "link").read_text() == "A = 1\n" and (dest / "empty").is_dir()
 
 
@@ -122,9 +122,9 @@ def test_linking_across_filesystems_falls_back_to_copies(tmp_path: Path) -> None
             (tree / "tool").chmod(0o755)
             return {}
 
-        image = _images.ensure(cache, _images.key(kind="test"), make)
+        image = images.ensure(cache, images.key(kind="test"), make)
         dest = tmp_path / "tree"  # another filesystem than the tmpfs
-        _images.link_into(image, dest)
+        images.link_into(image, dest)
         copied = dest / "tool"
         assert copied.read_text() == "#!/bin/sh\n" and os.access(copied, os.X_OK)
         assert copied.stat().st_nlink == 1
@@ -155,4 +155,4 @@ def test_a_warm_build_of_the_same_inputs_reuses_the_kept_archive(
     _outputs_removed(root)
     assert build(root, pkg_server) == 0
     assert manifest_of(root)["sha256"] == first
-    assert _images.file_sha256(kept) == first  # kept again, from the new build
+    assert images.file_sha256(kept) == first  # kept again, from the new build

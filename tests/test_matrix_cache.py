@@ -29,7 +29,7 @@ from runenv.config.load import load_variant
 from runenv.config.plan import Plan, make_plan
 from runenv.errors import UsageError
 from runenv.fetch import wheels
-from runenv.lock import resolve as lock
+from runenv.lock import resolve
 from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
 from runenv.sources import wheel_cache
@@ -67,7 +67,7 @@ def _edit_lock(project: Path, platform: Platform, package: str, sha256: str) -> 
 def _sources(platform: Platform) -> tuple[Plan, list[wheels.Artifact]]:
     vc = load_variant(REPO, ATLS)
     plan = make_plan(vc, platform)
-    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, platform)), plan)
+    selected = wheels.select_for_plan(read_lock(resolve.lock_path(vc.folder, platform)), plan)
     return plan, [a for a in selected.artifacts if a.from_source]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runenv.cli import main
-from runenv.tree import listing as tree_listing
+from runenv.tree import listing
 from support.errors import one_line_error
 from support.index import IndexServer
 from support.project import SITE, VARIANT, build, make_project
@@ -112,7 +112,7 @@ def test_after_a_check_a_no_op_build_hashes_at_most_once(
     # link count comes back. The next no-op hashes (an edit in place would look the same),
     # records the new fingerprints, and the one after is a stat per file again.
     assert _check(built, capsys)[0] == 0
-    hashed = spy_hashing(monkeypatch, tree_listing)
+    hashed = spy_hashing(monkeypatch, listing)
     seen = []
     for _ in range(2):
         capsys.readouterr()

@@ -16,7 +16,7 @@ import pytest
 
 from runenv._cache import Cache
 from runenv.config.load import load_variant
-from runenv.install import images as _images
+from runenv.install import images
 from runenv.pipeline.build import build_target
 from runenv.pipeline.context import BuildOptions
 from runenv.platforms import host_platform
@@ -36,10 +36,10 @@ def _make(calls: list[int]) -> Callable[[Path], dict[str, object]]:
 
 def test_a_same_size_edit_with_the_mtime_set_back_is_caught(tmp_path: Path) -> None:
     cache, calls = Cache(tmp_path / "cache"), []
-    key = _images.key(kind="edit")
-    image = _images.ensure(cache, key, _make(calls))
+    key = images.key(kind="edit")
+    image = images.ensure(cache, key, _make(calls))
     tree = tmp_path / "tree"
-    _images.link_into(image, tree)
+    images.link_into(image, tree)
     linked = tree / "pkg" / "a.py"
     before = linked.stat()
     assert before.st_nlink == 2
@@ -49,7 +49,7 @@ def test_a_same_size_edit_with_the_mtime_set_back_is_caught(tmp_path: Path) -> N
         f.write(b"B")
     os.utime(linked, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert linked.stat().st_mtime_ns == before.st_mtime_ns
-    again = _images.ensure(cache, key, _make(calls))
+    again = images.ensure(cache, key, _make(calls))
     assert calls == [1, 1]  # evicted and made again
     assert (again.root / "pkg" / "a.py").read_text() == "A = 1\n"
 
@@ -58,14 +58,14 @@ def test_links_made_and_removed_by_builds_cost_no_hashing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache, calls = Cache(tmp_path / "cache"), []
-    key = _images.key(kind="links")
-    image = _images.ensure(cache, key, _make(calls))
-    _images.link_into(image, tmp_path / "t1")
-    _images.link_into(image, tmp_path / "t2")
+    key = images.key(kind="links")
+    image = images.ensure(cache, key, _make(calls))
+    images.link_into(image, tmp_path / "t1")
+    images.link_into(image, tmp_path / "t2")
     (tmp_path / "t1" / "pkg" / "a.py").unlink()  # an old tree removed
     hashed: list[Path] = []
-    monkeypatch.setattr(_images, "file_sha256", lambda p: hashed.append(p) or "")
-    _images.ensure(cache, key, _make(calls))
+    monkeypatch.setattr(images, "file_sha256", lambda p: hashed.append(p) or "")
+    images.ensure(cache, key, _make(calls))
     assert calls == [1] and hashed == []
 
 
@@ -73,8 +73,8 @@ def test_an_image_folder_replaced_by_a_link_is_never_used_nor_written_through(
     tmp_path: Path,
 ) -> None:
     cache, calls = Cache(tmp_path / "cache"), []
-    key = _images.key(kind="linked")
-    image = _images.ensure(cache, key, _make(calls))
+    key = images.key(kind="linked")
+    image = images.ensure(cache, key, _make(calls))
     folder = image.root.parent
     outside = tmp_path / "outside"
     # The same bytes, elsewhere (new inodes: a take would hash them, find them good and
@@ -83,7 +83,7 @@ def test_an_image_folder_replaced_by_a_link_is_never_used_nor_written_through(
     shutil.rmtree(folder)
     folder.symlink_to(outside)
     listing = (outside / "image.json").read_bytes()
-    again = _images.ensure(cache, key, _make(calls))
+    again = images.ensure(cache, key, _make(calls))
     assert calls == [1, 1]  # not used: made again, in a plain folder
     assert not folder.is_symlink() and folder.is_dir()
     assert again.root == folder / "tree" and (again.root / "pkg" / "a.py").is_file()
@@ -92,12 +92,12 @@ def test_an_image_folder_replaced_by_a_link_is_never_used_nor_written_through(
 
 def test_a_killed_makers_leftovers_are_swept(tmp_path: Path) -> None:
     cache, calls = Cache(tmp_path / "cache"), []
-    key = _images.key(kind="swept")
-    shard = cache.section(_images.SECTION) / key[:2]
+    key = images.key(kind="swept")
+    shard = cache.section(images.SECTION) / key[:2]
     left = shard / f".tmp-{key}.killed"
     (left / "tree").mkdir(parents=True)
     (left / "tree" / "big").write_bytes(b"x" * 1000)
-    _images.ensure(cache, key, _make(calls))
+    images.ensure(cache, key, _make(calls))
     assert not left.exists()
     assert sorted(p.name for p in shard.iterdir() if not p.name.endswith(".lock")) == [key]
 
@@ -131,9 +131,9 @@ def test_a_sign_command_that_writes_any_file_never_reaches_the_cache(
     result = build_target(vc, host_platform(), options, Cache.default())
     touched = result.tree / SITE / "rtpure" / "__init__.py"
     assert touched.read_bytes().endswith(b"#touched-by-the-sign-command")
-    images = cache / _images.SECTION
+    images_dir = cache / images.SECTION
     checked = 0
-    for path in images.rglob("*"):
+    for path in images_dir.rglob("*"):
         if path.is_file() and not path.is_symlink() and path.name != "image.json":
             assert b"#touched-by-the-sign-command" not in path.read_bytes(), path
             checked += 1

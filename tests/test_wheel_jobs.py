@@ -23,7 +23,7 @@ from runenv.config.load import load_variant
 from runenv.config.plan import Plan, make_plan
 from runenv.fetch import wheels
 from runenv.fetch.wheels import Artifact
-from runenv.lock import resolve as lock
+from runenv.lock import resolve
 from runenv.lock.pylock import read_lock
 from runenv.platforms import Platform
 from runenv.sources import built_wheels
@@ -54,7 +54,7 @@ def _locked_source(root: Path, platform: Platform = Platform.LINUX_X64) -> tuple
     """The variant's plan for `platform` and the one artifact its lock builds from source."""
     vc = load_variant(root, VARIANT)
     plan = make_plan(vc, platform)
-    selected = wheels.select_for_plan(read_lock(lock.lock_path(vc.folder, plan.platform)), plan)
+    selected = wheels.select_for_plan(read_lock(resolve.lock_path(vc.folder, plan.platform)), plan)
     [source] = [a for a in selected.artifacts if a.from_source]
     return plan, source
 
