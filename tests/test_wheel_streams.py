@@ -19,7 +19,8 @@ from support.dists import write_wheel
 SITE = "lib/python3.12/site-packages"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "catalogue" / "src"))
 
-from runenv_catalogue._unpack import member_info, safe_extract  # noqa: E402
+from runenv_catalogue._members import member_info  # noqa: E402
+from runenv_catalogue._unpack import safe_extract  # noqa: E402
 
 
 def _text(size: int, seed: int) -> bytes:
