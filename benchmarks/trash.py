@@ -1,4 +1,6 @@
-"""Trees the measurements are done with, moved aside rather than removed (see `Trash`)."""
+"""Trees the measurements are done with, moved aside rather than removed (see `Trash`), and
+the wait before each timed command until nothing an earlier step did is billed to it
+(`Trash.settle`)."""
 
 from __future__ import annotations
 
@@ -99,7 +101,7 @@ def disk_busy_ms(path: Path) -> int | None:
         return None
 
 
-def wait_for_quiet_disk(path: Path, *, limit: float = 30.0, window: float = 1.0) -> None:
+def wait_for_quiet_disk(path: Path, *, limit: float = 30.0, window: float = 0.5) -> None:
     """Wait (at most `limit` seconds) until the disk holding `path` is busy less than a tenth
     of a `window`: a timed command starts on a disk that is not still writing or discarding
     for an earlier one. On a shared machine others may keep it busy: then the wait gives up,
