@@ -22,17 +22,19 @@ class Trash:
     more in the kernel (sys 7-10 s against 3 s): one measurement billed for the clean-up of the
     one before. So, during the measurements, a tree is renamed into `work/trash/` (no inode
     freed); the trash is removed at the end, or earlier if the disk runs low, and then the next
-    timed command waits until the freed inodes can be reused (`settle`). For the trash's
-    thousands of inodes that wait is the full six minutes: a timed command that creates files
-    dirties the inode table again, and every inode freed in the last six minutes in a dirty
-    block is walked past (RECENTCY_DIRTY). Here, at load 7-10: creating 20,000 files took 0.8 s
-    of system time on its own, 5.1 s just after a removal of 20,000, and still 10.9 s (against
-    8.7 s for the same just before the removal) when the removal was synced a minute before.
+    timed command waits until the freed inodes are a minute old (`settle`). That is not
+    always enough: a timed command that creates files dirties the inode table again, and
+    every inode freed in the last six minutes in a dirty block is walked past
+    (RECENTCY_DIRTY); a measurement that creates as many files as a removal freed (the
+    consumer's) asks for the full six minutes (`QUIET_TRASH`). Here, at load 7-10: creating
+    20,000 files took 0.8 s of system time on its own, 5.1 s just after a removal of 20,000,
+    and still 10.9 s (against 8.7 s for the same just before the removal) when the removal was
+    synced a minute before.
     """
 
     LOW_DISK = 40 << 30  # bytes free below which the trash is emptied (the torch-sized trees)
     QUIET = 65.0  # seconds after a removal, written back by sync, before a timed command
-    QUIET_TRASH = 370.0  # the same after the trash is emptied: ext4's 300 + 60 s, and a margin
+    QUIET_TRASH = 370.0  # the same, for a removal of many inodes: ext4's 300 + 60 s, a margin
 
     def __init__(self) -> None:
         self.root: Path | None = None
@@ -40,9 +42,9 @@ class Trash:
         self.removed_at: float | None = None
         self.quiet = self.QUIET  # seconds the next timed command waits after `removed_at`
 
-    def discard(self, path: Path, low_disk: int = LOW_DISK) -> None:
+    def discard(self, path: Path, low_disk: int = LOW_DISK, quiet: float = QUIET) -> None:
         """Move `path` into the trash; empty the trash if fewer than `low_disk` bytes are
-        left free."""
+        left free, the next timed command then waiting `quiet` seconds after."""
         if not (path.is_symlink() or path.exists()):
             return
         if self.root is None or path.is_symlink() or path.is_file():
@@ -53,10 +55,10 @@ class Trash:
         try:
             path.rename(self.root / str(self.count))
         except OSError:  # another filesystem
-            self.remove(path)
+            self.remove(path, quiet)
             return
         if shutil.disk_usage(self.root).free < low_disk:
-            self.empty()
+            self.empty(quiet)
 
     def remove(self, path: Path, quiet: float = QUIET) -> None:
         """Remove `path` now; the next timed command waits `quiet` seconds after (`settle`)."""
@@ -69,10 +71,10 @@ class Trash:
         self.removed_at = time.monotonic()
         self.quiet = max(self.quiet, quiet)
 
-    def empty(self) -> None:
+    def empty(self, quiet: float = QUIET) -> None:
         if self.root is not None and self.root.exists():
             log("emptying the trash (disk low)")
-            self.remove(self.root, self.QUIET_TRASH)
+            self.remove(self.root, quiet)
 
     def settle(self) -> None:
         """Before a timed command: nothing an earlier step did is billed to it. What earlier

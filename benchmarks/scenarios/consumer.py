@@ -34,7 +34,7 @@ def consumer_catalogue(s: Setup) -> tuple[Path, Path]:
     if not (archive.exists() and manifest_path.exists()):
         log("building runenv's archive for the consumer measure (untimed)")
         runenv_build(s, s.host, s.work / "cache-consumer", "runenv build (for the consumer)")
-        rmtree(s.work / "cache-consumer")
+        TRASH.discard(s.work / "cache-consumer", room(archive.stat().st_size), TRASH.QUIET_TRASH)
     kept = s.work / "consumer" / archive.name  # later rounds' builds do not replace it
     if not kept.exists():
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +54,15 @@ def consumer_catalogue(s: Setup) -> tuple[Path, Path]:
     doc = {"schema_version": 1, "version": "bench", "variants": {s.variant: {s.host: entry}}}
     catalogue.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return kept, catalogue
+
+
+def room(archive_bytes: int, tree_bytes: int | None = None) -> int:
+    """The free bytes below which the consumer empties the trash: two more rounds' trees (the
+    archive's tree taken as four times its size until one is measured) and 10 GB for everyone
+    else. Each emptying costs the next command a six-minute wait (`Trash.QUIET_TRASH`): it
+    creates about as many files as the removal freed."""
+    tree = 4 * archive_bytes if tree_bytes is None else tree_bytes
+    return 4 * (tree + archive_bytes) + (10 << 30)
 
 
 def tree_listing(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, tuple[Any, ...]]:
@@ -136,8 +145,5 @@ def measure_consumer(s: Setup, rec: Recorder, i: int) -> None:
     if differ:
         rec.note("consumer_trees", f"round {i}: {len(differ)} paths differ, first {differ[:3]}")
         log(f"WARNING: run {i}: the trees differ in {len(differ)} paths: {differ[:3]}")
-    # The trash is emptied only when the disk could not hold two more rounds (and 10 GB
-    # for everyone else): each emptying costs the next round a six-minute wait (`Trash`).
-    low_disk = 4 * (written + archive.stat().st_size) + (10 << 30)
     for path in (cache, folder):
-        TRASH.discard(path, low_disk)
+        TRASH.discard(path, room(archive.stat().st_size, written), TRASH.QUIET_TRASH)
