@@ -1,4 +1,6 @@
-"""Trees the measurements are done with, moved aside rather than removed (see `Trash`)."""
+"""Trees the measurements are done with, moved aside rather than removed (see `Trash`), and
+the wait before each timed command until nothing an earlier step did is billed to it
+(`Trash.settle`)."""
 
 from __future__ import annotations
 
@@ -20,18 +22,29 @@ class Trash:
     more in the kernel (sys 7-10 s against 3 s): one measurement billed for the clean-up of the
     one before. So, during the measurements, a tree is renamed into `work/trash/` (no inode
     freed); the trash is removed at the end, or earlier if the disk runs low, and then the next
-    timed command waits until the freed inodes are a minute old (`settle`).
+    timed command waits until the freed inodes are a minute old (`settle`). That is not
+    always enough: a timed command that creates files dirties the inode table again, and
+    every inode freed in the last six minutes in a dirty block is walked past
+    (RECENTCY_DIRTY); a measurement that creates as many files as a removal freed (the
+    consumer's) asks for the full six minutes (`QUIET_TRASH`). Here, at load 7-10: creating
+    20,000 files took 0.8 s of system time on its own, 5.1 s just after a removal of 20,000,
+    and still 10.9 s (against 8.7 s for the same just before the removal) when the removal was
+    synced a minute before.
     """
 
     LOW_DISK = 40 << 30  # bytes free below which the trash is emptied (the torch-sized trees)
     QUIET = 65.0  # seconds after a removal, written back by sync, before a timed command
+    QUIET_TRASH = 370.0  # the same, for a removal of many inodes: ext4's 300 + 60 s, a margin
 
     def __init__(self) -> None:
         self.root: Path | None = None
         self.count = 0
         self.removed_at: float | None = None
+        self.quiet = self.QUIET  # seconds the next timed command waits after `removed_at`
 
-    def discard(self, path: Path) -> None:
+    def discard(self, path: Path, low_disk: int = LOW_DISK, quiet: float = QUIET) -> None:
+        """Move `path` into the trash; empty the trash if fewer than `low_disk` bytes are
+        left free, the next timed command then waiting `quiet` seconds after."""
         if not (path.is_symlink() or path.exists()):
             return
         if self.root is None or path.is_symlink() or path.is_file():
@@ -42,33 +55,71 @@ class Trash:
         try:
             path.rename(self.root / str(self.count))
         except OSError:  # another filesystem
-            self.remove(path)
+            self.remove(path, quiet)
             return
-        if shutil.disk_usage(self.root).free < self.LOW_DISK:
-            self.empty()
+        if shutil.disk_usage(self.root).free < low_disk:
+            self.empty(quiet)
 
-    def remove(self, path: Path) -> None:
+    def remove(self, path: Path, quiet: float = QUIET) -> None:
+        """Remove `path` now; the next timed command waits `quiet` seconds after (`settle`)."""
         if path.is_symlink() or path.is_file():
             path.unlink()
         elif path.exists():
             shutil.rmtree(path)
+        else:
+            return
         self.removed_at = time.monotonic()
+        self.quiet = max(self.quiet, quiet)
 
-    def empty(self) -> None:
+    def empty(self, quiet: float = QUIET) -> None:
         if self.root is not None and self.root.exists():
             log("emptying the trash (disk low)")
-            self.remove(self.root)
+            self.remove(self.root, quiet)
 
     def settle(self) -> None:
-        """Wait, if needed, until the last removal's freed inodes no longer slow file creation."""
-        if self.removed_at is None:
-            return
+        """Before a timed command: nothing an earlier step did is billed to it. What earlier
+        commands wrote is written back (`sync`: else the kernel writes it back during this
+        one), the inodes the last removal freed are old enough to be reused, and the disk the
+        work is on has gone quiet (a removal's discards, a writeback still in flight)."""
         os.sync()
-        left = self.QUIET - (time.monotonic() - self.removed_at)
-        if left > 0:
-            log(f"waiting {left:.0f} s for the inodes freed by a removal to age (see Trash)")
-            time.sleep(left)
-        self.removed_at = None
+        if self.removed_at is not None:
+            left = self.quiet - (time.monotonic() - self.removed_at)
+            if left > 0:
+                log(f"waiting {left:.0f} s for the inodes freed by a removal to age (see Trash)")
+                time.sleep(left)
+            self.removed_at, self.quiet = None, self.QUIET
+            os.sync()
+        wait_for_quiet_disk(self.root.parent if self.root is not None else Path.cwd())
+
+
+def disk_busy_ms(path: Path) -> int | None:
+    """The milliseconds the block device holding `path` has been busy since boot (`io_ticks`
+    in Linux's /sys/dev/block/MAJ:MIN/stat), or None where that cannot be read."""
+    device = path.stat().st_dev
+    stat = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}/stat")
+    try:
+        return int(stat.read_text().split()[9])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def wait_for_quiet_disk(path: Path, *, limit: float = 30.0, window: float = 0.5) -> None:
+    """Wait (at most `limit` seconds) until the disk holding `path` is busy less than a tenth
+    of a `window`: a timed command starts on a disk that is not still writing or discarding
+    for an earlier one. On a shared machine others may keep it busy: then the wait gives up,
+    and says so."""
+    busy = disk_busy_ms(path)
+    if busy is None:
+        return
+    waited = 0.0
+    while waited < limit:
+        time.sleep(window)
+        waited += window
+        now = disk_busy_ms(path) or 0
+        if now - busy < window * 100:  # ms busy in the window: under a tenth of it
+            return
+        busy = now
+    log(f"the disk stayed busy for {limit:.0f} s (other processes?): measuring anyway")
 
 
 TRASH = Trash()

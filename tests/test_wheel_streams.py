@@ -11,7 +11,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from runenv_catalogue._unpack import member_info, safe_extract
+from runenv_catalogue._members import member_info
+from runenv_catalogue._unpack import safe_extract
 
 from runenv.artifact.pack import pack_tree, tar_stream, write_gzip_members
 from runenv.artifact.wheel_streams import MIN_SIZE, wheel_streams

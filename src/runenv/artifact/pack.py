@@ -73,7 +73,7 @@ DEFAULT_LEVEL = 6
 MEMBER_SIZE = 4 << 20
 DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z
 # The extra subfield every member carries: its length and inflated size. The consumer
-# (runenv_catalogue._unpack) reads the same layout: change both together.
+# (runenv_catalogue._members) reads the same layout: change both together.
 MEMBER_FIELD = b"RE"
 _EXTRA = struct.Struct("<H2sHQQ")  # XLEN, SI1 SI2, LEN, member length, inflated size
 _FIXED = 10 + _EXTRA.size  # the header: the fixed 10 bytes and the extra field

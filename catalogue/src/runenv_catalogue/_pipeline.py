@@ -1,0 +1,124 @@
+"""The inflated stream of a gzip tar archive, in order, its members inflated on every core:
+one thread reads the source's bytes in order and cuts them into members (`_members`), a pool
+of workers inflates them, and the caller takes their output in order (`Pipeline.pieces`).
+
+Consecutive small members go to a worker as one job of about `GROUP` bytes; a stream without
+runenv's member field (an older catalogue's archive, another tool's gzip) is one job, inflated
+by one thread. At most `2 * threads + 1` jobs are in flight, so memory stays bounded whatever
+the archive's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from runenv_catalogue import _members
+from runenv_catalogue._members import END, HEAD, WHOLE, Chunks, Member, Stopped, member_info
+
+# Consecutive members of at most `WHOLE` are inflated as one job until they inflate to this
+# much: most of a runtime's members are a wheel's file of 64 KiB to 1 MiB, and a job per
+# member spent more time handing members between threads than inflating them.
+GROUP = 4 << 20
+# Inflating threads at most: one thread writes the tree, and beyond a few inflaters it is the
+# bottleneck. With `2 * threads + 1` members in flight, each holding at most a `WHOLE` member
+# (and its compressed bytes) or `QUEUED` pieces each way, memory stays under ~150 MB.
+MAX_THREADS = 4
+
+
+class Pipeline:
+    """Members read in order by one thread, inflated by `threads` workers, handed to the
+    caller in order (`pieces`)."""
+
+    def __init__(self, source: Iterator[bytes], threads: int, shown: str) -> None:
+        self.source = source
+        self.shown = shown
+        self.stop = threading.Event()
+        self.drain = False  # on stop, read the source to its end anyway (its verdict)
+        self.verdict: BaseException | None = None  # the source's own error, if any
+        self.members: queue.Queue[Any] = queue.Queue()  # bounded by `slots`
+        self.slots = threading.Semaphore(2 * threads + 1)
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="runenv-inflate")
+        self.reader = threading.Thread(target=self._read, name="runenv-read", daemon=True)
+        self.reader.start()
+
+    def _acquire(self) -> None:
+        while not self.slots.acquire(timeout=_members.POLL):
+            if self.stop.is_set():
+                raise Stopped
+
+    def _start(self, size: int | None, group: list[tuple[bytes, int]] | None = None) -> Member:
+        """A job for the inflating threads: one member (its bytes to come on its input), the
+        rest of a stream without member fields (`size` None), or a `group` of whole members
+        read already (`size` their inflated size)."""
+        self._acquire()
+        member = Member(size, self.shown, group)
+        self.pool.submit(member.inflate, self.stop)
+        self.members.put(member)
+        return member
+
+    def _read(self) -> None:
+        chunks = Chunks(self.source)
+        current: Member | None = None
+        group: list[tuple[bytes, int]] = []
+        grouped = 0  # the group's inflated size
+        try:
+            while True:
+                head = chunks.peek(HEAD.size)
+                info = member_info(head) if head else None
+                if info is not None and info[1] <= WHOLE:
+                    group.append((b"".join(chunks.take(info[0])), info[1]))
+                    grouped += info[1]
+                    if grouped < GROUP:
+                        continue
+                if group:
+                    self._start(grouped, group)
+                    group, grouped = [], 0
+                if not head:
+                    break
+                if info is not None and info[1] <= WHOLE:
+                    continue
+                current = self._start(None if info is None else info[1])
+                for piece in chunks.take(None if info is None else info[0]):
+                    _members.put(current.input, piece, self.stop)
+                _members.put(current.input, None, self.stop)
+                current = None
+                if info is None:
+                    break
+            self.members.put(None)
+        except Stopped:
+            if self.drain:
+                try:
+                    for _ in self.source:
+                        pass
+                except BaseException as exc:
+                    self.verdict = exc
+        except BaseException as exc:  # the source failed: its error comes in order
+            self.verdict = exc
+            if current is not None:  # its worker raises it, unless everything is stopping
+                with contextlib.suppress(Stopped):
+                    _members.put(current.input, exc, self.stop)
+            self.members.put(exc)
+
+    def pieces(self) -> Iterator[bytes]:
+        """The inflated stream, in order."""
+        for member in _members.ordered(self.members, self.stop, None):
+            for item in _members.ordered(member.output, self.stop, END):
+                if isinstance(item, list):  # a group's members
+                    yield from item
+                else:
+                    yield item
+            self.slots.release()
+
+    def close(self, *, drain: bool) -> BaseException | None:
+        """Stop every thread (after the source is read to its end, if `drain`); the
+        source's own error, if it failed."""
+        self.drain = drain
+        self.stop.set()
+        self.reader.join()
+        self.pool.shutdown(wait=True)
+        return self.verdict
