@@ -332,6 +332,13 @@ def test_concurrent_installs_both_succeed(venv_python: Path, tmp_path: Path) -> 
 
 
 def _catalogue(url: str, sha256: str, size: int, *, interpreter: str = "bin/python3") -> Catalogue:
+    return Catalogue(_document(url, sha256, size, interpreter=interpreter))
+
+
+def _document(
+    url: str, sha256: str, size: int, *, interpreter: str = "bin/python3"
+) -> dict[str, Any]:
+    """A catalogue.json's content with one variant, `v`, for this platform."""
     entry = {
         "url": url,
         "sha256": sha256,
@@ -342,7 +349,7 @@ def _catalogue(url: str, sha256: str, size: int, *, interpreter: str = "bin/pyth
         "packages": [],
         "env": {"K": "v"},
     }
-    return Catalogue({"schema_version": 1, "version": "1", "variants": {"v": {HOST.value: entry}}})
+    return {"schema_version": 1, "version": "1", "variants": {"v": {HOST.value: entry}}}
 
 
 def _tar(entries: list[tarfile.TarInfo | tuple[str, bytes]]) -> bytes:
@@ -480,3 +487,47 @@ def test_a_url_with_user_info_is_not_echoed_by_the_library(tmp_path: Path) -> No
     message = str(failed.value)
     assert "s3cr3t-pass" not in message and "alice-user" not in message, message
     assert "nonnumeric port" in message, message  # the library's own words are still there
+
+
+def test_a_file_url_names_its_path_once_unquoted(tmp_path: Path) -> None:
+    """`file://.../x%2541/rt.tar.gz` names the folder `x%41`: unquoted once, as urllib does
+    (twice, it named `xA`, a folder that is not there)."""
+    data = _tar([GOOD])
+    folder = tmp_path / "x%41"
+    folder.mkdir()
+    (folder / "rt.tar.gz").write_bytes(data)
+    url = (folder / "rt.tar.gz").as_uri()
+    assert "x%2541" in url
+    cat = _catalogue(url, hashlib.sha256(data).hexdigest(), len(data))
+    python = cat.install("v", cache_dir=tmp_path / "cache")
+    assert python.read_bytes() == GOOD[1]
+
+
+def test_an_install_from_a_file_loads_no_download_or_venv_code(tmp_path: Path) -> None:
+    """Every consumer machine runs `install` first: from a file (or the cache) it imports
+    neither urllib's HTTP stack (http.client, ssl) nor the PEP 440/508 code the venv command
+    checks requirements with; a download and a venv load them when they need them."""
+    data = _tar([GOOD])
+    (tmp_path / "rt.tar.gz").write_bytes(data)
+    doc = _document((tmp_path / "rt.tar.gz").as_uri(), hashlib.sha256(data).hexdigest(), len(data))
+    (tmp_path / "catalogue.json").write_text(json.dumps(doc))
+    script = (
+        "import sys; from pathlib import Path; from runenv_catalogue import Catalogue; "
+        "from runenv_catalogue.__main__ import main; "
+        "cat = Catalogue.load(Path(sys.argv[1])); "
+        "code = main(['install', 'v', '--cache-dir', sys.argv[2]], cat); "
+        "print(sorted(m for m in ('http.client', 'ssl', 'urllib.request', "
+        "'runenv_catalogue._requirements', 'runenv_catalogue._check') if m in sys.modules)); "
+        "sys.exit(code)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(REPO / "catalogue" / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", script, tmp_path / "catalogue.json", tmp_path / "cache"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout

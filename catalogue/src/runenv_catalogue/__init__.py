@@ -23,6 +23,7 @@ from runenv_catalogue._catalogue import (
     default_cache_dir,
     host_platform,
 )
+from runenv_catalogue._errors import RequirementsNotMet, VenvError
 from runenv_catalogue._provision import (
     CatalogueError,
     ChecksumMismatch,
@@ -31,7 +32,6 @@ from runenv_catalogue._provision import (
     UnsafeArchiveError,
     UsageError,
 )
-from runenv_catalogue._venv import RequirementsNotMet, VenvError
 
 __all__ = [
     "CACHE_ENV",

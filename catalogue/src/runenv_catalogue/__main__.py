@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runenv_catalogue._catalogue import Catalogue
-from runenv_catalogue._check import check_archive
 from runenv_catalogue._provision import CatalogueError
 
 PROG = "python -m runenv_catalogue"
@@ -80,6 +79,8 @@ def main(argv: Sequence[str] | None = None, catalogue: Catalogue | None = None) 
         parser.error("arguments after -- are for run only")
     try:
         if args.command == "check":
+            from runenv_catalogue._check import check_archive  # the native runner's only
+
             _out(check_archive(args.manifest))
             return 0
         cat = catalogue or Catalogue.load()

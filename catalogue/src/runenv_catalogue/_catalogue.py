@@ -20,7 +20,6 @@ from runenv_catalogue._provision import (
     is_provisioned,
     provision,
 )
-from runenv_catalogue._requirements import read_requirements
 from runenv_catalogue._shared import platforms
 from runenv_catalogue._shared.platforms import PLATFORMS as PLATFORMS
 from runenv_catalogue._shared.platforms import platform_for as platform_for
@@ -308,6 +307,10 @@ class Catalogue:
         does not meet raises RequirementsNotMet naming it. DEST must be new or empty; a
         failure leaves nothing of it behind.
         """
+        # The PEP 440/508 code loads here, not on import: an install (every consumer's first
+        # call) does not pay for it.
+        from runenv_catalogue._requirements import read_requirements
+
         e = self.entry(variant)
         dest, requirements = prepare(dest, requirements)
         wanted = read_requirements(requirements) if e.layout != WHEELHOUSE else []

@@ -23,3 +23,11 @@ class DownloadError(CatalogueError):
     def __init__(self, message: str, *, retry: bool = False) -> None:
         super().__init__(message)
         self.retry = retry  # a transient failure worth another attempt
+
+
+class VenvError(CatalogueError):
+    """A step of making the venv failed (exit 1); the venv was removed."""
+
+
+class RequirementsNotMet(CatalogueError):
+    """An installed-tree runtime does not satisfy the requirements file (exit 1)."""

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import json
 import shutil
 import stat
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -61,6 +58,15 @@ LOCK_TIMEOUT = 1800.0
 ATTEMPTS = 3
 
 
+if sys.platform == "win32":  # what urllib.request uses, without loading it (and http, ssl)
+    from nturl2path import url2pathname as _url2pathname
+else:
+
+    def _url2pathname(path: str) -> str:
+        """The path a `file://` URL's (quoted) path names: urllib.request's rule here."""
+        return unquote(path)
+
+
 @dataclass(frozen=True)
 class Part:
     """One part of an archive published in parts: its URL, size and sha256."""
@@ -76,6 +82,12 @@ def _open(url: str, offset: int = 0) -> IO[bytes]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
+        # Loaded for a download only: with ssl they are a quarter of the package's import
+        # time, which an install from a file or a cache would pay for nothing.
+        import http.client
+        import urllib.error
+        import urllib.request
+
         headers = {"User-Agent": "runenv-catalogue"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
@@ -100,7 +112,7 @@ def _open(url: str, offset: int = 0) -> IO[bytes]:
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise DownloadError(f"unsupported file URL {redact(url)}: only local files")
-        path = Path(urllib.request.url2pathname(unquote(parts.path)))
+        path = Path(_url2pathname(parts.path))
     elif not scheme or len(scheme) == 1:  # a path, or C:\... on Windows
         path = Path(url)
     else:
@@ -120,6 +132,13 @@ def _skip(stream: IO[bytes], n: int, url: str) -> None:
         if not chunk:
             raise DownloadError(f"cannot download {redact(url)}: it ended early", retry=True)
         n -= len(chunk)
+
+
+def _transient() -> tuple[type[Exception], ...]:
+    """What a read may raise that another attempt can cure: an OSError, and http.client's
+    errors once a download loaded it (before that, nothing can raise them)."""
+    client = sys.modules.get("http.client")
+    return (OSError,) if client is None else (OSError, client.HTTPException)
 
 
 def _read(url: str, size: int) -> Iterator[bytes]:
@@ -143,7 +162,7 @@ def _read(url: str, size: int) -> Iterator[bytes]:
         except DownloadError as exc:
             if attempt == ATTEMPTS or not exc.retry:
                 raise
-        except (OSError, http.client.HTTPException) as exc:
+        except _transient() as exc:
             if attempt == ATTEMPTS:
                 raise DownloadError(
                     f"cannot download {redact(url)}: {scrub(str(exc), url)}"

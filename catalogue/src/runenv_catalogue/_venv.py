@@ -27,10 +27,14 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
+from runenv_catalogue._errors import RequirementsNotMet, VenvError
 from runenv_catalogue._names import canonical_name
-from runenv_catalogue._provision import CatalogueError, UsageError, rmtree
-from runenv_catalogue._requirements import Installed, Requirement, unmet
+from runenv_catalogue._provision import UsageError, rmtree
+
+if TYPE_CHECKING:  # the PEP 440/508 code loads only when a venv is checked (`_requirements`)
+    from runenv_catalogue._requirements import Installed, Requirement
 
 INSTALLED, WHEELHOUSE = "installed", "wheelhouse"
 LAYOUTS = (INSTALLED, WHEELHOUSE)  # a catalogue entry without `layout` is an installed tree
@@ -69,14 +73,6 @@ for d in md.distributions():
                       "extras": extras})
 print("RUNENV-VENV " + json.dumps({"env": env, "dists": dists}))
 """
-
-
-class VenvError(CatalogueError):
-    """A step of making the venv failed (exit 1); the venv was removed."""
-
-
-class RequirementsNotMet(CatalogueError):
-    """An installed-tree runtime does not satisfy the requirements file (exit 1)."""
 
 
 def venv_python(dest: Path) -> Path:
@@ -189,6 +185,8 @@ def probe(python: Path, env: Mapping[str, str]) -> tuple[dict[str, str], dict[st
     line = next((x for x in done.stdout.splitlines() if x.startswith("RUNENV-VENV ")), None)
     if line is None:
         raise VenvError(f"cannot ask {python} for its packages: {_last_error(done.stderr)}")
+    from runenv_catalogue._requirements import Installed  # an install needs none
+
     data = json.loads(line.removeprefix("RUNENV-VENV "))
     installed: dict[str, Installed] = {}
     for d in data["dists"]:
@@ -266,6 +264,8 @@ def installed_tree_venv(
     """A block venv on an installed tree (its interpreter `python`): it sees the runtime's
     packages and installs nothing, so each of `wanted` (read from `requirements`) must be met
     by them first; RequirementsNotMet names the ones that are not, and nothing is made."""
+    from runenv_catalogue._requirements import unmet  # an install needs none
+
     marker_env, installed = probe(python, env)
     problems = unmet(wanted, installed, marker_env)
     if problems:
