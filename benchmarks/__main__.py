@@ -169,6 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for tool in ("tar", "gzip"):
         if not shutil.which(tool):
             raise BenchError(f"{tool} not found on PATH")
+    # The torch-sized workload: runenv cold/warm/no-op (with start-up) and uv by hand only.
+    offered = ("runenv", "uvbc", "uv", "consumer") if args.workload == "atls" else GROUPS
+    groups = [g for g in offered if g not in args.skip]
+    results_file = out / "benchmarks.json"
+    if groups == ["consumer"] and not results_file.exists():  # said before, not after, the run
+        raise BenchError(
+            f"{results_file} has no build results to add the consumer's to: "
+            "copy docs/benchmarks.json there first, or leave out --out"
+        )
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="runenv-bench-", dir=args.work))
@@ -178,9 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     TRASH.root = work / "trash"
     started = time.monotonic()
     rec = Recorder()
-    # The torch-sized workload: runenv cold/warm/no-op (with start-up) and uv by hand only.
-    offered = ("runenv", "uvbc", "uv", "consumer") if args.workload == "atls" else GROUPS
-    groups = [g for g in offered if g not in args.skip]
     try:
         mirror = work / "mirror"
         mirror.mkdir()
@@ -209,10 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "measurements": rec.data,
     }
     out.mkdir(parents=True, exist_ok=True)
-    results_file = out / "benchmarks.json"
     if groups == ["consumer"]:  # the consumer alone: the other figures stay as they were
-        if not results_file.exists():
-            raise BenchError(f"{results_file} has no build results to add the consumer's to")
         result = json.loads(results_file.read_text(encoding="utf-8"))
     else:
         result = merge_results(results_file, run_result, args.workload)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from benchmarks import REPO
+from benchmarks.__main__ import main as bench_main
 from benchmarks.chart import write_chart, write_png_chart
 from benchmarks.log import BenchError
 from benchmarks.record import Recorder, stage_times, summarize
@@ -260,3 +261,15 @@ def test_the_mirror_serves_a_folder_on_loopback(tmp_path: Path) -> None:
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy
         with direct.open(f"{base_url}/tag/a.tar.gz", timeout=10) as response:
             assert response.read() == b"archive bytes"
+
+
+def test_the_consumer_alone_without_results_to_add_to_is_refused_before_it_runs(
+    tmp_path: Path,
+) -> None:
+    """Measuring the consumer alone adds its figures to an existing benchmarks.json: an --out
+    folder without one is refused at once, not after minutes of measuring."""
+    skips = [a for g in ("runenv", "lock", "all", "reference", "uv", "uvbc") for a in ("--skip", g)]
+    work = tmp_path / "work"
+    with pytest.raises(BenchError, match="has no build results to add the consumer's to"):
+        bench_main([*skips, "--out", str(tmp_path / "out"), "--work", str(work)])
+    assert not work.exists()
