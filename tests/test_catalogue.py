@@ -520,10 +520,11 @@ def test_an_install_from_a_file_loads_no_download_or_venv_code(tmp_path: Path) -
         "'runenv_catalogue._requirements', 'runenv_catalogue._check') if m in sys.modules)); "
         "sys.exit(code)"
     )
+    # -S: no site hook of this machine's Python loads urllib behind the package's back.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = str(REPO / "catalogue" / "src")
     done = subprocess.run(
-        [sys.executable, "-c", script, tmp_path / "catalogue.json", tmp_path / "cache"],
+        [sys.executable, "-S", "-c", script, tmp_path / "catalogue.json", tmp_path / "cache"],
         capture_output=True,
         text=True,
         env=env,
