@@ -1,4 +1,4 @@
-"""The build's bytecode compiler: chosen once per build (`bytecode_compiler`), it keys and
+"""The build's bytecode compiler: chosen once per build (`choose_compiler`), it keys and
 completes every image (`image_tag`, `image_compiler`), and compiles what the assembled tree adds
 to them (`compile_bytecode`, the bytecode stage)."""
 
@@ -36,6 +36,16 @@ def choose_compiler(ctx: BuildContext, vc: VariantConfig, tree: Path) -> Compile
     )
 
 
+def in_tree(
+    ctx: BuildContext, compiler: Compiler | NoCompiler, tree: Path
+) -> Compiler | NoCompiler:
+    """`compiler` as it runs on `tree`: natively, the interpreter of `tree` itself (the same
+    runtime as the build's, at the place that compiles); a cross build's, unchanged."""
+    if isinstance(compiler, Compiler) and ctx.native:
+        return replace(compiler, interpreter=tree / ctx.plan.interpreter)
+    return compiler
+
+
 def image_tag(compiler: Compiler | NoCompiler) -> str:
     """What decides an image's bytecode, for its cache key."""
     return compiler.tag if isinstance(compiler, Compiler) else "none"
@@ -63,11 +73,10 @@ def compile_bytecode(
 ) -> bytecode.BytecodeResult:
     """Bytecode: every `.py` of the tree compiled by an interpreter of its X.Y (`bytecode`);
     what the images brought is kept, so this compiles the copied files and little else."""
-    if isinstance(compiler, Compiler) and ctx.native:
-        compiler = replace(compiler, interpreter=tree / ctx.plan.interpreter)
     result = bytecode.compile_runtime(
-        ctx.plan, tree, copied, compiler, timeout=ctx.timeout, log_file=ctx.log.path
-    )
+        ctx.plan, tree, copied, in_tree(ctx, compiler, tree), timeout=ctx.timeout,
+        log_file=ctx.log.path,
+    )  # fmt: skip
     if not result.compiled and ctx.plan.compile_bytecode:
         ctx.options.report(f"{ctx.name}: warning: no bytecode: {result.reason}")
     return result

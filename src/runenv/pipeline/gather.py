@@ -26,7 +26,7 @@ from runenv.fetch import python, wheels
 from runenv.fetch.wheels import Artifact
 from runenv.install import images
 from runenv.lock.pylock import read_lock
-from runenv.pipeline.compiling import image_tag
+from runenv.pipeline import compiling
 from runenv.pipeline.context import BuildContext, BuildLog, BuildOptions, Target
 from runenv.platforms import Platform
 from runenv.sources import built_wheels, cross, sdist
@@ -170,16 +170,14 @@ def fetch_python(
 
     def unpack(tree: Path) -> dict[str, object]:
         python.unpack(archive, tree, apart=True)  # not slowed by the image threads
-        if isinstance(compiler, Compiler):
-            # Natively the image's own interpreter compiles it (the same runtime as the build's).
-            own = replace(compiler, interpreter=tree / ctx.plan.interpreter)
-            bytecode.compile_image(
-                ctx.plan, tree, own if ctx.native else compiler, timeout=ctx.timeout,
-                log_file=ctx.log.path,
-            )  # fmt: skip
+        own = compiling.in_tree(ctx, compiler, tree)  # natively, the image's own interpreter
+        if isinstance(own, Compiler):
+            bytecode.compile_image(ctx.plan, tree, own, timeout=ctx.timeout, log_file=ctx.log.path)
         return {"archive": archive.name}
 
-    key = images.key(kind="python", sha256=ctx.python.sha256, bytecode=image_tag(compiler))
+    key = images.key(
+        kind="python", sha256=ctx.python.sha256, bytecode=compiling.image_tag(compiler)
+    )
     images.link_into(images.ensure(ctx.cache, key, unpack), dest, known)
     return dest
 
