@@ -506,7 +506,8 @@ def test_a_file_url_names_its_path_once_unquoted(tmp_path: Path) -> None:
 def test_an_install_from_a_file_loads_no_download_or_venv_code(tmp_path: Path) -> None:
     """Every consumer machine runs `install` first: from a file (or the cache) it imports
     neither urllib's HTTP stack (http.client, ssl) nor the PEP 440/508 code the venv command
-    checks requirements with; a download and a venv load them when they need them."""
+    checks requirements with, nor subprocess (it runs nothing) nor importlib.resources (the
+    catalogue is a file); a download, a venv and `run` load them when they need them."""
     data = _tar([GOOD])
     (tmp_path / "rt.tar.gz").write_bytes(data)
     doc = _document((tmp_path / "rt.tar.gz").as_uri(), hashlib.sha256(data).hexdigest(), len(data))
@@ -516,8 +517,9 @@ def test_an_install_from_a_file_loads_no_download_or_venv_code(tmp_path: Path) -
         "from runenv_catalogue.__main__ import main; "
         "cat = Catalogue.load(Path(sys.argv[1])); "
         "code = main(['install', 'v', '--cache-dir', sys.argv[2]], cat); "
-        "print(sorted(m for m in ('http.client', 'ssl', 'urllib.request', "
-        "'runenv_catalogue._requirements', 'runenv_catalogue._check') if m in sys.modules)); "
+        "print(sorted(m for m in ('http.client', 'ssl', 'urllib.request', 'subprocess', "
+        "'importlib.resources', 'runenv_catalogue._requirements', 'runenv_catalogue._check') "
+        "if m in sys.modules)); "
         "sys.exit(code)"
     )
     # -S: no site hook of this machine's Python loads urllib behind the package's back.

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -196,6 +194,8 @@ class Catalogue:
             if path is not None:
                 data = _inputs.read_json(path)
             else:
+                from importlib import resources  # only for the catalogue this package ships
+
                 text = (
                     resources.files("runenv_catalogue")
                     .joinpath("catalogue.json")
@@ -285,6 +285,8 @@ class Catalogue:
         """Install `variant` if needed, run its interpreter with `args`; its exit code."""
         python = self.install(variant, cache_dir=cache_dir)
         env = self.environment(variant, cache_dir=cache_dir)
+        import subprocess  # an install alone runs nothing
+
         try:
             return subprocess.call([str(python), *args], env=env)
         except OSError as exc:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -34,6 +33,8 @@ from runenv_catalogue._names import canonical_name
 from runenv_catalogue._provision import UsageError, rmtree
 
 if TYPE_CHECKING:  # the PEP 440/508 code loads only when a venv is checked (`_requirements`)
+    import subprocess  # and subprocess when something runs
+
     from runenv_catalogue._requirements import Installed, Requirement
 
 INSTALLED, WHEELHOUSE = "installed", "wheelhouse"
@@ -114,6 +115,8 @@ def _capture(
 ) -> subprocess.CompletedProcess[str]:
     """`args` run with exactly `env` and no stdin, its output kept as text (bytes that do not
     decode replaced: a failing tool's message must still be shown)."""
+    import subprocess  # not loaded by an install, which runs nothing
+
     return subprocess.run(
         list(args),
         env=dict(env),
@@ -126,6 +129,8 @@ def _capture(
 
 
 def _run(args: Sequence[str], env: Mapping[str, str], timeout: float, what: str) -> None:
+    import subprocess
+
     try:
         done = _capture(args, env, timeout)
     except subprocess.TimeoutExpired:
@@ -178,6 +183,8 @@ def building(dest: Path) -> Iterator[None]:
 def probe(python: Path, env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, Installed]]:
     """The marker environment and the distributions (canonical name -> Installed) that the
     runtime's interpreter reports."""
+    import subprocess
+
     try:
         done = _capture([str(python), "-I", "-c", _PROBE], env, VENV_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as exc:
