@@ -115,7 +115,10 @@ class Member:
     worker: compressed pieces in, inflated pieces out."""
 
     def __init__(
-        self, size: int | None, shown: str, group: list[tuple[bytes, int]] | None = None
+        self,
+        size: int | None,
+        shown: str,
+        group: list[tuple[bytes | memoryview, int]] | None = None,
     ) -> None:
         self.size = size
         self.shown = shown
@@ -141,9 +144,6 @@ class Member:
         if self.group is not None:
             # One output item for the whole group: its members' outputs, in order.
             put(self.output, [self._whole(data, size) for data, size in self.group], stop)
-            return
-        if self.size is not None and self.size <= WHOLE:
-            self._inflate_whole(stop)
             return
         d = zlib.decompressobj(31)
         out = 0
@@ -181,15 +181,9 @@ class Member:
         if self.size is not None and out != self.size:
             raise self._bad("inflates to less than its header says")
 
-    def _inflate_whole(self, stop: threading.Event) -> None:
-        """A member of known, moderate size in one call, into one buffer of that size: no
-        growing and joining of output blocks, as a stream of calls has."""
-        pieces = list(ordered(self.input, stop, None))
-        data = b"".join(pieces)
-        del pieces
-        put(self.output, self._whole(data, self.size or 0), stop)
-
-    def _whole(self, data: bytes, size: int) -> bytes:
+    def _whole(self, data: bytes | memoryview, size: int) -> bytes:
+        """A whole member, read already, in one call into one buffer of its size: no growing
+        and joining of output blocks, as a stream of calls has."""
         try:
             out = zlib.decompress(data, 31, max(size, 1))
         except zlib.error as exc:

@@ -51,7 +51,9 @@ class Pipeline:
             if self.stop.is_set():
                 raise Stopped
 
-    def _start(self, size: int | None, group: list[tuple[bytes, int]] | None = None) -> Member:
+    def _start(
+        self, size: int | None, group: list[tuple[bytes | memoryview, int]] | None = None
+    ) -> Member:
         """A job for the inflating threads: one member (its bytes to come on its input), the
         rest of a stream without member fields (`size` None), or a `group` of whole members
         read already (`size` their inflated size)."""
@@ -64,14 +66,15 @@ class Pipeline:
     def _read(self) -> None:
         chunks = Chunks(self.source)
         current: Member | None = None
-        group: list[tuple[bytes, int]] = []
+        group: list[tuple[bytes | memoryview, int]] = []
         grouped = 0  # the group's inflated size
         try:
             while True:
                 head = chunks.peek(HEAD.size)
                 info = member_info(head) if head else None
                 if info is not None and info[1] <= WHOLE:
-                    group.append((b"".join(chunks.take(info[0])), info[1]))
+                    taken = list(chunks.take(info[0]))  # views of the chunks read, no copy
+                    group.append((taken[0] if len(taken) == 1 else b"".join(taken), info[1]))
                     grouped += info[1]
                     if grouped < GROUP:
                         continue
