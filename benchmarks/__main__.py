@@ -158,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out.resolve()
     args.project = args.project.resolve()
     if args.render_only:
+        if not (out / "benchmarks.json").is_file():
+            cli.error(f"--render-only: {out / 'benchmarks.json'} not found (give --out DIR)")
         result = json.loads((out / "benchmarks.json").read_text(encoding="utf-8"))
         result["targets"] = targets(result)
         render(result, out, args.chart)
@@ -195,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The setup removed files behind the trash's back (pip's upgrade uninstalls the
             # old pip, the stand-in script's temp folder): the first measurement waits as after
             # any removal. Without it round 1's runenv cold took 11.5 s against 7.1-7.8 s.
-            TRASH.removed_at = time.monotonic()
+            TRASH.removed_elsewhere()
             for i in range(1, args.runs + 1):
                 log(f"round {i}/{args.runs}: {', '.join(groups)}")
                 for group in groups:
