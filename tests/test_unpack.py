@@ -27,12 +27,14 @@ from runenv_catalogue import (
     Catalogue,
     CatalogueError,
     ChecksumMismatch,
+    UnsafeArchiveError,
     _files,
     _pipeline,
     _unpack,
     _ustar,
 )
 from runenv_catalogue._members import member_info
+from runenv_catalogue._shared.tar_rules import Planner, clean_name
 from runenv_catalogue._unpack import safe_extract
 
 from runenv.artifact.pack import MEMBER_SIZE, pack_tree, write_gzip_members
@@ -564,3 +566,40 @@ def test_a_writing_threads_error_is_the_installs_and_nothing_is_trusted(
         cat.install("v", cache_dir=tmp_path / "cache")
     assert written  # the files went to the writing threads
     _nothing_trusted(cat, tmp_path / "cache")
+
+
+def test_a_folder_seen_clear_is_looked_at_again_once_a_symlink_is_added() -> None:
+    """The planner skips the part-by-part look at an entry's folder it has seen free of
+    symlinks; a symlink added later (here: the folder itself turned into one) makes it look
+    again, so an entry written through it is still refused."""
+    planner = Planner("t.tar.gz")
+    for entry in (_entry("s", tarfile.SYMTYPE, "bin"), _entry("d/e/f"), _entry("d/e/x")):
+        planner.check(entry)
+    assert "d/e" in planner.clear
+    planner.check(_entry("d/e", tarfile.SYMTYPE, "."))
+    with pytest.raises(UnsafeArchiveError, match=r"'d/e/g': .* through the symlink d/e"):
+        planner.check(_entry("d/e/g"))
+
+
+@pytest.mark.parametrize(
+    ("name", "clean"),
+    [
+        ("a/b/c.py", "a/b/c.py"),
+        ("./a/b", "a/b"),
+        ("a//b/./c/", "a/b/c"),
+        ("a/.hidden", "a/.hidden"),
+        (".", ""),
+        ("", ""),
+        ("a/b/.", "a/b"),
+    ],
+)
+def test_entry_names_are_cleaned_the_same_on_the_fast_path_and_the_slow(
+    name: str, clean: str
+) -> None:
+    assert clean_name(name, "t.tar.gz") == clean
+
+
+@pytest.mark.parametrize("name", ["a/../b", "..", "a/..", "../a"])
+def test_a_dotdot_part_is_refused_whatever_the_path(name: str) -> None:
+    with pytest.raises(UnsafeArchiveError, match=r"'\.\.' leaves the tree"):
+        clean_name(name, "t.tar.gz")
