@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -566,6 +567,92 @@ def test_a_writing_threads_error_is_the_installs_and_nothing_is_trusted(
         cat.install("v", cache_dir=tmp_path / "cache")
     assert written  # the files went to the writing threads
     _nothing_trusted(cat, tmp_path / "cache")
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """runenv's archive of a tree with a file three times `SPANNING` (pieces of many members)
+    between small ones."""
+    root = tmp_path_factory.mktemp("large")
+    tree = root / "tree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "python3").write_bytes(b"#!/bin/sh\n")
+    (tree / "lib").mkdir()
+    (tree / "lib" / "a.py").write_text("a = 1\n")
+    (tree / "lib" / "libbig.so").write_bytes(_data(3 * _files.SPANNING + 12_345, 7))
+    (tree / "lib" / "libbig.so").chmod(0o755)
+    (tree / "lib" / "z.py").write_text("z = 1\n")
+    archive = root / "large.tar.gz"
+    pack_tree(tree, archive)
+    return archive, archive.read_bytes()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/dev/fd"))  # Linux and macOS
+
+
+@pytest.mark.parametrize("pwrite", [True, False], ids=["pieces-on-threads", "reading-thread"])
+def test_a_large_file_is_written_piece_by_piece_on_the_writing_threads(
+    large: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pwrite: bool
+) -> None:
+    """A file larger than `SPANNING` is handed out piece by piece, each written at its offset
+    by a writing thread; where os.pwrite is missing (Windows) the reading thread writes it.
+    Either way the tree is tar's, file by file."""
+    archive, blob = large
+    monkeypatch.setattr(_files, "PWRITE", pwrite)
+    threads: list[str] = []
+    piece = _files.Spanning.piece
+
+    def spy(self: Any, offset: int, view: memoryview) -> None:
+        threads.append(threading.current_thread().name)
+        piece(self, offset, view)
+
+    monkeypatch.setattr(_files.Spanning, "piece", spy)
+    before = _open_fds()
+    cat = catalogue(archive.as_uri(), blob)
+    cat.install("v", cache_dir=tmp_path / "cache")
+    got = listing(installed_root(tmp_path / "cache"), frozenset({".provisioned"}))
+    assert got == tar_xzf(archive, tmp_path / "tar")
+    if pwrite:
+        assert len(threads) >= 3, threads  # 24 MiB in pieces of at most 4 MiB
+        assert all(name.startswith("runenv-write") for name in threads), threads
+    else:
+        assert threads == []
+    assert _open_fds() == before
+
+
+@pytest.mark.parametrize("failure", ["pwrite", "cut"])
+def test_a_large_file_that_fails_midway_installs_nothing_and_leaves_no_file_open(
+    large: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A piece whose write fails (a full disk), or an archive that ends inside the large file
+    (catalogued as it is): the install fails, nothing is trusted, and the file's descriptor,
+    which the last piece would have closed, is closed."""
+    archive, blob = large
+    if failure == "pwrite":
+        calls: list[int] = []
+        pwrite = os.pwrite
+
+        def full(fd: int, data: Any, offset: int) -> int:
+            calls.append(offset)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+            return pwrite(fd, data, offset)
+
+        monkeypatch.setattr(os, "pwrite", full)
+        match = "No space left on device"
+    else:
+        offset, length, _ = next(m for m in members(blob) if m[0] > len(blob) // 2)
+        blob = blob[: offset + length]  # whole members, the large file's end missing
+        archive = tmp_path / "cut.tar.gz"
+        archive.write_bytes(blob)
+        match = "ends in it|cut short|unexpected end"
+    before = _open_fds()
+    cat = catalogue(archive.as_uri(), blob)
+    with pytest.raises(CatalogueError, match=match):
+        cat.install("v", cache_dir=tmp_path / "cache")
+    _nothing_trusted(cat, tmp_path / "cache")
+    assert _open_fds() == before
 
 
 def test_a_folder_seen_clear_is_looked_at_again_once_a_symlink_is_added() -> None:
