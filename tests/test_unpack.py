@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -27,12 +28,14 @@ from runenv_catalogue import (
     Catalogue,
     CatalogueError,
     ChecksumMismatch,
+    UnsafeArchiveError,
     _files,
     _pipeline,
     _unpack,
     _ustar,
 )
 from runenv_catalogue._members import member_info
+from runenv_catalogue._shared.tar_rules import Planner, clean_name
 from runenv_catalogue._unpack import safe_extract
 
 from runenv.artifact.pack import MEMBER_SIZE, pack_tree, write_gzip_members
@@ -564,3 +567,126 @@ def test_a_writing_threads_error_is_the_installs_and_nothing_is_trusted(
         cat.install("v", cache_dir=tmp_path / "cache")
     assert written  # the files went to the writing threads
     _nothing_trusted(cat, tmp_path / "cache")
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """runenv's archive of a tree with a file three times `SPANNING` (pieces of many members)
+    between small ones."""
+    root = tmp_path_factory.mktemp("large")
+    tree = root / "tree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "python3").write_bytes(b"#!/bin/sh\n")
+    (tree / "lib").mkdir()
+    (tree / "lib" / "a.py").write_text("a = 1\n")
+    (tree / "lib" / "libbig.so").write_bytes(_data(3 * _files.SPANNING + 12_345, 7))
+    (tree / "lib" / "libbig.so").chmod(0o755)
+    (tree / "lib" / "z.py").write_text("z = 1\n")
+    archive = root / "large.tar.gz"
+    pack_tree(tree, archive)
+    return archive, archive.read_bytes()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/dev/fd"))  # Linux and macOS
+
+
+@pytest.mark.parametrize("pwrite", [True, False], ids=["pieces-on-threads", "reading-thread"])
+def test_a_large_file_is_written_piece_by_piece_on_the_writing_threads(
+    large: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pwrite: bool
+) -> None:
+    """A file larger than `SPANNING` is handed out piece by piece, each written at its offset
+    by a writing thread; where os.pwrite is missing (Windows) the reading thread writes it.
+    Either way the tree is tar's, file by file."""
+    archive, blob = large
+    monkeypatch.setattr(_files, "PWRITE", pwrite)
+    threads: list[str] = []
+    piece = _files.Spanning.piece
+
+    def spy(self: Any, offset: int, view: memoryview) -> None:
+        threads.append(threading.current_thread().name)
+        piece(self, offset, view)
+
+    monkeypatch.setattr(_files.Spanning, "piece", spy)
+    before = _open_fds()
+    cat = catalogue(archive.as_uri(), blob)
+    cat.install("v", cache_dir=tmp_path / "cache")
+    got = listing(installed_root(tmp_path / "cache"), frozenset({".provisioned"}))
+    assert got == tar_xzf(archive, tmp_path / "tar")
+    if pwrite:
+        assert len(threads) >= 3, threads  # 24 MiB in pieces of at most 4 MiB
+        assert all(name.startswith("runenv-write") for name in threads), threads
+    else:
+        assert threads == []
+    assert _open_fds() == before
+
+
+@pytest.mark.parametrize("failure", ["pwrite", "cut"])
+def test_a_large_file_that_fails_midway_installs_nothing_and_leaves_no_file_open(
+    large: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A piece whose write fails (a full disk), or an archive that ends inside the large file
+    (catalogued as it is): the install fails, nothing is trusted, and the file's descriptor,
+    which the last piece would have closed, is closed."""
+    archive, blob = large
+    if failure == "pwrite":
+        calls: list[int] = []
+        pwrite = os.pwrite
+
+        def full(fd: int, data: Any, offset: int) -> int:
+            calls.append(offset)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")
+            return pwrite(fd, data, offset)
+
+        monkeypatch.setattr(os, "pwrite", full)
+        match = "No space left on device"
+    else:
+        offset, length, _ = next(m for m in members(blob) if m[0] > len(blob) // 2)
+        blob = blob[: offset + length]  # whole members, the large file's end missing
+        archive = tmp_path / "cut.tar.gz"
+        archive.write_bytes(blob)
+        match = "ends in it|cut short|unexpected end"
+    before = _open_fds()
+    cat = catalogue(archive.as_uri(), blob)
+    with pytest.raises(CatalogueError, match=match):
+        cat.install("v", cache_dir=tmp_path / "cache")
+    _nothing_trusted(cat, tmp_path / "cache")
+    assert _open_fds() == before
+
+
+def test_a_folder_seen_clear_is_looked_at_again_once_a_symlink_is_added() -> None:
+    """The planner skips the part-by-part look at an entry's folder it has seen free of
+    symlinks; a symlink added later (here: the folder itself turned into one) makes it look
+    again, so an entry written through it is still refused."""
+    planner = Planner("t.tar.gz")
+    for entry in (_entry("s", tarfile.SYMTYPE, "bin"), _entry("d/e/f"), _entry("d/e/x")):
+        planner.check(entry)
+    assert "d/e" in planner.clear
+    planner.check(_entry("d/e", tarfile.SYMTYPE, "."))
+    with pytest.raises(UnsafeArchiveError, match=r"'d/e/g': .* through the symlink d/e"):
+        planner.check(_entry("d/e/g"))
+
+
+@pytest.mark.parametrize(
+    ("name", "clean"),
+    [
+        ("a/b/c.py", "a/b/c.py"),
+        ("./a/b", "a/b"),
+        ("a//b/./c/", "a/b/c"),
+        ("a/.hidden", "a/.hidden"),
+        (".", ""),
+        ("", ""),
+        ("a/b/.", "a/b"),
+    ],
+)
+def test_entry_names_are_cleaned_the_same_on_the_fast_path_and_the_slow(
+    name: str, clean: str
+) -> None:
+    assert clean_name(name, "t.tar.gz") == clean
+
+
+@pytest.mark.parametrize("name", ["a/../b", "..", "a/..", "../a"])
+def test_a_dotdot_part_is_refused_whatever_the_path(name: str) -> None:
+    with pytest.raises(UnsafeArchiveError, match=r"'\.\.' leaves the tree"):
+        clean_name(name, "t.tar.gz")

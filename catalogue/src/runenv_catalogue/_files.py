@@ -1,5 +1,6 @@
 """Files created by the writing threads: new (`O_EXCL`, never through a symlink), their bytes
-written from views of the inflated pieces, their mode (tarfile's `data` filter) and mtime set.
+written from views of the inflated pieces, their mode (tarfile's `data` filter) and mtime set;
+a large file's pieces written at their offsets by several threads (`Spanning`).
 """
 
 # ruff: noqa: PTH101, PTH123
@@ -7,6 +8,7 @@ written from views of the inflated pieces, their mode (tarfile's `data` filter) 
 from __future__ import annotations
 
 import os
+import threading
 
 
 def file_mode(mode: int) -> int:
@@ -45,8 +47,11 @@ BY_FD = os.chmod in os.supports_fd and os.utime in os.supports_fd
 BATCH_FILES = 64
 BATCH_BYTES = 1 << 20
 # A file whose bytes span pieces is handed out as its pieces if it is at most this large,
-# else written by the calling thread as its pieces come (memory stays bounded).
+# else each piece is handed out on its own as it comes (`Spanning`; memory stays bounded).
 SPANNING = 8 << 20
+# Pieces of a large file written at their offsets by several threads (not on Windows, which
+# has no os.pwrite: there the reading thread writes it).
+PWRITE = hasattr(os, "pwrite")
 
 # A new file: its path, its bytes (one view, or the views of the pieces it spans), its mode,
 # its mtime and whether its mode must be set after its creation (the umask took bits of it).
@@ -64,17 +69,70 @@ def write_files(jobs: list[Job]) -> None:
             else:
                 for view in data:
                     write_all(fd, view)
-            if BY_FD:
-                if chmod:
-                    os.chmod(fd, mode)
-                os.utime(fd, (mtime, mtime))
-        finally:
+        except BaseException:
             os.close(fd)
-        if not BY_FD:
-            os.chmod(path, mode)
-            os.utime(path, (mtime, mtime))
+            raise
+        finish(fd, path, mode, mtime, chmod)
 
 
 def write_all(fd: int, view: memoryview) -> None:
     while view:
         view = view[os.write(fd, view) :]
+
+
+def finish(fd: int, path: str, mode: int, mtime: float, chmod: bool) -> None:
+    """Set a written file's mode (if the umask took bits of it) and mtime, and close it."""
+    try:
+        if BY_FD:
+            if chmod:
+                os.chmod(fd, mode)
+            os.utime(fd, (mtime, mtime))
+    finally:
+        os.close(fd)
+    if not BY_FD:
+        os.chmod(path, mode)
+        os.utime(path, (mtime, mtime))
+
+
+class Spanning:
+    """A large file, created by the reading thread, its pieces written at their offsets by
+    the writing threads (`piece`) as they come, so a runtime's largest files are written on
+    every core too. The reading thread holds it open until it has handed out every piece
+    (`hold`, `release`); whoever releases it last sets its mode and mtime and closes it."""
+
+    def __init__(self, path: str, mode: int, mtime: float, chmod: bool) -> None:
+        self.fd: int | None = os.open(path, O_NEW, mode)
+        self.path, self.mode, self.mtime, self.chmod = path, mode, mtime, chmod
+        self.held = 1  # the reading thread's hold
+        self.lock = threading.Lock()
+
+    def hold(self) -> None:
+        with self.lock:
+            self.held += 1
+
+    def piece(self, offset: int, view: memoryview) -> None:
+        """A writing thread's job: the bytes at `offset`, then the piece's hold released."""
+        try:
+            fd = self.fd
+            assert fd is not None  # held: not closed
+            while view:
+                done = os.pwrite(fd, view, offset)
+                view, offset = view[done:], offset + done
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        with self.lock:
+            self.held -= 1
+            fd = self.fd if self.held == 0 else None
+            if fd is not None:
+                self.fd = None
+        if fd is not None:
+            finish(fd, self.path, self.mode, self.mtime, self.chmod)
+
+    def abandon(self) -> None:
+        """Closed, if a failure left it open (once no thread writes any more)."""
+        with self.lock:
+            fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)

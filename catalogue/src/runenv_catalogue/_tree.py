@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import os
 import tarfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,10 +40,12 @@ class Tree:
         self.folders: list[tuple[str, float]] = []  # and their mtimes, set at the end
         self.umask = _files.umask()
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="runenv-write")
-        self.limit = 2 * threads  # batches handed out and not done, at most
+        self.threads = threads
+        self.limit = 2 * threads  # jobs handed out and not done, at most
         self.pending: collections.deque[Future[None]] = collections.deque()
         self.batch: list[_files.Job] = []
         self.batch_bytes = 0
+        self.spanning: list[_files.Spanning] = []  # large files opened, closed by the last piece
 
     def write(self, stream: _ustar.Stream) -> None:
         """Write every entry of `stream`, then read it to its end (every member checked)."""
@@ -114,13 +117,44 @@ class Tree:
             data = list(stream.views(size))
             if sum(len(view) for view in data) != size:
                 raise self._ends_in(info)
-        if data is None:  # large, and across pieces: written here as it comes
-            self.write_here(stream, path, info, size, mode, chmod)
+        if data is None:  # large, and across pieces: handed out piece by piece as it comes
+            if _files.PWRITE:
+                self.write_spanning(stream, path, info, size, mode, chmod)
+            else:
+                self.write_here(stream, path, info, size, mode, chmod)
             return
         self.batch.append((path, data, mode, info.mtime, chmod))
         self.batch_bytes += size
         if len(self.batch) >= _files.BATCH_FILES or self.batch_bytes >= _files.BATCH_BYTES:
             self.hand_out()
+
+    def write_spanning(
+        self,
+        stream: _ustar.Stream,
+        path: str,
+        info: tarfile.TarInfo,
+        size: int,
+        mode: int,
+        chmod: bool,
+    ) -> None:
+        """A large file's pieces to the writing threads, each written at its offset as it
+        comes (while at most one per writing thread is out: a piece is up to 4 MiB): its
+        bytes are written on every core while the pieces after them are inflated."""
+        self.hand_out()  # the files before it first: they go on while its pieces come
+        big = _files.Spanning(path, mode, info.mtime, chmod)
+        self.spanning.append(big)
+        written = 0
+        for view in stream.views(size):
+            big.hold()
+            try:
+                self.submit(big.piece, written, view, most=self.threads)
+            except BaseException:
+                big.release()  # this piece's hold: it was never handed out
+                raise
+            written += len(view)
+        if written != size:
+            raise self._ends_in(info)
+        big.release()  # the reading thread's hold: the last piece written closes it
 
     def write_here(
         self,
@@ -154,16 +188,24 @@ class Tree:
         return CatalogueError(f"{self.shown}: cannot unpack {info.name!r}: the archive ends in it")
 
     def hand_out(self) -> None:
-        """The batch so far to a writing thread (waiting while `limit` batches are out)."""
+        """The batch so far to a writing thread (waiting while `limit` jobs are out)."""
+        if not self.batch:
+            pending = self.pending
+            while pending and pending[0].done():
+                pending.popleft().result()  # a writing thread's error, raised here
+            return
+        self.submit(_files.write_files, self.batch, most=self.limit)
+        self.batch, self.batch_bytes = [], 0
+
+    def submit(self, job: Callable[..., None], *args: object, most: int) -> None:
+        """`job(*args)` to a writing thread, once fewer than `most` jobs are out; the
+        error of one done before, raised here."""
         pending = self.pending
         while pending and pending[0].done():
-            pending.popleft().result()  # a writing thread's error, raised here
-        if not self.batch:
-            return
-        while len(pending) >= self.limit:
             pending.popleft().result()
-        pending.append(self.pool.submit(_files.write_files, self.batch))
-        self.batch, self.batch_bytes = [], 0
+        while len(pending) >= most:
+            pending.popleft().result()
+        pending.append(self.pool.submit(job, *args))
 
     def wait(self) -> None:
         """Until every batch handed out is written; the first error of one, raised."""
@@ -171,6 +213,8 @@ class Tree:
             self.pending.popleft().result()
 
     def close(self) -> None:
-        """Stop: batches not started are dropped, running ones finish (nothing writes into
-        the folder after this returns)."""
+        """Stop: jobs not started are dropped, running ones finish (nothing writes into the
+        folder after this returns), and a large file a failure left open is closed."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+        for big in self.spanning:
+            big.abandon()

@@ -14,10 +14,12 @@ catalogue's archive, another tool's gzip) is inflated by one thread, as one stre
 
 Memory stays bounded whatever the archive's size: at most `2 * threads + 1` jobs are in
 flight, each with a few MiB of input and output queued (a member of any size is inflated in
-pieces), and at most `2 * writers` batches of files are out, each at most about 1 MiB of files
-and one file of at most 8 MiB; a larger file that spans pieces is written by the reading
-thread as its pieces come. Files are created new (`O_EXCL`, never through a symlink), and
-every symlink made is resolved at the end: nothing lands outside the folder.
+pieces), and at most `2 * writers` batches of files are out with the writing threads (each
+at most about 1 MiB of files and one file of at most 8 MiB), or `writers` pieces of a larger
+file (each at most 4 MiB, a member's worth), which they write at their offsets (`os.pwrite`;
+on Windows, which lacks it, the reading thread writes such a file as its pieces come). Files
+are created new (`O_EXCL`, never through a symlink), and every symlink made is resolved at
+the end: nothing lands outside the folder.
 """
 
 from __future__ import annotations

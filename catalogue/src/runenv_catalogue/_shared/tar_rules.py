@@ -28,6 +28,8 @@ def clean_name(name: str, archive: str) -> str:
     `..`."""
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
         raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: absolute or non-POSIX path")
+    if "//" not in name and "/." not in name and name[:1] != "." and name[-1:] != "/":
+        return name  # no empty, `.` or `..` part: clean as it is (most entries)
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise UnsafeArchiveError(f"{archive}: refused entry {name!r}: '..' leaves the tree")
@@ -51,6 +53,9 @@ class Planner:
         self.strip = strip
         self.kinds: dict[str, str] = {}
         self.symlinks: set[str] = set()  # the entries that are symlinks now
+        # Folders whose path holds none of `symlinks` (emptied when a symlink is added):
+        # an entry in one is not looked at part by part.
+        self.clear: set[str] = set()
 
     def _stripped(self, rel: str, top: str, member: tarfile.TarInfo, what: str) -> str:
         """`rel` without the top folder `top`; refused when it is not under it."""
@@ -79,14 +84,17 @@ class Planner:
                 raise UnsafeArchiveError(f"{archive}: refused entry {member.name!r}: not a folder")
             return None
         if self.symlinks:
-            cut = rel.find("/")
-            while cut != -1:
-                if rel[:cut] in self.symlinks:
-                    raise UnsafeArchiveError(
-                        f"{archive}: refused entry {member.name!r}: it would be written "
-                        f"through the symlink {rel[:cut]}"
-                    )
-                cut = rel.find("/", cut + 1)
+            parent = rel.rpartition("/")[0]
+            if parent and parent not in self.clear:
+                cut = rel.find("/")
+                while cut != -1:
+                    if rel[:cut] in self.symlinks:
+                        raise UnsafeArchiveError(
+                            f"{archive}: refused entry {member.name!r}: it would be written "
+                            f"through the symlink {rel[:cut]}"
+                        )
+                    cut = rel.find("/", cut + 1)
+                self.clear.add(parent)
             if rel in self.symlinks:
                 raise UnsafeArchiveError(
                     f"{archive}: refused entry {member.name!r}: it would replace the symlink {rel}"
@@ -110,6 +118,7 @@ class Planner:
                 )
             kind = "symlink"
             self.symlinks.add(rel)
+            self.clear.clear()  # a folder's path may hold it now
         elif member.islnk():
             try:
                 link = clean_name(member.linkname, archive)
