@@ -80,3 +80,27 @@ def test_the_disk_holding_a_folder_reports_its_busy_time(tmp_path: Path) -> None
     else:
         assert busy >= 0
         trash.wait_for_quiet_disk(tmp_path, limit=1.0, window=0.5)  # returns, quiet or not
+
+
+def test_a_removal_elsewhere_makes_the_next_timed_command_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A build's own temp trees are removed behind the trash's back: noted, the next settle
+    waits as long as asked, the longest of two asks."""
+    slept: list[float] = []
+    monkeypatch.setattr(trash.time, "sleep", slept.append)
+    monkeypatch.setattr(trash, "wait_for_quiet_disk", lambda path: None)
+    monkeypatch.setattr(trash.os, "sync", lambda: None)
+    bin_ = Trash()
+    bin_.removed_elsewhere(Trash.QUIET_TRASH)
+    bin_.removed_elsewhere()  # a shorter ask does not shorten it
+    bin_.settle()
+    assert len(slept) == 1 and Trash.QUIET_TRASH - 1 < slept[0] <= Trash.QUIET_TRASH
+
+
+def test_the_page_cache_is_left_alone_where_it_cannot_be_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trash, "DROP_CACHES", tmp_path / "no-such-folder" / "drop_caches")
+    monkeypatch.setattr(trash.os, "sync", lambda: None)
+    assert trash.drop_page_cache() is False
