@@ -190,22 +190,23 @@ class Tree:
     def hand_out(self) -> None:
         """The batch so far to a writing thread (waiting while `limit` jobs are out)."""
         if not self.batch:
-            pending = self.pending
-            while pending and pending[0].done():
-                pending.popleft().result()  # a writing thread's error, raised here
+            self.reap()
             return
         self.submit(_files.write_files, self.batch, most=self.limit)
         self.batch, self.batch_bytes = [], 0
 
     def submit(self, job: Callable[..., None], *args: object, most: int) -> None:
-        """`job(*args)` to a writing thread, once fewer than `most` jobs are out; the
-        error of one done before, raised here."""
+        """`job(*args)` to a writing thread, once fewer than `most` jobs are out."""
+        self.reap()
+        while len(self.pending) >= most:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(job, *args))
+
+    def reap(self) -> None:
+        """The jobs done so far taken off; a writing thread's error, raised here."""
         pending = self.pending
         while pending and pending[0].done():
             pending.popleft().result()
-        while len(pending) >= most:
-            pending.popleft().result()
-        pending.append(self.pool.submit(job, *args))
 
     def wait(self) -> None:
         """Until every batch handed out is written; the first error of one, raised."""
