@@ -50,7 +50,7 @@ BATCH_BYTES = 1 << 20
 # else each piece is handed out on its own as it comes (`Spanning`; memory stays bounded).
 SPANNING = 8 << 20
 # Pieces of a large file written at their offsets by several threads (not on Windows, which
-# has no os.pwrite: there the reading thread writes it).
+# has no os.pwrite: there the reading thread writes them, in order).
 PWRITE = hasattr(os, "pwrite")
 
 # A new file: its path, its bytes (one view, or the views of the pieces it spans), its mode,
@@ -111,10 +111,14 @@ class Spanning:
             self.held += 1
 
     def piece(self, offset: int, view: memoryview) -> None:
-        """A writing thread's job: the bytes at `offset`, then the piece's hold released."""
+        """A writing thread's job: the bytes at `offset`, then the piece's hold released
+        (without os.pwrite, the reading thread's, the pieces in order)."""
         try:
             fd = self.fd
             assert fd is not None  # held: not closed
+            if not PWRITE:  # one thread, the pieces in order: the file's position is offset
+                write_all(fd, view)
+                return
             while view:
                 done = os.pwrite(fd, view, offset)
                 view, offset = view[done:], offset + done

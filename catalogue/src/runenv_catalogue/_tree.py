@@ -5,7 +5,7 @@
 
 # The hot loops use str paths and os calls, not Path objects: Path parsing per entry is GIL
 # time on the one thread that reads the entries.
-# ruff: noqa: PTH101, PTH102, PTH103, PTH108, PTH112, PTH118, PTH211
+# ruff: noqa: PTH102, PTH103, PTH108, PTH112, PTH118, PTH211
 
 from __future__ import annotations
 
@@ -117,18 +117,15 @@ class Tree:
             data = list(stream.views(size))
             if sum(len(view) for view in data) != size:
                 raise self._ends_in(info)
-        if data is None:  # large, and across pieces: handed out piece by piece as it comes
-            if _files.PWRITE:
-                self.write_spanning(stream, path, info, size, mode, chmod)
-            else:
-                self.write_here(stream, path, info, size, mode, chmod)
+        if data is None:  # large, and across pieces: written piece by piece as it comes
+            self.write_large(stream, path, info, size, mode, chmod)
             return
         self.batch.append((path, data, mode, info.mtime, chmod))
         self.batch_bytes += size
         if len(self.batch) >= _files.BATCH_FILES or self.batch_bytes >= _files.BATCH_BYTES:
             self.hand_out()
 
-    def write_spanning(
+    def write_large(
         self,
         stream: _ustar.Stream,
         path: str,
@@ -137,52 +134,28 @@ class Tree:
         mode: int,
         chmod: bool,
     ) -> None:
-        """A large file's pieces to the writing threads, each written at its offset as it
-        comes (while at most one per writing thread is out: a piece is up to 4 MiB): its
-        bytes are written on every core while the pieces after them are inflated."""
+        """A large file's pieces written as they come, each at its offset: by the writing
+        threads (while at most one per thread is out: a piece is up to 4 MiB), so its bytes
+        are written on every core while the pieces after them are inflated; without
+        os.pwrite (Windows), in order by this thread."""
         self.hand_out()  # the files before it first: they go on while its pieces come
         big = _files.Spanning(path, mode, info.mtime, chmod)
         self.spanning.append(big)
         written = 0
         for view in stream.views(size):
             big.hold()
-            try:
-                self.submit(big.piece, written, view, most=self.threads)
-            except BaseException:
-                big.release()  # this piece's hold: it was never handed out
-                raise
+            if not _files.PWRITE:
+                big.piece(written, view)
+            else:
+                try:
+                    self.submit(big.piece, written, view, most=self.threads)
+                except BaseException:
+                    big.release()  # this piece's hold: it was never handed out
+                    raise
             written += len(view)
         if written != size:
             raise self._ends_in(info)
         big.release()  # the reading thread's hold: the last piece written closes it
-
-    def write_here(
-        self,
-        stream: _ustar.Stream,
-        path: str,
-        info: tarfile.TarInfo,
-        size: int,
-        mode: int,
-        chmod: bool,
-    ) -> None:
-        self.hand_out()  # the batch so far goes on while this thread writes
-        written = 0
-        fd = os.open(path, _files.O_NEW, mode)
-        try:
-            for view in stream.views(size):
-                _files.write_all(fd, view)
-                written += len(view)
-            if written != size:
-                raise self._ends_in(info)
-            if _files.BY_FD:
-                if chmod:
-                    os.chmod(fd, mode)
-                os.utime(fd, (info.mtime, info.mtime))
-        finally:
-            os.close(fd)
-        if not _files.BY_FD:
-            os.chmod(path, mode)
-            os.utime(path, (info.mtime, info.mtime))
 
     def _ends_in(self, info: tarfile.TarInfo) -> CatalogueError:
         return CatalogueError(f"{self.shown}: cannot unpack {info.name!r}: the archive ends in it")
