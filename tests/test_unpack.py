@@ -34,7 +34,7 @@ from runenv_catalogue import (
     _unpack,
     _ustar,
 )
-from runenv_catalogue._members import member_info
+from runenv_catalogue._members import FIRST_PIECE, PIECE, member_info
 from runenv_catalogue._shared.tar_rules import Planner, clean_name
 from runenv_catalogue._unpack import safe_extract
 
@@ -153,12 +153,14 @@ class Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sizes: list[int | None] = []
         self.groups: list[int | None] = []  # how many whole members each job was
+        self.pieces: list[int] = []  # the most each job inflates in one call
         start = _pipeline.Pipeline._start
 
-        def spy(pipeline: Any, size: int | None, group: Any = None) -> Any:
+        def spy(pipeline: Any, size: int | None, group: Any = None, piece: int = PIECE) -> Any:
             self.sizes.append(size)
             self.groups.append(None if group is None else len(group))
-            return start(pipeline, size, group)
+            self.pieces.append(piece)
+            return start(pipeline, size, group, piece)
 
         monkeypatch.setattr(_pipeline.Pipeline, "_start", spy)
 
@@ -185,6 +187,9 @@ def test_members_are_found_from_their_headers_and_inflated_in_parallel(
     cat = catalogue(archive.as_uri(), blob)
     python = cat.install("v", cache_dir=tmp_path / "cache")
     assert spy.sizes == [size for _, _, size in found]  # every member a job of its own
+    # The first streamed in small pieces (the tree's first entries wait for it), the rest whole.
+    assert spy.pieces[0] == FIRST_PIECE and spy.groups[0] is None
+    assert spy.groups[1:] == [1] * (len(found) - 1)
     root = installed_root(tmp_path / "cache")
     assert python == root / "bin" / "python3" and cat.which("v", cache_dir=tmp_path / "cache")
     expected = tar_xzf(archive, tmp_path / "tar")
@@ -218,12 +223,26 @@ def test_small_members_are_inflated_in_groups(
     spy = Spy(monkeypatch)
     _unpack.unpack(iter([blob]), tmp_path / "ours", "a.tar.gz", threads=2)
     assert sum(spy.sizes) == sum(size for _, _, size in found)  # type: ignore[arg-type]
-    assert sum(spy.groups) == len(found)  # type: ignore[arg-type]
+    assert spy.groups[0] is None and 1 + sum(spy.groups[1:]) == len(found)  # type: ignore[arg-type]
     assert 2 < len(spy.sizes) < len(found) // 10
     assert all(size < _pipeline.GROUP + (64 << 10) for size in spy.sizes)  # type: ignore[operator]
     archive = tmp_path / "a.tar.gz"
     archive.write_bytes(blob)
     assert listing(tmp_path / "ours") == tar_xzf(archive, tmp_path / "tar")
+
+
+def test_the_first_member_comes_out_in_small_pieces(packed: tuple[Path, bytes]) -> None:
+    # The tree's first entries wait for the first member: a 4 MiB member inflated in one call
+    # kept the reading thread idle for 30-45 ms.
+    blob = packed[1]
+    first = next(members(blob))[2]
+    assert first > 4 * FIRST_PIECE
+    pipeline = _pipeline.Pipeline(iter([blob]), 2, "a.tar.gz")
+    sizes = [len(piece) for piece in pipeline.pieces()]
+    assert pipeline.close(drain=False) is None
+    count = -(-first // FIRST_PIECE)
+    assert sizes[:count] == [FIRST_PIECE] * (count - 1) + [first - (count - 1) * FIRST_PIECE]
+    assert sum(sizes) == sum(size for _, _, size in members(blob))
 
 
 def test_parts_cut_through_members_install_the_same_tree(
@@ -587,8 +606,12 @@ def large(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     return archive, archive.read_bytes()
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/dev/fd"))  # Linux and macOS
+def _open_fds() -> list[str]:
+    return sorted(
+        os.readlink(f"/dev/fd/{fd}")
+        for fd in os.listdir("/dev/fd")
+        if os.path.exists(f"/dev/fd/{fd}")
+    )
 
 
 @pytest.mark.parametrize("pwrite", [True, False], ids=["pieces-on-threads", "reading-thread"])

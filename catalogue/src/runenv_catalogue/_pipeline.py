@@ -18,7 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from runenv_catalogue import _members
-from runenv_catalogue._members import END, HEAD, WHOLE, Chunks, Member, Stopped, member_info
+from runenv_catalogue._members import (
+    END,
+    FIRST_PIECE,
+    HEAD,
+    PIECE,
+    WHOLE,
+    Chunks,
+    Member,
+    Stopped,
+    member_info,
+)
 
 # Consecutive members of at most `WHOLE` are inflated as one job until they inflate to this
 # much: most of a runtime's members are a wheel's file of 64 KiB to 1 MiB, and a job per
@@ -52,13 +62,17 @@ class Pipeline:
                 raise Stopped
 
     def _start(
-        self, size: int | None, group: list[tuple[bytes | memoryview, int]] | None = None
+        self,
+        size: int | None,
+        group: list[tuple[bytes | memoryview, int]] | None = None,
+        piece: int = PIECE,
     ) -> Member:
-        """A job for the inflating threads: one member (its bytes to come on its input), the
-        rest of a stream without member fields (`size` None), or a `group` of whole members
-        read already (`size` their inflated size)."""
+        """A job for the inflating threads: one member (its bytes to come on its input, its
+        output in pieces of at most `piece`), the rest of a stream without member fields
+        (`size` None), or a `group` of whole members read already (`size` their inflated
+        size)."""
         self._acquire()
-        member = Member(size, self.shown, group)
+        member = Member(size, self.shown, group, piece)
         self.pool.submit(member.inflate, self.stop)
         self.members.put(member)
         return member
@@ -68,11 +82,12 @@ class Pipeline:
         current: Member | None = None
         group: list[tuple[bytes | memoryview, int]] = []
         grouped = 0  # the group's inflated size
+        first = True  # the first member: streamed in small pieces, whatever its size
         try:
             while True:
                 head = chunks.peek(HEAD.size)
                 info = member_info(head) if head else None
-                if info is not None and info[1] <= WHOLE:
+                if info is not None and info[1] <= WHOLE and not first:
                     taken = list(chunks.take(info[0]))  # views of the chunks read, no copy
                     group.append((taken[0] if len(taken) == 1 else b"".join(taken), info[1]))
                     grouped += info[1]
@@ -83,9 +98,13 @@ class Pipeline:
                     group, grouped = [], 0
                 if not head:
                     break
-                if info is not None and info[1] <= WHOLE:
+                if info is not None and info[1] <= WHOLE and not first:
                     continue
-                current = self._start(None if info is None else info[1])
+                if info is None:  # the rest, without member fields: one job, on one thread
+                    current = self._start(None)
+                else:
+                    current = self._start(info[1], piece=FIRST_PIECE if first else PIECE)
+                first = False
                 for piece in chunks.take(None if info is None else info[0]):
                     _members.put(current.input, piece, self.stop)
                 _members.put(current.input, None, self.stop)
@@ -118,10 +137,15 @@ class Pipeline:
             self.slots.release()
 
     def close(self, *, drain: bool) -> BaseException | None:
-        """Stop every thread (after the source is read to its end, if `drain`); the
-        source's own error, if it failed."""
+        """Stop every thread (after the source is read to its end, if `drain`) and close
+        the source; the source's own error, if it failed."""
         self.drain = drain
         self.stop.set()
         self.reader.join()
         self.pool.shutdown(wait=True)
+        # A source stopped midway (a failure here, not drained) still holds its file or
+        # connection: closed now, not whenever the traceback that keeps it alive is dropped.
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
         return self.verdict
