@@ -469,13 +469,14 @@ def _headers(fmt: int) -> list[bytes]:
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_plain_headers_are_read_as_tarfile_reads_them(fmt: int) -> None:
     read = 0
-    for block in _headers(fmt):
+    seen: dict[tuple[bytes, ...], tuple[int, ...]] = {}  # shared, as an archive's entries do
+    for block in _headers(fmt) * 2:  # the second time, their numbers are the ones kept
         expected = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-        got = _ustar.plain_header(block)
+        got = _ustar.plain_header(block, seen)
         if got is not None:
             read += 1
             assert _fields(got) == _fields(expected)
-    assert read >= 8  # most are plain; PAX and GNU long-name headers are left to tarfile
+    assert read >= 16  # most are plain; PAX and GNU long-name headers are left to tarfile
     # A header runenv's pack writes, a V7 folder (a regular file named with a slash), numbers
     # written with spaces: read alike.
     from runenv.artifact.pack import _header
@@ -491,7 +492,7 @@ def test_plain_headers_are_read_as_tarfile_reads_them(fmt: int) -> None:
         bytes(v7),
         bytes(spaced),
     ):
-        got = _ustar.plain_header(block)
+        got = _ustar.plain_header(block, seen)
         assert got is not None
         assert _fields(got) == _fields(tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape"))
     for block in (bytes(512), b"\xff" * 512, random.Random(0).randbytes(512)):
@@ -502,7 +503,13 @@ def test_plain_headers_are_read_as_tarfile_reads_them(fmt: int) -> None:
     binary = tarfile.TarInfo("huge")
     binary.size = 8**12  # GNU base-256 size field
     for block in (bytes(bad), binary.tobuf(tarfile.GNU_FORMAT)[:512], bytes(512)):
-        assert _ustar.plain_header(block) is None
+        assert _ustar.plain_header(block, seen) is None
+    # The numbers kept are bounded, whatever an archive holds: an entry's own are still read.
+    for mtime in range(2 * _ustar.SEEN):
+        block = _header("t", tarfile.REGTYPE, 0o644, mtime, size=1)
+        got = _ustar.plain_header(block, seen)
+        assert got is not None and got.mtime == mtime
+    assert len(seen) == _ustar.SEEN
 
 
 def _tar_gz(path: Path, entries: list[tuple[tarfile.TarInfo, bytes]]) -> Path:

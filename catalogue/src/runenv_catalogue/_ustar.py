@@ -27,6 +27,7 @@ class Stream:
         self.pos = 0
         self.fileobj = self
         self.pax_headers: dict[str, str] = {}
+        self.seen: dict[tuple[bytes, ...], tuple[int, ...]] = {}  # `plain_header`'s
         self.offset = 0
 
     def tell(self) -> int:
@@ -87,6 +88,8 @@ SUPPORTED = frozenset(tarfile.SUPPORTED_TYPES)
 # A ustar header's fields (POSIX.1-1988): name, mode, uid, gid, size, mtime, chksum, typeflag,
 # linkname, magic+version, uname, gname, devmajor, devminor, prefix, padding.
 _USTAR = struct.Struct("100s8s8s8s12s12s8s1s100s8s32s32s8s8s155s12x")
+# Distinct mode, owner, mtime and device fields kept per archive, at most (`plain_header`).
+SEEN = 256
 _PLAIN_TYPES = frozenset(
     (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE)
 )
@@ -102,28 +105,37 @@ def _text(field: bytes) -> str:
     return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def plain_header(block: bytes) -> tarfile.TarInfo | None:
+def plain_header(
+    block: bytes, seen: dict[tuple[bytes, ...], tuple[int, ...]]
+) -> tarfile.TarInfo | None:
     """The entry of a plain ustar header (a file, folder or link; octal numbers; a good
     unsigned checksum), as `tarfile.TarInfo.frombuf` reads it, in a fraction of its time;
     None for anything else (PAX and GNU headers, the end, a bad checksum): tarfile reads
-    those. tests/test_unpack.py holds both equal."""
+    those. tests/test_unpack.py holds both equal. `seen` keeps the numbers of mode, owner,
+    mtime and device fields read before: an archive's entries share a few of them."""
     (name, mode, uid, gid, size, mtime, chksum, kind, linkname, _, _, _, major, minor, prefix) = (
         _USTAR.unpack(block)
     )
     if kind not in _PLAIN_TYPES:
         return None
+    shared = (mode, uid, gid, mtime, major, minor)
     try:  # octal digits, spaces around them, NULs after (else tarfile reads it): `tarfile.nti`
-        numbers = [int(f.rstrip(b"\0 ") or b"0", 8) for f in (mode, uid, gid, size, mtime)]
-        major_minor = [int(f.rstrip(b"\0 ") or b"0", 8) for f in (major, minor)]
+        numbers = seen.get(shared)
+        if numbers is None:
+            numbers = tuple([int(f.rstrip(b"\0 ") or b"0", 8) for f in shared])
+            if len(seen) < SEEN:
+                seen[shared] = numbers
+        length = int(size.rstrip(b"\0 ") or b"0", 8)
         if int(chksum.rstrip(b"\0 "), 8) != 256 + byte_sum(block) - sum(chksum):
             return None
     except ValueError:
         return None
     info = tarfile.TarInfo(_text(name))
-    info.mode, info.uid, info.gid, info.size, info.mtime = numbers
-    info.devmajor, info.devminor = major_minor
+    info.mode, info.uid, info.gid, info.mtime, info.devmajor, info.devminor = numbers
+    info.size = length
     info.type = kind
-    info.linkname = _text(linkname)
+    if linkname[0]:
+        info.linkname = _text(linkname)
     if kind == tarfile.AREGTYPE and info.name.endswith("/"):  # a V7 folder
         info.type = tarfile.DIRTYPE
     if info.type == tarfile.DIRTYPE:
@@ -140,7 +152,7 @@ def next_entry(stream: Stream) -> tarfile.TarInfo:
     headers applied); its header errors at the end of the archive."""
     block = stream.read(tarfile.BLOCKSIZE)
     if len(block) == tarfile.BLOCKSIZE and not stream.pax_headers:
-        info = plain_header(block)
+        info = plain_header(block, stream.seen)
         if info is not None:
             return info
     info = tarfile.TarInfo.frombuf(block, stream.encoding, stream.errors)
