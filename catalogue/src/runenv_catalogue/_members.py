@@ -3,8 +3,9 @@ and inflated, one job (a member, a run of small members, or a stream without the
 time, by a worker thread (zlib releases the GIL).
 
 Every member runenv packs (`runenv.artifact.pack.member_header`) says in an extra field, `RE`,
-its own length and the size it inflates to; zlib checks each member's CRC-32 and size, and a
-sized member must end exactly where its header says. The queues between the threads are polled
+its own length and the size it inflates to. Each member's CRC-32 and size are checked (by
+zlib for a member inflated in pieces, here for one inflated whole), and a member inflated in
+pieces must end exactly where its header says. The queues between the threads are polled
 against a stop flag (`put`, `get`, `ordered`), so an error anywhere stops every thread.
 """
 
@@ -24,11 +25,15 @@ from runenv_catalogue._errors import CatalogueError
 # XLEN, subfield id `RE`, its length 16, the member's length and its inflated size.
 MEMBER_FIELD = b"RE"
 HEAD = struct.Struct("<4s6xH2sHQQ")  # magic+method+flags, ..., XLEN, id, LEN, length, size
+TRAILER = struct.Struct("<II")  # a member's CRC-32 and inflated size (mod 2**32)
 PIECE = 4 << 20  # the most a worker inflates in one call: the unit the writer is handed
 # The archive's first member is inflated in pieces this small: the tree's first entries wait
 # for it, and a 4 MiB member took 30-45 ms of one core while the other idled.
 FIRST_PIECE = 256 << 10
 WHOLE = 8 << 20  # a member that inflates to at most this is inflated in one call
+# The most such a member's own length may be: deflate's stored blocks add 5 bytes per 64 KiB.
+# A header that says more is read as a large member's, in pieces (memory stays bounded).
+WHOLE_LENGTH = WHOLE + (1 << 20)
 QUEUED = 4  # pieces queued per member, each way
 POLL = 0.2  # seconds between looks at the stop flag while blocked on a queue
 END = object()  # a job's output ends
@@ -47,38 +52,6 @@ def member_info(head: bytes) -> tuple[int, int] | None:
     if magic != b"\x1f\x8b\x08\x04" or xlen != 20 or field != MEMBER_FIELD or flen != 16:
         return None
     return (length, size) if length >= HEAD.size + 10 else None
-
-
-class Chunks:
-    """The source's chunks, for cutting into members: look ahead, take exact runs."""
-
-    def __init__(self, source: Iterator[bytes]) -> None:
-        self.source = source
-        self.view = memoryview(b"")
-
-    def peek(self, n: int) -> bytes:
-        """The next `n` bytes (fewer at the end), not consumed."""
-        while len(self.view) < n:
-            chunk = next(self.source, None)
-            if chunk is None:
-                break
-            self.view = memoryview(bytes(self.view) + chunk) if self.view else memoryview(chunk)
-        return bytes(self.view[:n])
-
-    def take(self, n: int | None) -> Iterator[memoryview]:
-        """The next `n` bytes (all that is left if None) in pieces; fewer if the source ends."""
-        left = n
-        while left is None or left > 0:
-            if not self.view:
-                chunk = next(self.source, None)
-                if chunk is None:
-                    return
-                self.view = memoryview(chunk)
-            piece = self.view if left is None else self.view[:left]
-            self.view = self.view[len(piece) :]
-            if left is not None:
-                left -= len(piece)
-            yield piece
 
 
 def put(q: queue.Queue[Any], item: object, stop: threading.Event) -> None:
@@ -121,12 +94,12 @@ class Member:
         self,
         size: int | None,
         shown: str,
-        group: list[tuple[bytes | memoryview, int]] | None = None,
+        group: list[tuple[memoryview, int]] | None = None,
         piece: int = PIECE,
     ) -> None:
         self.size = size
         self.shown = shown
-        self.group = group  # whole members read already: (bytes, inflated size) each
+        self.group = group  # whole members read already: (deflate data and trailer, size) each
         self.piece = piece  # the most inflated in one call
         self.input: queue.Queue[Any] = queue.Queue(QUEUED)
         self.output: queue.Queue[Any] = queue.Queue(QUEUED)
@@ -186,17 +159,23 @@ class Member:
         if self.size is not None and out != self.size:
             raise self._bad("inflates to less than its header says")
 
-    def _whole(self, data: bytes | memoryview, size: int) -> bytes:
-        """A whole member, read already, in one call into one buffer of its size: no growing
-        and joining of output blocks, as a stream of calls has."""
+    def _whole(self, body: memoryview, size: int) -> bytes:
+        """A whole member, its header read already: its deflate data inflated in one call
+        into one buffer of its size (no growing and joining of output blocks, as a stream of
+        calls has), checked against its trailer's CRC-32 and size, as gzip checks them."""
         try:
-            out = zlib.decompress(data, 31, max(size, 1))
+            out = zlib.decompress(body[: -TRAILER.size], -15, max(size, 1))
         except zlib.error as exc:
             if "incomplete" in str(exc) or "truncated" in str(exc):
                 raise self._bad("is cut short") from None
             raise
         if len(out) != size:
             raise self._bad("inflates to other than its header says")
+        if len(body) < TRAILER.size or TRAILER.unpack(body[-TRAILER.size :]) != (
+            zlib.crc32(out),
+            size & 0xFFFFFFFF,
+        ):
+            raise self._bad("does not match its CRC-32 and size")
         return out
 
     def _bad(self, what: str) -> CatalogueError:

@@ -1,6 +1,8 @@
 """The inflated stream of a gzip tar archive, in order, its members inflated on every core:
-one thread reads the source's bytes in order and cuts them into members (`_members`), a pool
-of workers inflates them, and the caller takes their output in order (`Pipeline.pieces`).
+one thread reads the source's bytes in order, a member at a time (`_members`: each member's
+header says its length, so one read gives its bytes as one buffer, never joined from pieces),
+a pool of workers inflates them, and the caller takes their output in order
+(`Pipeline.pieces`).
 
 Consecutive small members go to a worker as one job of about `GROUP` bytes; a stream without
 runenv's member field (an older catalogue's archive, another tool's gzip) is one job, inflated
@@ -13,9 +15,9 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 from runenv_catalogue import _members
 from runenv_catalogue._members import (
@@ -24,7 +26,7 @@ from runenv_catalogue._members import (
     HEAD,
     PIECE,
     WHOLE,
-    Chunks,
+    WHOLE_LENGTH,
     Member,
     Stopped,
     member_info,
@@ -38,13 +40,39 @@ GROUP = 4 << 20
 # bottleneck. With `2 * threads + 1` members in flight, each holding at most a `WHOLE` member
 # (and its compressed bytes) or `QUEUED` pieces each way, memory stays under ~150 MB.
 MAX_THREADS = 4
+# Bytes per read where no member's length says how many: a stream without member fields, a
+# large member's pieces.
+READ = 1 << 20
+
+
+class Source(Protocol):
+    """What the pipeline reads: `read(n)` gives up to `n` bytes, b"" at the end (a file
+    opened unbuffered; `_provision.Verified`, which raises a checksum's verdict there);
+    `close` is called once the pipeline stops."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def read_exactly(read: Callable[[int], bytes], n: int) -> bytes:
+    """`n` bytes from `read` (fewer only at the end), as one buffer: joined only where a read
+    gave fewer (a part's end, a pipe)."""
+    data = read(n)
+    if len(data) == n or not data:
+        return data
+    pieces, got = [data], len(data)
+    while got < n and (more := read(n - got)):
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
 
 
 class Pipeline:
     """Members read in order by one thread, inflated by `threads` workers, handed to the
     caller in order (`pieces`)."""
 
-    def __init__(self, source: Iterator[bytes], threads: int, shown: str) -> None:
+    def __init__(self, source: Source, threads: int, shown: str) -> None:
         self.source = source
         self.shown = shown
         self.stop = threading.Event()
@@ -64,7 +92,7 @@ class Pipeline:
     def _start(
         self,
         size: int | None,
-        group: list[tuple[bytes | memoryview, int]] | None = None,
+        group: list[tuple[memoryview, int]] | None = None,
         piece: int = PIECE,
     ) -> Member:
         """A job for the inflating threads: one member (its bytes to come on its input, its
@@ -78,44 +106,52 @@ class Pipeline:
         return member
 
     def _read(self) -> None:
-        chunks = Chunks(self.source)
         current: Member | None = None
-        group: list[tuple[bytes | memoryview, int]] = []
+        group: list[tuple[memoryview, int]] = []
         grouped = 0  # the group's inflated size
         first = True  # the first member: streamed in small pieces, whatever its size
         try:
-            while True:
-                head = chunks.peek(HEAD.size)
-                info = member_info(head) if head else None
-                if info is not None and info[1] <= WHOLE and not first:
-                    taken = list(chunks.take(info[0]))  # views of the chunks read, no copy
-                    group.append((taken[0] if len(taken) == 1 else b"".join(taken), info[1]))
-                    grouped += info[1]
-                    if grouped < GROUP:
-                        continue
-                if group:
+            read = self.source.read
+            head = read_exactly(read, HEAD.size)
+            while head:
+                info = member_info(head)
+                if info is not None and not first and info[1] <= WHOLE and info[0] <= WHOLE_LENGTH:
+                    # One read: this member's deflate data and trailer, then the next
+                    # member's header. Its bytes are one buffer, never joined from pieces.
+                    length, size = info
+                    data = memoryview(read_exactly(read, length))
+                    head = bytes(data[length - HEAD.size :])
+                    group.append((data[: length - HEAD.size], size))
+                    grouped += size
+                    if grouped >= GROUP or not head:
+                        self._start(grouped, group)
+                        group, grouped = [], 0
+                    continue
+                if group:  # the members before this one
                     self._start(grouped, group)
                     group, grouped = [], 0
-                if not head:
-                    break
-                if info is not None and info[1] <= WHOLE and not first:
-                    continue
                 if info is None:  # the rest, without member fields: one job, on one thread
                     current = self._start(None)
-                else:
-                    current = self._start(info[1], piece=FIRST_PIECE if first else PIECE)
+                    _members.put(current.input, head, self.stop)
+                    while chunk := read(READ):
+                        _members.put(current.input, chunk, self.stop)
+                    _members.put(current.input, None, self.stop)
+                    break
+                current = self._start(info[1], piece=FIRST_PIECE if first else PIECE)
                 first = False
-                for piece in chunks.take(None if info is None else info[0]):
-                    _members.put(current.input, piece, self.stop)
+                _members.put(current.input, head, self.stop)
+                left = info[0] - HEAD.size
+                while left > 0 and (chunk := read(min(READ, left))):
+                    _members.put(current.input, chunk, self.stop)
+                    left -= len(chunk)
                 _members.put(current.input, None, self.stop)
                 current = None
-                if info is None:
-                    break
+                head = read_exactly(read, HEAD.size)
             self.members.put(None)
         except Stopped:
             if self.drain:
                 try:
-                    for _ in self.source:
+                    while read(READ):
                         pass
                 except BaseException as exc:
                     self.verdict = exc
@@ -145,7 +181,5 @@ class Pipeline:
         self.pool.shutdown(wait=True)
         # A source stopped midway (a failure here, not drained) still holds its file or
         # connection: closed now, not whenever the traceback that keeps it alive is dropped.
-        close = getattr(self.source, "close", None)
-        if close is not None:
-            close()
+        self.source.close()
         return self.verdict

@@ -44,6 +44,7 @@ __all__ = [
     "Part",
     "UnsafeArchiveError",
     "UsageError",
+    "Verified",
     "is_provisioned",
     "plan_members",
     "provision",
@@ -141,76 +142,139 @@ def _transient() -> tuple[type[Exception], ...]:
     return (OSError,) if client is None else (OSError, client.HTTPException)
 
 
-def _read(url: str, size: int) -> Iterator[bytes]:
+class _Download:
     """The bytes of `url`, at most `size + 1` of them (a hostile server cannot fill the disk),
-    in chunks. A transient failure, or an end before `size` bytes (most likely a dropped
-    connection), is resumed where it stopped (ATTEMPTS tries in all); what was read is never
-    read again, so the caller's hash covers exactly the bytes it was given."""
-    done = 0
-    attempt = 1
-    while True:
-        try:
-            with _open(url, done) as src:
-                while done <= size:
-                    chunk = src.read(min(CHUNK, size + 1 - done))
-                    if not chunk:
-                        break
-                    done += len(chunk)
-                    yield chunk
-            if done >= size or attempt == ATTEMPTS:
-                return
-        except DownloadError as exc:
-            if attempt == ATTEMPTS or not exc.retry:
-                raise
-        except _transient() as exc:
-            if attempt == ATTEMPTS:
-                raise DownloadError(
-                    f"cannot download {redact(url)}: {scrub(str(exc), url)}"
-                ) from None
-        time.sleep(0.5 * attempt)
-        attempt += 1
+    read in the sizes asked for. A transient failure, or an end before `size` bytes (most
+    likely a dropped connection), is resumed where it stopped (ATTEMPTS tries in all); what
+    was read is never read again, so the caller's hash covers exactly the bytes it was given.
+    """
+
+    def __init__(self, url: str, size: int) -> None:
+        self.url, self.size = url, size
+        self.done = 0  # bytes read
+        self.attempt = 1
+        self.stream: IO[bytes] | None = None
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes (as the stream gives them); b"" at the end."""
+        while True:
+            if self.done > self.size:
+                return b""
+            try:
+                if self.stream is None:
+                    self.stream = _open(self.url, self.done)
+                chunk = self.stream.read(min(n, self.size + 1 - self.done))
+                if chunk:
+                    self.done += len(chunk)
+                    return chunk
+                self.close()
+                if self.done >= self.size or self.attempt == ATTEMPTS:
+                    return b""
+            except DownloadError as exc:
+                self.close()
+                if self.attempt == ATTEMPTS or not exc.retry:
+                    raise
+            except _transient() as exc:
+                self.close()
+                if self.attempt == ATTEMPTS:
+                    raise DownloadError(
+                        f"cannot download {redact(self.url)}: {scrub(str(exc), self.url)}"
+                    ) from None
+            time.sleep(0.5 * self.attempt)
+            self.attempt += 1
+
+    def close(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.close()
+
+
+class Verified:
+    """The archive's bytes in order, read in the sizes asked for (`read`), from `url` or from
+    `parts`, joined, hashed on the way: a part whose sha256 or size is not its own raises
+    ChecksumMismatch at its end, and the whole at the end of the last. A consumer may use the
+    bytes at once, but trusts nothing it made of them before `read` has returned b"" without
+    an error."""
+
+    def __init__(self, url: str, sha256: str, size: int, parts: Sequence[Part] = ()) -> None:
+        self.url, self.sha256, self.size = url, sha256, size
+        self.parts = list(parts) or [Part(url, size, sha256)]
+        self.split = bool(parts)
+        self.whole = hashlib.sha256()
+        self.count = 0  # bytes read, all parts
+        self.index = 0  # the part being read
+        self.current: _Download | None = None
+        self.digest = self.whole  # one archive: hashed once, not twice
+
+    def _label(self) -> str:
+        part = self.parts[self.index]
+        if not self.split:
+            return redact(self.url)
+        return f"part {self.index + 1} of {len(self.parts)} ({redact(part.url)})"
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes (fewer where a part ends); b"" once every part is read and
+        matched its sha256."""
+        while self.index < len(self.parts):
+            part = self.parts[self.index]
+            if self.current is None:
+                self.current = _Download(part.url, part.size)
+                self.digest = hashlib.sha256() if self.split else self.whole
+            try:
+                chunk = self.current.read(n)
+            except DownloadError as exc:
+                self.close()
+                if not self.split:
+                    raise
+                raise DownloadError(f"{self._label()}: {exc}; nothing was installed") from None
+            if chunk:
+                self.digest.update(chunk)
+                if self.split:
+                    self.whole.update(chunk)
+                self.count += len(chunk)
+                return chunk
+            self._check(part, self.current.done)
+            self.current = None
+            self.index += 1
+        if self.split and (self.whole.hexdigest() != self.sha256 or self.count != self.size):
+            raise ChecksumMismatch(
+                f"{redact(self.parts[0].url)} and the {len(self.parts) - 1} parts after it join "
+                f"to sha256 {self.whole.hexdigest()} ({self.count} bytes), but the catalogue "
+                f"says {self.sha256} ({self.size} bytes); nothing was installed"
+            )
+        return b""
+
+    def _check(self, part: Part, n: int) -> None:
+        """Raise ChecksumMismatch unless the part just read (`n` bytes) is the one listed."""
+        if self.digest.hexdigest() == part.sha256 and n == part.size:
+            return
+        seen = f"more than {part.size}" if n > part.size else str(n)
+        what = "part is" if self.split else "archive is"
+        raise ChecksumMismatch(
+            f"{self._label()}: sha256 mismatch: expected {part.sha256}, got "
+            f"{self.digest.hexdigest()} ({seen} bytes, catalogue says {part.size}); the {what} "
+            "not the one catalogued, nothing was installed"
+        )
+
+    def close(self) -> None:
+        """The download being read, if any, closed (a reader stopped midway)."""
+        current, self.current = self.current, None
+        if current is not None:
+            current.close()
 
 
 def verified_chunks(
     url: str, sha256: str, size: int, parts: Sequence[Part] = ()
 ) -> Iterator[bytes]:
-    """The archive's bytes in order, as they are read from `url` (or from `parts`, joined),
-    hashed on the way: a part whose sha256 or size is not its own raises ChecksumMismatch at
-    its end, and the whole at the end of the last. A consumer may use the bytes at once, but
-    trusts nothing it made of them before this generator has finished without an error.
-    """
-    whole = hashlib.sha256()
-    count = 0
-    for index, part in enumerate(parts or [Part(url, size, sha256)], 1):
-        label = f"part {index} of {len(parts)} ({redact(part.url)})" if parts else redact(url)
-        digest = hashlib.sha256() if parts else whole  # one archive: hashed once, not twice
-        n = 0
-        try:
-            for chunk in _read(part.url, part.size):
-                digest.update(chunk)
-                if parts:
-                    whole.update(chunk)
-                n += len(chunk)
-                yield chunk
-        except DownloadError as exc:
-            if not parts:
-                raise
-            raise DownloadError(f"{label}: {exc}; nothing was installed") from None
-        if digest.hexdigest() != part.sha256 or n != part.size:
-            seen = f"more than {part.size}" if n > part.size else str(n)
-            what = "part is" if parts else "archive is"
-            raise ChecksumMismatch(
-                f"{label}: sha256 mismatch: expected {part.sha256}, got {digest.hexdigest()} "
-                f"({seen} bytes, catalogue says {part.size}); the {what} not the one "
-                "catalogued, nothing was installed"
-            )
-        count += n
-    if whole.hexdigest() != sha256 or count != size:
-        raise ChecksumMismatch(
-            f"{redact(parts[0].url)} and the {len(parts) - 1} parts after it join to sha256 "
-            f"{whole.hexdigest()} ({count} bytes), but the catalogue says {sha256} ({size} "
-            "bytes); nothing was installed"
-        )
+    """The archive's bytes in order, in chunks of at most `CHUNK`, read and checked as
+    `Verified` reads them: trust nothing made of them before this generator has finished
+    without an error."""
+    source = Verified(url, sha256, size, parts)
+    try:
+        while chunk := source.read(CHUNK):
+            yield chunk
+    finally:
+        source.close()
 
 
 @contextlib.contextmanager
@@ -307,7 +371,7 @@ def provision(
             tree = work / "tree"
             shown = redact(parts[0].url if parts else url)
             try:
-                unpack(verified_chunks(url, sha256, size, parts), tree, shown)
+                unpack(Verified(url, sha256, size, parts), tree, shown)
             except OSError as exc:
                 where = f" {exc.filename}" if exc.filename else ""
                 raise CatalogueError(f"{shown}: cannot unpack:{where} {exc.strerror}") from None

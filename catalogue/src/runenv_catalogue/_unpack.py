@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from runenv_catalogue import _pipeline, _tree, _ustar
@@ -39,11 +38,11 @@ from runenv_catalogue._errors import CatalogueError
 WRITERS = 4
 
 
-def unpack(source: Iterator[bytes], dest: Path, shown: str, *, threads: int | None = None) -> None:
+def unpack(source: _pipeline.Source, dest: Path, shown: str, *, threads: int | None = None) -> None:
     """Unpack the gzip tar stream `source` into the new folder `dest`, refusing anything that
-    would escape it. An error the source raises (a checksum, a download) wins over the error
-    its bytes caused here: on such an error the source is read to its end first, so a
-    corrupt archive is reported as not the catalogue's rather than as bad gzip.
+    would escape it, and close `source`. An error the source raises (a checksum, a download)
+    wins over the error its bytes caused here: on such an error the source is read to its end
+    first, so a corrupt archive is reported as not the catalogue's rather than as bad gzip.
     """
     workers = threads or min(os.cpu_count() or 1, _pipeline.MAX_THREADS)
     dest.mkdir()
@@ -67,15 +66,10 @@ def unpack(source: Iterator[bytes], dest: Path, shown: str, *, threads: int | No
     pipeline.close(drain=False)
 
 
-def _file_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
-    with path.open("rb", buffering=0) as f:
-        while chunk := f.read(size):
-            yield chunk
-
-
 def safe_extract(archive: Path, dest: Path, shown: str) -> None:
     """Unpack the gzip tar file `archive` into the new folder `dest` (`unpack`)."""
     try:
-        unpack(_file_chunks(archive), dest, shown)
+        with archive.open("rb", buffering=0) as f:
+            unpack(f, dest, shown)
     except OSError as exc:
         raise CatalogueError(f"{shown}: cannot unpack: {exc}") from None
