@@ -130,22 +130,23 @@ class Pipeline:
                 if group:  # the members before this one
                     self._start(grouped, group)
                     group, grouped = [], 0
-                if info is None:  # the rest, without member fields: one job, on one thread
-                    current = self._start(None)
-                    _members.put(current.input, head, self.stop)
-                    while chunk := read(READ):
-                        _members.put(current.input, chunk, self.stop)
-                    _members.put(current.input, None, self.stop)
-                    break
-                current = self._start(info[1], piece=FIRST_PIECE if first else PIECE)
+                # Streamed to its worker as it is read: the first member or a large one (the
+                # rest of its length), or, without member fields, the rest of the source on
+                # one thread.
+                if info is None:
+                    current, left = self._start(None), 1 << 62
+                else:
+                    piece = FIRST_PIECE if first else PIECE
+                    current, left = self._start(info[1], piece=piece), info[0] - HEAD.size
                 first = False
                 _members.put(current.input, head, self.stop)
-                left = info[0] - HEAD.size
                 while left > 0 and (chunk := read(min(READ, left))):
                     _members.put(current.input, chunk, self.stop)
                     left -= len(chunk)
                 _members.put(current.input, None, self.stop)
                 current = None
+                if info is None:
+                    break
                 head = read_exactly(read, HEAD.size)
             self.members.put(None)
         except Stopped:
