@@ -69,6 +69,17 @@ def _unpack(archive: Path, out: Path) -> Path:
     return out
 
 
+def _member_sizes(blob: bytes) -> list[int]:
+    """What each gzip member of a runenv archive inflates to, from its header alone."""
+    offset, sizes = 0, []
+    while offset < len(blob):
+        info = member_info(blob[offset : offset + 64])
+        assert info is not None
+        offset, sizes = offset + info[0], [*sizes, info[1]]
+    assert offset == len(blob)
+    return sizes
+
+
 def test_a_large_unchanged_file_is_carried_as_the_wheels_stream(tmp_path: Path) -> None:
     wheel, tree = _installed(tmp_path)
     streams = wheel_streams([(wheel, _sha(wheel))], SITE)
@@ -86,12 +97,7 @@ def test_a_large_unchanged_file_is_carried_as_the_wheels_stream(tmp_path: Path) 
     assert f"{SITE}/pkg/table.txt" in names and "bin/python3" in names
     # The carried member says its length and size like the others: the catalogue's consumer
     # cuts the archive at every member from their headers and unpacks the same files.
-    offset, sizes = 0, []
-    while offset < len(blob):
-        info = member_info(blob[offset : offset + 64])
-        assert info is not None
-        offset, sizes = offset + info[0], [*sizes, info[1]]
-    assert offset == len(blob) and (tree / SITE / "pkg" / "table.txt").stat().st_size in sizes
+    assert (tree / SITE / "pkg" / "table.txt").stat().st_size in _member_sizes(blob)
     safe_extract(archive, tmp_path / "ours", "a.tar.gz")
     for path in (tree / SITE / "pkg").iterdir():
         assert (tmp_path / "ours" / SITE / "pkg" / path.name).read_bytes() == path.read_bytes()
@@ -148,3 +154,30 @@ def test_the_later_wheel_owns_a_shared_path(tmp_path: Path) -> None:
         zf.writestr("shared/data.txt", big)
     streams = wheel_streams([(first, _sha(first)), (stored, _sha(stored))], SITE)
     assert f"{SITE}/shared/data.txt" not in streams
+
+
+def test_a_file_over_the_largest_stream_is_compressed_again_in_blocks(tmp_path: Path) -> None:
+    # One member is inflated by one thread: a library of 1 GB carried as the wheel's stream
+    # kept a consumer's other cores idle while it came out. Up to `max_size` (the default
+    # MAX_SIZE, 32 MiB; here 128 KiB, with 64 KiB blocks) a file is carried.
+    chunk, cap, block = _text(MIN_SIZE, 5), 2 * MIN_SIZE, MIN_SIZE
+    files = {"pkg/huge.bin": chunk * 2 + b"!", "pkg/edge.bin": (chunk * 2)[::-1]}
+    wheel = write_wheel(tmp_path / "wheels", "pkg", "1.0", files)
+    tree = tmp_path / "tree"
+    for name, data in files.items():
+        (tree / SITE / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / SITE / name).write_bytes(data)
+    streams = wheel_streams([(wheel, _sha(wheel))], SITE, max_size=cap)
+    assert set(streams) == {f"{SITE}/pkg/edge.bin"}  # exactly max_size bytes is carried
+    assert set(wheel_streams([(wheel, _sha(wheel))], SITE)) == {f"{SITE}/{n}" for n in files}
+    archive = tmp_path / "a.tar.gz"
+    with archive.open("wb") as f:
+        write_gzip_members(tar_stream(tree, streams=streams), f, block_size=block)
+    blob = archive.read_bytes()
+    assert _raw_stream(wheel, "pkg/edge.bin") in blob
+    assert _raw_stream(wheel, "pkg/huge.bin") not in blob
+    sizes = _member_sizes(blob)
+    assert cap in sizes and max(s for s in sizes if s != cap) <= block
+    safe_extract(archive, tmp_path / "ours", "a.tar.gz")
+    for name, data in files.items():
+        assert (tmp_path / "ours" / SITE / name).read_bytes() == data

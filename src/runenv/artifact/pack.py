@@ -24,10 +24,12 @@ The same tree gives the same bytes, whoever builds it, wherever and whenever. Th
   gzip member (mtime 0, no file name, OS 255 so the host's OS does not show), the members
   concatenated in order. RFC 1952 allows a file of several members and every gzip reader
   (`gzip`, `tar`, Python's `gzip`/`tarfile`, libarchive) reads them as one stream. A file of
-  64 KiB or more that came unchanged out of a wheel is a member of its own made of the wheel's
-  deflate stream (`runenv.artifact.wheel_streams`: not compressed again), the blocks around it cut
-  short. The output depends only on the input bytes (the wheels' among them), the level and
-  the block size, never on the number of threads or their timing.
+  64 KiB to 32 MiB that came unchanged out of a wheel is a member of its own made of the
+  wheel's deflate stream (`runenv.artifact.wheel_streams`: not compressed again), the blocks
+  around it cut short; a larger one is compressed in blocks like the rest, so no member holds
+  more than one thread of a consumer can inflate in about 0.1 s. The output depends only on
+  the input bytes (the wheels' among them), the level and the block size, never on the number
+  of threads or their timing.
 
   Every member's header carries an extra field (FEXTRA, RFC 1952 2.3.1.1) with the subfield
   `RE` (`MEMBER_FIELD`): the member's own length in bytes, header to trailer, and the size it

@@ -5,6 +5,9 @@ and a gzip member is a raw deflate stream between a 10-byte header and its CRC-3
 So a tree file that came unchanged out of a wheel can go into the archive as one gzip member
 made of the wheel's own bytes, instead of being compressed again (`runenv.artifact.pack`): on the
 reference workload 471 files, 219 MB of its 337 MB tree, 2.6 s less CPU, 0.8 MB more archive.
+Files over `MAX_SIZE` are the exception: they are compressed again, in the archive's blocks,
+so that a consumer inflates them on every core: on the atls variant, 20 files, 4.9 GB of its
+6.0 GB tree, and its install took 32.9-34.6 s instead of 39.2 s (2 cores, `tar xzf` 71.7 s).
 
 A stream is used only when both ends are proven: the wheel's sha256 is the one its build
 verified (checked once per wheel, when its first stream is used) and the tree file's CRC-32 and
@@ -31,6 +34,12 @@ from runenv.install.sources import local_data_offset
 # Smaller files stay in the 4 MiB blocks: each stream used is a member of its own, and the
 # tar headers between two of them a small member too, compressed without the context before.
 MIN_SIZE = 64 << 10
+# Larger files are compressed again, in the 4 MiB blocks, because one member is inflated by
+# one thread: a 32 MiB member is about 0.1 s of one core, about what the consumer's other
+# workers need to fill the members it lets them run ahead, and no file of the reference
+# workload (the largest: 25 MB) is larger; torch's 1 GB library as one member left all cores
+# but one idle for seconds.
+MAX_SIZE = 32 << 20
 _READ = 1 << 20
 
 
@@ -48,10 +57,14 @@ class Stream:
 
 
 def wheel_streams(
-    wheels: Iterable[tuple[Path, str]], site_packages: str, *, min_size: int = MIN_SIZE
+    wheels: Iterable[tuple[Path, str]],
+    site_packages: str,
+    *,
+    min_size: int = MIN_SIZE,
+    max_size: int = MAX_SIZE,
 ) -> dict[str, Stream]:
     """Archive name (`lib/python3.12/site-packages/numpy/...so`) -> stream, for each deflated
-    entry of at least `min_size` bytes of each (wheel, sha256), installed in that order: a
+    entry of `min_size` to `max_size` bytes of each (wheel, sha256), installed in that order: a
     later wheel's entry replaces an earlier one's, as its file does in the tree."""
     streams: dict[str, Stream] = {}
     for wheel, sha256 in wheels:
@@ -63,7 +76,7 @@ def wheel_streams(
                     if (
                         info.compress_type == zipfile.ZIP_DEFLATED
                         and not info.flag_bits & 0x1  # encrypted
-                        and info.file_size >= min_size
+                        and min_size <= info.file_size <= max_size
                         and not info.is_dir()
                     ):
                         start = local_data_offset(raw, info.header_offset)

@@ -34,8 +34,8 @@ def sign_binaries(ctx: BuildContext, tree: Path, command: str) -> None:
 def pack_archive(
     ctx: BuildContext, tree: Path, archive: Path, wheels: Sequence[tuple[Path, str]]
 ) -> tuple[str, int]:
-    """Pack: the tree into a reproducible archive (`pack`), each large file that came unchanged
-    out of a wheel carried as the wheel's own deflate stream; its (sha256, size)."""
+    """Pack: the tree into a reproducible archive (`pack`), each file of 64 KiB to 32 MiB that
+    came unchanged out of a wheel carried as the wheel's own deflate stream; its (sha256, size)."""
     streams = wheel_streams(wheels, ctx.plan.site_packages.as_posix())
     return pack.pack_tree(tree, archive, streams=streams)
 
