@@ -30,7 +30,8 @@ SCHEMA_VERSION = 1
 #    check` and a no-op build compare the tree with; a runtime's layout (`layout`).
 #    Every gzip member of the archive says its length and inflated size (pack.MEMBER_FIELD).
 # 11: a wheelhouse's copyFiles site-packages stay there only (no <binDir>/python_stdlib copies).
-BUILD_FORMAT = 11
+# 12: a wheel's file over 32 MiB is compressed in blocks, not carried (wheel_streams.MAX_SIZE).
+BUILD_FORMAT = 12
 
 
 @dataclass(frozen=True)
