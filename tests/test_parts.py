@@ -10,14 +10,14 @@ import json
 import shutil
 import subprocess
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from runenv_catalogue import Catalogue, ChecksumMismatch, DownloadError, Part
 from runenv_catalogue.__main__ import main as catalogue_main
-from runenv_catalogue._provision import CHUNK, verified_chunks
+from runenv_catalogue._provision import CHUNK, Verified
 
 from runenv.artifact.parts import (
     DEFAULT_PART_SIZE,
@@ -162,6 +162,15 @@ def test_a_bad_part_is_refused_and_nothing_is_installed(
         collect(manifest_path.parent, "https://example.invalid/r")
 
 
+def _read_all(source: Verified) -> Iterator[bytes]:
+    """Every chunk `source` gives, read as the consumer reads it: a `CHUNK` at a time."""
+    try:
+        while chunk := source.read(CHUNK):
+            yield chunk
+    finally:
+        source.close()
+
+
 def test_a_part_dropped_mid_way_is_fetched_again_and_joined(built: Path, tmp_path: Path) -> None:
     manifest_path, m = _copy_dist(built, tmp_path / "dist")
     parts = publish_parts(manifest_path, _three_parts(m["size"]))
@@ -170,7 +179,7 @@ def test_a_part_dropped_mid_way_is_fetched_again_and_joined(built: Path, tmp_pat
         server.script(f"/{parts[1]['name']}", drop_after(1000))  # the connection dies once
         entry = _catalogue(dist).entry(VARIANT)
         served = [Part(server.url_for(p["name"]), p["size"], p["sha256"]) for p in parts]
-        joined = b"".join(verified_chunks("", entry.sha256, entry.size, served))
+        joined = b"".join(_read_all(Verified("", entry.sha256, entry.size, served)))
         assert server.requests_for(f"/{parts[1]['name']}") == 2
     assert joined == (dist / m["archive"]).read_bytes()
 
@@ -188,7 +197,7 @@ def test_parts_are_read_streaming_never_a_whole_part_in_memory(tmp_path: Path) -
     del blobs
     tracemalloc.start()
     try:
-        total = sum(len(chunk) for chunk in verified_chunks("", whole, 3 * part_size, parts))
+        total = sum(len(c) for c in _read_all(Verified("", whole, 3 * part_size, parts)))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -49,11 +49,10 @@ __all__ = [
     "plan_members",
     "provision",
     "safe_extract",
-    "verified_chunks",
 ]
 
 MARKER = ".provisioned"
-CHUNK = 1 << 20  # bytes per read: the unit the members are cut from
+CHUNK = 1 << 20  # bytes per read where nothing asks for a size (skipping what was read)
 TIMEOUT = 60.0
 LOCK_TIMEOUT = 1800.0
 ATTEMPTS = 3
@@ -261,20 +260,6 @@ class Verified:
         current, self.current = self.current, None
         if current is not None:
             current.close()
-
-
-def verified_chunks(
-    url: str, sha256: str, size: int, parts: Sequence[Part] = ()
-) -> Iterator[bytes]:
-    """The archive's bytes in order, in chunks of at most `CHUNK`, read and checked as
-    `Verified` reads them: trust nothing made of them before this generator has finished
-    without an error."""
-    source = Verified(url, sha256, size, parts)
-    try:
-        while chunk := source.read(CHUNK):
-            yield chunk
-    finally:
-        source.close()
 
 
 @contextlib.contextmanager
