@@ -562,6 +562,51 @@ def test_paths_written_twice_and_hard_links_come_out_as_tar_writes_them(tmp_path
     assert expected["d/f5.py"] == ("symlink", "f4.py")
 
 
+def test_folders_come_out_as_tar_makes_them_whoever_makes_them(tmp_path: Path) -> None:
+    # The writing threads make a file's folder; the rest are made at the end: an empty
+    # folder, a folder entry after its files, a folder whose parent has no entry, and a
+    # symlink's folder (made by the reading thread). Each with its mtime, as tar's (a folder's
+    # mode is not the archive's but the umask's, as tarfile's `data` filter has it: 0o755 here).
+    entries = [(_entry("a", tarfile.DIRTYPE, mode=0o755), b"")]
+    entries += [(_entry(f"a/f{i}.py"), _data(2000 + i, i)) for i in range(30)]
+    entries += [
+        (_entry("a/empty", tarfile.DIRTYPE, mode=0o755), b""),
+        (_entry("a/b/c", tarfile.DIRTYPE, mode=0o755), b""),
+        (_entry("a/b/c/f.py"), b"deep\n"),
+        (_entry("links", tarfile.DIRTYPE, mode=0o755), b""),
+        (_entry("links/s", tarfile.SYMTYPE, "../a/b/c/f.py"), b""),
+        (_entry("late/f"), b"before its folder\n"),
+        (_entry("late", tarfile.DIRTYPE, mode=0o755), b""),
+    ]
+    archive = _tar_gz(tmp_path / "a.tar.gz", entries)
+    _unpack.unpack(io.BytesIO(archive.read_bytes()), tmp_path / "ours", "a.tar.gz")
+    expected = tar_xzf(archive, tmp_path / "tar")
+    ours = listing(tmp_path / "ours")
+    for tree in (ours, expected):  # a folder with no entry: its mtime is when it was made
+        tree["a/b"] = tree["a/b"][:2]
+    assert ours == expected
+    assert ours["a/empty"] == ours["late"] == ("dir", "0o755", 1_000_000)
+
+
+def test_a_symlink_over_a_folder_a_file_before_it_needs_is_refused(tmp_path: Path) -> None:
+    # `d/x/f` comes before the symlink `d/x`: its folder is made (by the writing thread) before
+    # the symlink, never after it, so nothing is written through the symlink into `y`.
+    entries = [(_entry("y", tarfile.DIRTYPE), b""), (_entry("d/x/f"), b"in d/x\n")]
+    entries.append((_entry("d/x", tarfile.SYMTYPE, "../y"), b""))
+    archive = _tar_gz(tmp_path / "a.tar.gz", entries)
+    with pytest.raises(FileExistsError):
+        _unpack.unpack(io.BytesIO(archive.read_bytes()), tmp_path / "ours", "a.tar.gz")
+    assert not (tmp_path / "ours" / "y" / "f").exists()
+    assert (tmp_path / "ours" / "d" / "x" / "f").read_bytes() == b"in d/x\n"
+
+
+def test_a_folder_entry_over_a_file_installs_nothing(tmp_path: Path) -> None:
+    entries = [(_entry("x"), b"a file\n"), (_entry("x", tarfile.DIRTYPE), b"")]
+    archive = _tar_gz(tmp_path / "a.tar.gz", entries)
+    with pytest.raises(CatalogueError, match="cannot unpack 'x': not a folder"):
+        _unpack.unpack(io.BytesIO(archive.read_bytes()), tmp_path / "ours", "a.tar.gz")
+
+
 def test_modes_are_the_archives_whatever_the_umask(
     tmp_path: Path, packed: tuple[Path, bytes]
 ) -> None:
