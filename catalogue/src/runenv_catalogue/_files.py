@@ -3,7 +3,7 @@ written from views of the inflated pieces, their mode (tarfile's `data` filter) 
 a large file's pieces written at their offsets by several threads (`Spanning`).
 """
 
-# ruff: noqa: PTH101, PTH103, PTH120, PTH123
+# ruff: noqa: PTH101, PTH123
 
 from __future__ import annotations
 
@@ -58,20 +58,11 @@ PWRITE = hasattr(os, "pwrite")
 Job = tuple[str, "memoryview | list[memoryview]", int, float, bool]
 
 
-def create(path: str, mode: int) -> int:
-    """A new file, open for writing (`O_NEW`); its folder made first if it is not there yet."""
-    try:
-        return os.open(path, O_NEW, mode)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return os.open(path, O_NEW, mode)
-
-
 def write_files(jobs: list[Job]) -> None:
     """A writing thread's part: create each file (never following or replacing anything),
     write its bytes, set its mode and mtime."""
     for path, data, mode, mtime, chmod in jobs:
-        fd = create(path, mode)
+        fd = os.open(path, O_NEW, mode)
         try:
             if isinstance(data, memoryview):
                 write_all(fd, data)
@@ -110,7 +101,7 @@ class Spanning:
     (`hold`, `release`); whoever releases it last sets its mode and mtime and closes it."""
 
     def __init__(self, path: str, mode: int, mtime: float, chmod: bool) -> None:
-        self.fd: int | None = create(path, mode)
+        self.fd: int | None = os.open(path, O_NEW, mode)
         self.path, self.mode, self.mtime, self.chmod = path, mode, mtime, chmod
         self.held = 1  # the reading thread's hold
         self.lock = threading.Lock()

@@ -1,21 +1,16 @@
 """The tree written from the tar stream's entries, in archive order, each checked first
-(`Planner`): links by the calling thread, files in batches by writing threads (`_files`), each
-file's folder by the thread that writes it, and the folders still missing at the end.
-
-The calling thread reads every entry, so it makes no folder while the files come: on the
-reference workload its 843 `mkdir`s took 0.30-0.38 s of a 1.6-1.8 s unpack, almost all of it
-waiting to take the GIL back from the other threads (0.03 s on their own).
+(`Planner`): folders and links by the calling thread, files in batches by writing threads
+(`_files`).
 """
 
 # The hot loops use str paths and os calls, not Path objects: Path parsing per entry is GIL
 # time on the one thread that reads the entries.
-# ruff: noqa: PTH103, PTH108, PTH118, PTH211
+# ruff: noqa: PTH102, PTH103, PTH108, PTH112, PTH118, PTH211
 
 from __future__ import annotations
 
 import collections
 import os
-import stat
 import tarfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,21 +24,20 @@ from runenv_catalogue._shared.tar_rules import Planner
 
 class Tree:
     """Writes the entries, in archive order, into the new folder `root`, every entry checked
-    first (`Planner`). The calling thread makes links; the files' bytes (views of the
-    inflated pieces, no copy) go in batches to `threads` writing threads, which make a file's
-    folder when it is not there yet; folder entries are made (if no file made them) and
-    given their mtimes at the end. A path written twice, and a link, first wait for every
-    file handed out before them: the tree is the one writing the entries one by one in order
-    gives."""
+    first (`Planner`). The calling thread makes folders and links; the files' bytes (views
+    of the inflated pieces, no copy) go in batches to `threads` writing threads, since
+    files are independent once their folder exists. A path written twice, and a hard link,
+    first wait for every file handed out before them: the tree is the one writing the
+    entries one by one in order gives."""
 
     def __init__(self, root: str, shown: str, threads: int) -> None:
         self.root = root
         self.shown = shown
         self.planner = Planner(shown)
         self.seen: set[str] = set()  # every path written
-        self.made: set[str] = {""}  # folders this thread made for its links
+        self.made: set[str] = {""}  # folders known to be there
         self.links: list[str] = []  # symlinks made, resolved at the end
-        self.folders: list[tuple[str, tarfile.TarInfo]] = []  # folder entries, made at the end
+        self.folders: list[tuple[str, float]] = []  # and their mtimes, set at the end
         self.umask = _files.umask()
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="runenv-write")
         self.threads = threads
@@ -75,49 +69,45 @@ class Tree:
             rel, link = checked
             path = under + rel
             again = rel in self.seen
-            if again or link or kind == tarfile.SYMTYPE:  # after the files handed out before
-                # it: a symlink made before them could take the place of a folder one of them
-                # makes, and they would be written through it.
+            if again or link:  # in order with the files handed out before it
                 self.hand_out()
                 self.wait()
             self.seen.add(rel)
             if kind == tarfile.DIRTYPE:
-                self.folders.append((path, info))  # made by the first file in it, or at the end
-            elif kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                self.folder(path, rel, info)
+            else:
                 parent = rel.rpartition("/")[0]
                 if parent not in self.made:
                     os.makedirs(os.path.join(root, parent), exist_ok=True)
                     self.made.add(parent)
                 if again and os.path.lexists(path):
-                    os.unlink(path)  # as tar does: a new link, the file it replaces untouched
+                    os.unlink(path)  # as tar does: a new file, a hard link to it untouched
                 if kind == tarfile.SYMTYPE:
                     os.symlink(info.linkname, path)
                     self.links.append(rel)
-                else:
+                elif kind == tarfile.LNKTYPE:
                     os.link(os.path.join(root, link), path)
-            else:
-                if again and os.path.lexists(path):
-                    os.unlink(path)  # as tar does: a new file, a hard link to it untouched
-                self.file(stream, path, info, data)
+                else:
+                    self.file(stream, path, info, data)
             stream.skip(-data % 512)
         stream.skip(1 << 62)  # the rest: every member's CRC-32 is checked, the padding read
         self.hand_out()
         self.wait()
-        for path, info in self.folders:  # in order: a folder before the folders in it
-            self.folder(path, info)
         tar_rules.check_symlinks(Path(root), self.links, shown)
-        for path, info in reversed(self.folders):  # after their contents, as tar does
-            os.utime(path, (info.mtime, info.mtime))
+        for path, mtime in reversed(self.folders):  # after their contents, as tar does
+            os.utime(path, (mtime, mtime))
 
-    def folder(self, path: str, info: tarfile.TarInfo) -> None:
-        """A folder entry's folder, made unless a file in it made it already."""
+    def folder(self, path: str, rel: str, info: tarfile.TarInfo) -> None:
         try:
-            made = stat.S_ISDIR(os.lstat(path).st_mode)
+            os.mkdir(path)
         except FileNotFoundError:
-            os.makedirs(path)  # and its parents: an archive may leave their entries out
-            made = True
-        if not made:
-            raise CatalogueError(f"{self.shown}: cannot unpack {info.name!r}: not a folder")
+            os.makedirs(path, exist_ok=True)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                what = f"{self.shown}: cannot unpack {info.name!r}: not a folder"
+                raise CatalogueError(what) from None
+        self.made.add(rel)
+        self.folders.append((path, info.mtime))
 
     def file(self, stream: _ustar.Stream, path: str, info: tarfile.TarInfo, size: int) -> None:
         mode = _files.file_mode(info.mode)

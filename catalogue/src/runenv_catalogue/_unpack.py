@@ -6,12 +6,11 @@ field (`RE`, written by `runenv.artifact.pack`) and inflates one job of them on 
 (zlib releases the GIL); `_pipeline` reads the source in order (the caller hashes it, in
 `_provision`), hands the members to the workers and yields their output in order; `_ustar`
 reads the entries from that stream; `_tree` checks each entry (`Planner`, the rules runenv's
-extraction applies too), makes its links and hands its files in batches to writing threads
-(`_files`, which make their folders): views of the inflated pieces, no copy. A path written a
-second time and a hard link first wait for every file handed out before them, so the tree is
-the one writing the entries one by one in order gives (what `tar xzf` gives). A stream without
-the field (an older catalogue's archive, another tool's gzip) is inflated by one thread, as one
-stream of members.
+extraction applies too), makes its folders and links and hands its files in batches to writing
+threads (`_files`): views of the inflated pieces, no copy. A path written a second time and a
+hard link first wait for every file handed out before them, so the tree is the one writing the
+entries one by one in order gives (what `tar xzf` gives). A stream without the field (an older
+catalogue's archive, another tool's gzip) is inflated by one thread, as one stream of members.
 
 Memory stays bounded whatever the archive's size: at most `2 * threads + 1` jobs are in
 flight, each with a few MiB of input and output queued (a member of any size is inflated in
