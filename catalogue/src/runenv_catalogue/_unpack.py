@@ -35,6 +35,9 @@ from runenv_catalogue._errors import CatalogueError
 # waiting), which threads overlap even on one core. Four against two, on 2 cores at load 5-7,
 # installing the reference workload: wall 0.91x (median of 8 pairs), CPU time the same (0.98x);
 # with two, the reading thread spent 1.2-3 s of a 3-4 s install waiting for them to take a batch.
+# On an idle machine 2, 3, 4 and 6 gave the same wall time (medians 1.76-1.86 s, 8 rounds
+# each). The writing threads bound the install there: the reading thread waits for them 1.0-1.2 s
+# of a 1.7 s unpack, and 93% of their CPU is the kernel's (file creation, the page-cache copy).
 WRITERS = 4
 
 
