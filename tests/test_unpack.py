@@ -599,7 +599,7 @@ def test_a_symlink_over_a_folder_a_file_before_it_needs_is_refused(tmp_path: Pat
     assert not (tmp_path / "ours" / "y" / "f").exists()
 
 
-def test_a_folder_entry_over_a_file_installs_nothing(tmp_path: Path) -> None:
+def test_a_folder_entry_over_a_file_is_refused(tmp_path: Path) -> None:
     entries = [(_entry("x"), b"a file\n"), (_entry("x", tarfile.DIRTYPE), b"")]
     archive = _tar_gz(tmp_path / "a.tar.gz", entries)
     with pytest.raises(CatalogueError, match="cannot unpack 'x': not a folder"):
