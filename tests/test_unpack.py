@@ -703,6 +703,39 @@ def test_a_large_file_is_written_piece_by_piece_on_the_writing_threads(
     assert _open_fds() == before
 
 
+@pytest.mark.parametrize("pwrite", [True, False], ids=["pieces-on-threads", "reading-thread"])
+def test_no_write_call_is_given_more_than_a_mebibyte(
+    packed: tuple[Path, bytes],
+    large: tuple[Path, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pwrite: bool,
+) -> None:
+    """Files of several MiB, written whole and in pieces at their offsets, go to the kernel
+    at most `WRITE` bytes a call: a larger write takes whole 2 MiB blocks of memory for its
+    page cache, which cost this VM most (`_files.WRITE`). The trees are still tar's."""
+    monkeypatch.setattr(_files, "PWRITE", pwrite)
+    sizes: list[int] = []
+    write, pwrite_at = os.write, os.pwrite
+
+    def spy_write(fd: int, data: Any) -> int:
+        sizes.append(len(data))
+        return write(fd, data)
+
+    def spy_pwrite(fd: int, data: Any, offset: int) -> int:
+        sizes.append(len(data))
+        return pwrite_at(fd, data, offset)
+
+    monkeypatch.setattr(os, "write", spy_write)
+    monkeypatch.setattr(os, "pwrite", spy_pwrite)
+    for name, (archive, blob) in (("packed", packed), ("large", large)):
+        catalogue(archive.as_uri(), blob).install("v", cache_dir=tmp_path / name)
+        got = listing(installed_root(tmp_path / name), frozenset({".provisioned"}))
+        assert got == tar_xzf(archive, tmp_path / f"{name}-tar")
+    assert max(sizes) == _files.WRITE  # 4-24 MiB files, in calls of at most 1 MiB
+    assert sum(sizes) > 3 * _files.SPANNING + 3 * MEMBER_SIZE
+
+
 @pytest.mark.parametrize("failure", ["pwrite", "cut"])
 def test_a_large_file_that_fails_midway_installs_nothing_and_leaves_no_file_open(
     large: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str

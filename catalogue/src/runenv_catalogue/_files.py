@@ -1,6 +1,7 @@
 """Files created by the writing threads: new (`O_EXCL`, never through a symlink), their bytes
-written from views of the inflated pieces, their mode (tarfile's `data` filter) and mtime set;
-a large file's pieces written at their offsets by several threads (`Spanning`).
+written from views of the inflated pieces, at most `WRITE` bytes a call, their mode (tarfile's
+`data` filter) and mtime set; a large file's pieces written at their offsets by several threads
+(`Spanning`).
 """
 
 # ruff: noqa: PTH101, PTH123
@@ -52,6 +53,16 @@ SPANNING = 8 << 20
 # Pieces of a large file written at their offsets by several threads (not on Windows, which
 # has no os.pwrite: there the reading thread writes them, in order).
 PWRITE = hasattr(os, "pwrite")
+# The most bytes one write call is given. Linux sizes the page-cache folios a write allocates
+# after the write's length (`fgf_set_order`): a write of 2 MiB or more takes whole free 2 MiB
+# blocks of memory (/proc/vmstat's nr_free_pages_blocks fell by 16,000 pages an install, by
+# 2,000-3,000 with this limit). On this VM those are, most likely, the blocks its free page
+# reporting has handed back to the host, each faulting there as it is filled. Installing the
+# reference workload after a dropped page cache (as the benchmark does), medians of 4-5
+# shuffled rounds: whole-file writes 1.60-1.93 s of system time and 2.63-2.85 s of wall, 1 MiB
+# writes 0.95-1.27 s and 1.94-2.30 s; 16 to 256 KiB alike, 4 KiB worse (more calls), 2 MiB
+# as bad as whole files. GNU tar writes 10 KiB at a time.
+WRITE = 1 << 20
 
 # A new file: its path, its bytes (one view, or the views of the pieces it spans), its mode,
 # its mtime and whether its mode must be set after its creation (the umask took bits of it).
@@ -76,8 +87,9 @@ def write_files(jobs: list[Job]) -> None:
 
 
 def write_all(fd: int, view: memoryview) -> None:
+    """All of `view` at the file's position, at most `WRITE` bytes a call."""
     while view:
-        view = view[os.write(fd, view) :]
+        view = view[os.write(fd, view[:WRITE]) :]
 
 
 def finish(fd: int, path: str, mode: int, mtime: float, chmod: bool) -> None:
@@ -120,7 +132,7 @@ class Spanning:
                 write_all(fd, view)
                 return
             while view:
-                done = os.pwrite(fd, view, offset)
+                done = os.pwrite(fd, view[:WRITE], offset)
                 view, offset = view[done:], offset + done
         finally:
             self.release()
