@@ -736,6 +736,39 @@ def test_no_write_call_is_given_more_than_a_mebibyte(
     assert sum(sizes) > 3 * _files.SPANNING + 3 * MEMBER_SIZE
 
 
+def test_the_pieces_of_one_file_are_never_written_at_once(
+    large: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writing threads take turns at a large file: the kernel would make them wait for the
+    file's inode lock anyway, spinning on a core (`Spanning.writing`). Each os.pwrite here
+    sleeps a little, so writes that could overlap do; the pieces still go to several threads,
+    and the tree is tar's."""
+    archive, blob = large
+    active: dict[int, int] = {}
+    most, threads = 0, set()
+    guard, pwrite = threading.Lock(), os.pwrite
+
+    def slow_pwrite(fd: int, data: Any, offset: int) -> int:
+        nonlocal most
+        with guard:
+            active[fd] = active.get(fd, 0) + 1
+            most = max(most, active[fd])
+            threads.add(threading.current_thread().name)
+        try:
+            time.sleep(0.002)
+            return pwrite(fd, data, offset)
+        finally:
+            with guard:
+                active[fd] -= 1
+
+    monkeypatch.setattr(os, "pwrite", slow_pwrite)
+    catalogue(archive.as_uri(), blob).install("v", cache_dir=tmp_path / "cache")
+    got = listing(installed_root(tmp_path / "cache"), frozenset({".provisioned"}))
+    assert got == tar_xzf(archive, tmp_path / "tar")
+    assert len(threads) >= 2, threads  # the pieces went to several writing threads
+    assert most == 1
+
+
 @pytest.mark.parametrize("failure", ["pwrite", "cut"])
 def test_a_large_file_that_fails_midway_installs_nothing_and_leaves_no_file_open(
     large: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
