@@ -4,6 +4,7 @@ stages cut from a build's progress lines, the results merged, the runner and the
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import struct
@@ -11,6 +12,7 @@ import sys
 import urllib.request
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from benchmarks.record import Recorder, stage_times, summarize
 from benchmarks.report import write_markdown
 from benchmarks.results import merge_results
 from benchmarks.runner import Run, call, clean_env, run
+from benchmarks.scenarios.consumer import catalogue_package
 from benchmarks.servers import serve
 from benchmarks.targets import targets
 from benchmarks.wheelhouse_report import write as write_wheelhouse
@@ -273,3 +276,24 @@ def test_the_consumer_alone_without_results_to_add_to_is_refused_before_it_runs(
     with pytest.raises(BenchError, match="has no build results to add the consumer's to"):
         bench_main([*skips, "--out", str(tmp_path / "out"), "--work", str(work)])
     assert not work.exists()
+
+
+def test_the_consumer_imports_the_catalogue_package_compiled(tmp_path: Path) -> None:
+    """The consumer's copy of the catalogue package holds its bytecode, as an installed wheel
+    does: an install run with PYTHONDONTWRITEBYTECODE (these machines set it) compiles
+    nothing, and imports the package from the copy."""
+    setup: Any = SimpleNamespace(work=tmp_path)
+    folder = catalogue_package(setup)
+    assert catalogue_package(setup) == folder  # made once
+    sources = sorted(folder.rglob("*.py"))
+    assert len(sources) > 10
+    for source in sources:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        # What the import system checks before it uses bytecode: the source's mtime and size.
+        flags, mtime, size = struct.unpack("<III", cached.read_bytes()[4:16])
+        stat = source.stat()
+        assert (flags, mtime, size) == (0, int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size)
+    probe = "import runenv_catalogue.__main__ as m; print(m.__file__)"
+    env = clean_env() | {"PYTHONPATH": str(folder), "PYTHONDONTWRITEBYTECODE": "1"}
+    printed = call([sys.executable, "-c", probe], env=env, what="import").strip()
+    assert printed == str(folder / "runenv_catalogue" / "__main__.py")
