@@ -4,10 +4,13 @@ stages cut from a build's progress lines, the results merged, the runner and the
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import struct
+import subprocess
 import sys
 import urllib.request
 import zlib
@@ -20,6 +23,7 @@ import pytest
 from benchmarks import REPO
 from benchmarks.__main__ import main as bench_main
 from benchmarks.chart import write_chart, write_png_chart
+from benchmarks.consumer_ab import main as consumer_ab
 from benchmarks.log import BenchError
 from benchmarks.record import Recorder, stage_times, summarize
 from benchmarks.report import write_markdown
@@ -29,6 +33,8 @@ from benchmarks.scenarios.consumer import catalogue_package
 from benchmarks.servers import serve
 from benchmarks.targets import targets
 from benchmarks.wheelhouse_report import write as write_wheelhouse
+from runenv.artifact.pack import pack_tree
+from runenv.platforms import host_platform
 
 DOCS = REPO / "docs"
 
@@ -297,3 +303,83 @@ def test_the_consumer_imports_the_catalogue_package_compiled(tmp_path: Path) -> 
     env = clean_env() | {"PYTHONPATH": str(folder), "PYTHONDONTWRITEBYTECODE": "1"}
     printed = call([sys.executable, "-c", probe], env=env, what="import").strip()
     assert printed == str(folder / "runenv_catalogue" / "__main__.py")
+
+
+def _catalogue_of_a_packed_tree(tmp_path: Path) -> Path:
+    """A catalogue.json naming, by a file:// URL, runenv's archive of a small tree."""
+    tree = tmp_path / "tree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "python3.12").write_text("#!/bin/sh\n")
+    (tree / "bin" / "python3.12").chmod(0o755)
+    (tree / "bin" / "python3").symlink_to("python3.12")
+    (tree / "lib" / "site-packages").mkdir(parents=True)
+    (tree / "lib" / "site-packages" / "data.bin").write_bytes(os.urandom(3 << 20))
+    archive = tmp_path / "a.tar.gz"
+    pack_tree(tree, archive)
+    blob = archive.read_bytes()
+    entry = {
+        "url": archive.as_uri(),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "size": len(blob),
+        "python_version": "3.12.10",
+        "interpreter": "bin/python3",
+        "site_packages": "lib/site-packages",
+        "packages": [],
+    }
+    catalogue = tmp_path / "catalogue.json"
+    doc = {"schema_version": 1, "version": "t", "variants": {"v": {host_platform(): entry}}}
+    catalogue.write_text(json.dumps(doc))
+    return catalogue
+
+
+def test_consumer_ab_installs_with_each_package_and_catches_another_tree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m benchmarks.consumer_ab`: each package copy installs the archive in shuffled
+    rounds beside tar xzf, every tree compared with the first; a copy that writes other file
+    modes is stopped with the round and the package named."""
+    catalogue = _catalogue_of_a_packed_tree(tmp_path)
+    source = REPO / "catalogue" / "src"
+    args = [str(catalogue), "v", "--package", f"a={source}", "--package", f"b={source}"]
+    assert consumer_ab([*args, "--tar", "--rounds", "2", "--work", str(tmp_path / "w1")]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split(":")[0] for line in out.splitlines()] == ["a", "b", "tar"]
+    assert "x tar xzf (median of the rounds' ratios)" in out
+    assert err.count("identical") == 6 and "DIFFERS" not in err
+    # A copy whose files get other modes: the tree it writes is not tar's.
+    other = tmp_path / "other"
+    shutil.copytree(source / "runenv_catalogue", other / "runenv_catalogue")
+    files = other / "runenv_catalogue" / "_files.py"
+    text = files.read_text()
+    files.write_text(text.replace("    return mode | 0o600\n", "    return 0o600\n"))
+    args = [str(catalogue), "v", "--package", f"other={other}", "--tar", "--rounds", "1"]
+    # tar first: the tree every other is compared with.
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr("random.sample", lambda names, k: sorted(names, key=lambda n: n != "tar"))
+        assert consumer_ab([*args, "--work", str(tmp_path / "w2")]) == 1
+    _, err = capsys.readouterr()
+    assert "error: round 1 other: the tree differs from the first one" in err
+
+
+def test_consumer_ab_refuses_bad_usage_in_one_line(tmp_path: Path) -> None:
+    """A package folder without the package, a catalogue without the variant, no rounds:
+    exit 2 before anything runs, the argument named."""
+    catalogue = _catalogue_of_a_packed_tree(tmp_path)
+    source = REPO / "catalogue" / "src"
+    cases = [
+        ([str(catalogue), "v", "--package", f"a={tmp_path}"], "--package a="),
+        ([str(catalogue), "w", "--package", f"a={source}"], "no single entry for 'w'"),
+        ([str(catalogue), "v", "--package", f"a={source}", "--rounds", "0"], "--rounds"),
+    ]
+    for argv, said in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.consumer_ab", *argv, "--work", str(tmp_path / "w")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert said in done.stderr.splitlines()[-1]
+        assert "Traceback" not in done.stderr
+    assert not any(tmp_path.glob("w/a-*"))  # nothing ran

@@ -65,11 +65,15 @@ def catalogue_package(s: Setup) -> Path:
     leaves it (pip compiles it), for the consumer's PYTHONPATH: a checkout holds no bytecode,
     and where PYTHONDONTWRITEBYTECODE is set (these machines set it) every install would
     compile the package's modules again, 26 ms of each on this machine."""
-    folder = s.work / "consumer-package"
+    package = REPO / "catalogue" / "src" / "runenv_catalogue"
+    return compiled_copy(package, s.work / "consumer-package")
+
+
+def compiled_copy(package: Path, folder: Path) -> Path:
+    """`folder`, holding a copy of `package` with its bytecode compiled (made once)."""
     if not folder.exists():
         staged = folder.with_name(folder.name + ".tmp")
         rmtree(staged)
-        package = REPO / "catalogue" / "src" / "runenv_catalogue"
         shutil.copytree(package, staged / package.name)
         if not compileall.compile_dir(staged, quiet=1):
             raise BenchError(f"cannot compile the catalogue package in {staged}")
