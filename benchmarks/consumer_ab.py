@@ -5,7 +5,7 @@ the by-hand experiments of issue 24 (does this change make the consumer faster?)
         [--rounds N] [--work DIR]
 
 Each FOLDER holds a `runenv_catalogue` package (this checkout's `catalogue/src`, or a copy with
-one change), compiled once into WORK as the benchmark compiles its own (`compiled_copy`). Every
+one change), compiled into WORK afresh on each run, as the benchmark compiles its own. Every
 command runs under the benchmark's protocol (`measure_consumer`): `TRASH.settle`, the page cache
 dropped, the archive and the tools read back in; the order within a round is shuffled. Every
 tree is compared with the first one written (tar's, with `--tar`), so a change that is faster
@@ -46,14 +46,20 @@ def archive_of(catalogue: Path, variant: str) -> Path:
 
 
 def packages(specs: Sequence[str], work: Path) -> dict[str, Path]:
-    """NAME=FOLDER pairs, each FOLDER's `runenv_catalogue` compiled into `work/NAME`."""
+    """NAME=FOLDER pairs, each FOLDER's `runenv_catalogue` compiled into `work/packages/NAME`."""
     out: dict[str, Path] = {}
     for spec in specs:
         name, _, folder = spec.partition("=")
         package = Path(folder) / "runenv_catalogue"
-        if not name or name == TAR or name in out or not (package / "__init__.py").is_file():
+        if (
+            not name.isidentifier()
+            or name == TAR
+            or name in out
+            or not (package / "__init__.py").is_file()
+        ):
             raise BenchError(
-                f"--package {spec}: want a new NAME (not {TAR!r})=FOLDER/runenv_catalogue"
+                f"--package {spec}: want NAME=FOLDER, NAME a new identifier (not {TAR!r}), "
+                "FOLDER holding runenv_catalogue/"
             )
         TRASH.discard(work / "packages" / name)  # compiled again: FOLDER may have changed
         out[name] = compiled_copy(package, work / "packages" / name)

@@ -368,6 +368,7 @@ def test_consumer_ab_refuses_bad_usage_in_one_line(tmp_path: Path) -> None:
     source = REPO / "catalogue" / "src"
     cases = [
         ([str(catalogue), "v", "--package", f"a={tmp_path}"], "--package a="),
+        ([str(catalogue), "v", "--package", f"../a={source}"], "NAME a new identifier"),
         ([str(catalogue), "w", "--package", f"a={source}"], "no single entry for 'w'"),
         ([str(catalogue), "v", "--package", f"a={source}", "--rounds", "0"], "--rounds"),
     ]
