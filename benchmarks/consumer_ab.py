@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 from benchmarks.log import BenchError, log
 from benchmarks.runner import clean_env, run
-from benchmarks.scenarios.consumer import CONSUMER, compiled_copy, tree_listing, warm
+from benchmarks.scenarios.consumer import CONSUMER, compiled_copy, room, tree_listing, warm
 from benchmarks.trash import TRASH, drop_page_cache
 
 TAR = "tar"
@@ -45,7 +45,7 @@ def archive_of(catalogue: Path, variant: str) -> Path:
     return Path(unquote(url.path))
 
 
-def packages(specs: Sequence[str], work: Path) -> dict[str, Path]:
+def packages(specs: Sequence[str], work: Path, keep: int) -> dict[str, Path]:
     """NAME=FOLDER pairs, each FOLDER's `runenv_catalogue` compiled into `work/packages/NAME`."""
     out: dict[str, Path] = {}
     for spec in specs:
@@ -61,7 +61,8 @@ def packages(specs: Sequence[str], work: Path) -> dict[str, Path]:
                 f"--package {spec}: want NAME=FOLDER, NAME a new identifier (not {TAR!r}), "
                 "FOLDER holding runenv_catalogue/"
             )
-        TRASH.discard(work / "packages" / name)  # compiled again: FOLDER may have changed
+        # Compiled again on each run: FOLDER may have changed.
+        TRASH.discard(work / "packages" / name, keep, TRASH.QUIET_TRASH)
         out[name] = compiled_copy(package, work / "packages" / name)
     return out
 
@@ -81,11 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         archive = archive_of(args.catalogue, args.variant)
         args.work.mkdir(parents=True, exist_ok=True)
         TRASH.root = args.work.resolve() / "trash"
-        found = packages(args.package, args.work)
+        # The free bytes under which the trash is emptied (each emptying costs the next
+        # command minutes: `Trash`): two more rounds' trees, as the benchmark's consumer keeps.
+        keep = room(archive.stat().st_size)
+        found = packages(args.package, args.work, keep)
     except BenchError as exc:
         parser.error(str(exc))
     try:
-        results = rounds(args.catalogue, args.variant, archive, found, args)
+        results = rounds(args.catalogue, args.variant, archive, found, args, keep)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -97,16 +101,22 @@ Result = dict[str, list[tuple[float, float]]]  # name: (wall, cpu) per round
 
 
 def rounds(
-    catalogue: Path, variant: str, archive: Path, found: dict[str, Path], args: argparse.Namespace
+    catalogue: Path,
+    variant: str,
+    archive: Path,
+    found: dict[str, Path],
+    args: argparse.Namespace,
+    keep: int,
 ) -> Result:
-    """`args.rounds` rounds of every package's install (and tar's), in shuffled order."""
+    """`args.rounds` rounds of every package's install (and tar's), in shuffled order; the
+    trees go to the trash, emptied when fewer than `keep` bytes are free."""
     names = [*found, *([TAR] if args.tar else [])]
     results: Result = {name: [] for name in names}
     first: dict[str, tuple[object, ...]] | None = None
     for i in range(1, args.rounds + 1):
         for name in random.sample(names, len(names)):
             dest = args.work / f"{name}-{i}"
-            TRASH.discard(dest)  # an earlier run's, with the same --work
+            TRASH.discard(dest, keep, TRASH.QUIET_TRASH)  # an earlier run's, same --work
             command, env, root = _command(name, found, catalogue, variant, archive, dest)
             TRASH.settle()
             drop_page_cache()
@@ -125,7 +135,7 @@ def rounds(
             )
             if listing != first:
                 raise BenchError(f"round {i} {name}: the tree differs from the first one")
-            TRASH.discard(dest)
+            TRASH.discard(dest, keep, TRASH.QUIET_TRASH)
     return results
 
 

@@ -32,6 +32,7 @@ from benchmarks.runner import Run, call, clean_env, run
 from benchmarks.scenarios.consumer import catalogue_package
 from benchmarks.servers import serve
 from benchmarks.targets import targets
+from benchmarks.trash import TRASH
 from benchmarks.wheelhouse_report import write as write_wheelhouse
 from runenv.artifact.pack import pack_tree
 from runenv.platforms import host_platform
@@ -333,11 +334,13 @@ def _catalogue_of_a_packed_tree(tmp_path: Path) -> Path:
 
 
 def test_consumer_ab_installs_with_each_package_and_catches_another_tree(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`python -m benchmarks.consumer_ab`: each package copy installs the archive in shuffled
     rounds beside tar xzf, every tree compared with the first; a copy that writes other file
     modes is stopped with the round and the package named."""
+    for name in ("root", "count", "removed_at", "quiet"):  # main sets the trash's up
+        monkeypatch.setattr(TRASH, name, getattr(TRASH, name))
     catalogue = _catalogue_of_a_packed_tree(tmp_path)
     source = REPO / "catalogue" / "src"
     args = [str(catalogue), "v", "--package", f"a={source}", "--package", f"b={source}"]
