@@ -42,7 +42,10 @@ def archive_of(catalogue: Path, variant: str) -> Path:
         raise BenchError(f"{catalogue}: no single entry for {variant!r} ({exc})") from None
     if url.scheme != "file":
         raise BenchError(f"{catalogue}: {variant}'s archive is not a file:// URL: {entry['url']}")
-    return Path(unquote(url.path))
+    archive = Path(unquote(url.path))
+    if not archive.is_file():
+        raise BenchError(f"{catalogue}: {variant}'s archive {archive} is not there")
+    return archive
 
 
 def packages(specs: Sequence[str], work: Path, keep: int) -> dict[str, Path]:

@@ -368,12 +368,17 @@ def test_consumer_ab_refuses_bad_usage_in_one_line(tmp_path: Path) -> None:
     """A package folder without the package, a catalogue without the variant, no rounds:
     exit 2 before anything runs, the argument named."""
     catalogue = _catalogue_of_a_packed_tree(tmp_path)
+    missing = tmp_path / "moved.json"  # its archive moved away
+    entry = json.loads(catalogue.read_text())
+    entry["variants"]["v"][host_platform()]["url"] = (tmp_path / "gone" / "a.tar.gz").as_uri()
+    missing.write_text(json.dumps(entry))
     source = REPO / "catalogue" / "src"
     cases = [
         ([str(catalogue), "v", "--package", f"a={tmp_path}"], "--package a="),
         ([str(catalogue), "v", "--package", f"../a={source}"], "NAME a new identifier"),
         ([str(catalogue), "w", "--package", f"a={source}"], "no single entry for 'w'"),
         ([str(catalogue), "v", "--package", f"a={source}", "--rounds", "0"], "--rounds"),
+        ([str(missing), "v", "--package", f"a={source}"], "a.tar.gz is not there"),
     ]
     for argv, said in cases:
         done = subprocess.run(
