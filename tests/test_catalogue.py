@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -534,3 +535,67 @@ def test_an_install_from_a_file_loads_no_download_or_venv_code(tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]", done.stdout
+
+
+_GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+# A fresh process's resident memory before and after 64 MiB of 4 MiB buffers are made and
+# freed (each over glibc's first mmap threshold), and after `_heap.release`, in MiB.
+_FREED = (
+    "from runenv_catalogue import _heap\n"
+    "def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096 >> 20\n"
+    "before = rss()\n"
+    "blocks = [b'x' * (4 << 20) for _ in range(16)]\n"
+    "del blocks\n"
+    "after = rss()\n"
+    "_heap.release()\n"
+    "print(after - before, rss() - before, 'ctypes' in sys.modules)\n"
+)
+
+
+def _python(script: str, *args: object) -> list[str]:
+    """`script` run by a fresh `python -S` that sees only the catalogue package; its output's
+    last line, split."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MALLOC_"))}
+    env["PYTHONPATH"] = str(REPO / "catalogue" / "src")
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()[-1].split()
+
+
+@pytest.mark.skipif(not _GLIBC, reason="glibc's malloc only")
+def test_kept_freed_memory_stays_in_the_process_until_released() -> None:
+    """`_heap.keep_freed` makes glibc keep the buffers an unpack frees, for the next ones,
+    instead of unmapping them; `release` hands them back. Without it they go at once."""
+    assert _python("import sys\n" + _FREED)[:2] == ["0", "0"]
+    kept, released, _ = _python(
+        "import sys\nfrom runenv_catalogue import _heap\nassert _heap.keep_freed()\n" + _FREED
+    )
+    assert int(kept) >= 48, kept
+    assert int(released) < 16, released
+
+
+@pytest.mark.skipif(not _GLIBC, reason="glibc's malloc only")
+def test_the_cli_keeps_freed_memory_for_an_unpack_only(tmp_path: Path) -> None:
+    """The CLI's `install` tunes the heap (`_heap`) when it unpacks: memory freed afterwards
+    stays in the process. An install found in the cache tunes nothing, nor loads ctypes."""
+    data = _tar([GOOD])
+    (tmp_path / "rt.tar.gz").write_bytes(data)
+    doc = _document((tmp_path / "rt.tar.gz").as_uri(), hashlib.sha256(data).hexdigest(), len(data))
+    (tmp_path / "catalogue.json").write_text(json.dumps(doc))
+    script = (
+        "import sys; from pathlib import Path; from runenv_catalogue import Catalogue; "
+        "from runenv_catalogue.__main__ import main; "
+        "cat = Catalogue.load(Path(sys.argv[1])); "
+        "assert main(['install', 'v', '--cache-dir', sys.argv[2]], cat) == 0\n"
+        + _FREED.replace("_heap.release()", "")
+    )
+    unpacked = _python(script, tmp_path / "catalogue.json", tmp_path / "cache")
+    assert int(unpacked[0]) >= 48 and unpacked[2] == "True", unpacked
+    cached = _python(script, tmp_path / "catalogue.json", tmp_path / "cache")
+    assert cached[:3] == ["0", "0", "False"], cached

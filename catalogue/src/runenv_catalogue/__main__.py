@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from runenv_catalogue import _heap
 from runenv_catalogue._catalogue import Catalogue
 from runenv_catalogue._provision import CatalogueError
 
@@ -66,6 +67,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _install(
+    cat: Catalogue, variant: str, platform: str | None, cache_dir: Path | None, *, lives_on: bool
+) -> Path:
+    """`cat.install`, the C heap tuned for its unpack if there is one (`_heap`), and handed
+    back after it if the process `lives_on` (`run` waits for the runtime it starts)."""
+    if cat.which(variant, platform, cache_dir=cache_dir) is not None or not _heap.keep_freed():
+        return cat.install(variant, platform, cache_dir=cache_dir)
+    try:
+        return cat.install(variant, platform, cache_dir=cache_dir)
+    finally:
+        if lives_on:
+            _heap.release()
+
+
 def main(argv: Sequence[str] | None = None, catalogue: Catalogue | None = None) -> int:
     """The CLI; `catalogue` defaults to the one this package ships."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -103,8 +118,9 @@ def main(argv: Sequence[str] | None = None, catalogue: Catalogue | None = None) 
             _out(str(made))
             return 0
         if args.command == "install":
-            _out(str(cat.install(args.variant, args.platform, cache_dir=args.cache_dir)))
+            _out(str(_install(cat, args.variant, args.platform, args.cache_dir, lives_on=False)))
             return 0
+        _install(cat, args.variant, None, args.cache_dir, lives_on=True)
         sys.stdout.flush()
         return cat.run(args.variant, child, cache_dir=args.cache_dir)
     except CatalogueError as exc:
