@@ -34,7 +34,7 @@ def _glibc() -> Any | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        import ctypes  # loaded here only: 3 ms, which only the CLI's install pays
+        import ctypes  # loaded here only: 3 ms, which only an unpack by the CLI pays
 
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 (glibc's own: musl's mallopt does nothing)
