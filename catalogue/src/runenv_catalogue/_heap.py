@@ -5,10 +5,11 @@ An unpack allocates and frees a few hundred MB of buffers, a few MiB each: a gro
 inflated bytes, a member's compressed bytes. glibc serves buffers over its mmap threshold
 (128 KiB, raised as large buffers are freed) with a fresh mapping and gives the top of a heap
 back once more than its trim threshold is free there, so the next buffer faults its pages in
-again (on a VM, from the host). Fixed thresholds keep them: installing the reference workload
-(3.12.10, 9,882 entries, 336 MB), 12 shuffled rounds after a dropped page cache, page faults
-39,000 -> 16,000, CPU 2.16 -> 2.01 s, wall 1.27 -> 1.19 s. uv, for its own speed, brings
-its own allocator (astral-sh/uv, crates/uv-performance-memory-allocator).
+again (on a VM, most likely on the host too). Fixed thresholds keep them. Installing the
+reference workload (3.12.10, 9,882 entries, 336 MB), 12 shuffled rounds after a dropped page
+cache, the thresholds set through glibc's MALLOC_* variables: page faults 39,000 -> 16,000,
+CPU 2.16 -> 2.01 s, wall 1.27 -> 1.19 s (the benchmark's runs: docs/benchmarks.md). uv, for
+its own speed, brings its own allocator (astral-sh/uv, crates/uv-performance-memory-allocator).
 
 Only the CLI does this (`__main__`): a library call must not change its host process's
 allocator for good. Off glibc (macOS, Windows, musl, a Python without ctypes) nothing happens.
@@ -23,7 +24,7 @@ from typing import Any
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 # Buffers up to this come from the heap: glibc's most (HEAP_MAX_SIZE / 2 on 64-bit), above
-# the unpack's largest buffer (a member inflated whole, 8 MiB).
+# the unpack's largest (a member inflated whole, 8 MiB; its compressed bytes, at most 9 MiB).
 MMAP_THRESHOLD = 32 << 20
 # Free memory a heap keeps at its top: more than an unpack ever holds (about 150 MB, `_unpack`).
 TRIM_THRESHOLD = 1 << 30
