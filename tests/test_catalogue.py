@@ -504,37 +504,53 @@ def test_a_file_url_names_its_path_once_unquoted(tmp_path: Path) -> None:
     assert python.read_bytes() == GOOD[1]
 
 
-def test_an_install_from_a_file_loads_no_download_or_venv_code(tmp_path: Path) -> None:
-    """Every consumer machine runs `install` first: from a file (or the cache) it imports
-    neither urllib's HTTP stack (http.client, ssl) nor the PEP 440/508 code the venv command
-    checks requirements with, nor subprocess (it runs nothing) nor importlib.resources (the
-    catalogue is a file); a download, a venv and `run` load them when they need them."""
+def _file_catalogue(tmp_path: Path) -> Path:
+    """A catalogue.json in `tmp_path` whose variant `v` is a small archive there (`file://`)."""
     data = _tar([GOOD])
     (tmp_path / "rt.tar.gz").write_bytes(data)
     doc = _document((tmp_path / "rt.tar.gz").as_uri(), hashlib.sha256(data).hexdigest(), len(data))
     (tmp_path / "catalogue.json").write_text(json.dumps(doc))
-    script = (
-        "import sys; from pathlib import Path; from runenv_catalogue import Catalogue; "
-        "from runenv_catalogue.__main__ import main; "
-        "cat = Catalogue.load(Path(sys.argv[1])); "
-        "code = main(['install', 'v', '--cache-dir', sys.argv[2]], cat); "
-        "print(sorted(m for m in ('http.client', 'ssl', 'urllib.request', 'subprocess', "
-        "'importlib.resources', 'runenv_catalogue._requirements', 'runenv_catalogue._check') "
-        "if m in sys.modules)); "
-        "sys.exit(code)"
-    )
-    # -S: no site hook of this machine's Python loads urllib behind the package's back.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    return tmp_path / "catalogue.json"
+
+
+# The CLI's `install v` of the catalogue argv[1] into the cache argv[2], its exit code `code`.
+_INSTALL = (
+    "import sys; from pathlib import Path; from runenv_catalogue import Catalogue; "
+    "from runenv_catalogue.__main__ import main; "
+    "cat = Catalogue.load(Path(sys.argv[1])); "
+    "code = main(['install', 'v', '--cache-dir', sys.argv[2]], cat)\n"
+)
+
+
+def _python(script: str, *args: object) -> list[str]:
+    """`script` run by a fresh `python -S` (no site hook of this machine's Python loads
+    anything behind the package's back) that sees only the catalogue package; its output's
+    last line, split."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MALLOC_"))}
     env["PYTHONPATH"] = str(REPO / "catalogue" / "src")
     done = subprocess.run(
-        [sys.executable, "-S", "-c", script, tmp_path / "catalogue.json", tmp_path / "cache"],
+        [sys.executable, "-S", "-c", script, *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[]", done.stdout
+    return done.stdout.splitlines()[-1].split()
+
+
+def test_an_install_from_a_file_loads_no_download_or_venv_code(tmp_path: Path) -> None:
+    """Every consumer machine runs `install` first: from a file (or the cache) it imports
+    neither urllib's HTTP stack (http.client, ssl) nor the PEP 440/508 code the venv command
+    checks requirements with, nor subprocess (it runs nothing) nor importlib.resources (the
+    catalogue is a file); a download, a venv and `run` load them when they need them."""
+    script = _INSTALL + (
+        "print(sorted(m for m in ('http.client', 'ssl', 'urllib.request', 'subprocess', "
+        "'importlib.resources', 'runenv_catalogue._requirements', 'runenv_catalogue._check') "
+        "if m in sys.modules)); "
+        "sys.exit(code)"
+    )
+    assert _python(script, _file_catalogue(tmp_path), tmp_path / "cache") == ["[]"]
 
 
 _GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
@@ -550,22 +566,6 @@ _FREED = (
     "_heap.release()\n"
     "print(after - before, rss() - before, 'ctypes' in sys.modules)\n"
 )
-
-
-def _python(script: str, *args: object) -> list[str]:
-    """`script` run by a fresh `python -S` that sees only the catalogue package; its output's
-    last line, split."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MALLOC_"))}
-    env["PYTHONPATH"] = str(REPO / "catalogue" / "src")
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", script, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()[-1].split()
 
 
 @pytest.mark.skipif(not _GLIBC, reason="glibc's malloc only")
@@ -584,18 +584,9 @@ def test_kept_freed_memory_stays_in_the_process_until_released() -> None:
 def test_the_cli_keeps_freed_memory_for_an_unpack_only(tmp_path: Path) -> None:
     """The CLI's `install` tunes the heap (`_heap`) when it unpacks: memory freed afterwards
     stays in the process. An install found in the cache tunes nothing, nor loads ctypes."""
-    data = _tar([GOOD])
-    (tmp_path / "rt.tar.gz").write_bytes(data)
-    doc = _document((tmp_path / "rt.tar.gz").as_uri(), hashlib.sha256(data).hexdigest(), len(data))
-    (tmp_path / "catalogue.json").write_text(json.dumps(doc))
-    script = (
-        "import sys; from pathlib import Path; from runenv_catalogue import Catalogue; "
-        "from runenv_catalogue.__main__ import main; "
-        "cat = Catalogue.load(Path(sys.argv[1])); "
-        "assert main(['install', 'v', '--cache-dir', sys.argv[2]], cat) == 0\n"
-        + _FREED.replace("_heap.release()", "")
-    )
-    unpacked = _python(script, tmp_path / "catalogue.json", tmp_path / "cache")
+    catalogue = _file_catalogue(tmp_path)
+    script = _INSTALL + "assert code == 0\n" + _FREED.replace("_heap.release()", "")
+    unpacked = _python(script, catalogue, tmp_path / "cache")
     assert int(unpacked[0]) >= 48 and unpacked[2] == "True", unpacked
-    cached = _python(script, tmp_path / "catalogue.json", tmp_path / "cache")
+    cached = _python(script, catalogue, tmp_path / "cache")
     assert cached[:3] == ["0", "0", "False"], cached
