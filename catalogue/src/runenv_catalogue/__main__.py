@@ -72,12 +72,11 @@ def _install(
 ) -> Path:
     """`cat.install`, the C heap tuned for its unpack if there is one (`_heap`), and handed
     back after it if the process `lives_on` (`run` waits for the runtime it starts)."""
-    if cat.which(variant, platform, cache_dir=cache_dir) is not None or not _heap.keep_freed():
-        return cat.install(variant, platform, cache_dir=cache_dir)
+    tuned = cat.which(variant, platform, cache_dir=cache_dir) is None and _heap.keep_freed()
     try:
         return cat.install(variant, platform, cache_dir=cache_dir)
     finally:
-        if lives_on:
+        if tuned and lives_on:
             _heap.release()
 
 
