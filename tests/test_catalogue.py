@@ -553,6 +553,20 @@ def test_an_install_from_a_file_loads_no_download_or_venv_code(tmp_path: Path) -
     assert _python(script, _file_catalogue(tmp_path), tmp_path / "cache") == ["[]"]
 
 
+def test_an_installed_runtime_is_found_without_the_unpacking_code(tmp_path: Path) -> None:
+    """`which` and `run` of an installed runtime, a consumer's every call, load none of the
+    unpacking (tarfile, concurrent.futures and its logging), nor dataclasses (and inspect,
+    ast, dis) nor platform: they only read the catalogue and the cache."""
+    catalogue = _file_catalogue(tmp_path)
+    assert _python(_INSTALL + "print(code)", catalogue, tmp_path / "cache") == ["0"]
+    script = _INSTALL.replace("['install'", "['which'") + (
+        "print(code, sorted(m for m in ('tarfile', 'concurrent.futures', 'logging', "
+        "'runenv_catalogue._unpack', 'dataclasses', 'inspect', 'platform') "
+        "if m in sys.modules))"
+    )
+    assert _python(script, catalogue, tmp_path / "cache") == ["0", "[]"]
+
+
 _GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 # A fresh process's resident memory before and after 64 MiB of 4 MiB buffers are made and
 # freed (each over glibc's first mmap threshold), and after `_heap.release`, in MiB.

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 import runenv_catalogue as rc
-from runenv_catalogue import _provision
+from runenv_catalogue import _unpack
 
 from runenv.artifact.manifest import SCHEMA_VERSION as MANIFEST_SCHEMA
 from runenv.commands.catalogue import collect
@@ -131,7 +131,7 @@ GOOD = {
 
 
 def _catalogue_extract(archive: Path, dest: Path) -> Path:
-    _provision.safe_extract(archive, dest, archive.name)
+    _unpack.safe_extract(archive, dest, archive.name)
     return dest
 
 

@@ -6,9 +6,9 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from runenv_catalogue import _inputs
 from runenv_catalogue._provision import (
@@ -70,9 +70,9 @@ def _relative(value: Any, where: str) -> PurePosixPath:
         raise CatalogueError(f"catalogue.json: {where}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One runtime archive: a variant built for one platform."""
+class Entry(NamedTuple):
+    """One runtime archive: a variant built for one platform. A named tuple, not a dataclass:
+    `dataclasses` loads `inspect` (and `ast`, `dis`, `tokenize`), 7 ms of every `run`."""
 
     variant: str
     platform: str
@@ -84,7 +84,7 @@ class Entry:
     site_packages: PurePosixPath
     scripts: PurePosixPath
     packages: tuple[tuple[str, str], ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = MappingProxyType({})
     parts: tuple[Part, ...] = ()  # the archive in parts (a release asset is < 2 GiB): joined
     layout: str = INSTALLED  # or WHEELHOUSE: a Python plus the wheels blocks install from
     bin_dir: PurePosixPath | None = None  # where `python` is (a wheelhouse runtime has one)

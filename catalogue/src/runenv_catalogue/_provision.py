@@ -21,9 +21,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from runenv_catalogue._errors import (
@@ -34,8 +33,6 @@ from runenv_catalogue._errors import (
     UsageError,
 )
 from runenv_catalogue._shared.redact import redact, scrub
-from runenv_catalogue._shared.tar_rules import plan_members
-from runenv_catalogue._unpack import safe_extract, unpack
 
 __all__ = [
     "CatalogueError",
@@ -46,9 +43,7 @@ __all__ = [
     "UsageError",
     "Verified",
     "is_provisioned",
-    "plan_members",
     "provision",
-    "safe_extract",
 ]
 
 MARKER = ".provisioned"
@@ -67,8 +62,7 @@ else:
         return unquote(path)
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(NamedTuple):
     """One part of an archive published in parts: its URL, size and sha256."""
 
     url: str
@@ -355,6 +349,10 @@ def provision(
             # until the hash is known good (the generator ends without an error).
             tree = work / "tree"
             shown = redact(parts[0].url if parts else url)
+            # Loaded here only: `which` and `run` of an installed runtime need none of the
+            # unpacking (tarfile, concurrent.futures and logging among it).
+            from runenv_catalogue._unpack import unpack
+
             try:
                 unpack(Verified(url, sha256, size, parts), tree, shown)
             except OSError as exc:
