@@ -119,8 +119,9 @@ def warm(archive: Path, env: dict[str, str]) -> None:
     with archive.open("rb", buffering=0) as f:
         while f.read(8 << 20):
             pass
-    # ctypes too: the CLI loads it when it unpacks, to tune the C heap (`_heap`).
-    imports = "import runenv_catalogue.__main__, runenv_catalogue._provision, ctypes"
+    # What the CLI loads only when it unpacks too: the unpacking (`_unpack`) and ctypes, to
+    # tune the C heap (`_heap`).
+    imports = "import runenv_catalogue.__main__, runenv_catalogue._unpack, ctypes"
     call([sys.executable, "-c", imports], env=env, what="loading the catalogue package")
     for tool in ("tar", "gzip"):
         call([tool, "--version"], env=clean_env(), what=f"{tool} --version")
