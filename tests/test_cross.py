@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 
@@ -171,6 +173,36 @@ def test_source_build_native_cached_and_runs(
     assert build(root, pkg_server) == 0
     assert "_in_process" not in log.read_text()
     assert list((cold_cache / "built-wheels").rglob("*.whl")) == built
+
+
+def test_a_native_source_build_gives_the_same_library_twice(
+    new_project: Callable[..., Path],
+    pkg_server: IndexServer,
+    pkg_index: Index,
+    cold_cache: Path,
+) -> None:
+    """The compiler writes the folder it builds in, a random temp folder, into the library
+    (DWARF's comp_dir: the stand-in's CFLAGS carry -g). Mapped to a fixed name, the sdist
+    built again, in a cache that lost its wheel, gives the same library byte for byte."""
+    if not pkg_index.has_setuptools:
+        pytest.skip("no setuptools wheel could be put in the test index")
+    root = new_project(["rtsrconly==1.0"])
+    assert build(root, pkg_server) == 0
+    site = root / "pydist" / VARIANT / "linux-x64" / SITE / "rtsrconly"
+    libraries = sorted(site.glob("_impl*.so"))
+    assert len(libraries) == 1
+    first = libraries[0].read_bytes()
+    assert b"runenv-sdist" in first  # the mapped name: the folder was written in
+
+    assert main(["-q", "--project", str(root), "clean", VARIANT]) == 0
+    shutil.rmtree(cold_cache / "built-wheels")
+    assert build(root, pkg_server) == 0
+    log = root / "dist" / f"runenv-{VARIANT}-linux-x64.log"
+    assert "_in_process" in log.read_text()  # compiled again, in another temp folder
+    assert libraries[0].read_bytes() == first
+    # The interpreter's own flags (-O3, -g...) are still there: setuptools replaces them with
+    # CFLAGS from the environment, but adds CPPFLAGS, which carries the mapping.
+    assert f"{sysconfig.get_config_var('CFLAGS')} -ffile-prefix-map=" in log.read_text()
 
 
 def test_force_source_takes_sdist_even_with_a_wheel(

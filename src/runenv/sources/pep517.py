@@ -8,6 +8,7 @@ folder the caller copies it out of.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import tempfile
@@ -21,6 +22,7 @@ from packaging.utils import canonicalize_name
 from runenv._cache import Cache
 from runenv._subprocess import run
 from runenv.errors import BuildError, RunenvError
+from runenv.platforms import host_platform
 from runenv.sources.build_env import RuntimeEnv
 
 if TYPE_CHECKING:
@@ -75,7 +77,7 @@ def build(
             indexes=plan.registries,
             default_index=default_index,
             cache=cache,
-            extra_environ=extra,
+            extra_environ=reproducible(extra, work),
             timeout=float(plan.timeout),
             log_file=log_file,
             what=what,
@@ -98,6 +100,31 @@ def build(
     except BaseException:
         tmp.cleanup()
         raise
+
+
+# The preprocessor's flags carry the mapping: setuptools adds CPPFLAGS to the interpreter's
+# own C and C++ flags, where CFLAGS and CXXFLAGS replace them (setuptools 84's
+# compilers/C/unix.py: -O3 and -g would go); meson and autotools add it too (CMake reads none).
+FLAGS = "CPPFLAGS"
+MAPPED = "/runenv-sdist"
+
+
+def reproducible(extra: Mapping[str, str], work: Path) -> dict[str, str]:
+    """`extra`, with `-ffile-prefix-map` mapping the build's temp folder `work` to a fixed name
+    added to the preprocessor's flags (after the ones `extra` or this process sets).
+    Compilers write the folder they build in into their output (DWARF's comp_dir,
+    `__FILE__`): a random name of the same length each build, so one sdist built twice gave
+    a library that differs in a few bytes, and so did the archive. GCC 8+ and clang 10+ know
+    the flag; on Windows (MSVC, which reads no CPPFLAGS) and for a folder with whitespace
+    (flags are split on it) nothing is added."""
+    # Both spellings: the compiler's working folder is the resolved one (macOS's /var is a
+    # symlink to /private/var), a path the backend passes may be the other.
+    names = sorted({str(work), str(work.resolve())})
+    if host_platform().info.is_windows or any(c.isspace() for n in names for c in n):
+        return dict(extra)
+    flags = " ".join(f"-ffile-prefix-map={name}={MAPPED}" for name in names)
+    given = extra.get(FLAGS, os.environ.get(FLAGS, ""))
+    return {**extra, FLAGS: f"{given} {flags}".strip()}
 
 
 def _unpack_sdist(sdist: Path, dest: Path) -> Path:

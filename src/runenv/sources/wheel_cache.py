@@ -31,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 CACHE_SECTION = "built-wheels"
 NOT_PURE = "not-pure"  # marker: the host build of this source is not py3-none-any
-# Bump when the way runenv builds wheels changes what they contain.
-BUILD_RECIPE = 1
+# Bump when the way runenv builds wheels changes what they contain. 2: the temp build folder
+# mapped to a fixed name in the compiler's output (`pep517.reproducible`).
+BUILD_RECIPE = 2
 
 
 def cache_key(artifact: Artifact, plan: Plan, *, host_pure: bool = False) -> str:
