@@ -192,7 +192,7 @@ def test_a_native_source_build_gives_the_same_library_twice(
     libraries = sorted(site.glob("_impl*.so"))
     assert len(libraries) == 1
     first = libraries[0].read_bytes()
-    assert b"runenv-sdist" in first  # the mapped name: the folder was written in
+    assert b"/runenv-sdist/src/" in first  # the folder, written in, under its mapped name
 
     assert main(["-q", "--project", str(root), "clean", VARIANT]) == 0
     shutil.rmtree(cold_cache / "built-wheels")
